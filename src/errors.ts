@@ -3,6 +3,7 @@
  * what to do, and never carries a patient value (messages are built from fixed text plus tags/paths).
  */
 export const ERRORS = {
+  DEID_ERR_READ: 'The input could not be read. Check the path and its permissions.',
   DEID_ERR_NOT_DICOM: 'The file is not DICOM: no Part 10 preamble and no recognisable data set. Send a DICOM file.',
   DEID_ERR_TRUNCATED: 'The file ends before its last element is complete. Re-send the complete file.',
   DEID_ERR_BAD_LENGTH: 'An element length runs past the end of its container. The file is corrupt; re-export it from the source.',

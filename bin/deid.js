@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+// Entry point: the compiled CLI lives in dist/ (built by `npm ci` through the prepare script).
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const cli = new URL('../dist/cli.js', import.meta.url);
+if (!existsSync(fileURLToPath(cli))) {
+  process.stderr.write('deid: the build is missing; run `npm run build` (npm ci does it for you).\n');
+  process.exit(1);
+}
+const { main } = await import(cli.href);
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,165 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { readDicom } from './dicom/reader.js';
+import { DeidError, ERRORS, isDeidError } from './errors.js';
+import { collectFiles, runFiles, type RunSummary } from './cli/run.js';
+import { OPTIONS, OPTION_NAMES, optionCode } from './profiles/options.js';
+import { listBuiltinProfiles, loadProfile } from './profiles/profile.js';
+import { loadSecret } from './secret.js';
+import { uidsRemappedBy } from './stages/header.js';
+import { collectIdentifiers } from './stages/identifiers.js';
+import { verifyOutput } from './stages/verify.js';
+
+const USAGE = `deid — DICOM de-identification (PS3.15 Annex E)
+
+Usage:
+  deid run <file-or-folder>... --out <dir> --quarantine <dir> [--profile basic|<name>|<path>]
+           [--option <name>]... [--secret-file <path>] [--jobs N] [--json]
+  deid verify <original> <deidentified> [--profile <p>] [--option <name>]...
+  deid profiles
+  deid serve [...]        (the service; see README)
+
+Exit codes: 0 every file de-identified, 2 some file quarantined (or verify found a leak), 1 usage or configuration error.
+`;
+
+const DEFAULT_MAX_BYTES = 2 * 1024 ** 3;
+
+function fail(code: keyof typeof ERRORS, detail?: string): never {
+  throw new DeidError(code, detail);
+}
+
+function printSummary(s: RunSummary, out: string, quarantine: string): void {
+  const lines = [
+    `${s.files} file(s): ${s.deidentified} de-identified, ${s.quarantined} quarantined in ${s.seconds.toFixed(2)} s ` +
+      `(${s.filesPerSecond.toFixed(0)} files/s, ${s.mbPerSecond.toFixed(1)} MB/s)`,
+  ];
+  const reasons = Object.entries(s.reasons).sort((a, b) => b[1]! - a[1]!);
+  if (reasons.length) {
+    lines.push('quarantine reasons:');
+    for (const [code, n] of reasons) lines.push(`  ${String(n).padStart(6)}  ${code}  ${ERRORS[code as keyof typeof ERRORS]}`);
+  }
+  lines.push(`output:     ${out}`, `quarantine: ${quarantine}`);
+  console.log(lines.join('\n'));
+}
+
+async function cmdRun(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      out: { type: 'string' },
+      quarantine: { type: 'string' },
+      profile: { type: 'string', default: 'basic' },
+      option: { type: 'string', multiple: true, default: [] },
+      'secret-file': { type: 'string' },
+      jobs: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      'max-bytes': { type: 'string' },
+    },
+  });
+  if (positionals.length === 0) fail('DEID_ERR_USAGE', 'give at least one file or folder');
+  if (!values.out) fail('DEID_ERR_USAGE', '--out <dir> is required');
+  if (!values.quarantine) fail('DEID_ERR_USAGE', '--quarantine <dir> is required');
+  // Load the profile up front so that a bad profile or option stops here, before any file is touched.
+  loadProfile(values.profile!, values.option!);
+  const secret = loadSecret(values['secret-file']);
+  if (secret.created) process.stderr.write(`deid: generated a new secret at ${secret.path}; it is used again next time, so the same inputs map the same way. Keep it safe.\n`);
+  let jobs;
+  try {
+    jobs = collectFiles(positionals);
+  } catch (e) {
+    fail('DEID_ERR_USAGE', `cannot read input: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  const out = resolve(values.out!);
+  const quarantine = resolve(values.quarantine!);
+  const summary = await runFiles(
+    jobs,
+    {
+      profile: values.profile!,
+      options: values.option!,
+      secretHex: secret.key.toString('hex'),
+      outDir: out,
+      quarantineDir: quarantine,
+      cwd: process.cwd(),
+      maxBytes: values['max-bytes'] ? Number(values['max-bytes']) : DEFAULT_MAX_BYTES,
+    },
+    { threads: values.jobs ? Number(values.jobs) : undefined, progress: process.stderr.isTTY && !values.json },
+  );
+  if (values.json) console.log(JSON.stringify(summary));
+  else printSummary(summary, out, quarantine);
+  return summary.quarantined > 0 ? 2 : 0;
+}
+
+function cmdVerify(argv: string[]): number {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { profile: { type: 'string', default: 'basic' }, option: { type: 'string', multiple: true, default: [] }, json: { type: 'boolean', default: false } },
+  });
+  if (positionals.length !== 2) fail('DEID_ERR_USAGE', 'verify takes <original> <deidentified>');
+  const profile = loadProfile(values.profile!, values.option!);
+  const original = readDicom(readFileSync(positionals[0]));
+  const report = verifyOutput(readFileSync(positionals[1]), {
+    identifiers: collectIdentifiers(original.dataset),
+    remappedUids: uidsRemappedBy(original, profile),
+    profile,
+  });
+  if (values.json) console.log(JSON.stringify(report, null, 2));
+  else {
+    console.log(`quality check: ${report.ok ? 'PASS' : 'FAIL'}`);
+    console.log(`  elements scanned:       ${report.elementsScanned}`);
+    console.log(`  identifying values:     ${report.identifiersChecked}`);
+    console.log(`  source UIDs checked:    ${report.uidsChecked}${profile.options.has('retain-uids') ? ' (retain-uids: UIDs are kept)' : ''}`);
+    for (const f of report.findings) console.log(`  ${f.code}  ${f.path}  (${f.kind})`);
+  }
+  return report.ok ? 0 : 2;
+}
+
+function cmdProfiles(): number {
+  console.log('Built-in profiles:');
+  for (const p of listBuiltinProfiles()) console.log(`  ${p.name.padEnd(12)} ${p.description}`);
+  console.log('\nOptions (--option <name>), with their CID 7050 code:');
+  for (const o of OPTION_NAMES) {
+    const c = optionCode(o);
+    console.log(`  ${o.padEnd(32)} ${c.value}  ${OPTIONS[o]}`);
+  }
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'run':
+        return await cmdRun(rest);
+      case 'verify':
+        return cmdVerify(rest);
+      case 'profiles':
+        return cmdProfiles();
+      case 'serve':
+      case 'worker': {
+        const { serveCommand } = await import('./server-command.js');
+        return await serveCommand(cmd, rest);
+      }
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        process.stdout.write(USAGE);
+        return cmd === undefined ? 1 : 0;
+      default:
+        fail('DEID_ERR_USAGE', `unknown command "${cmd.replace(/[^\w-]/g, '').slice(0, 20)}"`);
+    }
+  } catch (e) {
+    if (isDeidError(e)) {
+      process.stderr.write(`deid: ${e.message}\n`);
+      return 1;
+    }
+    if (e instanceof TypeError && (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`deid: DEID_ERR_USAGE: ${e.message}\n${USAGE}`);
+      return 1;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,10 @@
+import { readFileSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { processFile, type FileJob, type RunSettings } from './process-file.js';
+
+/** Worker thread: de-identifies the files it is sent, writing outputs and quarantine entries itself. */
+const settings = workerData as RunSettings;
+const secret = Buffer.from(settings.secretHex, 'hex');
+parentPort!.on('message', (jobs: FileJob[]) => {
+  parentPort!.postMessage(jobs.map((job) => processFile(job, settings, secret, readFileSync)));
+});

@@ -1,0 +1,117 @@
+import { availableParallelism } from 'node:os';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { ErrorCode } from '../errors.js';
+import { processFile, type FileJob, type FileResult, type RunSettings } from './process-file.js';
+
+export interface RunSummary {
+  files: number;
+  deidentified: number;
+  quarantined: number;
+  reasons: Partial<Record<ErrorCode, number>>;
+  bytesIn: number;
+  seconds: number;
+  filesPerSecond: number;
+  mbPerSecond: number;
+}
+
+/** Every file under the given paths, recursively, in a stable order. */
+export function collectFiles(inputs: readonly string[]): FileJob[] {
+  const out: FileJob[] = [];
+  for (const input of inputs) {
+    const root = resolve(input);
+    const st = statSync(root);
+    if (st.isFile()) {
+      out.push({ path: root, rel: input });
+      continue;
+    }
+    const walk = (dir: string) => {
+      for (const d of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+        const p = join(dir, d.name);
+        if (d.isDirectory()) walk(p);
+        else if (d.isFile() || (d.isSymbolicLink() && statSync(p).isFile())) out.push({ path: p, rel: relative(root, p) });
+      }
+    };
+    walk(root);
+  }
+  return out;
+}
+
+const BATCH = 16;
+
+function progressBar(done: number, total: number, started: number): string {
+  const width = 30;
+  const filled = total ? Math.round((done / total) * width) : width;
+  const rate = done / Math.max((performance.now() - started) / 1000, 1e-3);
+  return `\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}  ${rate.toFixed(0)} files/s `;
+}
+
+/**
+ * Runs the pipeline over files with worker threads across the cores. Each worker reads, de-identifies,
+ * verifies and writes its own files, so the main thread only hands out paths and counts results.
+ */
+export async function runFiles(jobs: FileJob[], settings: RunSettings, opts: { threads?: number; progress?: boolean } = {}): Promise<RunSummary> {
+  const started = performance.now();
+  const results: FileResult[] = [];
+  const threads = Math.max(1, Math.min(opts.threads ?? availableParallelism(), Math.ceil(jobs.length / BATCH)));
+  let lastDraw = 0;
+  const onResult = (r: FileResult) => {
+    results.push(r);
+    if (opts.progress && (performance.now() - lastDraw > 100 || results.length === jobs.length)) {
+      lastDraw = performance.now();
+      process.stderr.write(progressBar(results.length, jobs.length, started));
+    }
+  };
+
+  if (threads === 1 && jobs.length <= BATCH) {
+    const secret = Buffer.from(settings.secretHex, 'hex');
+    for (const j of jobs) onResult(processFile(j, settings, secret, readFileSync));
+  } else {
+    let next = 0;
+    const workerUrl = new URL('./run-worker.js', import.meta.url);
+    await Promise.all(
+      Array.from({ length: threads }, () =>
+        new Promise<void>((resolveWorker, reject) => {
+          const w = new Worker(workerUrl, { workerData: settings });
+          // Two batches in flight per worker keep it busy without holding the whole job list in messages.
+          let inFlight = 0;
+          const feed = () => {
+            while (inFlight < 2 && next < jobs.length) {
+              w.postMessage(jobs.slice(next, next + BATCH));
+              next += BATCH;
+              inFlight++;
+            }
+            if (inFlight === 0) void w.terminate().then(() => resolveWorker());
+          };
+          w.on('message', (batch: FileResult[]) => {
+            inFlight--;
+            batch.forEach(onResult);
+            feed();
+          });
+          w.on('error', reject);
+          feed();
+        }),
+      ),
+    );
+  }
+  if (opts.progress) process.stderr.write('\n');
+  const seconds = (performance.now() - started) / 1000;
+  const reasons: Partial<Record<ErrorCode, number>> = {};
+  let bytesIn = 0;
+  for (const r of results) {
+    bytesIn += r.bytesIn;
+    if (!r.ok && r.code) reasons[r.code] = (reasons[r.code] ?? 0) + 1;
+  }
+  const deidentified = results.filter((r) => r.ok).length;
+  return {
+    files: results.length,
+    deidentified,
+    quarantined: results.length - deidentified,
+    reasons,
+    bytesIn,
+    seconds,
+    filesPerSecond: results.length / Math.max(seconds, 1e-9),
+    mbPerSecond: bytesIn / 1e6 / Math.max(seconds, 1e-9),
+  };
+}

@@ -1,0 +1,43 @@
+import { createHmac } from 'node:crypto';
+
+/**
+ * Keyed, deterministic derivations from the site secret: any worker on any machine derives the same
+ * UID, pseudonym and date offset without coordination, and nobody without the secret can invert them.
+ */
+
+const hmac = (secret: Uint8Array, purpose: string, value: string): Buffer =>
+  createHmac('sha256', secret).update(purpose).update('\0').update(value).digest();
+
+/** UIDs from the DICOM registry (SOP classes, transfer syntaxes, coding schemes...) are never remapped. */
+export const isRegistryUid = (uid: string): boolean => uid.startsWith('1.2.840.10008.');
+
+/**
+ * `2.25.` + the decimal of the HMAC-SHA256 of the UID, truncated to 128 bits so the result fits
+ * the 64-character UI limit (2.25 UIDs are 128-bit numbers by definition).
+ */
+export function remapUid(secret: Uint8Array, uid: string): string {
+  const h = hmac(secret, 'uid', uid);
+  return `2.25.${BigInt('0x' + h.subarray(0, 16).toString('hex')).toString(10)}`;
+}
+
+const ALPHABET = '0123456789ABCDEFGHJKLMNPQRSTUVWXYZ'; // no I, O: unambiguous when read aloud
+
+/** A pseudonym of `length` characters from the keyed hash of a value. */
+export function keyedHash(secret: Uint8Array, value: string, length: number): string {
+  const h = hmac(secret, 'hash', value);
+  let n = BigInt('0x' + h.toString('hex'));
+  let out = '';
+  const base = BigInt(ALPHABET.length);
+  for (let i = 0; i < length; i++) {
+    out += ALPHABET[Number(n % base)];
+    n /= base;
+  }
+  return out;
+}
+
+/** Per-patient date offset in whole days within [minDays, maxDays], from the patient's ID. */
+export function dateOffsetDays(secret: Uint8Array, patientId: string, minDays: number, maxDays: number): number {
+  const span = maxDays - minDays + 1;
+  if (span <= 1) return minDays;
+  return minDays + (hmac(secret, 'dateshift', patientId).readUInt32BE(0) % span);
+}

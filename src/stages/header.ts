@@ -1,0 +1,357 @@
+import { encodeText, type CharacterSet } from '../dicom/charset.js';
+import { findElement, withElement, type Dataset, type DicomFile, type Element, type Item } from '../dicom/element.js';
+import { TAG, isGroupLengthTag, isPrivateCreatorTag, isPrivateTag, privateBlock, tagElement, tagGroup, type Tag } from '../dicom/tag.js';
+import { asciiBytes, encodeValue, padEven, rawString, textValue } from '../dicom/values.js';
+import { MAX_LENGTH, isTextVR, usesCharset } from '../dicom/vr.js';
+import { DeidError } from '../errors.js';
+import { dateOffsetDays, isRegistryUid, keyedHash, remapUid } from '../keyed.js';
+import { type Action, type CompiledProfile, privateKey } from '../profiles/profile.js';
+import { isSafePrivate } from '../profiles/safe-private.js';
+import { pathMatches, type PathEntry } from '../profiles/selector.js';
+import { IdentifierMatcher, charsetOf, collectIdentifiers, type Identifier } from './identifiers.js';
+
+export interface HeaderContext {
+  readonly profile: CompiledProfile;
+  readonly secret: Uint8Array;
+}
+
+export interface HeaderReport {
+  removed: number;
+  emptied: number;
+  dummied: number;
+  remapped: number;
+  cleaned: number;
+  shifted: number;
+  hashed: number;
+  set: number;
+  privateKept: number;
+  privateRemoved: number;
+  dateOffsetDays?: number;
+}
+
+export interface HeaderResult {
+  readonly file: DicomFile;
+  /** Identifying values of the source, for the quality check. */
+  readonly identifiers: readonly Identifier[];
+  /** Source UIDs that were remapped and so must not appear in the output. */
+  readonly remappedUids: ReadonlySet<string>;
+  readonly report: HeaderReport;
+}
+
+const DICOMDIR_SOP_CLASS = '1.2.840.10008.1.3.10';
+
+/** VR-valid dummy values for D. */
+const DUMMY: Record<string, string> = {
+  AE: 'ANONYMOUS', AS: '000Y', CS: 'ANONYMIZED', DA: '19000101', DT: '19000101000000', TM: '000000', DS: '0', IS: '0',
+  LO: 'ANONYMIZED', LT: 'ANONYMIZED', SH: 'ANONYMIZED', ST: 'ANONYMIZED', UC: 'ANONYMIZED', UT: 'ANONYMIZED',
+  PN: 'ANONYMOUS', UR: 'urn:anonymized',
+};
+export const DUMMY_VALUES: ReadonlySet<string> = new Set(Object.values(DUMMY));
+
+/** In allow-list mode these stay even when no rule names them, so the object remains an image. */
+const STRUCTURAL = (tag: Tag) => tag === TAG.SpecificCharacterSet || tag === TAG.SOPClassUID || tagGroup(tag) === 0x0028 || tag === TAG.PixelData;
+
+function pad(days: number, d: Date): string {
+  void days;
+  return `${d.getUTCFullYear().toString().padStart(4, '0')}${(d.getUTCMonth() + 1).toString().padStart(2, '0')}${d.getUTCDate().toString().padStart(2, '0')}`;
+}
+
+/** Shifts the leading date of a DA or DT value by whole days, keeping its precision and the rest. */
+export function shiftDateString(value: string, days: number): string | undefined {
+  const m = /^(\d{4})(?:\.?(\d{2})(?:\.?(\d{2}))?)?(.*)$/.exec(value.trim());
+  if (!m) return undefined;
+  const [, y, mo, d, rest] = m;
+  const date = new Date(Date.UTC(Number(y), Number(mo ?? '01') - 1, Number(d ?? '01')));
+  if (Number.isNaN(date.getTime())) return undefined;
+  date.setUTCDate(date.getUTCDate() + days);
+  const full = pad(days, date);
+  return full.slice(0, d ? 8 : mo ? 6 : 4) + rest;
+}
+
+class HeaderRun {
+  readonly report: HeaderReport = { removed: 0, emptied: 0, dummied: 0, remapped: 0, cleaned: 0, shifted: 0, hashed: 0, set: 0, privateKept: 0, privateRemoved: 0 };
+  private readonly modifiedDates: boolean;
+  private readonly uidCache = new Map<string, string>();
+
+  constructor(
+    private readonly profile: CompiledProfile,
+    private readonly secret: Uint8Array,
+    private readonly matcher: IdentifierMatcher,
+    private readonly remapSet: Set<string>,
+    private readonly offsetDays: number,
+  ) {
+    this.modifiedDates = profile.options.has('retain-long-modified-dates');
+  }
+
+  /** The action for an element, most specific rule first; undefined means no rule names it. */
+  resolve(tag: Tag, path: readonly PathEntry[] | undefined, creator: string | undefined): Action | undefined {
+    const p = this.profile;
+    if (path) for (const r of p.paths) if (pathMatches(r.steps, path)) return r.action;
+    if (isPrivateTag(tag)) {
+      if (creator !== undefined) {
+        const r = p.byPrivate.get(privateKey(tagGroup(tag), creator, tag & 0xff)) ?? p.byPrivate.get(privateKey(tagGroup(tag), creator, undefined));
+        if (r) return r.action;
+      }
+      const r = p.byTag.get(tag);
+      if (r) return r.action;
+      // Private elements are removed unless a rule or Retain Safe Private keeps them.
+      return p.anyPrivate?.action ?? { kind: 'X' };
+    }
+    const r = p.byTag.get(tag);
+    if (r) return r.action;
+    for (const m of p.masks) {
+      const s = m.steps[0];
+      if (s.kind === 'mask' && ((tag & s.mask) >>> 0) === s.value) return m.action;
+    }
+    return undefined;
+  }
+
+  private uid(value: string): string {
+    if (!value || isRegistryUid(value)) return value;
+    let out = this.uidCache.get(value);
+    if (!out) {
+      out = remapUid(this.secret, value);
+      this.uidCache.set(value, out);
+    }
+    return out;
+  }
+
+  private remapUidElement(el: Element): Element {
+    const values = rawString(el.value).split('\\').map((v) => v.trim());
+    const mapped = values.map((v) => this.uid(v));
+    this.report.remapped++;
+    return { tag: el.tag, vr: el.vr, value: asciiBytes(mapped.join('\\'), 'UI').map((b, i, a) => (i === a.length - 1 && b === 0x20 ? 0 : b)) };
+  }
+
+  private text(el: Element, s: string, cs: CharacterSet): Element {
+    const max = MAX_LENGTH[el.vr];
+    let bytes = usesCharset(el.vr) ? encodeText(s, cs, el.vr) : Buffer.from(s, 'latin1');
+    if (max !== undefined && el.vr !== 'PN' && !s.includes('\\') && bytes.length > max) bytes = bytes.subarray(0, max);
+    return { tag: el.tag, vr: el.vr, value: padEven(bytes, el.vr) };
+  }
+
+  private shiftDates(el: Element): Element {
+    const values = rawString(el.value).split('\\');
+    const shifted = values.map((v) => {
+      if (!v.trim()) return v;
+      // A DA range "A-B" shifts both ends; anything unparseable is dropped rather than kept unshifted.
+      if (el.vr === 'DA' && v.includes('-')) return v.split('-').map((p) => (p ? (shiftDateString(p, this.offsetDays) ?? '') : '')).join('-');
+      return shiftDateString(v, this.offsetDays) ?? '';
+    });
+    this.report.shifted++;
+    return { tag: el.tag, vr: el.vr, value: asciiBytes(shifted.join('\\'), el.vr) };
+  }
+
+  private cleanText(el: Element, cs: CharacterSet): Element {
+    if (this.matcher.empty || !el.value?.length || !isTextVR(el.vr) || el.vr === 'UI') return el;
+    const before = textValue(el, cs);
+    const after = this.matcher.clean(before);
+    if (after === before) return el;
+    this.report.cleaned++;
+    return this.text(el, after, cs);
+  }
+
+  private dummy(el: Element, cs: CharacterSet): Element {
+    this.report.dummied++;
+    const d = DUMMY[el.vr];
+    if (d !== undefined) return this.text(el, d, cs);
+    // Binary VRs: zeros of the same length (at least one value wide).
+    return { tag: el.tag, vr: el.vr, value: new Uint8Array(Math.max(el.value?.length ?? 0, 2)) };
+  }
+
+  /** Keep: still remap references to remapped UIDs, shift dates, and clean text inside cleaned content. */
+  private keep(el: Element, ancestors: readonly PathEntry[], entry: PathEntry, cs: CharacterSet, clean: boolean): Element {
+    if (el.items) return this.recurse(el, ancestors, entry, cs, clean);
+    if (!el.value || el.value.length === 0) return el;
+    if (el.vr === 'UI') {
+      const vals = rawString(el.value).split('\\');
+      return vals.some((v) => this.remapSet.has(v.trim())) ? this.remapUidElement(el) : el;
+    }
+    if ((el.vr === 'DA' || el.vr === 'DT') && this.modifiedDates) return this.shiftDates(el);
+    return clean ? this.cleanText(el, cs) : el;
+  }
+
+  private recurse(el: Element, ancestors: readonly PathEntry[], entry: PathEntry, cs: CharacterSet, clean: boolean): Element {
+    const path = [...ancestors, entry];
+    const items: Item[] = el.items!.map((item) => ({ elements: this.level(item.elements, path, cs, clean), undefinedLength: item.undefinedLength }));
+    return { ...el, items };
+  }
+
+  private apply(el: Element, action: Action, ancestors: readonly PathEntry[], entry: PathEntry, cs: CharacterSet, clean: boolean): Element | undefined {
+    switch (action.kind) {
+      case 'X':
+        this.report.removed++;
+        return undefined;
+      case 'K':
+        return this.keep(el, ancestors, entry, cs, clean);
+      case 'Z':
+        this.report.emptied++;
+        if (el.items) return { ...el, items: [] };
+        return { tag: el.tag, vr: el.vr, value: new Uint8Array(0) };
+      case 'D':
+        if (el.items) return this.recurse(el, ancestors, entry, cs, clean);
+        if (el.vr === 'UI') return this.remapUidElement(el);
+        return this.dummy(el, cs);
+      case 'U':
+        if (el.items) return this.recurse(el, ancestors, entry, cs, clean);
+        if (el.vr === 'UI') return this.remapUidElement(el);
+        return this.dummy(el, cs);
+      case 'C':
+        if (el.items) return this.recurse(el, ancestors, entry, cs, true);
+        if ((el.vr === 'DA' || el.vr === 'DT') && this.modifiedDates) return this.shiftDates(el);
+        if (el.vr === 'UI') return this.keep(el, ancestors, entry, cs, clean);
+        if (isTextVR(el.vr)) return this.cleanText(el, cs);
+        // Binary content (overlay or curve data) cannot be cleaned here: remove it rather than pass it on.
+        this.report.removed++;
+        return undefined;
+      case 'safePrivate':
+        if (entry.creator !== undefined && isSafePrivate(tagGroup(el.tag), entry.creator, el.tag & 0xff)) {
+          this.report.privateKept++;
+          if (el.vr === 'UI' && el.value?.length) return this.remapUidElement(el);
+          return this.keep(el, ancestors, entry, cs, clean);
+        }
+        this.report.privateRemoved++;
+        return undefined;
+      case 'hash': {
+        if (el.items) throw new DeidError('DEID_ERR_RULE_FAILED', 'hash on a sequence');
+        if (el.vr === 'UI') return this.remapUidElement(el);
+        const src = textValue(el, cs);
+        if (!src) return el;
+        this.report.hashed++;
+        const max = MAX_LENGTH[el.vr] ?? 64;
+        return this.text(el, (action.prefix + keyedHash(this.secret, src, action.length)).slice(0, Math.min(max, 64)), cs);
+      }
+      case 'set':
+        if (el.items) throw new DeidError('DEID_ERR_RULE_FAILED', 'set on a sequence');
+        this.report.set++;
+        return { tag: el.tag, vr: el.vr, value: encodeValue(action.value, el.vr, cs) };
+      case 'lookup': {
+        const src = textValue(el, cs);
+        const hit = action.table.get(src);
+        if (hit === undefined) throw new DeidError('DEID_ERR_LOOKUP_MISS', `element ${entry.tag.toString(16).padStart(8, '0')}`);
+        this.report.set++;
+        return { tag: el.tag, vr: el.vr, value: encodeValue(hit, el.vr, cs) };
+      }
+      case 'dateShift':
+        if (el.vr === 'DA' || el.vr === 'DT') return this.shiftDates(el);
+        return el;
+    }
+  }
+
+  /** De-identifies one data set level: every element, at every depth, gets exactly one action. */
+  level(elements: Dataset, ancestors: readonly PathEntry[], inheritedCs: CharacterSet, clean: boolean): Element[] {
+    const cs = findElement(elements, TAG.SpecificCharacterSet) ? charsetOf(elements) : inheritedCs;
+    const creators = new Map<number, string>();
+    for (const el of elements) if (isPrivateCreatorTag(el.tag)) creators.set((tagGroup(el.tag) << 8) | tagElement(el.tag), textValue(el, cs).trim());
+    const keptBlocks = new Set<number>();
+    const out: Element[] = [];
+    const needPath = this.profile.paths.length > 0;
+    for (const el of elements) {
+      // Group lengths would be stale after any change, and are retired: drop them.
+      if (isGroupLengthTag(el.tag)) continue;
+      if (isPrivateCreatorTag(el.tag)) {
+        out.push(el); // decided once the block's elements are known
+        continue;
+      }
+      const priv = isPrivateTag(el.tag);
+      const blockKey = priv ? (tagGroup(el.tag) << 8) | privateBlock(el.tag) : 0;
+      const creator = priv ? creators.get(blockKey) : undefined;
+      const entry: PathEntry = { tag: el.tag, creator };
+      let action = this.resolve(el.tag, needPath ? [...ancestors, entry] : undefined, creator);
+      if (!action) action = this.profile.removeUnlisted && !STRUCTURAL(el.tag) ? { kind: 'X' } : { kind: 'K' };
+      else if (priv && action.kind === 'X') this.report.privateRemoved++;
+      const result = this.apply(el, action, ancestors, entry, cs, clean);
+      if (result) {
+        out.push(result);
+        if (priv) keptBlocks.add(blockKey);
+      }
+    }
+    return out.filter((el) => !isPrivateCreatorTag(el.tag) || keptBlocks.has((tagGroup(el.tag) << 8) | tagElement(el.tag)));
+  }
+
+  /** UIDs that some rule remaps, collected first so that every other reference to them is remapped too. */
+  collectRemapped(elements: Dataset, ancestors: readonly PathEntry[], into: Set<string>): void {
+    const needPath = this.profile.paths.length > 0;
+    for (const el of elements) {
+      const entry: PathEntry = { tag: el.tag };
+      if (el.items) {
+        const path = [...ancestors, entry];
+        for (const item of el.items) this.collectRemapped(item.elements, path, into);
+        continue;
+      }
+      if (el.vr !== 'UI' || !el.value?.length || isPrivateTag(el.tag)) continue;
+      const a = this.resolve(el.tag, needPath ? [...ancestors, entry] : undefined, undefined);
+      if (a && (a.kind === 'U' || a.kind === 'D' || a.kind === 'hash')) {
+        for (const v of rawString(el.value).split('\\')) if (v.trim() && !isRegistryUid(v.trim())) into.add(v.trim());
+      }
+    }
+  }
+}
+
+/** The source UIDs a profile remaps (what `deid verify` checks for when it has only the two files). */
+export function uidsRemappedBy(src: DicomFile, profile: CompiledProfile): Set<string> {
+  const out = new Set<string>();
+  if (profile.options.has('retain-uids')) return out;
+  new HeaderRun(profile, new Uint8Array(0), new IdentifierMatcher([]), out, 0).collectRemapped(src.dataset, [], out);
+  const metaUid = rawString(src.meta.find((e) => e.tag === TAG.MediaStorageSOPInstanceUID)?.value);
+  if (metaUid && !isRegistryUid(metaUid)) out.add(metaUid);
+  return out;
+}
+
+function marker(tag: Tag, vr: string, s: string): Element {
+  return { tag, vr, value: asciiBytes(s, vr) };
+}
+
+function codeItem(value: string, scheme: string, meaning: string): Item {
+  return {
+    undefinedLength: false,
+    elements: [marker(0x00080100, 'SH', value), marker(0x00080102, 'SH', scheme), marker(0x00080104, 'LO', meaning)],
+  };
+}
+
+/** PS3.15 E.1.1 (Annex E) marking: identity removed, by which method and options, and what happened to dates. */
+function markDeidentified(ds: Element[], profile: CompiledProfile, datesShifted: boolean): Element[] {
+  const options = [...profile.options].sort();
+  const method = [`DEID ${profile.name}`, ...options].map((s) => s.slice(0, 64)).join('\\');
+  const longitudinal = profile.options.has('retain-long-full-dates') ? 'UNMODIFIED' : datesShifted ? 'MODIFIED' : 'REMOVED';
+  let out = withElement(ds, marker(0x00120062, 'CS', 'YES'));
+  out = withElement(out, marker(0x00120063, 'LO', method));
+  out = withElement(out, {
+    tag: 0x00120064,
+    vr: 'SQ',
+    undefinedLength: false,
+    items: profile.methodCodes.map((c) => codeItem(c.value, c.scheme, c.meaning)),
+  });
+  return withElement(out, marker(0x00280303, 'CS', longitudinal));
+}
+
+/**
+ * The header stage: applies the profile to every element at every depth and returns a new file
+ * (the input is never changed). Throws a coded DeidError for anything it cannot handle safely.
+ */
+export function deidentifyHeader(src: DicomFile, ctx: HeaderContext): HeaderResult {
+  const sopClass = rawString(findElement(src.dataset, TAG.SOPClassUID)?.value) || rawString(src.meta.find((e) => e.tag === TAG.MediaStorageSOPClassUID)?.value);
+  if (sopClass === DICOMDIR_SOP_CLASS) throw new DeidError('DEID_ERR_DICOMDIR');
+  const sopInstance = rawString(findElement(src.dataset, TAG.SOPInstanceUID)?.value);
+  if (!sopInstance) throw new DeidError('DEID_ERR_MISSING_SOP_INSTANCE_UID');
+
+  const identifiers = collectIdentifiers(src.dataset);
+  const cs = charsetOf(src.dataset);
+  const patientEl = findElement(src.dataset, TAG.PatientID);
+  const patientId = patientEl ? textValue(patientEl, cs) : '';
+  const { minDays, maxDays } = ctx.profile.dateShift;
+  const offset = dateOffsetDays(ctx.secret, patientId, minDays, maxDays);
+
+  const remapSet = uidsRemappedBy(src, ctx.profile);
+  const run = new HeaderRun(ctx.profile, ctx.secret, new IdentifierMatcher(identifiers), remapSet, offset);
+  let dataset = run.level(src.dataset, [], cs, false);
+  const modified = ctx.profile.options.has('retain-long-modified-dates');
+  if (modified) run.report.dateOffsetDays = offset;
+  dataset = markDeidentified(dataset, ctx.profile, modified);
+  return {
+    file: { meta: [], dataset, transferSyntaxUID: src.transferSyntaxUID, encoding: src.encoding },
+    identifiers,
+    remappedUids: remapSet,
+    report: run.report,
+  };
+}
