@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { readDicom } from './dicom/reader.js';
 import { DeidError, ERRORS, isDeidError } from './errors.js';
 import { collectFiles, runFiles, type RunSummary } from './cli/run.js';
-import { OPTIONS, OPTION_NAMES, optionCode } from './profiles/options.js';
+import { BASIC_PROFILE_CODE, OPTIONS, OPTION_NAMES, optionCode } from './profiles/options.js';
 import { listBuiltinProfiles, loadProfile } from './profiles/profile.js';
 import { loadSecret } from './secret.js';
 import { uidsRemappedBy } from './stages/header.js';
@@ -119,6 +119,7 @@ function cmdVerify(argv: string[]): number {
 function cmdProfiles(): number {
   console.log('Built-in profiles:');
   for (const p of listBuiltinProfiles()) console.log(`  ${p.name.padEnd(12)} ${p.description}`);
+  console.log(`\nEvery output records ${BASIC_PROFILE_CODE.value} (${BASIC_PROFILE_CODE.meaning}) plus one code per option.`);
   console.log('\nOptions (--option <name>), with their CID 7050 code:');
   for (const o of OPTION_NAMES) {
     const c = optionCode(o);

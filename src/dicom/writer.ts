@@ -138,13 +138,9 @@ export function buildMeta(file: DicomFile, transferSyntaxUID: string, keepImplem
   return [metaElement(TAG.FileMetaGroupLength, 'UL', new Uint8Array(4)), ...elements];
 }
 
-/**
- * Writes a Part 10 file: an empty preamble, the meta group (recomputed), the data set. The data set keeps the input's
- * encoding where it is little endian; big endian and deflated input are written explicit VR LE.
- */
-export function writeDicom(file: DicomFile, opts: WriteOptions = {}): Buffer {
-  const ts = opts.transferSyntaxUID ?? outputSyntaxFor(file.transferSyntaxUID);
-  const [groupLength, ...metaElements] = buildMeta(file, ts, opts.keepImplementation);
+/** The preamble, DICM and the meta group (recomputed) for a file in the given transfer syntax. */
+export function encodeMetaHeader(file: DicomFile, transferSyntaxUID: string, keepImplementation = false): Buffer {
+  const [groupLength, ...metaElements] = buildMeta(file, transferSyntaxUID, keepImplementation);
   const metaChunks: Chunks = [];
   const metaLength = encodeElements(metaElements, true, metaChunks);
   const gl = Buffer.allocUnsafe(4);
@@ -154,5 +150,15 @@ export function writeDicom(file: DicomFile, opts: WriteOptions = {}): Buffer {
   // The preamble is always written as zeros: some applications hide data there.
   const preamble = Buffer.alloc(132);
   preamble.write('DICM', 128, 'latin1');
-  return Buffer.concat([preamble, ...groupLengthChunks, ...metaChunks, encodeDataset(file.dataset, ts)]);
+  return Buffer.concat([preamble, ...groupLengthChunks, ...metaChunks]);
+}
+
+/**
+ * Writes a Part 10 file: an empty preamble, the meta group (recomputed), the data set. The data set
+ * keeps the input's encoding where it is little endian; big endian and deflated input are written
+ * explicit VR LE.
+ */
+export function writeDicom(file: DicomFile, opts: WriteOptions = {}): Buffer {
+  const ts = opts.transferSyntaxUID ?? outputSyntaxFor(file.transferSyntaxUID);
+  return Buffer.concat([encodeMetaHeader(file, ts, opts.keepImplementation), encodeDataset(file.dataset, ts)]);
 }

@@ -1,0 +1,94 @@
+import { readFileSync } from 'node:fs';
+import { deflateRawSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { findElement } from '../src/dicom/element.js';
+import { readDicom } from '../src/dicom/reader.js';
+import { TAG } from '../src/dicom/tag.js';
+import { TS } from '../src/dicom/transfer-syntax.js';
+import { rawString } from '../src/dicom/values.js';
+import { encodeDataset, encodeMetaHeader, writeDicom } from '../src/dicom/writer.js';
+import { DeidError } from '../src/errors.js';
+import { corpusFile } from './helpers/corpus.js';
+
+const code = (f: () => unknown): string | undefined => {
+  try {
+    f();
+  } catch (e) {
+    return e instanceof DeidError ? e.code : `not coded: ${String(e)}`;
+  }
+  return undefined;
+};
+
+describe('reading Part 10 files', () => {
+  const ct = readFileSync(corpusFile('pydicom/CT_small.dcm'));
+
+  it('should refuse a truncated file at every cut with a coded reason', () => {
+    for (const cut of [200, 1000, 5000, ct.length - 100, ct.length - 1]) {
+      expect(code(() => readDicom(ct.subarray(0, cut)))).toMatch(/DEID_ERR_(TRUNCATED|BAD_LENGTH|BAD_STRUCTURE)/);
+    }
+  });
+
+  it('should refuse files that are not DICOM', () => {
+    expect(code(() => readDicom(Buffer.from('%PDF-1.7 hello')))).toBe('DEID_ERR_NOT_DICOM');
+    expect(code(() => readDicom(Buffer.alloc(0)))).toBe('DEID_ERR_NOT_DICOM');
+    expect(code(() => readDicom(readFileSync(corpusFile('pydicom/README.txt'))))).toBe('DEID_ERR_NOT_DICOM');
+  });
+
+  it('should refuse a length that runs past the end of the file', () => {
+    const bad = Buffer.from(ct);
+    // PatientName's 2-byte length (explicit VR LE) set far beyond the file.
+    const at = bad.indexOf(Buffer.from([0x10, 0x00, 0x10, 0x00, 0x50, 0x4e]));
+    bad.writeUInt16LE(0xfff0, at + 6);
+    expect(code(() => readDicom(bad))).toMatch(/DEID_ERR_(TRUNCATED|BAD_LENGTH|BAD_STRUCTURE)/);
+  });
+
+  it('should refuse a Part 10 file without a transfer syntax and an unknown transfer syntax', () => {
+    expect(code(() => readDicom(readFileSync(corpusFile('pydicom/meta_missing_tsyntax.dcm'))))).toBe('DEID_ERR_MISSING_TRANSFER_SYNTAX');
+    const f = readDicom(ct);
+    const odd = writeDicom(f, { transferSyntaxUID: '1.2.3.4' });
+    expect(code(() => readDicom(odd))).toBe('DEID_ERR_UNSUPPORTED_TRANSFER_SYNTAX');
+  });
+
+  it('should refuse hostile sizes before parsing', () => {
+    expect(code(() => readDicom(ct, { maxBytes: 1000 }))).toBe('DEID_ERR_HOSTILE_SIZE');
+  });
+
+  it('should read big endian, implicit and deflated files to the same values', () => {
+    const le = readDicom(readFileSync(corpusFile('dicomparser/CT1_UNC.explicit_little_endian.dcm')));
+    for (const variant of ['explicit_big_endian', 'implicit_little_endian']) {
+      const other = readDicom(readFileSync(corpusFile(`dicomparser/CT1_UNC.${variant}.dcm`)));
+      expect(Buffer.compare(findElement(other.dataset, TAG.PixelData)!.value!, findElement(le.dataset, TAG.PixelData)!.value!)).toBe(0);
+      expect(rawString(findElement(other.dataset, TAG.SOPInstanceUID)!.value)).toBe(rawString(findElement(le.dataset, TAG.SOPInstanceUID)!.value));
+    }
+    // A deflated copy made here from the explicit LE data set.
+    const body = deflateRawSync(encodeDataset(le.dataset, TS.ExplicitLE));
+    const deflated = readDicom(Buffer.concat([encodeMetaHeader(le, TS.DeflatedExplicitLE), body]));
+    expect(deflated.encoding.deflated).toBe(true);
+    expect(Buffer.compare(encodeDataset(deflated.dataset, TS.ExplicitLE), encodeDataset(le.dataset, TS.ExplicitLE))).toBe(0);
+  });
+
+  it('should write big endian and deflated input as explicit VR little endian, and keep implicit as implicit', () => {
+    const be = readDicom(readFileSync(corpusFile('dicomparser/CT1_UNC.explicit_big_endian.dcm')));
+    expect(rawString(readDicom(writeDicom(be)).meta.find((e) => e.tag === TAG.TransferSyntaxUID)!.value)).toBe(TS.ExplicitLE);
+    const imp = readDicom(readFileSync(corpusFile('dicomparser/CT1_UNC.implicit_little_endian.dcm')));
+    expect(readDicom(writeDicom(imp)).transferSyntaxUID).toBe(TS.ImplicitLE);
+  });
+
+  it('should parse UN with undefined length as a sequence (CP-246) and write it back unchanged', () => {
+    const buf = readFileSync(corpusFile('pydicom/UN_sequence.dcm'));
+    const f = readDicom(buf);
+    const un = f.dataset.find((e) => e.vr === 'UN' && e.items);
+    expect(un?.items?.length).toBeGreaterThan(0);
+    expect(encodeDataset(readDicom(writeDicom(f)).dataset, f.transferSyntaxUID)).toEqual(encodeDataset(f.dataset, f.transferSyntaxUID));
+  });
+
+  it('should keep encapsulated fragments and the offset table byte for byte', () => {
+    const f = readDicom(readFileSync(corpusFile('dicomparser/encapsulated/single-frame/CT1_UNC.fragmented_bot_jpeg_ls.80.dcm')));
+    const px = findElement(f.dataset, TAG.PixelData)!;
+    expect(px.fragments!.length).toBeGreaterThan(2);
+    expect(px.fragments![0].length).toBeGreaterThan(0);
+    const again = findElement(readDicom(writeDicom(f)).dataset, TAG.PixelData)!;
+    expect(again.fragments!.length).toBe(px.fragments!.length);
+    again.fragments!.forEach((frag, i) => expect(Buffer.compare(frag, px.fragments![i])).toBe(0));
+  });
+});
