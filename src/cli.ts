@@ -5,7 +5,7 @@ import { readDicom } from './dicom/reader.js';
 import { DeidError, ERRORS, isDeidError } from './errors.js';
 import { collectFiles, runFiles, type RunSummary } from './cli/run.js';
 import { BASIC_PROFILE_CODE, OPTIONS, OPTION_NAMES, optionCode } from './profiles/options.js';
-import { listBuiltinProfiles, loadProfile } from './profiles/profile.js';
+import { compileProfile, listBuiltinProfiles, loadProfile, readProfileChain } from './profiles/profile.js';
 import { loadSecret } from './secret.js';
 import { uidsRemappedBy } from './stages/header.js';
 import { collectIdentifiers } from './stages/identifiers.js';
@@ -61,8 +61,9 @@ async function cmdRun(argv: string[]): Promise<number> {
   if (positionals.length === 0) fail('DEID_ERR_USAGE', 'give at least one file or folder');
   if (!values.out) fail('DEID_ERR_USAGE', '--out <dir> is required');
   if (!values.quarantine) fail('DEID_ERR_USAGE', '--quarantine <dir> is required');
-  // Load the profile up front so that a bad profile or option stops here, before any file is touched.
-  loadProfile(values.profile!, values.option!);
+  // Read and check the profile up front so that a bad profile or option stops here, before any file is touched.
+  const chain = readProfileChain(values.profile!);
+  compileProfile(chain, values.option!);
   const secret = loadSecret(values['secret-file']);
   if (secret.created) process.stderr.write(`deid: generated a new secret at ${secret.path}; it is used again next time, so the same inputs map the same way. Keep it safe.\n`);
   let jobs;
@@ -76,12 +77,11 @@ async function cmdRun(argv: string[]): Promise<number> {
   const summary = await runFiles(
     jobs,
     {
-      profile: values.profile!,
+      chain,
       options: values.option!,
       secretHex: secret.key.toString('hex'),
       outDir: out,
       quarantineDir: quarantine,
-      cwd: process.cwd(),
       maxBytes: values['max-bytes'] ? Number(values['max-bytes']) : DEFAULT_MAX_BYTES,
     },
     { threads: values.jobs ? Number(values.jobs) : undefined, progress: process.stderr.isTTY && !values.json },

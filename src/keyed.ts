@@ -16,9 +16,20 @@ export const isRegistryUid = (uid: string): boolean => uid.startsWith('1.2.840.1
  * the 64-character UI limit (2.25 UIDs are 128-bit numbers by definition).
  */
 export function remapUid(secret: Uint8Array, uid: string): string {
-  const h = hmac(secret, 'uid', uid);
-  return `2.25.${BigInt('0x' + h.subarray(0, 16).toString('hex')).toString(10)}`;
+  let cache = uidCaches.get(secret);
+  if (!cache) uidCaches.set(secret, (cache = new Map()));
+  let out = cache.get(uid);
+  if (out === undefined) {
+    const h = hmac(secret, 'uid', uid);
+    out = `2.25.${BigInt('0x' + h.subarray(0, 16).toString('hex')).toString(10)}`;
+    // Study, series and frame-of-reference UIDs repeat across a study's objects; bound the cache.
+    if (cache.size >= 50_000) cache.clear();
+    cache.set(uid, out);
+  }
+  return out;
 }
+
+const uidCaches = new WeakMap<Uint8Array, Map<string, string>>();
 
 const ALPHABET = '0123456789ABCDEFGHJKLMNPQRSTUVWXYZ'; // no I, O: unambiguous when read aloud
 

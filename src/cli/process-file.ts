@@ -1,15 +1,15 @@
 import { DeidError, toDeidError, type ErrorCode } from '../errors.js';
 import { placeOutput, quarantineFile } from '../pipeline/file-outputs.js';
 import { processObject } from '../pipeline/process-object.js';
-import { loadProfile } from '../profiles/profile.js';
+import type { CompiledProfile, ProfileChain } from '../profiles/compile.js';
 
 export interface RunSettings {
-  readonly profile: string;
+  /** The profile, already read and validated by the main thread. */
+  readonly chain: ProfileChain;
   readonly options: readonly string[];
   readonly secretHex: string;
   readonly outDir: string;
   readonly quarantineDir: string;
-  readonly cwd: string;
   readonly maxBytes: number;
 }
 
@@ -28,7 +28,7 @@ export interface FileResult {
 }
 
 /** De-identifies one file: output on success, original plus reason in quarantine on any failure. */
-export function processFile(job: FileJob, s: RunSettings, secret: Buffer, read: (p: string) => Buffer): FileResult {
+export function processFile(job: FileJob, s: RunSettings, profile: CompiledProfile, secret: Buffer, read: (p: string) => Buffer): FileResult {
   let input: Buffer;
   try {
     input = read(job.path);
@@ -37,7 +37,6 @@ export function processFile(job: FileJob, s: RunSettings, secret: Buffer, read: 
   }
   try {
     if (input.length > s.maxBytes) throw new DeidError('DEID_ERR_HOSTILE_SIZE', `${input.length} bytes`);
-    const profile = loadProfile(s.profile, s.options, s.cwd);
     const r = processObject(input, { profile, secret });
     try {
       placeOutput(s.outDir, r.studyInstanceUid, r.seriesInstanceUid, r.sopInstanceUid, r.output);

@@ -3,6 +3,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ErrorCode } from '../errors.js';
+import { compileProfile } from '../profiles/compile.js';
 import { processFile, type FileJob, type FileResult, type RunSettings } from './process-file.js';
 
 export interface RunSummary {
@@ -39,6 +40,8 @@ export function collectFiles(inputs: readonly string[]): FileJob[] {
 }
 
 const BATCH = 16;
+/** Below this many files per thread, starting a worker costs more than it saves. */
+const FILES_PER_THREAD = 64;
 
 function progressBar(done: number, total: number, started: number): string {
   const width = 30;
@@ -54,7 +57,7 @@ function progressBar(done: number, total: number, started: number): string {
 export async function runFiles(jobs: FileJob[], settings: RunSettings, opts: { threads?: number; progress?: boolean } = {}): Promise<RunSummary> {
   const started = performance.now();
   const results: FileResult[] = [];
-  const threads = Math.max(1, Math.min(opts.threads ?? availableParallelism(), Math.ceil(jobs.length / BATCH)));
+  const threads = Math.max(1, Math.min(opts.threads ?? availableParallelism(), Math.floor(jobs.length / FILES_PER_THREAD)));
   let lastDraw = 0;
   const onResult = (r: FileResult) => {
     results.push(r);
@@ -64,9 +67,10 @@ export async function runFiles(jobs: FileJob[], settings: RunSettings, opts: { t
     }
   };
 
-  if (threads === 1 && jobs.length <= BATCH) {
+  if (threads === 1) {
     const secret = Buffer.from(settings.secretHex, 'hex');
-    for (const j of jobs) onResult(processFile(j, settings, secret, readFileSync));
+    const profile = compileProfile(settings.chain, settings.options);
+    for (const j of jobs) onResult(processFile(j, settings, profile, secret, readFileSync));
   } else {
     let next = 0;
     const workerUrl = new URL('./run-worker.js', import.meta.url);

@@ -4,7 +4,7 @@ import { TAG } from '../dicom/tag.js';
 import { rawString } from '../dicom/values.js';
 import { writeDicom } from '../dicom/writer.js';
 import { DeidError } from '../errors.js';
-import type { CompiledProfile } from '../profiles/profile.js';
+import type { CompiledProfile } from '../profiles/compile.js';
 import { deidentifyHeader, type HeaderReport } from '../stages/header.js';
 import { verifyOutput, type VerifyReport } from '../stages/verify.js';
 

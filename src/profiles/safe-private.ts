@@ -1,4 +1,4 @@
-import { privateKey } from './profile.js';
+import { privateKey } from './compile.js';
 import { SAFE_PRIVATE_ENTRIES } from './safe-private.generated.js';
 
 const SAFE = new Set(SAFE_PRIVATE_ENTRIES.map(([group, creator, element]) => privateKey(group, creator, element)));

@@ -5,7 +5,7 @@ import { asciiBytes, encodeValue, padEven, rawString, textValue } from '../dicom
 import { MAX_LENGTH, isTextVR, usesCharset } from '../dicom/vr.js';
 import { DeidError } from '../errors.js';
 import { dateOffsetDays, isRegistryUid, keyedHash, remapUid } from '../keyed.js';
-import { type Action, type CompiledProfile, privateKey } from '../profiles/profile.js';
+import { type Action, type CompiledProfile, privateKey } from '../profiles/compile.js';
 import { isSafePrivate } from '../profiles/safe-private.js';
 import { pathMatches, type PathEntry } from '../profiles/selector.js';
 import { IdentifierMatcher, charsetOf, collectIdentifiers, type Identifier } from './identifiers.js';
@@ -71,7 +71,6 @@ export function shiftDateString(value: string, days: number): string | undefined
 class HeaderRun {
   readonly report: HeaderReport = { removed: 0, emptied: 0, dummied: 0, remapped: 0, cleaned: 0, shifted: 0, hashed: 0, set: 0, privateKept: 0, privateRemoved: 0 };
   private readonly modifiedDates: boolean;
-  private readonly uidCache = new Map<string, string>();
 
   constructor(
     private readonly profile: CompiledProfile,
@@ -103,17 +102,13 @@ class HeaderRun {
       const s = m.steps[0];
       if (s.kind === 'mask' && ((tag & s.mask) >>> 0) === s.value) return m.action;
     }
+    // Odd groups 0001-0007 are neither standard nor private (PS3.5 7.1): their content is unknown, so remove them.
+    if ((tagGroup(tag) & 1) === 1) return { kind: 'X' };
     return undefined;
   }
 
   private uid(value: string): string {
-    if (!value || isRegistryUid(value)) return value;
-    let out = this.uidCache.get(value);
-    if (!out) {
-      out = remapUid(this.secret, value);
-      this.uidCache.set(value, out);
-    }
-    return out;
+    return !value || isRegistryUid(value) ? value : remapUid(this.secret, value);
   }
 
   private remapUidElement(el: Element): Element {

@@ -111,18 +111,54 @@ export interface Hit {
   readonly length: number;
 }
 
-/** Finds identifying values in text. Case-insensitive, Unicode-aware word boundaries. */
+const WORD_EXTRA = /[\p{L}\p{N}]/u;
+/** Letters, digits and underscore (which joins words in codes such as OB_GENERAL). */
+function isWordChar(c: number): boolean {
+  if (c < 128) return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
+  if (c >= 0xd800 && c <= 0xdfff) return true;
+  return WORD_EXTRA.test(String.fromCharCode(c));
+}
+
+/**
+ * Finds identifying values in text, case-insensitively. Whole words (name parts, short and numeric
+ * IDs) are looked up token by token; longer values (IDs, date spellings, addresses) as substrings;
+ * phone numbers on the digits alone. No regular expression is built per object: this runs on every
+ * text element of every output.
+ */
 export class IdentifierMatcher {
-  private readonly patterns: Array<{ kind: IdentifierKind; re: RegExp }>;
+  private readonly tokens = new Map<string, IdentifierKind>();
+  private readonly bounded: Array<{ kind: IdentifierKind; s: string }> = [];
+  private readonly substrings: Array<{ kind: IdentifierKind; s: string }> = [];
+  private readonly phones: string[] = [];
+  private readonly patterns: Array<{ kind: IdentifierKind; pattern: string }> = [];
+  private cleaner?: RegExp;
 
   constructor(identifiers: readonly Identifier[]) {
-    const byKind = new Map<IdentifierKind, string[]>();
     for (const id of identifiers) {
       const p = patternFor(id);
-      if (p) byKind.set(id.kind, [...(byKind.get(id.kind) ?? []), p]);
+      if (!p) continue;
+      this.patterns.push({ kind: id.kind, pattern: p });
+      const u = id.value.toUpperCase();
+      switch (id.kind) {
+        case 'name':
+        case 'id': {
+          const wholeWord = id.kind === 'name' || /^\d+$/.test(u) || u.length < 5;
+          if (!wholeWord) this.substrings.push({ kind: id.kind, s: u });
+          else if ([...u].every((ch) => isWordChar(ch.charCodeAt(0)))) this.tokens.set(u, id.kind);
+          else this.bounded.push({ kind: id.kind, s: u });
+          break;
+        }
+        case 'date':
+          for (const d of dateSpellings(id.value)) this.substrings.push({ kind: 'date', s: d });
+          break;
+        case 'phone':
+          this.phones.push(u.replace(/\D/g, ''));
+          break;
+        case 'address':
+        case 'institution':
+          this.substrings.push({ kind: id.kind, s: u.replace(/\s+/g, ' ') });
+      }
     }
-    // Longest first so that a full name is replaced before its parts.
-    this.patterns = [...byKind].map(([kind, ps]) => ({ kind, re: new RegExp(ps.sort((a, b) => b.length - a.length).join('|'), 'giu') }));
   }
 
   get empty(): boolean {
@@ -131,24 +167,48 @@ export class IdentifierMatcher {
 
   find(text: string, kinds?: ReadonlySet<IdentifierKind>): Hit[] {
     const hits: Hit[] = [];
-    for (const { kind, re } of this.patterns) {
-      if (kinds && !kinds.has(kind)) continue;
-      re.lastIndex = 0;
-      for (let m = re.exec(text); m; m = re.exec(text)) {
-        if (m[0].length === 0) {
-          re.lastIndex++;
-          continue;
+    if (this.empty || text.length === 0) return hits;
+    const want = (k: IdentifierKind) => !kinds || kinds.has(k);
+    const upper = text.toUpperCase();
+    if (this.tokens.size) {
+      let start = -1;
+      for (let i = 0; i <= upper.length; i++) {
+        const word = i < upper.length && isWordChar(upper.charCodeAt(i));
+        if (word && start < 0) start = i;
+        else if (!word && start >= 0) {
+          const kind = this.tokens.get(upper.slice(start, i));
+          if (kind && want(kind)) hits.push({ kind, index: start, length: i - start });
+          start = -1;
         }
-        hits.push({ kind, index: m.index, length: m[0].length });
       }
+    }
+    for (const { kind, s } of this.bounded) {
+      if (!want(kind)) continue;
+      for (let i = upper.indexOf(s); i >= 0; i = upper.indexOf(s, i + 1)) {
+        const before = i > 0 && isWordChar(upper.charCodeAt(i - 1));
+        const after = i + s.length < upper.length && isWordChar(upper.charCodeAt(i + s.length));
+        if (!before && !after) hits.push({ kind, index: i, length: s.length });
+      }
+    }
+    if (this.substrings.length) {
+      const spaced = upper.replace(/\s+/g, ' ');
+      for (const { kind, s } of this.substrings) {
+        const i = spaced.indexOf(s);
+        if (i >= 0 && want(kind)) hits.push({ kind, index: i, length: s.length });
+      }
+    }
+    if (this.phones.length && want('phone')) {
+      const digits = upper.replace(/\D/g, '');
+      for (const p of this.phones) if (digits.includes(p)) hits.push({ kind: 'phone', index: 0, length: p.length });
     }
     return hits;
   }
 
   /** Replaces every identifying value in the text with a neutral marker. */
   clean(text: string, marker = '***'): string {
-    let out = text;
-    for (const { re } of this.patterns) out = out.replace(re, marker);
-    return out;
+    if (this.empty) return text;
+    // Longest first so that a full value is replaced before its parts. Built once, and only when cleaning.
+    this.cleaner ??= new RegExp(this.patterns.map((p) => p.pattern).sort((a, b) => b.length - a.length).join('|'), 'giu');
+    return text.replace(this.cleaner, marker);
   }
 }

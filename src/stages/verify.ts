@@ -5,7 +5,7 @@ import { TAG, formatTag, isPrivateTag, type Tag } from '../dicom/tag.js';
 import { rawString, textValue } from '../dicom/values.js';
 import { isTextVR } from '../dicom/vr.js';
 import { DeidError } from '../errors.js';
-import type { CompiledProfile } from '../profiles/profile.js';
+import type { CompiledProfile } from '../profiles/compile.js';
 import { DUMMY_VALUES } from './header.js';
 import { IdentifierMatcher, charsetOf, type Identifier, type IdentifierKind } from './identifiers.js';
 

@@ -1,0 +1,62 @@
+// `npm run bench`: deid run --profile basic over 1,000 files (about 125 MB), measured in the same run as
+// GDCM's gdcmanon (basic profile, the fastest peer) and our own plain read+write copy (the I/O floor).
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, WORK, buildCorpus, fmt, requireTool, timed, totalBytes } from './lib.mjs';
+
+const COUNT = Number(process.env.BENCH_FILES ?? 1000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+requireTool('gdcmanon', 'libgdcm-tools');
+requireTool('openssl', 'openssl');
+
+const corpus = join(WORK, 'corpus');
+const files = await buildCorpus(corpus, COUNT);
+const bytes = totalBytes(files);
+console.log(`corpus: ${files.length} files, ${fmt(bytes / 1e6, 1)} MB (CT_small, MR_small, CT1_UNC; 10 per study, one patient per study)`);
+
+// gdcmanon -e needs a certificate to encrypt the original attributes into; a throwaway self-signed one.
+const certDir = join(WORK, 'cert');
+if (!existsSync(join(certDir, 'cert.pem'))) {
+  mkdirSync(certDir, { recursive: true });
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(certDir, 'key.pem'), '-out', join(certDir, 'cert.pem'), '-days', '2', '-subj', '/CN=deid-bench'], { stdio: 'ignore' });
+}
+const secretFile = join(WORK, 'secret');
+writeFileSync(secretFile, 'benchmark-secret-0123456789abcdef\n');
+const listFile = join(WORK, 'files.txt');
+writeFileSync(listFile, files.join('\n'));
+
+const cmds = {
+  deid: () => [process.execPath, [join(ROOT, 'bin/deid.js'), 'run', corpus, '--out', join(WORK, 'out-deid'), '--quarantine', join(WORK, 'q-deid'), '--profile', 'basic', '--secret-file', secretFile, '--json']],
+  gdcmanon: () => ['gdcmanon', ['-e', '--continue', '-c', join(certDir, 'cert.pem'), '-i', corpus, '-o', join(WORK, 'out-gdcm')]],
+  copy: () => [process.execPath, [join(ROOT, 'bench/copy-files.mjs'), listFile, join(WORK, 'out-copy')]],
+};
+
+const best = {};
+const mem = {};
+for (let round = 0; round < ROUNDS; round++) {
+  for (const [name, make] of Object.entries(cmds)) {
+    for (const d of ['out-deid', 'q-deid', 'out-gdcm', 'out-copy']) rmSync(join(WORK, d), { recursive: true, force: true });
+    if (name === 'gdcmanon') mkdirSync(join(WORK, 'out-gdcm'));
+    const [cmd, args] = make();
+    const r = await timed(cmd, args, { TCP_NODELAY: '1' });
+    if (name === 'deid') {
+      const summary = JSON.parse(r.stdout.trim().split('\n').pop());
+      if (summary.deidentified !== files.length) throw new Error(`deid run quarantined ${summary.quarantined} files: ${JSON.stringify(summary.reasons)}`);
+    } else if (r.code !== 0) throw new Error(`${name} failed (${r.code}): ${r.stderr.slice(0, 400)}`);
+    best[name] = Math.min(best[name] ?? Infinity, r.seconds);
+    if (name === 'deid') mem[round] = r.rssMb;
+  }
+}
+
+const rate = (s) => files.length / s;
+console.log('\nwall time, best of %d rounds (process start to exit, same files, same machine):', ROUNDS);
+for (const [name, label] of [['deid', 'deid run --profile basic (with quality check)'], ['gdcmanon', 'gdcmanon -e (GDCM basic profile)'], ['copy', 'our read+write copy (I/O floor)']]) {
+  console.log(`  ${label.padEnd(48)} ${fmt(rate(best[name])).padStart(6)} files/s  ${fmt(bytes / 1e6 / best[name], 1).padStart(7)} MB/s  ${fmt(best[name], 2)} s`);
+}
+console.log(`\nratios: deid / gdcmanon = ${fmt(best.gdcmanon / best.deid, 2)}x   deid / copy floor = ${fmt(best.copy / best.deid, 2)}x`);
+const samples = Object.values(mem).flat();
+if (samples.length > 4) {
+  const q = Math.floor(samples.length / 4);
+  console.log(`deid memory (RSS of the run, MB): first quarter max ${fmt(Math.max(...samples.slice(0, q)))}, last quarter max ${fmt(Math.max(...samples.slice(-q)))}, overall max ${fmt(Math.max(...samples))}`);
+}
