@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { lookupTag } from '../dicom/dictionary.js';
 import type { Tag } from '../dicom/tag.js';
 import { DeidError } from '../errors.js';
 import { BASIC_PROFILE_CODE, checkOptions, optionCode, type MethodCode, type OptionName } from './options.js';
@@ -73,11 +74,15 @@ export const privateKey = (group: number, creator: string, element: number | und
 
 export const DEFAULT_DATE_SHIFT = { minDays: -3650, maxDays: -1 };
 
-/** PS3.15 compound codes resolve to the least destructive choice that keeps the IOD conformant. */
-function resolveCode(code: string): 'X' | 'Z' | 'D' | 'K' | 'C' | 'U' {
+/**
+ * PS3.15 compound codes resolve to the least destructive choice that keeps the IOD conformant. X/Z
+ * empties a value (Type 2 attributes stay present) but removes a sequence: a sequence with zero items
+ * is invalid where the sequence is Type 3, which is the common case.
+ */
+function resolveCode(code: string, isSequence: boolean): 'X' | 'Z' | 'D' | 'K' | 'C' | 'U' {
   switch (code) {
     case 'X/Z':
-      return 'Z';
+      return isSequence ? 'X' : 'Z';
     case 'X/D':
     case 'X/Z/D':
     case 'Z/D':
@@ -112,16 +117,16 @@ function readLookupTable(file: string, baseDir: string): Map<string, string> {
   return table;
 }
 
-function compileAction(raw: RawRule, options: ReadonlySet<OptionName>, baseDir: string): Action {
+function compileAction(raw: RawRule, options: ReadonlySet<OptionName>, baseDir: string, isSequence: boolean): Action {
   const a = raw.action;
   if (typeof a === 'string') {
     if (a in NAMED) return { kind: NAMED[a] } as Action;
     if (a === 'hash') return { kind: 'hash', length: 16, prefix: '' };
-    let code = resolveCode(a);
+    let code = resolveCode(a, isSequence);
     // Option columns: a clean option's C applies first, a retain option's K or C overrides it.
     const opts = Object.entries(raw.options ?? {}).filter(([o]) => options.has(o as OptionName));
-    for (const [o, c] of opts) if (o.startsWith('clean-')) code = resolveCode(c);
-    for (const [o, c] of opts) if (o.startsWith('retain-')) code = resolveCode(c);
+    for (const [o, c] of opts) if (o.startsWith('clean-')) code = resolveCode(c, isSequence);
+    for (const [o, c] of opts) if (o.startsWith('retain-')) code = resolveCode(c, isSequence);
     if (raw.select === 'private' && code === 'C') return { kind: 'safePrivate' };
     return { kind: code };
   }
@@ -151,7 +156,7 @@ export function compileProfile(chain: ProfileChain, extraOptions: readonly strin
       }
       let action: Action;
       try {
-        action = compileAction(r, options, dir);
+        action = compileAction(r, options, dir, steps.length === 1 && steps[0].kind === 'tag' && lookupTag(steps[0].tag)?.vr === 'SQ');
       } catch (e) {
         if (e instanceof DeidError) throw e;
         throw new DeidError('DEID_ERR_PROFILE_INVALID', `${raw.name} rule ${i + 1}: ${(e as Error).message}`);

@@ -50,6 +50,8 @@ export const DUMMY_VALUES: ReadonlySet<string> = new Set(Object.values(DUMMY));
 
 /** In allow-list mode these stay even when no rule names them, so the object remains an image. */
 const STRUCTURAL = (tag: Tag) => tag === TAG.SpecificCharacterSet || tag === TAG.SOPClassUID || tagGroup(tag) === 0x0028 || tag === TAG.PixelData;
+/** ...and these identify it, so they stay too, but remapped. */
+const STRUCTURAL_UIDS = new Set<Tag>([TAG.SOPInstanceUID, TAG.StudyInstanceUID, TAG.SeriesInstanceUID, 0x00200052 /* FrameOfReferenceUID */]);
 
 function pad(days: number, d: Date): string {
   void days;
@@ -184,7 +186,8 @@ class HeaderRun {
         if (el.items) return { ...el, items: [] };
         return { tag: el.tag, vr: el.vr, value: new Uint8Array(0) };
       case 'D':
-        if (el.items) return this.recurse(el, ancestors, entry, cs, clean);
+        // A sequence has no dummy value: keep its structure, apply the rules inside, and clean its text.
+        if (el.items) return this.recurse(el, ancestors, entry, cs, true);
         if (el.vr === 'UI') return this.remapUidElement(el);
         return this.dummy(el, cs);
       case 'U':
@@ -239,6 +242,7 @@ class HeaderRun {
     const creators = new Map<number, string>();
     for (const el of elements) if (isPrivateCreatorTag(el.tag)) creators.set((tagGroup(el.tag) << 8) | tagElement(el.tag), textValue(el, cs).trim());
     const keptBlocks = new Set<number>();
+    const droppedOverlays = new Set<number>();
     const out: Element[] = [];
     const needPath = this.profile.paths.length > 0;
     for (const el of elements) {
@@ -253,15 +257,25 @@ class HeaderRun {
       const creator = priv ? creators.get(blockKey) : undefined;
       const entry: PathEntry = { tag: el.tag, creator };
       let action = this.resolve(el.tag, needPath ? [...ancestors, entry] : undefined, creator);
-      if (!action) action = this.profile.removeUnlisted && !STRUCTURAL(el.tag) ? { kind: 'X' } : { kind: 'K' };
+      if (!action) action = this.unlisted(el.tag);
       else if (priv && action.kind === 'X') this.report.privateRemoved++;
       const result = this.apply(el, action, ancestors, entry, cs, clean);
       if (result) {
         out.push(result);
         if (priv) keptBlocks.add(blockKey);
-      }
+      } else if (((el.tag & 0xff01ffff) >>> 0) === 0x60003000) droppedOverlays.add(tagGroup(el.tag));
     }
-    return out.filter((el) => !isPrivateCreatorTag(el.tag) || keptBlocks.has((tagGroup(el.tag) << 8) | tagElement(el.tag)));
+    return out.filter(
+      (el) =>
+        (!isPrivateCreatorTag(el.tag) || keptBlocks.has((tagGroup(el.tag) << 8) | tagElement(el.tag))) &&
+        // An overlay without its Overlay Data (60xx,3000) is an invalid Overlay Plane: its whole group goes.
+        !droppedOverlays.has(tagGroup(el.tag)),
+    );
+  }
+
+  private unlisted(tag: Tag): Action {
+    if (!this.profile.removeUnlisted || STRUCTURAL(tag)) return { kind: 'K' };
+    return STRUCTURAL_UIDS.has(tag) ? { kind: 'U' } : { kind: 'X' };
   }
 
   /** UIDs that some rule remaps, collected first so that every other reference to them is remapped too. */
@@ -275,8 +289,8 @@ class HeaderRun {
         continue;
       }
       if (el.vr !== 'UI' || !el.value?.length || isPrivateTag(el.tag)) continue;
-      const a = this.resolve(el.tag, needPath ? [...ancestors, entry] : undefined, undefined);
-      if (a && (a.kind === 'U' || a.kind === 'D' || a.kind === 'hash')) {
+      const a = this.resolve(el.tag, needPath ? [...ancestors, entry] : undefined, undefined) ?? this.unlisted(el.tag);
+      if ( (a.kind === 'U' || a.kind === 'D' || a.kind === 'hash')) {
         for (const v of rawString(el.value).split('\\')) if (v.trim() && !isRegistryUid(v.trim())) into.add(v.trim());
       }
     }

@@ -77,7 +77,8 @@ function dateSpellings(da: string): string[] {
   const m = /^(\d{4})\.?(\d{2})\.?(\d{2})$/.exec(da);
   if (!m) return [];
   const [, y, mo, d] = m;
-  return [`${y}${mo}${d}`, `${y}-${mo}-${d}`, `${y}/${mo}/${d}`, `${y}.${mo}.${d}`, `${mo}/${d}/${y}`, `${d}/${mo}/${y}`, `${d}.${mo}.${y}`, `${mo}-${d}-${y}`, `${d}-${mo}-${y}`];
+  // A set: when day and month are equal, the day-first and month-first spellings are the same string.
+  return [...new Set([`${y}${mo}${d}`, `${y}-${mo}-${d}`, `${y}/${mo}/${d}`, `${y}.${mo}.${d}`, `${mo}/${d}/${y}`, `${d}/${mo}/${y}`, `${d}.${mo}.${y}`, `${mo}-${d}-${y}`, `${d}-${mo}-${y}`])];
 }
 
 function patternFor(id: Identifier): string | undefined {

@@ -75,19 +75,20 @@ export function verifyDataset(dataset: Dataset, input: VerifyInput, meta: Datase
   const findings: Finding[] = [];
   let scanned = 0;
 
-  const checkUidText = (text: string, path: string) => {
+  // Paths are built only for findings: the walk visits every element of every output.
+  const checkUidText = (text: string, path: () => string) => {
     if (uids.size === 0) return;
-    for (const v of text.split(/[\\\s]+/)) if (uids.has(v.replace(/\0/g, ''))) findings.push({ code: 'DEID_ERR_VERIFY_UID', path, kind: 'uid' });
+    for (const v of text.split(/[\\\s]+/)) if (uids.has(v.replace(/\0/g, ''))) findings.push({ code: 'DEID_ERR_VERIFY_UID', path: path(), kind: 'uid' });
   };
 
   const walk = (elements: Dataset, prefix: string, inherited: CharacterSet) => {
     const cs = findElement(elements, TAG.SpecificCharacterSet) ? charsetOf(elements) : inherited;
     for (const el of elements) {
       if (MARKING.has(el.tag) && prefix === '') continue;
-      const path = prefix + formatTag(el.tag);
+      const path = () => prefix + formatTag(el.tag);
       scanned++;
       if (el.items) {
-        el.items.forEach((item, i) => walk(item.elements, `${path}[${i}]/`, cs));
+        el.items.forEach((item, i) => walk(item.elements, `${path()}[${i}]/`, cs));
         continue;
       }
       if (!el.value || el.value.length === 0) continue;
@@ -114,11 +115,11 @@ export function verifyDataset(dataset: Dataset, input: VerifyInput, meta: Datase
       } else {
         continue;
       }
-      if (!matcher.empty) for (const hit of matcher.find(text, kinds)) findings.push({ code: 'DEID_ERR_VERIFY_LEAK', path, kind: hit.kind });
+      if (!matcher.empty) for (const hit of matcher.find(text, kinds)) findings.push({ code: 'DEID_ERR_VERIFY_LEAK', path: path(), kind: hit.kind });
       checkUidText(text, path);
     }
   };
-  for (const el of meta) if (el.vr === 'UI' && el.value) checkUidText(rawString(el.value), formatTag(el.tag));
+  for (const el of meta) if (el.vr === 'UI' && el.value) checkUidText(rawString(el.value), () => formatTag(el.tag));
   walk(dataset, '', charsetOf(dataset));
   return { ok: findings.length === 0, findings, elementsScanned: scanned, identifiersChecked: ids.length, uidsChecked: uids.size };
 }

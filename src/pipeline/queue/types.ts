@@ -1,0 +1,51 @@
+/**
+ * The queue port. Two engines implement it: the embedded durable queue (no external service, the
+ * default) and BullMQ on Redis (many worker processes on many machines). Objects never travel in
+ * jobs: a job carries keys into the ObjectStore and small metadata only.
+ */
+export type StageName = string;
+
+export interface JobData {
+  /** Deterministic id: the input hash plus the configuration hash, so a replay is a no-op. */
+  readonly id: string;
+  readonly [key: string]: unknown;
+}
+
+export interface JobInfo {
+  readonly id: string;
+  /** 1 on the first delivery. */
+  readonly attempt: number;
+}
+
+export type JobHandler = (job: JobData, info: JobInfo) => Promise<void>;
+
+export interface StageCounts {
+  queued: number;
+  active: number;
+  done: number;
+  failed: number;
+}
+
+export interface AddOptions {
+  /** Deliver no earlier than this many milliseconds from now (retry backoff). */
+  readonly delayMs?: number;
+  /** The attempt number the job will carry when delivered (retries re-add with attempt + 1). */
+  readonly attempt?: number;
+}
+
+export interface JobQueue {
+  /**
+   * Adds a job durably (it survives a crash once the promise resolves). Adding a job whose id is
+   * already queued or active in that stage is a no-op.
+   */
+  add(stage: StageName, job: JobData, opts?: AddOptions): Promise<void>;
+  /**
+   * Starts delivering the stage's jobs to the handler, at most `concurrency` at a time. A handler that
+   * resolves completes the job (counted as done); one that throws fails it (counted as failed). Retries
+   * are the caller's policy: it re-adds with a delay. Jobs active when a process dies are delivered again.
+   */
+  process(stage: StageName, concurrency: number, handler: JobHandler): void;
+  counts(stage: StageName): Promise<StageCounts>;
+  /** Stops taking new jobs, waits for active handlers to finish, then releases resources. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,107 @@
+import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { mkdir, open, readFile, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+
+/**
+ * The storage port: where objects live between stages. Deliberately narrow (put, get, rename, list,
+ * delete) so that an S3-compatible adapter can replace the local folder without touching any stage.
+ * Keys are '/'-separated relative paths such as `incoming/<sha256>.dcm`.
+ */
+export interface ObjectStore {
+  /** Writes atomically; with `durable`, the bytes are on disk (fsync) before the promise resolves. */
+  put(key: string, data: Uint8Array, opts?: { durable?: boolean }): Promise<void>;
+  /** Throws an error with code 'ENOENT' when the key does not exist. */
+  get(key: string): Promise<Buffer>;
+  rename(from: string, to: string): Promise<void>;
+  /** Keys under a prefix (recursively), sorted. */
+  list(prefix: string): Promise<string[]>;
+  /** Deleting a missing key is not an error. */
+  delete(key: string): Promise<void>;
+}
+
+export const isNotFound = (e: unknown): boolean => (e as NodeJS.ErrnoException)?.code === 'ENOENT';
+
+let seq = 0;
+
+/** The default adapter: a local (or shared network) folder. */
+export class LocalFolderStore implements ObjectStore {
+  readonly root: string;
+  private readonly dirs = new Set<string>();
+
+  constructor(root: string) {
+    this.root = resolve(root);
+  }
+
+  private path(key: string): string {
+    const p = resolve(this.root, key);
+    if (p !== this.root && !p.startsWith(this.root + sep)) throw new Error('storage key escapes the store');
+    return p;
+  }
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.dirs.has(dir)) return;
+    await mkdir(dir, { recursive: true });
+    this.dirs.add(dir);
+  }
+
+  async put(key: string, data: Uint8Array, opts: { durable?: boolean } = {}): Promise<void> {
+    const target = this.path(key);
+    const dir = dirname(target);
+    await this.ensureDir(dir);
+    const tmp = `${target}.${process.pid}.${seq++}.tmp`;
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(data);
+      if (opts.durable) await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, target);
+    if (opts.durable) {
+      // The rename itself must survive a crash: fsync the directory entry too.
+      const fd = openSync(dir, 'r');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  }
+
+  get(key: string): Promise<Buffer> {
+    return readFile(this.path(key));
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    const target = this.path(to);
+    await this.ensureDir(dirname(target));
+    await rename(this.path(from), target);
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    const base = this.path(prefix);
+    try {
+      const entries = await readdir(base, { recursive: true, withFileTypes: true });
+      return entries
+        .filter((e) => e.isFile() && !e.name.endsWith('.tmp'))
+        .map((e) => relative(this.root, join(e.parentPath, e.name)).split(sep).join('/'))
+        .sort();
+    } catch (e) {
+      if (isNotFound(e)) return [];
+      throw e;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await unlink(this.path(key));
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+  }
+
+  /** Removes the whole store (tests only). */
+  async destroy(): Promise<void> {
+    await rm(this.root, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,160 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CharacterSet } from '../src/dicom/charset.js';
+import { findElement, type Dataset } from '../src/dicom/element.js';
+import { readDicom } from '../src/dicom/reader.js';
+import { TAG } from '../src/dicom/tag.js';
+import { textValue } from '../src/dicom/values.js';
+import { isTextVR } from '../src/dicom/vr.js';
+import { processObject } from '../src/pipeline/process-object.js';
+import { loadProfile } from '../src/profiles/profile.js';
+import { DUMMY_VALUES } from '../src/stages/header.js';
+import { charsetOf } from '../src/stages/identifiers.js';
+import { SECRET, TESTDATA_ROOT, testDataFile } from './helpers/dicom-builder.js';
+
+type Outcome = { rel: string; ok: true; output: Buffer } | { rel: string; ok: false; code: string };
+
+function corpusFiles(): string[] {
+  const root = testDataFile('.');
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const f of readdirSync(dir).sort()) {
+      const p = join(dir, f);
+      if (statSync(p).isDirectory()) walk(p);
+      else out.push(relative(root, p));
+    }
+  };
+  walk(root);
+  return out;
+}
+
+const inputs = new Map<string, Buffer>();
+const input = (rel: string): Buffer => {
+  let b = inputs.get(rel);
+  if (!b) inputs.set(rel, (b = readFileSync(join(TESTDATA_ROOT, rel))));
+  return b;
+};
+
+function runCorpus(profileName: string): Outcome[] {
+  const profile = loadProfile(profileName);
+  return corpusFiles().map((rel): Outcome => {
+    try {
+      return { rel, ok: true, output: processObject(input(rel), { profile, secret: SECRET }).output };
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      return { rel, ok: false, code: typeof code === 'string' ? code : `uncoded ${(e as Error).name}: ${(e as Error).message}` };
+    }
+  });
+}
+
+/** Every text value of a data set at every depth, decoded with the character set in force at its level. */
+function textValues(ds: Dataset, inherited?: CharacterSet): string[] {
+  const cs = inherited && !findElement(ds, TAG.SpecificCharacterSet) ? inherited : charsetOf(ds);
+  const out: string[] = [];
+  for (const e of ds) {
+    for (const item of e.items ?? []) out.push(...textValues(item.elements, cs));
+    if (e.value?.length && isTextVR(e.vr) && e.vr !== 'UI') out.push(textValue(e, cs).trim());
+  }
+  return out;
+}
+
+const patientName = (ds: Dataset): string => {
+  const e = findElement(ds, TAG.PatientName);
+  return e ? textValue(e, charsetOf(ds)).trim() : '';
+};
+
+describe.each(['basic', 'research'])('the shared corpus through processObject with the %s profile', (profileName) => {
+  let outcomes: Outcome[] = [];
+  beforeAll(() => {
+    outcomes = runCorpus(profileName);
+  });
+
+  it('should de-identify every file or refuse it with a coded error, never DEID_ERR_INTERNAL', () => {
+    expect(outcomes.length).toBeGreaterThan(200);
+    const uncoded = outcomes.filter((o) => !o.ok && (!o.code.startsWith('DEID_ERR_') || o.code === 'DEID_ERR_INTERNAL'));
+    expect(uncoded).toEqual([]);
+    expect(outcomes.filter((o) => o.ok).length).toBeGreaterThan(150);
+    const codeOf = (rel: string) => {
+      const o = outcomes.find((x) => x.rel === rel);
+      if (!o) throw new Error(`not in the corpus: ${rel}`);
+      return o.ok ? 'ok' : o.code;
+    };
+    expect(codeOf('pydicom/CT_small.dcm')).toBe('ok');
+    expect(codeOf('pydicom/MR_small_bigendian.dcm')).toBe('ok');
+    expect(codeOf('pydicom/image_dfl.dcm')).toBe('ok');
+    expect(codeOf('pydicom/MR_truncated.dcm')).toBe('DEID_ERR_TRUNCATED');
+    expect(codeOf('pydicom/meta_missing_tsyntax.dcm')).toBe('DEID_ERR_MISSING_TRANSFER_SYNTAX');
+    expect(codeOf('pydicom/dicomdirtests/DICOMDIR')).toBe('DEID_ERR_DICOMDIR');
+    expect(codeOf('pydicom/nested_priv_SQ.dcm')).toBe('DEID_ERR_MISSING_SOP_INSTANCE_UID');
+    expect(codeOf('README.md')).toBe('DEID_ERR_NOT_DICOM');
+  });
+
+  it('should write outputs that parse again and hold no PatientName of the source', () => {
+    let compared = 0;
+    for (const o of outcomes) {
+      if (!o.ok) continue;
+      const src = readDicom(input(o.rel));
+      const out = readDicom(o.output);
+      expect(out.dataset.length, o.rel).toBeGreaterThan(0);
+      expect(findElement(out.dataset, TAG.SOPInstanceUID)?.value?.length, o.rel).toBeGreaterThan(0);
+      const name = patientName(src.dataset);
+      // A source "name" that is one of our own dummy words (e.g. "Anonymized") is not PHI to look for.
+      if (name.length < 2 || DUMMY_VALUES.has(name.toUpperCase())) continue;
+      compared++;
+      expect(patientName(out.dataset), o.rel).not.toBe(name);
+      const values = textValues(out.dataset).map((v) => v.toUpperCase());
+      expect(values.includes(name.toUpperCase()), `${o.rel} holds its source PatientName`).toBe(false);
+    }
+    expect(compared).toBeGreaterThan(100);
+  });
+});
+
+const DCIODVFY = '/usr/bin/dciodvfy';
+
+/** Image (and RT) objects of every kind: native LE/BE, JPEG, JPEG-LS, JPEG 2000, RLE, overlay, RT plan. */
+const DCIODVFY_SAMPLE = [
+  'pydicom/CT_small.dcm',
+  'pydicom/MR_small.dcm',
+  'dicomparser/CT1_UNC.explicit_little_endian.dcm',
+  'dicomparser/CT1_UNC.explicit_big_endian.dcm',
+  'pydicom/SC_rgb_jpeg_dcmtk.dcm',
+  'deid-data/humans/ctbrain1.dcm',
+  'pydicom/MR_small_RLE.dcm',
+  'pydicom/JPEG2000.dcm',
+  'dicomparser/encapsulated/single-frame/CT1_UNC.fragmented_bot_jpeg_ls.80.dcm',
+  'pydicom/examples_overlay.dcm',
+  'pydicom/rtplan.dcm',
+  'deid-data/ultrasounds/GREYSCALE_IMAGE.dcm',
+];
+
+describe.skipIf(!existsSync(DCIODVFY))('dciodvfy on de-identified outputs', () => {
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'deid-dciodvfy-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** dciodvfy's "Error" lines, with UIDs masked (remapped UIDs differ but name the same problem). */
+  const errors = (path: string): string[] => {
+    const r = spawnSync(DCIODVFY, [path], { encoding: 'latin1', timeout: 30_000 });
+    if (r.error) throw r.error;
+    return `${r.stdout}\n${r.stderr}`
+      .split('\n')
+      .filter((l) => l.startsWith('Error'))
+      .map((l) => l.replace(/\b\d+(\.\d+){2,}\b/g, '<uid>'));
+  };
+
+  it.each(DCIODVFY_SAMPLE.flatMap((rel) => [['basic', rel], ['research', rel]]))('should not add errors with the %s profile to %s', (profileName, rel) => {
+    const srcPath = testDataFile(rel);
+    const out = processObject(input(rel), { profile: loadProfile(profileName), secret: SECRET }).output;
+    const outPath = join(dir, `${profileName}-${rel.replace(/[\\/]/g, '_')}`);
+    writeFileSync(outPath, out);
+    const before = errors(srcPath);
+    const after = errors(outPath);
+    const added = after.filter((l) => !before.includes(l));
+    expect(after.length, `new errors:\n${added.join('\n')}`).toBeLessThanOrEqual(before.length);
+  });
+});
