@@ -1,0 +1,48 @@
+/* Ports the pipeline exposes to ingest adapters (SCP, STOW-RS, folder) and export adapters (folder, C-STORE, STOW-RS). */
+import type { ErrorCode } from '../errors.js';
+
+/** Where an object came from; recorded with the job (never with PHI). */
+export interface IngestSource {
+  readonly kind: 'dimse' | 'stow' | 'folder';
+  readonly callingAE?: string;
+  readonly calledAE?: string;
+  readonly remote?: string;
+}
+
+export type IngestOutcome =
+  | { readonly ok: true; readonly key: string; readonly sopInstanceUid: string; readonly sopClassUid: string }
+  | { readonly ok: false; readonly code: ErrorCode; readonly sopInstanceUid?: string; readonly sopClassUid?: string };
+
+/**
+ * Accepts one received object as Part 10 bytes. Resolves ok only once the object is durable in the
+ * spool and its first job is queued; only then may the sender be told Success.
+ */
+export type Ingest = (part10: Uint8Array, source: IngestSource) => Promise<IngestOutcome>;
+
+/** An export destination: a folder, a PACS over C-STORE, or a DICOMweb server over STOW-RS. */
+export interface Destination {
+  /** A PHI-free description for logs and status, e.g. "dicom://ORTHANC@127.0.0.1:4242". */
+  readonly name: string;
+  send(part10: Uint8Array, info: ExportInfo): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ExportInfo {
+  readonly sopClassUid: string;
+  readonly sopInstanceUid: string;
+  readonly studyInstanceUid: string;
+  readonly seriesInstanceUid: string;
+  readonly patientId: string;
+  readonly transferSyntaxUid: string;
+}
+
+/** A failed send. Retryable failures (connection refused, timeouts, busy) are tried again with backoff. */
+export class ExportError extends Error {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+    this.name = 'ExportError';
+  }
+}
