@@ -18,10 +18,10 @@ export function defaultSecretPath(): string {
 }
 
 /**
- * Reads the site secret that keys every UID, pseudonym and date offset. Without a path, uses the
- * default location and creates a new random secret there on first use (mode 0600).
+ * Reads the site secret that keys every UID, pseudonym and date offset. Without a path (or with
+ * `create`), a missing secret is created as 32 random bytes on first use (mode 0600).
  */
-export function loadSecret(path?: string): Secret {
+export function loadSecret(path?: string, opts: { create?: boolean } = {}): Secret {
   const p = path ? resolve(path) : defaultSecretPath();
   try {
     if (existsSync(p)) {
@@ -29,7 +29,7 @@ export function loadSecret(path?: string): Secret {
       if (text.length < 16) throw new DeidError('DEID_ERR_SECRET', `${p} holds fewer than 16 characters`);
       return { key: Buffer.from(text, 'utf8'), path: p, created: false };
     }
-    if (path) throw new DeidError('DEID_ERR_SECRET', `${p} does not exist`);
+    if (path && !opts.create) throw new DeidError('DEID_ERR_SECRET', `${p} does not exist`);
     mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
     const text = randomBytes(32).toString('hex');
     writeFileSync(p, text + '\n', { mode: 0o600, flag: 'wx' });

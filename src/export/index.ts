@@ -1,0 +1,13 @@
+import { DeidError } from '../errors.js';
+import type { Destination } from '../pipeline/ports.js';
+import { DimseDestination } from './dimse-scu.js';
+import { FolderDestination } from './folder.js';
+import { StowDestination } from './stow-client.js';
+
+/** A destination from its configured form: dicom://CALLED:CALLING@host:port, http(s)://… (STOW-RS), or a folder. */
+export function createDestination(spec: string): Destination {
+  if (/^dicom:\/\//i.test(spec)) return new DimseDestination(spec);
+  if (/^https?:\/\//i.test(spec)) return new StowDestination(spec);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) throw new DeidError('DEID_ERR_CONFIG', `unsupported destination scheme in ${spec.split('://')[0]}://`);
+  return new FolderDestination(spec);
+}

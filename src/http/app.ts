@@ -1,0 +1,89 @@
+import { timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { ERRORS, type ErrorCode } from '../errors.js';
+import type { Pipeline } from '../pipeline/runtime.js';
+import type { StudyTracker } from '../pipeline/studies.js';
+import type { Metrics } from './metrics.js';
+
+export interface AppOptions {
+  readonly pipeline: Pipeline;
+  readonly tracker: StudyTracker;
+  readonly metrics: Metrics;
+  /** Every /api route needs `Authorization: Bearer <adminToken>`. */
+  readonly adminToken: string;
+  /** Whether the service is ready to take objects (queue and spool usable). */
+  readonly ready: () => Promise<boolean>;
+  /** Further routes (STOW-RS) registered on the same app. */
+  readonly register?: ReadonlyArray<(app: FastifyInstance) => void | Promise<void>>;
+  readonly bodyLimit?: number;
+  readonly logger?: boolean;
+  readonly engine: string;
+}
+
+export function sendError(reply: FastifyReply, status: number, code: ErrorCode, detail?: string): FastifyReply {
+  return reply.code(status).type('application/json').send({ code, message: ERRORS[code], ...(detail ? { detail } : {}) });
+}
+
+/** Constant-time comparison of a bearer token. */
+export function bearerMatches(req: FastifyRequest, token: string): boolean {
+  const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
+  if (!m) return false;
+  const a = Buffer.from(m[1].trim());
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * The HTTP face of the service: STOW-RS (registered by the caller), the admin API, health and
+ * Prometheus metrics. Only server.ts listens; tests call app.inject().
+ */
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: opts.bodyLimit ?? 1024 * 1024 });
+  const started = Date.now();
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => ((await opts.ready()) ? { status: 'ready' } : reply.code(503).send({ status: 'not ready' })));
+  app.get('/metrics', async (_req, reply) => {
+    const status = await opts.pipeline.status();
+    for (const [stage, c] of Object.entries(status)) for (const state of ['queued', 'active'] as const) opts.metrics.queueDepth.set({ stage, state }, c[state]);
+    return reply.type(opts.metrics.registry.contentType).send(await opts.metrics.registry.metrics());
+  });
+
+  await app.register(async (api) => {
+    api.addHook('onRequest', async (req, reply) => {
+      if (!bearerMatches(req, opts.adminToken)) {
+        reply.header('WWW-Authenticate', 'Bearer realm="deid admin"');
+        return sendError(reply, 401, 'DEID_ERR_UNAUTHORIZED');
+      }
+    });
+    api.get('/api/status', async () => ({
+      engine: opts.engine,
+      uptimeSeconds: Math.round((Date.now() - started) / 1000),
+      stages: await opts.pipeline.status(),
+    }));
+    api.get('/api/studies', async () => ({ studies: await opts.tracker.list() }));
+    api.get<{ Params: { id: string } }>('/api/studies/:id', async (req, reply) => {
+      const s = /^[0-9a-f]{32}$/.test(req.params.id) ? await opts.tracker.get(req.params.id) : undefined;
+      return s ?? sendError(reply, 404, 'DEID_ERR_NOT_FOUND');
+    });
+    api.get('/api/quarantine', async () => ({ entries: await opts.pipeline.quarantine.list() }));
+    api.get<{ Params: { id: string } }>('/api/quarantine/:id', async (req, reply) => {
+      const e = await opts.pipeline.quarantine.get(req.params.id);
+      return e ?? sendError(reply, 404, 'DEID_ERR_NOT_FOUND');
+    });
+    api.get<{ Params: { id: string } }>('/api/quarantine/:id/object', async (req, reply) => {
+      const e = await opts.pipeline.quarantine.get(req.params.id);
+      if (!e) return sendError(reply, 404, 'DEID_ERR_NOT_FOUND');
+      return reply.type('application/dicom').send(await opts.pipeline.quarantine.object(e.id));
+    });
+    api.post<{ Params: { id: string } }>('/api/quarantine/:id/requeue', async (req, reply) =>
+      (await opts.pipeline.requeue(req.params.id)) ? reply.code(202).send({ requeued: req.params.id }) : sendError(reply, 404, 'DEID_ERR_NOT_FOUND'),
+    );
+    api.delete<{ Params: { id: string } }>('/api/quarantine/:id', async (req, reply) =>
+      (await opts.pipeline.quarantine.delete(req.params.id)) ? reply.code(204).send() : sendError(reply, 404, 'DEID_ERR_NOT_FOUND'),
+    );
+  });
+
+  for (const r of opts.register ?? []) await r(app);
+  return app;
+}

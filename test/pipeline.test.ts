@@ -1,0 +1,165 @@
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { findElement } from '../src/dicom/element.js';
+import { readDicom } from '../src/dicom/reader.js';
+import { TAG } from '../src/dicom/tag.js';
+import { rawString } from '../src/dicom/values.js';
+import { FolderDestination } from '../src/export/folder.js';
+import { ExportError, type Destination, type ExportInfo } from '../src/pipeline/ports.js';
+import { createQueue } from '../src/pipeline/queue/index.js';
+import type { JobQueue } from '../src/pipeline/queue/types.js';
+import { Pipeline, type StageName } from '../src/pipeline/runtime.js';
+import { LocalFolderStore } from '../src/pipeline/storage.js';
+import { FileStudyTracker } from '../src/pipeline/studies.js';
+import { loadProfile } from '../src/profiles/profile.js';
+import { corpusFile, tempDir } from './helpers/corpus.js';
+
+const silent = pino({ level: 'silent' });
+const STAGES: StageName[] = ['filter', 'header', 'verify', 'export'];
+
+function filesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => join(d.parentPath, d.name));
+}
+
+async function until(check: () => boolean | Promise<boolean>, ms = 15000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('timed out waiting for the pipeline');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** A destination that fails a given number of times, then records what it gets. */
+class FlakyDestination implements Destination {
+  readonly name = 'flaky';
+  readonly received: ExportInfo[] = [];
+  constructor(
+    private failures: number,
+    private readonly retryable = true,
+  ) {}
+  async send(_b: Uint8Array, info: ExportInfo): Promise<void> {
+    if (this.failures-- > 0) throw new ExportError('destination unavailable', this.retryable);
+    this.received.push(info);
+  }
+  async close(): Promise<void> {}
+}
+
+describe('the staged pipeline (embedded queue)', () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  function setup(opts: { destinations?: Destination[]; accept?: Array<Record<string, string[]>>; maxAttempts?: number } = {}) {
+    const tmp = tempDir();
+    const store = new LocalFolderStore(join(tmp.path, 'spool'));
+    const queue: JobQueue = createQueue({ dir: join(tmp.path, 'queue') });
+    const tracker = new FileStudyTracker(join(tmp.path, 'studies.json'));
+    const exportDir = join(tmp.path, 'export');
+    const destinations = opts.destinations ?? [new FolderDestination(exportDir)];
+    const pipeline = new Pipeline(
+      {
+        stages: STAGES.map((name) => ({ name, concurrency: 2 })),
+        profile: loadProfile('basic'),
+        filter: { accept: opts.accept },
+        destinations,
+        maxAttempts: opts.maxAttempts ?? 3,
+        backoffMs: 10,
+        maxObjectBytes: 64 * 1024 * 1024,
+      },
+      store,
+      queue,
+      tracker,
+      Buffer.from('pipeline-test-secret-0123456789'),
+      silent,
+    );
+    pipeline.start();
+    cleanups.push(async () => {
+      await queue.close();
+      await pipeline.close();
+      await tracker.close();
+      tmp.cleanup();
+    });
+    return { tmp, store, queue, tracker, pipeline, exportDir };
+  }
+
+  it('should de-identify and export every ingested object, then clear the spool', async () => {
+    const { pipeline, exportDir, store, tracker } = setup();
+    for (const f of ['pydicom/CT_small.dcm', 'pydicom/MR_small.dcm']) {
+      const r = await pipeline.ingest(readFileSync(corpusFile(f)), { kind: 'folder' });
+      expect(r.ok).toBe(true);
+    }
+    await until(() => filesUnder(exportDir).length === 2);
+    for (const f of filesUnder(exportDir)) {
+      const ds = readDicom(readFileSync(f)).dataset;
+      expect(rawString(findElement(ds, 0x00120062)?.value)).toBe('YES');
+      expect(rawString(findElement(ds, TAG.SOPInstanceUID)?.value)).toMatch(/^2\.25\./);
+    }
+    await until(async () => (await store.list('incoming')).length === 0 && (await store.list('work')).length === 0);
+    const studies = await tracker.list();
+    expect(studies).toHaveLength(2);
+    for (const s of studies) expect(s).toMatchObject({ received: 1, processed: 1, exported: 1, quarantined: 0 });
+    // Only a keyed hash of the StudyInstanceUID is stored.
+    const original = rawString(findElement(readDicom(readFileSync(corpusFile('pydicom/CT_small.dcm'))).dataset, TAG.StudyInstanceUID)?.value);
+    expect(JSON.stringify(studies)).not.toContain(original);
+  });
+
+  it('should quarantine what it cannot parse, answer with a code, and keep the bytes', async () => {
+    const { pipeline } = setup();
+    const r = await pipeline.ingest(Buffer.from('definitely not DICOM'), { kind: 'stow' });
+    expect(r).toMatchObject({ ok: false, code: 'DEID_ERR_NOT_DICOM' });
+    const [entry] = await pipeline.quarantine.list();
+    expect(entry).toMatchObject({ code: 'DEID_ERR_NOT_DICOM', stage: 'ingest' });
+    expect((await pipeline.quarantine.object(entry.id)).toString()).toBe('definitely not DICOM');
+  });
+
+  it('should reject by filter conditions into quarantine, and requeue from there', async () => {
+    const { pipeline, exportDir } = setup({ accept: [{ Modality: ['MR'] }] });
+    await pipeline.ingest(readFileSync(corpusFile('pydicom/CT_small.dcm')), { kind: 'dimse', callingAE: 'PACS' });
+    await pipeline.ingest(readFileSync(corpusFile('pydicom/MR_small.dcm')), { kind: 'dimse', callingAE: 'PACS' });
+    await until(async () => filesUnder(exportDir).length === 1 && (await pipeline.quarantine.list()).length === 1);
+    const [entry] = await pipeline.quarantine.list();
+    expect(entry).toMatchObject({ code: 'DEID_ERR_FILTERED', stage: 'filter', origin: { kind: 'dimse', callingAE: 'PACS' } });
+    // Requeued, it meets the same filter again and comes back to quarantine: nothing is lost on the way.
+    expect(await pipeline.requeue(entry.id)).toBe(true);
+    await until(async () => (await pipeline.quarantine.list()).length === 1 && (await pipeline.quarantine.list())[0].quarantinedAt !== entry.quarantinedAt);
+  });
+
+  it('should retry export with backoff and deliver once the destination is back', async () => {
+    const flaky = new FlakyDestination(2);
+    const { pipeline } = setup({ destinations: [flaky], maxAttempts: 5 });
+    await pipeline.ingest(readFileSync(corpusFile('pydicom/CT_small.dcm')), { kind: 'folder' });
+    await until(() => flaky.received.length === 1);
+    expect(await pipeline.quarantine.list()).toHaveLength(0);
+  });
+
+  it('should quarantine after the last attempt, and at once for a non-retryable refusal', async () => {
+    const down = new FlakyDestination(100);
+    const a = setup({ destinations: [down], maxAttempts: 3 });
+    await a.pipeline.ingest(readFileSync(corpusFile('pydicom/CT_small.dcm')), { kind: 'folder' });
+    await until(async () => (await a.pipeline.quarantine.list()).length === 1);
+    expect((await a.pipeline.quarantine.list())[0]).toMatchObject({ code: 'DEID_ERR_EXPORT_FAILED', stage: 'export' });
+
+    const refusing = new FlakyDestination(100, false);
+    const b = setup({ destinations: [refusing], maxAttempts: 3 });
+    await b.pipeline.ingest(readFileSync(corpusFile('pydicom/MR_small.dcm')), { kind: 'folder' });
+    await until(async () => (await b.pipeline.quarantine.list()).length === 1);
+    expect((await b.pipeline.quarantine.list())[0]).toMatchObject({ code: 'DEID_ERR_EXPORT_REFUSED' });
+  });
+
+  it('should give the identical result for the same object sent twice', async () => {
+    const { pipeline, exportDir } = setup();
+    const bytes = readFileSync(corpusFile('pydicom/CT_small.dcm'));
+    await pipeline.ingest(bytes, { kind: 'folder' });
+    await until(() => filesUnder(exportDir).length === 1);
+    const first = readFileSync(filesUnder(exportDir)[0]);
+    await pipeline.ingest(bytes, { kind: 'folder' });
+    await new Promise((r) => setTimeout(r, 300));
+    await until(async () => (await pipeline.status()).export.active === 0 && (await pipeline.status()).export.queued === 0);
+    expect(filesUnder(exportDir)).toHaveLength(1);
+    expect(readFileSync(filesUnder(exportDir)[0]).equals(first)).toBe(true);
+  });
+});
