@@ -36,15 +36,18 @@ export interface AddOptions {
 export interface JobQueue {
   /**
    * Adds a job durably (it survives a crash once the promise resolves). Adding a job whose id is
-   * already queued or active in that stage is a no-op.
+   * already queued or active in that stage with the same attempt is a no-op; a retry re-added from
+   * inside its handler (attempt + 1) is therefore queued. A finished job can be added again.
    */
   add(stage: StageName, job: JobData, opts?: AddOptions): Promise<void>;
   /**
    * Starts delivering the stage's jobs to the handler, at most `concurrency` at a time. A handler that
    * resolves completes the job (counted as done); one that throws fails it (counted as failed). Retries
-   * are the caller's policy: it re-adds with a delay. Jobs active when a process dies are delivered again.
+   * are the caller's policy: it re-adds with a delay. Jobs active when a process dies are delivered again,
+   * with attempt + 1.
    */
   process(stage: StageName, concurrency: number, handler: JobHandler): void;
+  /** queued (delayed included) and active cover every process; done and failed are this instance's. */
   counts(stage: StageName): Promise<StageCounts>;
   /** Stops taking new jobs, waits for active handlers to finish, then releases resources. */
   close(): Promise<void>;
