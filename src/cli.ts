@@ -16,6 +16,7 @@ const USAGE = `deid — DICOM de-identification (PS3.15 Annex E)
 Usage:
   deid run <file-or-folder>... --out <dir> --quarantine <dir> [--profile basic|<name>|<path>]
            [--option <name>]... [--secret-file <path>] [--jobs N] [--json]
+           [--previews <dir>]   (with --option clean-pixel-data: before/after PNGs of masked images)
   deid verify <original> <deidentified> [--profile <p>] [--option <name>]...
   deid profiles
   deid serve [...]        (the service; see README)
@@ -39,6 +40,7 @@ function printSummary(s: RunSummary, out: string, quarantine: string): void {
     lines.push('quarantine reasons:');
     for (const [code, n] of reasons) lines.push(`  ${String(n).padStart(6)}  ${code}  ${ERRORS[code as keyof typeof ERRORS]}`);
   }
+  if (s.pixelsCleaned !== undefined) lines.push(`pixels: ${s.pixelsCleaned} image(s) examined and cleaned, ${s.pixelsSkipped} skipped (not known to carry text)`);
   lines.push(`output:     ${out}`, `quarantine: ${quarantine}`);
   console.log(lines.join('\n'));
 }
@@ -56,6 +58,7 @@ async function cmdRun(argv: string[]): Promise<number> {
       jobs: { type: 'string' },
       json: { type: 'boolean', default: false },
       'max-bytes': { type: 'string' },
+      previews: { type: 'string' },
     },
   });
   if (positionals.length === 0) fail('DEID_ERR_USAGE', 'give at least one file or folder');
@@ -83,6 +86,7 @@ async function cmdRun(argv: string[]): Promise<number> {
       outDir: out,
       quarantineDir: quarantine,
       maxBytes: values['max-bytes'] ? Number(values['max-bytes']) : DEFAULT_MAX_BYTES,
+      previewsDir: values.previews ? resolve(values.previews) : undefined,
     },
     { threads: values.jobs ? Number(values.jobs) : undefined, progress: process.stderr.isTTY && !values.json },
   );

@@ -205,10 +205,13 @@ describe('options', () => {
     expect(p.methodCodes.map((c) => c.value)).toEqual(['113100', '113105', '113110']);
   });
 
-  it('should refuse clean-pixel-data as unavailable, whether asked by the caller or by a profile', () => {
-    expect(thrownCode(() => loadProfile('basic', ['clean-pixel-data']))).toBe('DEID_ERR_OPTION_UNAVAILABLE');
-    const f = profileFiles({ 'px.yaml': 'name: px\nextends: basic\noptions: [clean-pixel-data]\n' });
-    expect(thrownCode(() => loadProfile(f.path('px.yaml')))).toBe('DEID_ERR_OPTION_UNAVAILABLE');
+  it('should select clean-pixel-data, whether asked by the caller or by a profile, with the pixel stage settings', () => {
+    const p = loadProfile('basic', ['clean-pixel-data']);
+    expect(p.methodCodes.map((c) => c.value)).toEqual(['113100', '113101']);
+    expect(p.pixels?.mode).toBe('all-text');
+    expect(loadProfile('basic').pixels).toBeUndefined();
+    const f = profileFiles({ 'px.yaml': 'name: px\nextends: basic\noptions: [clean-pixel-data]\npixels: { mode: sensitive-text }\n' });
+    expect(loadProfile(f.path('px.yaml')).pixels?.mode).toBe('sensitive-text');
   });
 
   it('should refuse an unknown option', () => {

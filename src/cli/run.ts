@@ -4,7 +4,8 @@ import { join, relative, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ErrorCode } from '../errors.js';
 import { compileProfile } from '../profiles/compile.js';
-import { processFile, type FileJob, type FileResult, type RunSettings } from './process-file.js';
+import { shutdownSharedOcrPool, sharedOcrPool } from '../stages/pixels/ocr-pool.js';
+import { processFile, processFileAsync, type FileJob, type FileResult, type RunSettings } from './process-file.js';
 
 export interface RunSummary {
   files: number;
@@ -15,6 +16,9 @@ export interface RunSummary {
   seconds: number;
   filesPerSecond: number;
   mbPerSecond: number;
+  /** clean-pixel-data: images whose pixels were examined and cleaned, and images skipped by policy. */
+  pixelsCleaned?: number;
+  pixelsSkipped?: number;
 }
 
 /** Every file under the given paths, recursively, in a stable order. */
@@ -67,7 +71,23 @@ export async function runFiles(jobs: FileJob[], settings: RunSettings, opts: { t
     }
   };
 
-  if (threads === 1) {
+  const compiled = compileProfile(settings.chain, settings.options);
+  if (compiled.pixels) {
+    // clean-pixel-data: OCR runs in one pool of workers sized to the cores, so files are processed
+    // concurrently on this thread (decode, mask and encode are quick next to OCR).
+    const secret = Buffer.from(settings.secretHex, 'hex');
+    const concurrency = Math.max(2, sharedOcrPool().size * 2);
+    let next = 0;
+    try {
+      await Promise.all(
+        Array.from({ length: Math.min(concurrency, jobs.length) }, async () => {
+          while (next < jobs.length) onResult(await processFileAsync(jobs[next++], settings, compiled, secret, readFileSync));
+        }),
+      );
+    } finally {
+      await shutdownSharedOcrPool();
+    }
+  } else if (threads === 1) {
     const secret = Buffer.from(settings.secretHex, 'hex');
     const profile = compileProfile(settings.chain, settings.options);
     for (const j of jobs) onResult(processFile(j, settings, profile, secret, readFileSync));
@@ -117,5 +137,8 @@ export async function runFiles(jobs: FileJob[], settings: RunSettings, opts: { t
     seconds,
     filesPerSecond: results.length / Math.max(seconds, 1e-9),
     mbPerSecond: bytesIn / 1e6 / Math.max(seconds, 1e-9),
+    ...(compiled.pixels
+      ? { pixelsCleaned: results.filter((r) => r.pixels === 'cleaned').length, pixelsSkipped: results.filter((r) => r.pixels === 'skipped').length }
+      : {}),
   };
 }

@@ -6,6 +6,9 @@ import { writeDicom } from '../dicom/writer.js';
 import { DeidError } from '../errors.js';
 import type { CompiledProfile } from '../profiles/compile.js';
 import { deidentifyHeader, type HeaderReport } from '../stages/header.js';
+import { cleanPixels, type PixelReport } from '../stages/pixels/clean-pixels.js';
+import type { OcrPool } from '../stages/pixels/ocr-pool.js';
+import { assertNoPixelLeak, verifyPixels, type PixelVerifyReport } from '../stages/pixels/verify-pixels.js';
 import { verifyOutput, type VerifyReport } from '../stages/verify.js';
 
 export interface ProcessContext {
@@ -13,6 +16,9 @@ export interface ProcessContext {
   readonly secret: Uint8Array;
   /** Objects larger than this are refused (hostile sizes). */
   readonly maxBytes?: number;
+  /** Pixel stage (clean-pixel-data): the OCR pool (default: the process-wide one) and whether to make previews. */
+  readonly ocrPool?: OcrPool;
+  readonly previews?: boolean;
 }
 
 export interface ProcessedObject {
@@ -22,6 +28,9 @@ export interface ProcessedObject {
   readonly sopInstanceUid: string;
   readonly header: HeaderReport;
   readonly verify: VerifyReport;
+  /** Present when the profile has clean-pixel-data (processObjectAsync). */
+  readonly pixels?: PixelReport;
+  readonly pixelVerify?: PixelVerifyReport;
 }
 
 /**
@@ -29,6 +38,8 @@ export interface ProcessedObject {
  * re-parse and verify the written bytes. Anything wrong throws a coded DeidError (fail closed).
  */
 export function processObject(input: Uint8Array, ctx: ProcessContext): ProcessedObject {
+  // The pixel stage is asynchronous (OCR): never pass an object on with its pixels unexamined.
+  if (ctx.profile.pixels) throw new DeidError('DEID_ERR_INTERNAL', 'clean-pixel-data needs processObjectAsync');
   const file = readDicom(input, { maxBytes: ctx.maxBytes });
   const header = deidentifyHeader(file, ctx);
   const output = writeDicom(header.file);
@@ -45,5 +56,41 @@ export function processObject(input: Uint8Array, ctx: ProcessContext): Processed
     sopInstanceUid: rawString(findElement(ds, TAG.SOPInstanceUID)?.value),
     header: header.report,
     verify,
+  };
+}
+
+/**
+ * The same pipeline with the pixel stage between header and write when the profile has
+ * clean-pixel-data: parse, de-identify the header, clean the pixels, write, verify the header text,
+ * then decode the written pixels again and re-read them with OCR (fail closed: DEID_ERR_PIXEL_LEAK).
+ */
+export async function processObjectAsync(input: Uint8Array, ctx: ProcessContext): Promise<ProcessedObject & { previews?: { before: Buffer; after: Buffer } }> {
+  if (!ctx.profile.pixels) return processObject(input, ctx);
+  const file = readDicom(input, { maxBytes: ctx.maxBytes });
+  const header = deidentifyHeader(file, ctx);
+  const pixels = await cleanPixels(file, header.file, header.identifiers, { settings: ctx.profile.pixels, pool: ctx.ocrPool, previews: ctx.previews });
+  const output = writeDicom(pixels.file);
+  const verify = verifyOutput(output, { identifiers: header.identifiers, remappedUids: header.remappedUids, profile: ctx.profile });
+  if (!verify.ok) {
+    const first = verify.findings[0];
+    throw new DeidError(first.code, `${verify.findings.length} finding(s), first at ${first.path} (${first.kind})`);
+  }
+  let pixelVerify: PixelVerifyReport | undefined;
+  if (pixels.report.action === 'cleaned') {
+    pixelVerify = await verifyPixels(readDicom(output), header.identifiers, { pool: ctx.ocrPool });
+    assertNoPixelLeak(pixelVerify);
+  }
+  const ds = pixels.file.dataset;
+  const { previews, ...report } = pixels.report;
+  return {
+    output,
+    studyInstanceUid: rawString(findElement(ds, TAG.StudyInstanceUID)?.value),
+    seriesInstanceUid: rawString(findElement(ds, TAG.SeriesInstanceUID)?.value),
+    sopInstanceUid: rawString(findElement(ds, TAG.SOPInstanceUID)?.value),
+    header: header.report,
+    verify,
+    pixels: report,
+    pixelVerify,
+    previews,
   };
 }

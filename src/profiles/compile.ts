@@ -5,6 +5,7 @@ import { lookupTag } from '../dicom/dictionary.js';
 import type { Tag } from '../dicom/tag.js';
 import { DeidError } from '../errors.js';
 import { BASIC_PROFILE_CODE, checkOptions, optionCode, type MethodCode, type OptionName } from './options.js';
+import { compilePixelSettings, type PixelSettings, type RawPixelSettings } from './pixel-settings.js';
 import { SelectorError, parseSelector, type Step } from './selector.js';
 
 /**
@@ -45,6 +46,8 @@ export interface CompiledProfile {
   readonly paths: readonly Rule[];
   /** CID 7050 codes for DeidentificationMethodCodeSequence. */
   readonly methodCodes: readonly MethodCode[];
+  /** Settings of the pixel stage; present when the clean-pixel-data option is selected. */
+  readonly pixels?: PixelSettings;
   /** A hash of everything that changes the output, for job keys. */
   readonly fingerprint: string;
 }
@@ -64,6 +67,7 @@ export interface RawProfile {
   removeUnlisted?: boolean;
   dateShift?: { minDays?: number; maxDays?: number };
   rules?: RawRule[];
+  pixels?: RawPixelSettings;
 }
 
 /** A validated profile and the profiles it extends, most derived first, each with its folder. */
@@ -191,6 +195,7 @@ export function compileProfile(chain: ProfileChain, extraOptions: readonly strin
     anyPrivate,
     paths,
     methodCodes: [BASIC_PROFILE_CODE, ...sortedOptions.map(optionCode)],
+    pixels: options.has('clean-pixel-data') ? compilePixelSettings(chain) : undefined,
     fingerprint: createHash('sha256').update(JSON.stringify({ chain: chain.map((r) => r.raw), options: sortedOptions })).digest('hex'),
   };
   return compiled;

@@ -20,7 +20,7 @@ export type OptionName = keyof typeof OPTIONS;
 export const OPTION_NAMES = Object.keys(OPTIONS) as OptionName[];
 
 /** Options whose machinery lives in a later stage that this build does not have yet. */
-const UNAVAILABLE = new Set<OptionName>(['clean-pixel-data']);
+const UNAVAILABLE = new Set<OptionName>([]);
 
 export function checkOptions(names: readonly string[]): OptionName[] {
   for (const n of names) {

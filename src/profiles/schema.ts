@@ -1,3 +1,5 @@
+import { PIXELS_SCHEMA, SIGNATURE_SCHEMA } from './pixel-settings.js';
+
 /** JSON Schema of a profile file (YAML or JSON). Validated when a profile loads. */
 export const PROFILE_SCHEMA = {
   $id: 'https://deid.local/profile.schema.json',
@@ -17,8 +19,11 @@ export const PROFILE_SCHEMA = {
       properties: { minDays: { type: 'integer' }, maxDays: { type: 'integer' } },
     },
     rules: { type: 'array', items: { $ref: '#/$defs/rule' } },
+    pixels: { $ref: '#/$defs/pixels', description: 'Settings of the pixel stage (the clean-pixel-data option).' },
   },
   $defs: {
+    pixels: PIXELS_SCHEMA,
+    pixelSignature: SIGNATURE_SCHEMA,
     code: { type: 'string', pattern: '^(D|Z|X|K|C|U)(/(D|Z|X|K|C|U)\\*?)*$' },
     rule: {
       type: 'object',

@@ -1,0 +1,277 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import jsYaml from 'js-yaml';
+import { tagForKeyword } from '../dicom/dictionary.js';
+import { parseTag, type Tag } from '../dicom/tag.js';
+import { DeidError } from '../errors.js';
+
+/**
+ * Settings of the pixel stage (the Clean Pixel Data option), as data in the profile:
+ *
+ * ```yaml
+ * pixels:
+ *   mode: all-text            # or sensitive-text
+ *   scope: known              # or all: clean every image, whatever its modality
+ *   modalities: [US, XA, ...] # which images carry text (default: the issue's list)
+ *   ultrasoundRegions: false  # true: blank everything outside SequenceOfUltrasoundRegions
+ *   margin: 3                 # pixels added around every OCR box
+ *   signatures: [...]         # CTP DicomPixelAnonymizer-style regions (see profiles/pixel/signatures.yaml)
+ *   signatureFiles: [my-devices.yaml]
+ * ```
+ */
+export type PixelMode = 'all-text' | 'sensitive-text';
+
+/** A rectangle as CTP writes it: x, y, width, height; negative x or y count from the right or bottom edge. */
+export interface SignatureRect {
+  readonly x: number;
+  readonly y: number;
+  readonly width: number;
+  readonly height: number;
+}
+
+export type ConditionOp = 'equals' | 'contains' | 'startsWith' | 'matches' | 'present';
+
+export interface SignatureCondition {
+  readonly tag: Tag;
+  /** The attribute as the profile named it (for reports). */
+  readonly name: string;
+  readonly op: ConditionOp;
+  readonly value: string;
+  readonly regex?: RegExp;
+}
+
+export interface PixelSignature {
+  readonly name: string;
+  /** Every condition of one of the groups must hold (OR of ANDs); an empty list of groups matches every image. */
+  readonly groups: ReadonlyArray<readonly SignatureCondition[]>;
+  readonly regions: readonly SignatureRect[];
+}
+
+export interface PixelSettings {
+  readonly mode: PixelMode;
+  readonly scope: 'known' | 'all';
+  readonly modalities: ReadonlySet<string>;
+  readonly sopClasses: ReadonlySet<string>;
+  /** false: signature regions only (CTP's behaviour), no OCR; verification still re-reads the output. */
+  readonly ocr: boolean;
+  readonly ultrasoundRegions: boolean;
+  readonly margin: number;
+  /** OCR words below this confidence (0-100) are treated as noise in all-text mode. */
+  readonly minConfidence: number;
+  readonly signatures: readonly PixelSignature[];
+}
+
+export type RawCondition = string | number | { equals?: string | number; contains?: string; startsWith?: string; matches?: string; present?: boolean };
+
+export interface RawSignature {
+  name: string;
+  when?: Record<string, RawCondition>;
+  anyOf?: Array<Record<string, RawCondition>>;
+  regions: number[][];
+}
+
+export interface RawPixelSettings {
+  mode?: PixelMode;
+  scope?: 'known' | 'all';
+  modalities?: string[];
+  sopClasses?: string[];
+  ocr?: boolean;
+  ultrasoundRegions?: boolean;
+  margin?: number;
+  minConfidence?: number;
+  signatures?: RawSignature[];
+  signatureFiles?: string[];
+  builtinSignatures?: boolean;
+}
+
+/** Modalities whose images are known to carry burned-in text (issue 4, part 1). */
+export const DEFAULT_MODALITIES = ['US', 'SC', 'XA', 'RF', 'DX', 'CR', 'MG', 'ES', 'OT'];
+
+/** SOP classes known to carry burned-in text: secondary captures (incl. the multi-frame ones) and ultrasound. */
+export const DEFAULT_SOP_CLASSES = [
+  '1.2.840.10008.5.1.4.1.1.7', // Secondary Capture Image Storage
+  '1.2.840.10008.5.1.4.1.1.7.1', // Multi-frame Single Bit Secondary Capture
+  '1.2.840.10008.5.1.4.1.1.7.2', // Multi-frame Grayscale Byte Secondary Capture
+  '1.2.840.10008.5.1.4.1.1.7.3', // Multi-frame Grayscale Word Secondary Capture
+  '1.2.840.10008.5.1.4.1.1.7.4', // Multi-frame True Color Secondary Capture
+  '1.2.840.10008.5.1.4.1.1.6.1', // Ultrasound Image Storage
+  '1.2.840.10008.5.1.4.1.1.3.1', // Ultrasound Multi-frame Image Storage
+  '1.2.840.10008.5.1.4.1.1.12.1', // X-Ray Angiographic Image Storage
+  '1.2.840.10008.5.1.4.1.1.12.2', // X-Ray Radiofluoroscopic Image Storage
+];
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The built-in signature list, beside the built-in profiles. */
+export const BUILTIN_SIGNATURES = resolve(here, '../../profiles/pixel/signatures.yaml');
+
+function invalid(where: string, msg: string): never {
+  throw new DeidError('DEID_ERR_PROFILE_INVALID', `${where}: ${msg}`);
+}
+
+function conditionTag(name: string, where: string): Tag {
+  const t = parseTag(name) ?? tagForKeyword(name);
+  if (t === undefined) invalid(where, `unknown attribute "${name}"`);
+  return t;
+}
+
+function compileCondition(name: string, raw: RawCondition, where: string): SignatureCondition {
+  const tag = conditionTag(name, where);
+  if (typeof raw === 'string' || typeof raw === 'number') return { tag, name, op: 'equals', value: String(raw) };
+  if (!raw || typeof raw !== 'object') invalid(where, `condition on ${name} must be a value or an object`);
+  const ops = Object.keys(raw) as ConditionOp[];
+  if (ops.length !== 1) invalid(where, `condition on ${name} needs exactly one of equals, contains, startsWith, matches, present`);
+  const op = ops[0];
+  const v = (raw as Record<string, unknown>)[op];
+  switch (op) {
+    case 'equals':
+    case 'contains':
+    case 'startsWith':
+      if (typeof v !== 'string' && typeof v !== 'number') invalid(where, `${name}.${op} needs a string`);
+      return { tag, name, op, value: String(v) };
+    case 'matches':
+      if (typeof v !== 'string') invalid(where, `${name}.matches needs a regular expression`);
+      try {
+        return { tag, name, op, value: v, regex: new RegExp(v, 'i') };
+      } catch {
+        invalid(where, `${name}.matches is not a valid regular expression`);
+      }
+    // eslint-disable-next-line no-fallthrough
+    case 'present':
+      if (typeof v !== 'boolean') invalid(where, `${name}.present needs true or false`);
+      return { tag, name, op, value: v ? 'true' : 'false' };
+    default:
+      invalid(where, `unknown operator "${String(op).slice(0, 20)}" on ${name}`);
+  }
+}
+
+function compileGroup(group: Record<string, RawCondition> | undefined, where: string): SignatureCondition[] {
+  if (group === undefined) return [];
+  if (typeof group !== 'object' || Array.isArray(group)) invalid(where, 'conditions must be a map of attribute → condition');
+  return Object.entries(group).map(([k, v]) => compileCondition(k, v, where));
+}
+
+/** Compiles (and checks, field by field) one signature. Used for inline signatures and signature files alike. */
+export function compileSignature(raw: RawSignature, where: string): PixelSignature {
+  if (!raw || typeof raw !== 'object') invalid(where, 'a signature must be an object');
+  const name = typeof raw.name === 'string' && raw.name ? raw.name : invalid(where, 'a signature needs a name');
+  const w = `${where} signature "${name.slice(0, 40)}"`;
+  const extra = Object.keys(raw).filter((k) => !['name', 'when', 'anyOf', 'regions', 'description'].includes(k));
+  if (extra.length) invalid(w, `unknown field "${extra[0].slice(0, 20)}"`);
+  const base = compileGroup(raw.when, w);
+  let groups: SignatureCondition[][];
+  if (raw.anyOf !== undefined) {
+    if (!Array.isArray(raw.anyOf) || raw.anyOf.length === 0) invalid(w, 'anyOf must be a non-empty list');
+    groups = raw.anyOf.map((g) => [...base, ...compileGroup(g, w)]);
+  } else groups = [base];
+  if (!Array.isArray(raw.regions) || raw.regions.length === 0) invalid(w, 'regions must be a non-empty list of [x, y, width, height]');
+  const regions = raw.regions.map((r) => {
+    if (!Array.isArray(r) || r.length !== 4 || !r.every((n) => Number.isInteger(n))) invalid(w, 'each region is [x, y, width, height] in whole pixels');
+    if (r[2] <= 0 || r[3] <= 0) invalid(w, 'region width and height must be positive');
+    return { x: r[0], y: r[1], width: r[2], height: r[3] };
+  });
+  return { name, groups, regions };
+}
+
+const fileCache = new Map<string, PixelSignature[]>();
+
+/** Reads a signature file (YAML or JSON: `signatures: [...]`). Errors are coded and raised when the profile loads. */
+export function readSignatureFile(path: string): PixelSignature[] {
+  const hit = fileCache.get(path);
+  if (hit) return hit;
+  let doc: unknown;
+  try {
+    doc = jsYaml.load(readFileSync(path, 'utf8'));
+  } catch (e) {
+    invalid(path, `cannot read signatures: ${(e as Error).message.split('\n')[0]}`);
+  }
+  const list = (doc as { signatures?: unknown } | null)?.signatures;
+  if (!Array.isArray(list)) invalid(path, 'a signature file needs a top-level "signatures" list');
+  const out = list.map((s, i) => compileSignature(s as RawSignature, `${path} #${i + 1}`));
+  fileCache.set(path, out);
+  return out;
+}
+
+/**
+ * Merges the pixel settings of a profile chain (most derived first: the first profile that sets a
+ * value wins) and compiles the signatures: the profiles' own, their signature files, then the
+ * built-in list unless a profile turns it off.
+ */
+export function compilePixelSettings(chain: ReadonlyArray<{ readonly raw: { name: string; pixels?: RawPixelSettings }; readonly dir: string }>): PixelSettings {
+  const first = <K extends keyof RawPixelSettings>(k: K): RawPixelSettings[K] | undefined => chain.map((c) => c.raw.pixels?.[k]).find((v) => v !== undefined);
+  const signatures: PixelSignature[] = [];
+  for (const { raw, dir } of chain) {
+    const p = raw.pixels;
+    if (!p) continue;
+    (p.signatures ?? []).forEach((s, i) => signatures.push(compileSignature(s, `${raw.name} pixels.signatures #${i + 1}`)));
+    for (const f of p.signatureFiles ?? []) signatures.push(...readSignatureFile(resolve(dir, f)));
+  }
+  if (first('builtinSignatures') !== false) signatures.push(...readSignatureFile(BUILTIN_SIGNATURES));
+  const margin = first('margin') ?? 3;
+  const minConfidence = first('minConfidence') ?? 30;
+  if (!Number.isInteger(margin) || margin < 0 || margin > 64) invalid(chain[0].raw.name, 'pixels.margin must be 0-64');
+  if (!(minConfidence >= 0 && minConfidence <= 100)) invalid(chain[0].raw.name, 'pixels.minConfidence must be 0-100');
+  return {
+    mode: first('mode') ?? 'all-text',
+    scope: first('scope') ?? 'known',
+    modalities: new Set((first('modalities') ?? DEFAULT_MODALITIES).map((m) => m.toUpperCase())),
+    sopClasses: new Set(first('sopClasses') ?? DEFAULT_SOP_CLASSES),
+    ocr: first('ocr') ?? true,
+    ultrasoundRegions: first('ultrasoundRegions') ?? false,
+    margin,
+    minConfidence,
+    signatures,
+  };
+}
+
+/** The JSON Schema fragment of `pixels` in a profile (referenced from schema.ts). */
+export const PIXELS_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    mode: { enum: ['all-text', 'sensitive-text'] },
+    scope: { enum: ['known', 'all'] },
+    modalities: { type: 'array', items: { type: 'string', pattern: '^[A-Z0-9]{1,16}$' } },
+    sopClasses: { type: 'array', items: { type: 'string', pattern: '^[0-9.]{1,64}$' } },
+    ocr: { type: 'boolean' },
+    ultrasoundRegions: { type: 'boolean' },
+    margin: { type: 'integer', minimum: 0, maximum: 64 },
+    minConfidence: { type: 'number', minimum: 0, maximum: 100 },
+    builtinSignatures: { type: 'boolean' },
+    signatureFiles: { type: 'array', items: { type: 'string', minLength: 1 } },
+    signatures: { type: 'array', items: { $ref: '#/$defs/pixelSignature' } },
+  },
+} as const;
+
+const CONDITION_SCHEMA = {
+  oneOf: [
+    { type: 'string' },
+    { type: 'number' },
+    {
+      type: 'object',
+      minProperties: 1,
+      maxProperties: 1,
+      additionalProperties: false,
+      properties: {
+        equals: { type: ['string', 'number'] },
+        contains: { type: 'string' },
+        startsWith: { type: 'string' },
+        matches: { type: 'string' },
+        present: { type: 'boolean' },
+      },
+    },
+  ],
+} as const;
+
+export const SIGNATURE_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'regions'],
+  properties: {
+    name: { type: 'string', minLength: 1 },
+    description: { type: 'string' },
+    when: { type: 'object', additionalProperties: CONDITION_SCHEMA },
+    anyOf: { type: 'array', minItems: 1, items: { type: 'object', additionalProperties: CONDITION_SCHEMA } },
+    regions: { type: 'array', minItems: 1, items: { type: 'array', minItems: 4, maxItems: 4, items: { type: 'integer' } } },
+  },
+} as const;

@@ -1,0 +1,186 @@
+import { findElement, withElement, type DicomFile, type Element } from '../../dicom/element.js';
+import { initCodecs } from '../../dicom/pixels/codecs.js';
+import { PIXEL_TAGS, type PixelDescriptor } from '../../dicom/pixels/descriptor.js';
+import { readPalette, type Palette } from '../../dicom/pixels/palette.js';
+import { decodePixelData, encodePixelData, type PixelImage } from '../../dicom/pixels/pixel-data.js';
+import { isNativeSyntax, outputSyntaxFor } from '../../dicom/transfer-syntax.js';
+import { asciiBytes, rawString } from '../../dicom/values.js';
+import type { PixelSettings } from '../../profiles/pixel-settings.js';
+import type { Identifier } from '../identifiers.js';
+import { readText, type FrameSource } from './detect.js';
+import { maskFrame } from './mask.js';
+import { sharedOcrPool, type OcrPool } from './ocr-pool.js';
+import { PhiMatcher, decideMasks } from './phi-boxes.js';
+import { previewPng } from './preview.js';
+import { renderGray, renderRgb, type Gray8 } from './render.js';
+import { selectImage } from './select.js';
+import { matchSignatures } from './signatures.js';
+import type { Box } from './text-regions.js';
+import { keepMap, ultrasoundRegions } from './us-regions.js';
+
+/**
+ * The pixel stage (PS3.15 Clean Pixel Data option): decides whether an image needs cleaning, finds
+ * the regions to blank (profile signatures, OCR, optionally everything outside the ultrasound data
+ * areas), masks them in every frame, and writes the pixels back without loss where the input had
+ * none. Verification of the written bytes is a separate step (verify-pixels.ts) that the pipeline
+ * runs on the output; BurnedInAnnotation is set to NO here and an output that fails verification is
+ * never passed on.
+ */
+export interface PixelStageContext {
+  readonly settings: PixelSettings;
+  /** Defaults to the process-wide pool. */
+  readonly pool?: OcrPool;
+  /** Produce the before/after preview PNGs. */
+  readonly previews?: boolean;
+}
+
+export interface PixelBox extends Box {
+  readonly source: 'ocr' | 'signature';
+}
+
+export interface PixelReport {
+  readonly action: 'cleaned' | 'skipped';
+  /** Why the image was (or was not) cleaned. Never quotes a patient value. */
+  readonly reason: string;
+  readonly frames?: number;
+  /** Boxes masked in every frame, by coordinates only. */
+  readonly boxes?: readonly PixelBox[];
+  readonly signatures?: readonly string[];
+  /** Ultrasound data areas kept (everything else blanked), when that option is on. */
+  readonly ultrasoundRegions?: readonly Box[];
+  readonly pixelsMasked?: number;
+  readonly wordsMasked?: number;
+  readonly wordsKept?: number;
+  readonly ocrCalls?: number;
+  readonly encoding?: string;
+  readonly transferSyntaxUID?: string;
+  readonly lossyRatio?: number;
+  readonly previews?: { readonly before: Buffer; readonly after: Buffer };
+}
+
+export interface PixelStageResult {
+  readonly file: DicomFile;
+  readonly report: PixelReport;
+}
+
+const DeidentificationMethodCodeSequence = 0x00120064;
+export const CLEAN_PIXEL_DATA_CODE = '113101';
+
+/** Drops 113101 from the method codes: an image the stage did not examine must not claim it was cleaned. */
+function withoutCleanPixelCode(ds: readonly Element[]): Element[] {
+  const seq = findElement(ds, DeidentificationMethodCodeSequence);
+  if (!seq?.items) return [...ds];
+  const items = seq.items.filter((it) => rawString(findElement(it.elements, 0x00080100)?.value) !== CLEAN_PIXEL_DATA_CODE);
+  return withElement(ds, { ...seq, items });
+}
+
+export function frameSource(image: PixelImage, palette?: Palette): FrameSource & { cache: Map<number, Gray8> } {
+  const cache = new Map<number, Gray8>();
+  return {
+    count: image.frames.length,
+    width: image.desc.columns,
+    height: image.desc.rows,
+    cache,
+    gray(i: number) {
+      let g = cache.get(i);
+      if (!g) {
+        g = renderGray(image.desc, image.frames[i], palette);
+        // Keep renders of small images; large multi-frame objects are rendered again when needed.
+        if (image.frames.length * g.data.length <= 64 * 1024 * 1024) cache.set(i, g);
+      }
+      return g;
+    },
+  };
+}
+
+export function paletteOf(ds: readonly Element[], d: PixelDescriptor): Palette | undefined {
+  return d.photometric === 'PALETTE COLOR' ? readPalette(ds) : undefined;
+}
+
+/**
+ * Runs the stage on the header stage's output. `source` is the original data set (signatures and
+ * selection look at attributes the header stage may have removed); `identifiers` are the source's
+ * identifying values (sensitive-text mode).
+ */
+export async function cleanPixels(source: DicomFile, deidentified: DicomFile, identifiers: readonly Identifier[], ctx: PixelStageContext): Promise<PixelStageResult> {
+  const s = ctx.settings;
+  const selection = selectImage(source.dataset, s);
+  if (!selection.clean) {
+    return { file: { ...deidentified, dataset: withoutCleanPixelCode(deidentified.dataset) }, report: { action: 'skipped', reason: selection.why } };
+  }
+
+  await initCodecs();
+  const ds = deidentified.dataset;
+  const image = decodePixelData(ds, deidentified.transferSyntaxUID);
+  const d = image.desc;
+  const palette = paletteOf(ds, d);
+
+  const sigHits = matchSignatures(s.signatures, source.dataset, d.columns, d.rows);
+  const sigBoxes = sigHits.flatMap((h) => h.boxes);
+  const usRegions = s.ultrasoundRegions ? ultrasoundRegions(source.dataset, d.columns, d.rows) : [];
+  const keep = usRegions.length ? keepMap(usRegions, d.columns, d.rows) : undefined;
+
+  // Previews show the frame before anything was blanked.
+  const previewFrame = 0;
+  const before = ctx.previews ? renderRgb(d, image.frames[previewFrame], palette) : undefined;
+
+  // Blank the fixed regions first: OCR then only has to read what is left.
+  let pixelsMasked = 0;
+  if (sigBoxes.length || keep) for (const f of image.frames) pixelsMasked += maskFrame(f, d, { boxes: sigBoxes, keep }, palette);
+
+  let ocrBoxes: Box[] = [];
+  let wordsMasked = 0;
+  let wordsKept = 0;
+  let ocrCalls = 0;
+  if (s.ocr) {
+    const read = await readText(frameSource(image, palette), ctx.pool ?? sharedOcrPool());
+    ocrCalls = read.ocrCalls;
+    const decision = decideMasks(read.words, s.mode, new PhiMatcher(identifiers), { margin: s.margin, minConfidence: s.minConfidence });
+    ocrBoxes = decision.boxes.map((b) => ({ x0: Math.max(0, b.x0), y0: Math.max(0, b.y0), x1: Math.min(d.columns, b.x1), y1: Math.min(d.rows, b.y1) }));
+    wordsMasked = decision.masked;
+    wordsKept = decision.kept;
+    if (ocrBoxes.length) for (const f of image.frames) pixelsMasked += maskFrame(f, d, { boxes: ocrBoxes }, palette);
+  }
+
+  const boxes: PixelBox[] = [...sigBoxes.map((b) => ({ ...b, source: 'signature' as const })), ...ocrBoxes.map((b) => ({ ...b, source: 'ocr' as const }))];
+  let out = ds;
+  let transferSyntaxUID = deidentified.transferSyntaxUID;
+  let encoding = 'unchanged';
+  let lossyRatio: number | undefined;
+  if (pixelsMasked > 0) {
+    const nativeSyntax = isNativeSyntax(deidentified.transferSyntaxUID) ? outputSyntaxFor(deidentified.transferSyntaxUID) : outputSyntaxFor(source.transferSyntaxUID);
+    const enc = encodePixelData(ds, image, nativeSyntax);
+    out = enc.dataset;
+    transferSyntaxUID = enc.transferSyntaxUID;
+    encoding = enc.encoding;
+    lossyRatio = enc.lossyRatio;
+  }
+  // Verified by the pipeline on the written bytes before anything leaves (verify-pixels.ts).
+  out = withElement(out, { tag: PIXEL_TAGS.BurnedInAnnotation, vr: 'CS', value: asciiBytes('NO', 'CS') });
+
+  let previews: PixelReport['previews'];
+  if (before) {
+    const after = renderRgb(d, image.frames[previewFrame], palette);
+    previews = { before: await previewPng(before, boxes, false, usRegions), after: await previewPng(after, boxes, true, usRegions) };
+  }
+
+  return {
+    file: { ...deidentified, dataset: out, transferSyntaxUID },
+    report: {
+      action: 'cleaned',
+      reason: selection.why,
+      frames: image.frames.length,
+      boxes,
+      signatures: sigHits.map((h) => h.name),
+      ultrasoundRegions: s.ultrasoundRegions ? usRegions : undefined,
+      pixelsMasked,
+      wordsMasked,
+      wordsKept,
+      ocrCalls,
+      encoding,
+      transferSyntaxUID,
+      lossyRatio,
+      previews,
+    },
+  };
+}

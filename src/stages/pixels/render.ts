@@ -1,0 +1,148 @@
+import type { PixelDescriptor } from '../../dicom/pixels/descriptor.js';
+import type { Palette } from '../../dicom/pixels/palette.js';
+
+/**
+ * Renders of decoded frames for OCR and previews. OCR wants 8-bit grey with the text as contrast;
+ * previews want what a viewer shows. Both come from the stored values, never from presentation
+ * LUTs that could hide text (a window that clips burned-in text to the background would hide it).
+ */
+export interface Gray8 {
+  readonly width: number;
+  readonly height: number;
+  readonly data: Uint8Array;
+}
+
+export interface Rgb8 {
+  readonly width: number;
+  readonly height: number;
+  readonly data: Uint8Array; // interleaved RGB
+}
+
+/** The stored value of sample `s` of pixel `p` as a number (signed when PixelRepresentation is 1; bits outside BitsStored dropped). */
+export function sampleReader(d: PixelDescriptor, frame: Uint8Array): (p: number, s: number) => number {
+  const n = d.rows * d.columns;
+  const spp = d.samplesPerPixel;
+  const index = d.planarConfiguration === 1 ? (p: number, s: number) => s * n + p : (p: number, s: number) => p * spp + s;
+  const lowBit = d.highBit - d.bitsStored + 1;
+  const signed = d.pixelRepresentation === 1;
+  const bs = d.bitsStored;
+  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  if (d.bitsAllocated === 8) {
+    if (lowBit === 0 && bs === 8) return signed ? (p, s) => view.getInt8(index(p, s)) : (p, s) => frame[index(p, s)];
+    return (p, s) => extract(frame[index(p, s)], lowBit, bs, signed);
+  }
+  if (d.bitsAllocated === 16) {
+    if (lowBit === 0 && bs === 16) return signed ? (p, s) => view.getInt16(index(p, s) * 2, true) : (p, s) => view.getUint16(index(p, s) * 2, true);
+    return (p, s) => extract(view.getUint16(index(p, s) * 2, true), lowBit, bs, signed);
+  }
+  if (lowBit === 0 && bs === 32) return signed ? (p, s) => view.getInt32(index(p, s) * 4, true) : (p, s) => view.getUint32(index(p, s) * 4, true);
+  return (p, s) => extract(view.getUint32(index(p, s) * 4, true), lowBit, bs, signed);
+}
+
+function extract(word: number, lowBit: number, bits: number, signed: boolean): number {
+  const v = Math.floor(word / 2 ** lowBit) % 2 ** bits;
+  return signed && v >= 2 ** (bits - 1) ? v - 2 ** bits : v;
+}
+
+/**
+ * 8-bit grey for text detection and OCR. Monochrome: a linear min–max window over the frame (text is
+ * almost always at or near an extreme value; a clinical window could clip it into the background),
+ * MONOCHROME1 inverted to look as displayed. Colour: luma. YBR_FULL: its Y sample.
+ */
+export function renderGray(d: PixelDescriptor, frame: Uint8Array, lut?: Palette): Gray8 {
+  const n = d.rows * d.columns;
+  const out = new Uint8Array(n);
+  const get = sampleReader(d, frame);
+  if (d.photometric === 'PALETTE COLOR' && lut) {
+    for (let p = 0; p < n; p++) {
+      const i = lut.index(get(p, 0));
+      out[p] = (lut.r[i] * 77 + lut.g[i] * 150 + lut.b[i] * 29) >> 8;
+    }
+    return { width: d.columns, height: d.rows, data: out };
+  }
+  if (d.samplesPerPixel === 3) {
+    if (d.photometric === 'YBR_FULL') {
+      const scale = 255 / (2 ** d.bitsStored - 1);
+      for (let p = 0; p < n; p++) out[p] = Math.round(get(p, 0) * scale);
+    } else {
+      const scale = 255 / (2 ** d.bitsStored - 1);
+      for (let p = 0; p < n; p++) out[p] = Math.round((get(p, 0) * 0.299 + get(p, 1) * 0.587 + get(p, 2) * 0.114) * scale);
+    }
+    return { width: d.columns, height: d.rows, data: out };
+  }
+  let min = Infinity;
+  let max = -Infinity;
+  for (let p = 0; p < n; p++) {
+    const v = get(p, 0);
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  const range = max - min || 1;
+  const invert = d.photometric === 'MONOCHROME1';
+  if (d.bitsAllocated === 8 && min === 0 && max === 255 && !invert && d.pixelRepresentation === 0 && d.bitsStored === 8 && d.highBit === 7) {
+    out.set(frame.subarray(0, n));
+    return { width: d.columns, height: d.rows, data: out };
+  }
+  for (let p = 0; p < n; p++) {
+    const v = Math.round(((get(p, 0) - min) * 255) / range);
+    out[p] = invert ? 255 - v : v;
+  }
+  return { width: d.columns, height: d.rows, data: out };
+}
+
+/** An 8-bit RGB render for previews: grey replicated, colour as stored (YBR_FULL converted). */
+export function renderRgb(d: PixelDescriptor, frame: Uint8Array, lut?: Palette): Rgb8 {
+  const n = d.rows * d.columns;
+  const out = new Uint8Array(n * 3);
+  if (d.samplesPerPixel === 3) {
+    const get = sampleReader(d, frame);
+    const scale = 255 / (2 ** d.bitsStored - 1);
+    const ybr = d.photometric === 'YBR_FULL';
+    for (let p = 0; p < n; p++) {
+      let r = get(p, 0) * scale;
+      let g = get(p, 1) * scale;
+      let b = get(p, 2) * scale;
+      if (ybr) {
+        const y = r;
+        const cb = g - 128;
+        const cr = b - 128;
+        r = y + 1.402 * cr;
+        g = y - 0.344136 * cb - 0.714136 * cr;
+        b = y + 1.772 * cb;
+      }
+      out[p * 3] = clamp8(r);
+      out[p * 3 + 1] = clamp8(g);
+      out[p * 3 + 2] = clamp8(b);
+    }
+    return { width: d.columns, height: d.rows, data: out };
+  }
+  if (d.photometric === 'PALETTE COLOR' && lut) {
+    const get = sampleReader(d, frame);
+    for (let p = 0; p < n; p++) {
+      const i = lut.index(get(p, 0));
+      out[p * 3] = lut.r[i];
+      out[p * 3 + 1] = lut.g[i];
+      out[p * 3 + 2] = lut.b[i];
+    }
+    return { width: d.columns, height: d.rows, data: out };
+  }
+  const g = renderGray(d, frame);
+  for (let p = 0; p < n; p++) out[p * 3] = out[p * 3 + 1] = out[p * 3 + 2] = g.data[p];
+  return { width: d.columns, height: d.rows, data: out };
+}
+
+const clamp8 = (v: number) => (v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v));
+
+/** A crop of a grey render as a binary PGM (P5), which tesseract reads without any decoding cost. */
+export function toPgm(g: Gray8): Buffer {
+  const head = Buffer.from(`P5\n${g.width} ${g.height}\n255\n`, 'latin1');
+  return Buffer.concat([head, Buffer.from(g.data.buffer, g.data.byteOffset, g.data.byteLength)]);
+}
+
+export function crop(g: Gray8, x0: number, y0: number, x1: number, y1: number): Gray8 {
+  const w = x1 - x0;
+  const h = y1 - y0;
+  const out = new Uint8Array(w * h);
+  for (let y = 0; y < h; y++) out.set(g.data.subarray((y0 + y) * g.width + x0, (y0 + y) * g.width + x1), y * w);
+  return { width: w, height: h, data: out };
+}

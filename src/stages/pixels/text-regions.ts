@@ -1,0 +1,169 @@
+import type { Gray8 } from './render.js';
+
+/** A rectangle in frame pixels, end-exclusive. */
+export interface Box {
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+}
+
+export const boxArea = (b: Box): number => Math.max(0, b.x1 - b.x0) * Math.max(0, b.y1 - b.y0);
+export const intersects = (a: Box, b: Box): boolean => a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1;
+export const union = (a: Box, b: Box): Box => ({ x0: Math.min(a.x0, b.x0), y0: Math.min(a.y0, b.y0), x1: Math.max(a.x1, b.x1), y1: Math.max(a.y1, b.y1) });
+export const clampBox = (b: Box, w: number, h: number): Box => ({ x0: Math.max(0, b.x0), y0: Math.max(0, b.y0), x1: Math.min(w, b.x1), y1: Math.min(h, b.y1) });
+export const grow = (b: Box, m: number): Box => ({ x0: b.x0 - m, y0: b.y0 - m, x1: b.x1 + m, y1: b.y1 + m });
+
+/** Merges overlapping (or, with `gap`, nearly touching) boxes until none overlap. */
+export function mergeBoxes(boxes: readonly Box[], gap = 0): Box[] {
+  let out = boxes.map((b) => ({ ...b }));
+  let changed = true;
+  while (changed) {
+    changed = false;
+    const next: Box[] = [];
+    for (const b of out) {
+      const i = next.findIndex((n) => intersects(grow(n, gap), b));
+      if (i >= 0) {
+        next[i] = union(next[i], b);
+        changed = true;
+      } else next.push(b);
+    }
+    out = next;
+  }
+  return out;
+}
+
+export interface TextRegionOptions {
+  /** Minimum grey-level step of a text edge (on the 8-bit render). */
+  readonly threshold?: number;
+  /** Widest stroke, in pixels, counted as text. */
+  readonly maxStroke?: number;
+  /** Cell size of the density grid. */
+  readonly cell?: number;
+}
+
+/**
+ * Proposes where text may be, cheaply, so that OCR runs on those regions only and images without
+ * text skip OCR. Text is made of strokes: short runs brighter (or darker) than both neighbours,
+ * bounded by strong edges on both sides, in both the horizontal and the vertical direction. Single
+ * edges (organ and body outlines) and smooth texture are not strokes. Cells holding strokes of both
+ * directions are grouped into lines (neighbouring cells along a row join), and each group's bounding
+ * box, padded, is a region to read.
+ *
+ * This step only decides where OCR looks, so it is biased towards proposing too much: a missed
+ * region is missed text, an extra one is only time.
+ */
+export function findTextRegions(g: Gray8, opts: TextRegionOptions = {}): Box[] {
+  const T = opts.threshold ?? 28;
+  const S = opts.maxStroke ?? 8;
+  const C = opts.cell ?? 8;
+  const { width: W, height: H, data } = g;
+  const cw = Math.ceil(W / C);
+  const ch = Math.ceil(H / C);
+  const hCells = new Uint16Array(cw * ch);
+  const vCells = new Uint16Array(cw * ch);
+
+  // Horizontal strokes, row by row: edge events from the central difference, paired opposite signs close together.
+  for (let y = 0; y < H; y++) {
+    const row = y * W;
+    let lastPos = -1000;
+    let lastSign = 0;
+    let inEdge = 0;
+    for (let x = 1; x < W - 1; x++) {
+      const d = data[row + x + 1] - data[row + x - 1];
+      const sign = d >= T ? 1 : d <= -T ? -1 : 0;
+      if (sign !== 0 && sign !== inEdge) {
+        if (lastSign === -sign && x - lastPos <= S) {
+          const cy = ((y / C) | 0) * cw;
+          hCells[cy + ((((lastPos + x) >> 1) / C) | 0)]++;
+        }
+        lastPos = x;
+        lastSign = sign;
+      }
+      inEdge = sign;
+    }
+  }
+  // Vertical strokes, column by column.
+  for (let x = 0; x < W; x++) {
+    let lastPos = -1000;
+    let lastSign = 0;
+    let inEdge = 0;
+    const cx = (x / C) | 0;
+    for (let y = 1; y < H - 1; y++) {
+      const d = data[(y + 1) * W + x] - data[(y - 1) * W + x];
+      const sign = d >= T ? 1 : d <= -T ? -1 : 0;
+      if (sign !== 0 && sign !== inEdge) {
+        if (lastSign === -sign && y - lastPos <= S) vCells[((((lastPos + y) >> 1) / C) | 0) * cw + cx]++;
+        lastPos = y;
+        lastSign = sign;
+      }
+      inEdge = sign;
+    }
+  }
+
+  // A cell is text-like when it, with its neighbours, holds strokes of both directions.
+  const active = new Uint8Array(cw * ch);
+  for (let cy = 0; cy < ch; cy++) {
+    for (let cx = 0; cx < cw; cx++) {
+      const i = cy * cw + cx;
+      if (hCells[i] + vCells[i] === 0) continue;
+      let h = 0;
+      let v = 0;
+      for (let dy = -1; dy <= 1; dy++) {
+        const yy = cy + dy;
+        if (yy < 0 || yy >= ch) continue;
+        for (let dx = -1; dx <= 1; dx++) {
+          const xx = cx + dx;
+          if (xx < 0 || xx >= cw) continue;
+          h += hCells[yy * cw + xx];
+          v += vCells[yy * cw + xx];
+        }
+      }
+      if (h >= 1 && v >= 1 && h + v >= 3) active[i] = 1;
+    }
+  }
+
+  // Group active cells: join along rows across gaps of up to two cells (letters, words), then label.
+  const joined = new Uint8Array(active);
+  for (let cy = 0; cy < ch; cy++) {
+    let last = -100;
+    for (let cx = 0; cx < cw; cx++) {
+      if (!active[cy * cw + cx]) continue;
+      if (cx - last > 1 && cx - last <= 3) for (let k = last + 1; k < cx; k++) joined[cy * cw + k] = 1;
+      last = cx;
+    }
+  }
+  const label = new Int32Array(cw * ch).fill(-1);
+  const boxes: Box[] = [];
+  const stack: number[] = [];
+  for (let i = 0; i < joined.length; i++) {
+    if (!joined[i] || label[i] >= 0) continue;
+    const id = boxes.length;
+    const b = { x0: Infinity, y0: Infinity, x1: -Infinity, y1: -Infinity };
+    label[i] = id;
+    stack.push(i);
+    while (stack.length) {
+      const j = stack.pop()!;
+      const x = j % cw;
+      const y = (j / cw) | 0;
+      if (x < b.x0) b.x0 = x;
+      if (y < b.y0) b.y0 = y;
+      if (x > b.x1) b.x1 = x;
+      if (y > b.y1) b.y1 = y;
+      for (const [nx, ny] of [[x - 1, y], [x + 1, y], [x, y - 1], [x, y + 1]]) {
+        if (nx < 0 || ny < 0 || nx >= cw || ny >= ch) continue;
+        const k = ny * cw + nx;
+        if (joined[k] && label[k] < 0) {
+          label[k] = id;
+          stack.push(k);
+        }
+      }
+    }
+    boxes.push(b);
+  }
+  const pad = C;
+  return mergeBoxes(
+    boxes.map((b) => clampBox({ x0: b.x0 * C - pad, y0: b.y0 * C - pad, x1: (b.x1 + 1) * C + pad, y1: (b.y1 + 1) * C + pad }, W, H)),
+    2,
+  );
+}
