@@ -36,6 +36,7 @@ export const ERRORS = {
   DEID_ERR_PAYLOAD_TOO_LARGE: 'The request body is larger than the configured limit.',
   DEID_ERR_MEDIA_TYPE: 'Unsupported media type. STOW-RS takes multipart/related; type="application/dicom".',
   DEID_ERR_STUDY_MISMATCH: 'The instance does not belong to the study named in the URL.',
+  DEID_ERR_MULTIPART: 'The multipart/related body is malformed (no boundary parameter, no opening or closing delimiter, a part without a header block, or no parts at all). Send one application/dicom part per instance, framed as RFC 2046 requires.',
   DEID_ERR_NOT_FOUND: 'No such item.',
   DEID_ERR_USAGE: 'Invalid command line. Run `deid --help`.',
   DEID_ERR_PIXEL_UNSUPPORTED: 'The pixel data is in a form the pixel stage cannot clean (named in the detail). The object was quarantined rather than passed on uncleaned; convert it to an uncompressed syntax or a supported layout and send it again.',

@@ -1,0 +1,384 @@
+/**
+ * STOW-RS (PS3.18 §10.5, Studies Store Transaction): `POST /dicomweb/studies` and
+ * `POST /dicomweb/studies/{StudyInstanceUID}` taking `multipart/related; type="application/dicom"`.
+ *
+ * Each part is one Part 10 instance, handed to the pipeline's `ingest`; an instance is reported in
+ * ReferencedSOPSequence only once `ingest` resolved ok (fsynced to the spool and queued).
+ *
+ * Status codes (PS3.18 Table 10.5.3-1 and §8.5):
+ *   200  every instance stored;
+ *   202  some stored, some failed (FailedSOPSequence says which and why);
+ *   409  none stored (mixed or request-related reasons: unparseable, study mismatch, …);
+ *   503  none stored and every failure was "out of resources" (A7xx): a server-side, temporary
+ *        condition rather than "a conflict in the request", so the sender is told to retry
+ *        (Retry-After); the body still carries the FailedSOPSequence;
+ *   400  malformed multipart (no boundary, no delimiters, no parts);
+ *   401  bearer token configured and missing/wrong (WWW-Authenticate: Bearer);
+ *   413  body larger than maxBodyBytes (never buffered beyond the limit);
+ *   415  any other media type, or a `type` parameter other than application/dicom.
+ * Errors before any instance is looked at get `{code, message, detail?}` JSON (the catalogue's text).
+ *
+ * Failure reasons (PS3.18 Table I.2-2): A700 out of resources; A900 instance not in the study named
+ * by the URL; C000 cannot understand (not DICOM, truncated, corrupt, wrong part media type);
+ * C122 transfer syntax not supported; 0110 processing failure (anything else).
+ * A part that cannot be parsed has no UIDs we could report: its FailedSOPSequence item carries
+ * ReferencedSOPClassUID/ReferencedSOPInstanceUID with no value (zero-length, DICOM JSON model
+ * F.2.5) so that every failed part still has an item, in part order. Unparseable parts are not
+ * handed to `ingest` (not spooled, not quarantined): the sender is told they failed and keeps them.
+ * Retrieve URL (0008,1190) is Type 2 in Annex I; this service does not serve WADO-RS, so it is sent
+ * empty, at the top level and in each ReferencedSOPSequence item.
+ *
+ * Nothing here logs or returns a patient value: logs carry part indexes and codes only.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { findElement } from '../dicom/element.js';
+import { readDicom } from '../dicom/reader.js';
+import { TAG } from '../dicom/tag.js';
+import { rawString } from '../dicom/values.js';
+import { DeidError, ERRORS, isDeidError, type ErrorCode } from '../errors.js';
+import type { Ingest, IngestOutcome } from '../pipeline/ports.js';
+
+export interface StowOptions {
+  readonly ingest: Ingest;
+  /** When set, every STOW request needs `Authorization: Bearer <token>`. */
+  readonly token?: string;
+  /** The largest request body accepted, in bytes (413 beyond it). */
+  readonly maxBodyBytes: number;
+  /** How many parts of one request are handed to `ingest` at a time (default 4). */
+  readonly concurrency?: number;
+}
+
+/** Failure Reason (0008,1197) values used in FailedSOPSequence (PS3.18 Table I.2-2). */
+export const FailureReason = {
+  ProcessingFailure: 0x0110,
+  OutOfResources: 0xa700,
+  /** Used here for "instance not in the study named by the URL" (A9xx: does not match). */
+  StudyMismatch: 0xa900,
+  CannotUnderstand: 0xc000,
+  TransferSyntaxNotSupported: 0xc122,
+} as const;
+
+const DICOM_JSON = 'application/dicom+json';
+const RETRY_AFTER_SECONDS = 30;
+
+// ---------------------------------------------------------------------------------------------
+// Media types and multipart/related framing (RFC 2046 §5.1, RFC 2387)
+// ---------------------------------------------------------------------------------------------
+
+export interface MediaType {
+  /** type/subtype, lower case. */
+  readonly essence: string;
+  /** Parameters by lower-case name; quoted values unquoted. */
+  readonly params: ReadonlyMap<string, string>;
+}
+
+/** Parses a Content-Type value leniently: quoted or bare parameter values, any spacing. */
+export function parseMediaType(value: string | undefined): MediaType | undefined {
+  if (!value) return undefined;
+  const semi = value.indexOf(';');
+  const essence = (semi < 0 ? value : value.slice(0, semi)).trim().toLowerCase();
+  if (!/^[\w!#$%&'*+.^`|~-]+\/[\w!#$%&'*+.^`|~-]+$/.test(essence)) return undefined;
+  const params = new Map<string, string>();
+  if (semi >= 0) {
+    const re = /;\s*([\w!#$%&'*+.^`|~-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)/g;
+    const rest = value.slice(semi);
+    for (let m = re.exec(rest); m; m = re.exec(rest)) {
+      let v = m[2].trim();
+      if (v.startsWith('"')) v = v.slice(1, -1).replace(/\\(.)/g, '$1');
+      params.set(m[1].toLowerCase(), v);
+    }
+  }
+  return { essence, params };
+}
+
+export interface MultipartPart {
+  /** Header fields by lower-case name. */
+  readonly headers: ReadonlyMap<string, string>;
+  /** The part's content: a view into the request body (no copy). */
+  readonly body: Buffer;
+}
+
+const CRLF = Buffer.from('\r\n');
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+
+/**
+ * Splits a buffered multipart body into parts. The first delimiter may open the body or follow a
+ * preamble; the close delimiter (`--boundary--`) is required, an epilogue after it is ignored.
+ * Throws DEID_ERR_MULTIPART on anything else.
+ */
+export function parseMultipart(body: Buffer, boundary: string): MultipartPart[] {
+  const dash = Buffer.from(`--${boundary}`, 'latin1');
+  const delim = Buffer.concat([CRLF, dash]);
+  // A delimiter line is the dash-boundary followed by "--" (close), or by optional padding then CRLF.
+  const delimiterEnd = (at: number): { close: boolean; next: number } | undefined => {
+    let p = at + dash.length;
+    if (body[p] === 0x2d && body[p + 1] === 0x2d) return { close: true, next: p + 2 };
+    while (body[p] === 0x20 || body[p] === 0x09) p++;
+    if (body[p] === 0x0d && body[p + 1] === 0x0a) return { close: false, next: p + 2 };
+    return undefined;
+  };
+  // Finds the next real delimiter (CRLF--boundary followed by "--" or CRLF) at or after `from`.
+  const findDelimiter = (from: number): number => {
+    for (let i = body.indexOf(delim, from); i >= 0; i = body.indexOf(delim, i + 1)) {
+      if (delimiterEnd(i + 2)) return i;
+    }
+    return -1;
+  };
+
+  let pos: number;
+  if (body.subarray(0, dash.length).equals(dash) && delimiterEnd(0)) pos = 0;
+  else {
+    const i = findDelimiter(0);
+    if (i < 0) throw new DeidError('DEID_ERR_MULTIPART', 'no opening delimiter for the boundary');
+    pos = i + 2;
+  }
+
+  const parts: MultipartPart[] = [];
+  for (;;) {
+    const end = delimiterEnd(pos);
+    if (!end) throw new DeidError('DEID_ERR_MULTIPART', 'bad delimiter line');
+    if (end.close) break;
+    const start = end.next;
+    let headerEnd: number;
+    let contentStart: number;
+    if (body[start] === 0x0d && body[start + 1] === 0x0a) {
+      headerEnd = start; // no header fields at all
+      contentStart = start + 2;
+    } else {
+      headerEnd = body.indexOf(CRLFCRLF, start);
+      if (headerEnd < 0) throw new DeidError('DEID_ERR_MULTIPART', `part ${parts.length + 1} has no end of headers`);
+      contentStart = headerEnd + 4;
+    }
+    // An empty part may put its delimiter right after the header block's final CRLF.
+    const next = findDelimiter(contentStart - 2);
+    if (next < 0) throw new DeidError('DEID_ERR_MULTIPART', 'no closing delimiter');
+    parts.push({ headers: parseHeaders(body.subarray(start, headerEnd)), body: body.subarray(contentStart, Math.max(contentStart, next)) });
+    pos = next + 2;
+  }
+  return parts;
+}
+
+function parseHeaders(block: Buffer): Map<string, string> {
+  const headers = new Map<string, string>();
+  let last: string | undefined;
+  for (const line of block.toString('latin1').split('\r\n')) {
+    if (line === '') continue;
+    if ((line[0] === ' ' || line[0] === '\t') && last) {
+      headers.set(last, `${headers.get(last)} ${line.trim()}`); // obsolete line folding
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) throw new DeidError('DEID_ERR_MULTIPART', 'bad part header line');
+    last = line.slice(0, colon).trim().toLowerCase();
+    headers.set(last, line.slice(colon + 1).trim());
+  }
+  return headers;
+}
+
+// ---------------------------------------------------------------------------------------------
+// DICOM JSON response (PS3.18 Annex I, Annex F)
+// ---------------------------------------------------------------------------------------------
+
+type JsonAttr = { vr: string; Value?: unknown[] };
+type JsonDataset = Record<string, JsonAttr>;
+
+const ui = (v: string | undefined): JsonAttr => (v ? { vr: 'UI', Value: [v] } : { vr: 'UI' });
+
+interface PartResult {
+  readonly stored: boolean;
+  readonly sopClassUid?: string;
+  readonly sopInstanceUid?: string;
+  readonly reason?: number;
+}
+
+function responseBody(results: readonly PartResult[]): JsonDataset {
+  const body: JsonDataset = { '00081190': { vr: 'UR' } };
+  const failed = results.filter((r) => !r.stored);
+  const stored = results.filter((r) => r.stored);
+  if (failed.length > 0) {
+    body['00081198'] = {
+      vr: 'SQ',
+      Value: failed.map((r) => ({ '00081150': ui(r.sopClassUid), '00081155': ui(r.sopInstanceUid), '00081197': { vr: 'US', Value: [r.reason ?? FailureReason.ProcessingFailure] } })),
+    };
+  }
+  if (stored.length > 0) {
+    body['00081199'] = {
+      vr: 'SQ',
+      Value: stored.map((r) => ({ '00081150': ui(r.sopClassUid), '00081155': ui(r.sopInstanceUid), '00081190': { vr: 'UR' } })),
+    };
+  }
+  return body;
+}
+
+/** The failure reason for a coded error met while reading or ingesting an instance. */
+export function failureReasonFor(code: ErrorCode): number {
+  switch (code) {
+    case 'DEID_ERR_OUT_OF_RESOURCES':
+      return FailureReason.OutOfResources;
+    case 'DEID_ERR_STUDY_MISMATCH':
+      return FailureReason.StudyMismatch;
+    case 'DEID_ERR_UNSUPPORTED_TRANSFER_SYNTAX':
+      return FailureReason.TransferSyntaxNotSupported;
+    case 'DEID_ERR_NOT_DICOM':
+    case 'DEID_ERR_TRUNCATED':
+    case 'DEID_ERR_BAD_LENGTH':
+    case 'DEID_ERR_BAD_STRUCTURE':
+    case 'DEID_ERR_MISSING_TRANSFER_SYNTAX':
+    case 'DEID_ERR_DEFLATE':
+    case 'DEID_ERR_DICOMDIR':
+    case 'DEID_ERR_MISSING_SOP_INSTANCE_UID':
+    case 'DEID_ERR_HOSTILE_SIZE':
+    case 'DEID_ERR_MEDIA_TYPE':
+      return FailureReason.CannotUnderstand;
+    default:
+      return FailureReason.ProcessingFailure;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes
+// ---------------------------------------------------------------------------------------------
+
+/** An HTTP-level refusal raised before any instance is looked at. */
+class StowHttpError extends DeidError {
+  constructor(
+    readonly statusCode: number,
+    code: ErrorCode,
+    detail?: string,
+  ) {
+    super(code, detail);
+  }
+}
+
+function sendCoded(reply: FastifyReply, status: number, code: ErrorCode, detail?: string): FastifyReply {
+  return reply
+    .code(status)
+    .type('application/json')
+    .send({ code, message: ERRORS[code], ...(detail ? { detail } : {}) });
+}
+
+function bearerOk(req: FastifyRequest, token: string): boolean {
+  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(req.headers.authorization ?? '');
+  if (!m) return false;
+  const given = Buffer.from(m[1], 'utf8');
+  const want = Buffer.from(token, 'utf8');
+  // Compare equal-length buffers in constant time; a length mismatch still costs one comparison.
+  const same = timingSafeEqual(given.length === want.length ? given : want, want);
+  return same && given.length === want.length;
+}
+
+/** Checks the request's Content-Type; returns the boundary or throws a StowHttpError (415/400). */
+function boundaryOf(contentType: string | undefined): string {
+  const mt = parseMediaType(contentType);
+  if (!mt || mt.essence !== 'multipart/related') throw new StowHttpError(415, 'DEID_ERR_MEDIA_TYPE', mt ? mt.essence : 'no Content-Type');
+  const type = mt.params.get('type');
+  // The type parameter names the root (here: every) part's type; absent is tolerated.
+  if (type !== undefined && type.split(';')[0].trim().toLowerCase() !== 'application/dicom') {
+    throw new StowHttpError(415, 'DEID_ERR_MEDIA_TYPE', `type=${type.replace(/[^\w/+.-]/g, '').slice(0, 64)}`);
+  }
+  const boundary = mt.params.get('boundary');
+  if (!boundary || boundary.length > 200) throw new StowHttpError(400, 'DEID_ERR_MULTIPART', 'no boundary parameter');
+  return boundary;
+}
+
+/** Registers the STOW-RS routes, their body parser and their error replies in their own scope. */
+export function registerStow(app: FastifyInstance, opts: StowOptions): void {
+  const concurrency = Math.max(1, opts.concurrency ?? 4);
+  void app.register(async (scope) => {
+    // Only this scope's parsers apply: multipart/related is buffered up to the limit; any other
+    // media type is refused with 415 before its body is read.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('multipart/related', { parseAs: 'buffer', bodyLimit: opts.maxBodyBytes }, (_req, body, done) => done(null, body));
+    scope.addContentTypeParser('*', (req, _payload, done) => {
+      const mt = parseMediaType(req.headers['content-type']);
+      done(new StowHttpError(415, 'DEID_ERR_MEDIA_TYPE', mt ? mt.essence : 'unparseable Content-Type'), undefined);
+    });
+
+    if (opts.token !== undefined) {
+      const token = opts.token;
+      scope.addHook('onRequest', async (req, reply) => {
+        if (!bearerOk(req, token)) {
+          reply.header('WWW-Authenticate', 'Bearer realm="deid stow"').header('Connection', 'close');
+          return sendCoded(reply, 401, 'DEID_ERR_UNAUTHORIZED');
+        }
+      });
+    }
+
+    scope.setErrorHandler((err: FastifyError | DeidError, req, reply) => {
+      if (err instanceof StowHttpError) return sendCoded(reply, err.statusCode, err.code, err.detail);
+      if (isDeidError(err) && err.code === 'DEID_ERR_MULTIPART') return sendCoded(reply, 400, err.code, err.detail);
+      switch (err.code) {
+        case 'FST_ERR_CTP_BODY_TOO_LARGE':
+          reply.header('Connection', 'close');
+          return sendCoded(reply, 413, 'DEID_ERR_PAYLOAD_TOO_LARGE', `limit ${opts.maxBodyBytes} bytes`);
+        case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+          return sendCoded(reply, 415, 'DEID_ERR_MEDIA_TYPE');
+        case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+          return sendCoded(reply, 400, 'DEID_ERR_MULTIPART', 'body length differs from Content-Length');
+      }
+      const status = (err as FastifyError).statusCode;
+      if (status !== undefined && status >= 400 && status < 500) return sendCoded(reply, 400, 'DEID_ERR_MULTIPART', 'request body could not be read');
+      req.log.error({ err: err.name }, 'stow request failed');
+      return sendCoded(reply, 500, 'DEID_ERR_INTERNAL');
+    });
+
+    const routeOpts = { bodyLimit: opts.maxBodyBytes };
+    scope.post('/dicomweb/studies', routeOpts, (req, reply) => store(req, reply, undefined));
+    scope.post<{ Params: { study: string } }>('/dicomweb/studies/:study', routeOpts, (req, reply) => store(req, reply, req.params.study));
+  });
+
+  async function store(req: FastifyRequest, reply: FastifyReply, study: string | undefined): Promise<FastifyReply> {
+    const boundary = boundaryOf(req.headers['content-type']);
+    if (!Buffer.isBuffer(req.body)) throw new StowHttpError(400, 'DEID_ERR_MULTIPART', 'empty body');
+    const parts = parseMultipart(req.body, boundary);
+    if (parts.length === 0) throw new StowHttpError(400, 'DEID_ERR_MULTIPART', 'no parts');
+    const source = { kind: 'stow' as const, remote: req.ip };
+
+    const results = new Array<PartResult>(parts.length);
+    let nextPart = 0;
+    const worker = async () => {
+      for (let i = nextPart++; i < parts.length; i = nextPart++) results[i] = await storePart(parts[i], i);
+    };
+    const storePart = async (part: MultipartPart, index: number): Promise<PartResult> => {
+      const ct = part.headers.get('content-type');
+      if (ct !== undefined && parseMediaType(ct)?.essence !== 'application/dicom') return fail(index, 'DEID_ERR_MEDIA_TYPE');
+      let sopClassUid: string;
+      let sopInstanceUid: string;
+      let studyUid: string;
+      try {
+        const file = readDicom(part.body);
+        const ds = file.dataset;
+        sopClassUid = rawString(findElement(ds, TAG.SOPClassUID)?.value) || rawString(findElement(file.meta, TAG.MediaStorageSOPClassUID)?.value);
+        sopInstanceUid = rawString(findElement(ds, TAG.SOPInstanceUID)?.value) || rawString(findElement(file.meta, TAG.MediaStorageSOPInstanceUID)?.value);
+        studyUid = rawString(findElement(ds, TAG.StudyInstanceUID)?.value);
+      } catch (e) {
+        return fail(index, isDeidError(e) ? e.code : 'DEID_ERR_NOT_DICOM');
+      }
+      if (study !== undefined && studyUid !== study) return fail(index, 'DEID_ERR_STUDY_MISMATCH', sopClassUid, sopInstanceUid);
+      let outcome: IngestOutcome;
+      try {
+        outcome = await opts.ingest(part.body, source);
+      } catch (e) {
+        return fail(index, isDeidError(e) ? e.code : 'DEID_ERR_INTERNAL', sopClassUid, sopInstanceUid);
+      }
+      if (!outcome.ok) return fail(index, outcome.code, outcome.sopClassUid || sopClassUid, outcome.sopInstanceUid || sopInstanceUid);
+      return { stored: true, sopClassUid: outcome.sopClassUid || sopClassUid, sopInstanceUid: outcome.sopInstanceUid || sopInstanceUid };
+    };
+    const fail = (index: number, code: ErrorCode, sopClassUid?: string, sopInstanceUid?: string): PartResult => {
+      req.log.info({ part: index + 1, code }, 'stow instance not stored');
+      return { stored: false, reason: failureReasonFor(code), sopClassUid, sopInstanceUid };
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, parts.length) }, worker));
+
+    const stored = results.filter((r) => r.stored).length;
+    let status: number;
+    if (stored === results.length) status = 200;
+    else if (stored > 0) status = 202;
+    else if (results.every((r) => ((r.reason ?? 0) & 0xff00) === FailureReason.OutOfResources)) {
+      status = 503;
+      reply.header('Retry-After', String(RETRY_AFTER_SECONDS));
+    } else status = 409;
+    return reply.code(status).type(DICOM_JSON).send(JSON.stringify(responseBody(results)));
+  }
+}
