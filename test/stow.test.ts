@@ -148,7 +148,8 @@ describe('STOW-RS ingest (PS3.18 Studies Store Transaction)', () => {
     expect(items(json, '00081199').map((i) => i['00081155'].Value?.[0])).toEqual([CT.sopInstance]);
     // The unparseable part has no UIDs to report: the item carries them with no value.
     expect(json['00081198']).toEqual({ vr: 'SQ', Value: [{ '00081150': { vr: 'UI' }, '00081155': { vr: 'UI' }, '00081197': { vr: 'US', Value: [0xc000] } }] });
-    expect(received).toHaveLength(1); // the non-DICOM part was never handed to the pipeline
+    // The non-DICOM part still reaches the pipeline, which refuses it into quarantine: nothing is lost.
+    expect(received).toHaveLength(2);
   });
 
   it('should answer 409 when no instance can be stored', async () => {
@@ -159,7 +160,8 @@ describe('STOW-RS ingest (PS3.18 Studies Store Transaction)', () => {
     expectDicomJson(json);
     expect(json['00081199']).toBeUndefined();
     expect(failureReasons(json)).toEqual([0xc000, 0xc000, 0xc000]);
-    expect(received).toHaveLength(0);
+    // The two unparseable parts go to quarantine through ingest; the part of another media type is not DICOM at all.
+    expect(received).toHaveLength(2);
   });
 
   it('should answer 401 with WWW-Authenticate: Bearer for a missing or wrong token, before reading the body', async () => {

@@ -353,7 +353,9 @@ export function registerStow(app: FastifyInstance, opts: StowOptions): void {
         sopInstanceUid = rawString(findElement(ds, TAG.SOPInstanceUID)?.value) || rawString(findElement(file.meta, TAG.MediaStorageSOPInstanceUID)?.value);
         studyUid = rawString(findElement(ds, TAG.StudyInstanceUID)?.value);
       } catch (e) {
-        return fail(index, isDeidError(e) ? e.code : 'DEID_ERR_NOT_DICOM');
+        // Unparseable: ingest refuses it too, but keeps it in quarantine with its code, so nothing is lost.
+        const refused = await opts.ingest(part.body, source).catch(() => undefined);
+        return fail(index, refused && !refused.ok ? refused.code : isDeidError(e) ? e.code : 'DEID_ERR_NOT_DICOM');
       }
       if (study !== undefined && studyUid !== study) return fail(index, 'DEID_ERR_STUDY_MISMATCH', sopClassUid, sopInstanceUid);
       let outcome: IngestOutcome;
