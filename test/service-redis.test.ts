@@ -1,0 +1,95 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { remapUid } from '../src/keyed.js';
+import { tempDir } from './helpers/corpus.js';
+import { runStorescu, storeResponses } from './helpers/dcmtk.js';
+import { startOrthanc, type OrthancHandle } from './helpers/orthanc.js';
+import { freePort, waitFor } from './helpers/ports.js';
+import { startServiceProcess, type ServiceProcess } from './helpers/service.js';
+import { writeStudy } from './helpers/study.js';
+
+const SECRET = 'redis-mode-secret-0123456789abcdef';
+
+async function startRedis(): Promise<{ url: string; stop(): Promise<void> }> {
+  const port = await freePort();
+  const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const url = `redis://127.0.0.1:${port}`;
+  const { Redis } = await import('ioredis');
+  await waitFor(async () => {
+    const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    try {
+      await r.connect();
+      return (await r.ping()) === 'PONG';
+    } finally {
+      r.disconnect();
+    }
+  }, 15_000, 'redis-server');
+  return {
+    url,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** Scale-out: ingest in `deid serve --redis`, the pipeline in two `deid worker` processes sharing the spool. */
+describe('the service with BullMQ on Redis and two workers', () => {
+  const tmp = tempDir('deid-redis-');
+  let orthanc: OrthancHandle;
+  let redis: Awaited<ReturnType<typeof startRedis>>;
+  let service: ServiceProcess;
+  const workers: ServiceProcess[] = [];
+
+  beforeAll(async () => {
+    [orthanc, redis] = await Promise.all([startOrthanc(), startRedis()]);
+    writeFileSync(join(tmp.path, 'secret'), SECRET);
+    const config = join(tmp.path, 'deid.yaml');
+    writeFileSync(config, ['workers: false', 'pipeline:', '  - { stage: filter }', '  - { stage: header, concurrency: 2 }', '  - { stage: verify, concurrency: 2 }', '  - { stage: export, concurrency: 2 }', ''].join('\n'));
+    const common = ['--config', config, '--redis', redis.url, '--data-dir', join(tmp.path, 'data'), '--secret-file', join(tmp.path, 'secret'), '--export', `dicom://${orthanc.aet}:DEID@127.0.0.1:${orthanc.dicomPort}`];
+    service = await startServiceProcess(common);
+    for (let i = 0; i < 2; i++) workers.push(await startServiceProcess(common, {}, 'worker'));
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const w of workers) expect(await w.stop()).toBe(0);
+    expect(await service?.stop()).toBe(0);
+    await orthanc?.stop();
+    await redis?.stop();
+    tmp.cleanup();
+  });
+
+  it('should share the work between the workers and export every object once, de-identified', async () => {
+    const files = writeStudy(join(tmp.path, 'in'), {
+      patientName: 'REDIS^ROSALIND',
+      patientId: 'RR-0042',
+      studyUid: '1.2.826.0.1.3680043.10.1138.55.1',
+      sources: [
+        { file: 'pydicom/CT_small.dcm', series: 1, copies: 24 },
+        { file: 'pydicom/MR_small_RLE.dcm', series: 2, copies: 6 },
+      ],
+    });
+    const plain = await runStorescu({ port: service.dimsePort, files: files.filter((f) => f.transferSyntaxUid !== '1.2.840.10008.1.2.5').map((f) => f.path) });
+    const rle = await runStorescu({ port: service.dimsePort, files: files.filter((f) => f.transferSyntaxUid === '1.2.840.10008.1.2.5').map((f) => f.path), args: ['-xr'] });
+    expect([...storeResponses(plain.output), ...storeResponses(rle.output)]).toEqual(files.map(() => 'Success'));
+
+    const ids = await waitFor(async () => {
+      const list = await orthanc.get<string[]>('/instances');
+      return list.length === files.length ? list : undefined;
+    }, 90_000, 'every instance in Orthanc');
+    const key = Buffer.from(SECRET);
+    const sops = new Set(await Promise.all(ids.map(async (id) => (await orthanc.get<Record<string, string>>(`/instances/${id}/simplified-tags`)).SOPInstanceUID)));
+    expect(sops).toEqual(new Set(files.map((f) => remapUid(key, f.sopInstanceUid))));
+    // Both workers took part; the ingest node ran no pipeline stage.
+    const exportedBy = workers.map((w) => (w.logs().match(/object exported/g) ?? []).length);
+    expect(exportedBy.every((n) => n > 0)).toBe(true);
+    expect(exportedBy.reduce((a, b) => a + b, 0)).toBe(files.length);
+    expect(service.logs()).not.toMatch(/object exported/);
+    const status = await (await fetch(`${service.url}/api/status`, { headers: { authorization: `Bearer ${(await import('node:fs')).readFileSync(join(tmp.path, 'data', 'admin-token'), 'utf8').trim()}` } })).json();
+    expect(status.engine).toBe('bullmq');
+    for (const w of [service, ...workers]) expect(w.logs()).not.toMatch(/ROSALIND|RR-0042/);
+  }, 180_000);
+});
