@@ -135,7 +135,7 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
   if (s.ocr) {
     const read = await readText(frameSource(image, palette), ctx.pool ?? sharedOcrPool());
     ocrCalls = read.ocrCalls;
-    const decision = decideMasks(read.words, s.mode, new PhiMatcher(identifiers), { margin: s.margin, minConfidence: s.minConfidence });
+    const decision = decideMasks(read.words, s.mode, new PhiMatcher(identifiers), { margin: s.margin, minConfidence: s.minConfidence, blocks: read.blocks });
     ocrBoxes = decision.boxes.map((b) => ({ x0: Math.max(0, b.x0), y0: Math.max(0, b.y0), x1: Math.min(d.columns, b.x1), y1: Math.min(d.rows, b.y1) }));
     wordsMasked = decision.masked;
     wordsKept = decision.kept;

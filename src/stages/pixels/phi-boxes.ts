@@ -16,6 +16,8 @@ export interface TextWord {
   readonly text: string;
   readonly confidence: number;
   readonly box: Box;
+  /** Read in a large region dominated by image texture (a whole frame of echo, colour flow): judged strictly. */
+  readonly dense?: boolean;
 }
 
 /** Name parts that identify no one (placeholders, titles). */
@@ -136,9 +138,52 @@ function lines(words: readonly TextWord[]): TextWord[][] {
  * Decides which words to mask and returns the boxes, grown by the margin (plus a fifth of the text
  * height, for anti-aliasing and for characters OCR's box clips).
  */
-export function decideMasks(words: readonly TextWord[], mode: 'all-text' | 'sensitive-text', matcher: PhiMatcher, opts: { margin: number; minConfidence: number }): MaskDecision {
+export function decideMasks(
+  words: readonly TextWord[],
+  mode: 'all-text' | 'sensitive-text',
+  matcher: PhiMatcher,
+  opts: { margin: number; minConfidence: number; blocks?: readonly Box[] },
+): MaskDecision {
   const chosen: TextWord[] = [];
   let kept = 0;
+  const height = (w: TextWord) => w.box.y1 - w.box.y0;
+  const len = (w: TextWord) => alnum(w.text).length;
+  // The size of the text read with confidence. OCR on image texture (speckle, colour flow, bone,
+  // test patterns) returns "words" of any size, mostly short and at lower confidence.
+  const median = (v: number[]) => (v.sort((a, b) => a - b), v[v.length >> 1]);
+  const best = words.filter((w) => w.confidence >= 80 && len(w) >= 3).map(height);
+  const good = words.filter((w) => w.confidence >= 60 && len(w) >= 2).map(height);
+  const typical = best.length ? median(best) : good.length ? median(good) : 16;
+  const sized = (w: TextWord) => height(w) >= 0.5 * typical && height(w) <= 1.8 * typical;
+  const anchor = (w: TextWord) => len(w) >= 2 && w.confidence >= 70 && sized(w);
+  const anchors = words.filter(anchor);
+  // Blocks shaped like text (a line or two high) that hold a confident word.
+  const centre = (b: Box) => ({ x: (b.x0 + b.x1) / 2, y: (b.y0 + b.y1) / 2 });
+  const inside = (p: { x: number; y: number }, b: Box) => p.x >= b.x0 && p.x < b.x1 && p.y >= b.y0 && p.y < b.y1;
+  const textBlocks = (opts.blocks ?? []).filter((b) => b.y1 - b.y0 <= 5 * typical && anchors.some((a) => inside(centre(a.box), b)));
+  const supported = (w: TextWord) => {
+    if (len(w) < 2 || !sized(w)) return false;
+    const h = height(w);
+    const sameRow = anchors.some((a) => {
+      const overlap = Math.min(a.box.y1, w.box.y1) - Math.max(a.box.y0, w.box.y0);
+      const gap = Math.max(a.box.x0 - w.box.x1, w.box.x0 - a.box.x1, 0);
+      return a !== w && overlap >= 0.5 * Math.min(h, height(a)) && gap <= 12 * h;
+    });
+    return sameRow || textBlocks.some((b) => inside(centre(w.box), b));
+  };
+  /** all-text: what OCR reads with enough confidence for its length, or what sits with such words. */
+  const isText = (w: TextWord) => {
+    const n = len(w);
+    if (n === 0) return false;
+    if (!w.dense) {
+      // Read where the stroke analysis found text-like lines: OCR proposes little noise there.
+      if (n === 1) return w.confidence >= 60 && sized(w);
+      return (w.confidence >= 60 && height(w) <= 2.5 * typical) || (w.confidence >= 20 && sized(w)) || supported(w);
+    }
+    if (n === 1) return w.confidence >= 80 && sized(w);
+    if (n === 2) return (w.confidence >= 70 && sized(w)) || supported(w);
+    return (w.confidence >= 60 && height(w) <= 2.2 * typical) || supported(w);
+  };
   for (const line of lines(words)) {
     // Multi-word values (a date and its time, "DOB: 08/29/1951", a split name) are judged on neighbours too.
     const flags = line.map((w, i) => {
@@ -148,8 +193,8 @@ export function decideMasks(words: readonly TextWord[], mode: 'all-text' | 'sens
       const prev = line[i - 1];
       const pair = (a: TextWord, b: TextWord) => b.box.x0 - a.box.x1 < 2 * (a.box.y1 - a.box.y0) && !!matcher.sensitive(`${a.text} ${b.text}`, Math.min(a.confidence, b.confidence));
       if ((next && pair(w, next)) || (prev && pair(prev, w))) return true;
-      // all-text: anything with two letters or digits is text; a lone character needs some confidence.
-      return mode === 'all-text' && (alnum(w.text).length >= 2 || w.confidence >= opts.minConfidence);
+      // all-text: every word read with confidence, and the doubtful ones that sit with such words.
+      return mode === 'all-text' && isText(w);
     });
     const picked = line.filter((_, i) => flags[i]);
     kept += line.length - picked.length;
@@ -157,10 +202,23 @@ export function decideMasks(words: readonly TextWord[], mode: 'all-text' | 'sens
   }
   let boxes = chosen.map((w) => grow(w.box, opts.margin + Math.ceil((w.box.y1 - w.box.y0) / 5)));
   if (mode === 'all-text') {
+    // About a character more on each side: the first or last character of a word is what OCR most
+    // often drops (or, in a cine, what changes from frame to frame).
+    boxes = boxes.map((b) => {
+      const extra = Math.ceil(0.4 * (b.y1 - b.y0));
+      return { ...b, x0: b.x0 - extra, x1: b.x1 + extra };
+    });
+    // A word read in a text-like block marks its whole row of that block: characters OCR split off,
+    // misread or skipped on the same row are masked with it.
+    boxes = boxes.map((b) => {
+      const block = textBlocks.find((k) => inside(centre(b), k));
+      return block ? { ...b, x0: Math.min(b.x0, block.x0 - opts.margin), x1: Math.max(b.x1, block.x1 + opts.margin) } : b;
+    });
     // Join neighbours on a line so that separators between words are masked too.
     boxes = joinOnLines(boxes);
   }
-  return { boxes: mergeBoxes(boxes), masked: chosen.length, kept };
+  // Not merged into bounding boxes: chains of overlapping boxes would grow into large areas.
+  return { boxes, masked: chosen.length, kept };
 }
 
 function joinOnLines(boxes: Box[]): Box[] {

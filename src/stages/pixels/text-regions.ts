@@ -54,6 +54,17 @@ export interface TextRegionOptions {
  * region is missed text, an extra one is only time.
  */
 export function findTextRegions(g: Gray8, opts: TextRegionOptions = {}): Box[] {
+  return analyseText(g, opts).regions;
+}
+
+export interface TextAnalysis {
+  /** Padded, merged regions to read with OCR. */
+  readonly regions: Box[];
+  /** The text-like blocks themselves (groups of lines), unpadded: a word read in a block marks its row. */
+  readonly blocks: Box[];
+}
+
+export function analyseText(g: Gray8, opts: TextRegionOptions = {}): TextAnalysis {
   const T = opts.threshold ?? 28;
   const S = opts.maxStroke ?? 8;
   const C = opts.cell ?? 8;
@@ -162,8 +173,10 @@ export function findTextRegions(g: Gray8, opts: TextRegionOptions = {}): Box[] {
     boxes.push(b);
   }
   const pad = C;
-  return mergeBoxes(
+  const blocks = boxes.map((b) => clampBox({ x0: b.x0 * C, y0: b.y0 * C, x1: (b.x1 + 1) * C, y1: (b.y1 + 1) * C }, W, H));
+  const regions = mergeBoxes(
     boxes.map((b) => clampBox({ x0: b.x0 * C - pad, y0: b.y0 * C - pad, x1: (b.x1 + 1) * C + pad, y1: (b.y1 + 1) * C + pad }, W, H)),
     2,
   );
+  return { regions, blocks };
 }
