@@ -15,7 +15,7 @@ import { DeidError } from '../errors.js';
  *   scope: known              # or all: clean every image, whatever its modality
  *   modalities: [US, XA, ...] # which images carry text (default: the issue's list)
  *   ultrasoundRegions: false  # true: blank everything outside SequenceOfUltrasoundRegions
- *   margin: 3                 # pixels added around every OCR box
+ *   margin: 2                 # pixels added around every OCR box
  *   signatures: [...]         # CTP DicomPixelAnonymizer-style regions (see profiles/pixel/signatures.yaml)
  *   signatureFiles: [my-devices.yaml]
  * ```
@@ -207,7 +207,7 @@ export function compilePixelSettings(chain: ReadonlyArray<{ readonly raw: { name
     for (const f of p.signatureFiles ?? []) signatures.push(...readSignatureFile(resolve(dir, f)));
   }
   if (first('builtinSignatures') !== false) signatures.push(...readSignatureFile(BUILTIN_SIGNATURES));
-  const margin = first('margin') ?? 3;
+  const margin = first('margin') ?? 2;
   const minConfidence = first('minConfidence') ?? 30;
   if (!Number.isInteger(margin) || margin < 0 || margin > 64) invalid(chain[0].raw.name, 'pixels.margin must be 0-64');
   if (!(minConfidence >= 0 && minConfidence <= 100)) invalid(chain[0].raw.name, 'pixels.minConfidence must be 0-100');

@@ -75,7 +75,7 @@ function glyphHeight(g: Gray8): number {
   }
   if (runs.length < 8) return 0;
   runs.sort((a, b) => a - b);
-  return runs[Math.floor(runs.length * 0.6)];
+  return runs[Math.floor(runs.length * 0.85)];
 }
 
 /**
@@ -145,8 +145,8 @@ function versions(c: Gray8): Uint8Array[] {
   };
   const strong = Math.max(kd, kb);
   const out: Uint8Array[] = [];
-  if (kd >= 24 && kd >= 0.45 * strong) out.push(render(dark, kd));
-  if (kb >= 24 && kb >= 0.45 * strong) out.push(render(bright, kb));
+  if (kd >= 24 && kd >= 0.6 * strong) out.push(render(dark, kd));
+  if (kb >= 24 && kb >= 0.6 * strong) out.push(render(bright, kb));
   if (out.length === 0) out.push(render(kd >= kb ? dark : bright, strong));
   return out;
 }
@@ -160,7 +160,7 @@ async function makePieces(g: Gray8, frame: number, src: Box): Promise<Piece[]> {
     // upscaled within a pixel budget.
     const h = glyphHeight({ ...c, data });
     const budget = Math.max(1, Math.floor(Math.sqrt(1_200_000 / (c.width * c.height))));
-    const scale = Math.min(4, budget, h > 0 ? Math.max(1, Math.round(24 / h)) : c.height > 80 ? 2 : 1);
+    const scale = Math.min(3, budget, h > 0 ? Math.max(1, Math.round(16 / h)) : c.height > 80 ? 2 : 1);
     let img: Gray8 = { width: c.width, height: c.height, data };
     if (scale > 1) {
       const buf = await sharp(Buffer.from(data.buffer, data.byteOffset, data.byteLength), { raw: { width: c.width, height: c.height, channels: 1 } })
@@ -205,20 +205,19 @@ interface Placed {
   readonly y: number;
 }
 
-/** Stacks pieces into pages of at most `maxArea` pixels each. */
-function pack(pieces: Piece[], maxArea: number): Array<{ width: number; height: number; placed: Placed[] }> {
-  const pages: Array<{ width: number; height: number; placed: Placed[] }> = [];
-  let cur: { width: number; height: number; placed: Placed[] } | undefined;
-  for (const p of [...pieces].sort((a, b) => b.img.width - a.img.width)) {
-    const area = (cur ? Math.max(cur.width, p.img.width) * (cur.height + GAP + p.img.height) : 0);
-    if (!cur || (cur.placed.length > 0 && area > maxArea)) {
-      cur = { width: 0, height: 0, placed: [] };
-      pages.push(cur);
-    }
-    const y = cur.height === 0 ? 0 : cur.height + GAP;
-    cur.placed.push({ piece: p, x: 0, y });
-    cur.width = Math.max(cur.width, p.img.width);
-    cur.height = y + p.img.height;
+/**
+ * Stacks pieces into `count` pages of about equal area (largest first onto the lightest page), so
+ * that the pool's workers finish together.
+ */
+function pack(pieces: Piece[], count: number): Array<{ width: number; height: number; placed: Placed[] }> {
+  const pages = Array.from({ length: Math.max(1, Math.min(count, pieces.length)) }, () => ({ width: 0, height: 0, area: 0, placed: [] as Placed[] }));
+  for (const p of [...pieces].sort((a, b) => b.img.width * b.img.height - a.img.width * a.img.height)) {
+    const page = pages.reduce((a, b) => (b.area < a.area ? b : a));
+    const y = page.height === 0 ? 0 : page.height + GAP;
+    page.placed.push({ piece: p, x: 0, y });
+    page.width = Math.max(page.width, p.img.width);
+    page.height = y + p.img.height;
+    page.area += p.img.width * p.img.height;
   }
   return pages;
 }
@@ -362,12 +361,15 @@ export async function readText(frames: FrameSource, pool: OcrPool): Promise<Read
   }
   regions = [...regions, ...layers.small];
 
+  const tPieces = performance.now();
   const totalArea = pieces.reduce((s, p) => s + p.img.width * p.img.height, 0);
-  const pages = pack(pieces, Math.max(300_000, Math.ceil(totalArea / pool.size)));
+  // Below ~150k pixels a page is not worth another worker's round trip.
+  const pages = pack(pieces, Math.min(pool.size, Math.ceil(totalArea / 150_000)));
   const rendered = pages.map(render);
   const debugCall = ++debugCalls;
   if (process.env.DEID_DEBUG_OCR_PAGES) rendered.forEach((g, i) => writeFileSync(`${process.env.DEID_DEBUG_OCR_PAGES}-${debugCall}-${i}.pgm`, toPgm(g)));
   const results = await Promise.all(rendered.map((g) => pool.recognize(toPgm(g), { psm: 11 })));
+  if (process.env.DEID_DEBUG_OCR_TIME) process.stderr.write(`ocr: ${pieces.map((p) => `${p.src.x1 - p.src.x0}x${p.src.y1 - p.src.y0}*${p.scale}`).join(" ")} pieces, ${rendered.map((g) => `${g.width}x${g.height}`).join(' ')} px, ${(performance.now() - tPieces).toFixed(0)} ms\n`);
 
   const perFrame: Array<{ frame: number; word: TextWord }> = [];
   results.forEach((words, pi) => {

@@ -241,7 +241,9 @@ export class OcrPool {
     const work = (async () => {
       if (slot.psm !== psm) {
         // DPI: medical images carry none; 70 is what tesseract assumes anyway, said explicitly to silence its warning.
-        await slot.worker.setParameters({ tessedit_pageseg_mode: String(psm), user_defined_dpi: '72' });
+        // Crops arrive as dark text on light (detect.ts reads each polarity explicitly): tesseract's own
+        // retry of doubtful lines in inverted polarity would only cost time.
+        await slot.worker.setParameters({ tessedit_pageseg_mode: String(psm), user_defined_dpi: '72', tessedit_do_invert: '0' });
         slot.psm = psm;
       }
       const r = await slot.worker.recognize(job.image, {}, { blocks: true, text: false, hocr: false, tsv: false });

@@ -198,7 +198,14 @@ export function decideMasks(
     });
     const picked = line.filter((_, i) => flags[i]);
     kept += line.length - picked.length;
-    chosen.push(...picked);
+    // A word whose box is much taller than its line's (OCR took in an edge above or below) is cut to the line.
+    if (line.length >= 3) {
+      const mid = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
+      const y0 = mid(line.map((w) => w.box.y0));
+      const y1 = mid(line.map((w) => w.box.y1));
+      const lh = y1 - y0;
+      chosen.push(...picked.map((w) => (height(w) > 1.6 * lh && w.box.y0 <= y0 && w.box.y1 >= y1 ? { ...w, box: { ...w.box, y0: y0 - 1, y1: y1 + 1 } } : w)));
+    } else chosen.push(...picked);
   }
   let boxes = chosen.map((w) => grow(w.box, opts.margin + Math.ceil((w.box.y1 - w.box.y0) / 5)));
   if (mode === 'all-text') {
