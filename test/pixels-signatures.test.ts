@@ -149,12 +149,34 @@ describe('which images are cleaned', () => {
     expect(selectImage(withElement(sc.dataset, us(0x00280010, 4)).filter((e) => e.tag !== 0x7fe00010), known)).toMatchObject({ clean: false, why: 'no pixel data' });
   });
 
+  it('should blank everything outside the ultrasound data areas when ultrasoundRegions is on, and claim 113101', async () => {
+    const src = corpus('deid-data/ultrasounds/GREYSCALE_IMAGE.dcm');
+    const r = await cleanPixels(src, src, [], { settings: pixelSettings({ ultrasoundRegions: true }) });
+    expect(r.report.ultrasoundRegions).toEqual([{ x0: 14, y0: 38, x1: 1011, y1: 759 }]);
+    const before = findElement(src.dataset, 0x7fe00010)!.value!;
+    const after = findElement(r.file.dataset, 0x7fe00010)!.value!;
+    let outsideNotBlack = 0;
+    let insideChanged = 0;
+    for (let y = 0; y < 768; y++) {
+      for (let x = 0; x < 1024; x++) {
+        const i = y * 1024 + x;
+        const inside = x >= 14 && x < 1011 && y >= 38 && y < 759;
+        if (!inside && after[i] !== 0) outsideNotBlack++;
+        if (inside && after[i] !== before[i]) insideChanged++;
+      }
+    }
+    expect(outsideNotBlack).toBe(0);
+    expect(insideChanged).toBe(0);
+    const codes = findElement(r.file.dataset, 0x00120064)?.items?.map((i) => rawString(findElement(i.elements, 0x00080100)?.value));
+    expect(codes).toContain('113101');
+  });
+
   it('should record why an image was skipped, leave its pixels alone and not claim Clean Pixel Data (113101)', async () => {
     const profile = loadProfile('basic', ['clean-pixel-data']);
     const src = corpus('pydicom/CT_small.dcm');
     const header = deidentifyHeader(src, { profile, secret: Buffer.from('k') });
     const codes = (ds: typeof src.dataset) => findElement(ds, 0x00120064)!.items!.map((i) => rawString(findElement(i.elements, 0x00080100)?.value));
-    expect(codes(header.file.dataset)).toContain('113101');
+    expect(codes(header.file.dataset)).toEqual(['113100']);
     const r = await cleanPixels(src, header.file, header.identifiers, { settings: profile.pixels! });
     expect(r.report.action).toBe('skipped');
     expect(r.report.reason).toMatch(/modality CT .* not known to carry text/);

@@ -194,7 +194,8 @@ export function compileProfile(chain: ProfileChain, extraOptions: readonly strin
     masks,
     anyPrivate,
     paths,
-    methodCodes: [BASIC_PROFILE_CODE, ...sortedOptions.map(optionCode)],
+    // 113101 (Clean Pixel Data) is added by the pixel stage, and only to images it cleaned and verified.
+    methodCodes: [BASIC_PROFILE_CODE, ...sortedOptions.filter((o) => o !== 'clean-pixel-data').map(optionCode)],
     pixels: options.has('clean-pixel-data') ? compilePixelSettings(chain) : undefined,
     fingerprint: createHash('sha256').update(JSON.stringify({ chain: chain.map((r) => r.raw), options: sortedOptions })).digest('hex'),
   };

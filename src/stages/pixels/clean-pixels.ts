@@ -1,10 +1,11 @@
-import { findElement, withElement, type DicomFile, type Element } from '../../dicom/element.js';
+import { findElement, withElement, type DicomFile, type Element, type Item } from '../../dicom/element.js';
 import { initCodecs } from '../../dicom/pixels/codecs.js';
 import { PIXEL_TAGS, type PixelDescriptor } from '../../dicom/pixels/descriptor.js';
 import { readPalette, type Palette } from '../../dicom/pixels/palette.js';
 import { decodePixelData, encodePixelData, type PixelImage } from '../../dicom/pixels/pixel-data.js';
 import { isNativeSyntax, outputSyntaxFor } from '../../dicom/transfer-syntax.js';
 import { asciiBytes, rawString } from '../../dicom/values.js';
+import { optionCode } from '../../profiles/options.js';
 import type { PixelSettings } from '../../profiles/pixel-settings.js';
 import type { Identifier } from '../identifiers.js';
 import { readText, type FrameSource } from './detect.js';
@@ -64,14 +65,26 @@ export interface PixelStageResult {
 }
 
 const DeidentificationMethodCodeSequence = 0x00120064;
-export const CLEAN_PIXEL_DATA_CODE = '113101';
 
-/** Drops 113101 from the method codes: an image the stage did not examine must not claim it was cleaned. */
-function withoutCleanPixelCode(ds: readonly Element[]): Element[] {
+/**
+ * Adds 113101 (Clean Pixel Data Option) to DeidentificationMethodCodeSequence. The header stage
+ * leaves it out: only images this stage cleaned claim it, and the pipeline passes them on only after
+ * the written pixels pass verification.
+ */
+function withCleanPixelCode(ds: readonly Element[]): Element[] {
   const seq = findElement(ds, DeidentificationMethodCodeSequence);
-  if (!seq?.items) return [...ds];
-  const items = seq.items.filter((it) => rawString(findElement(it.elements, 0x00080100)?.value) !== CLEAN_PIXEL_DATA_CODE);
-  return withElement(ds, { ...seq, items });
+  const code = optionCode('clean-pixel-data');
+  const have = (seq?.items ?? []).some((it) => rawString(findElement(it.elements, 0x00080100)?.value) === code.value);
+  if (have) return [...ds];
+  const item: Item = {
+    undefinedLength: false,
+    elements: [
+      { tag: 0x00080100, vr: 'SH', value: asciiBytes(code.value, 'SH') },
+      { tag: 0x00080102, vr: 'SH', value: asciiBytes(code.scheme, 'SH') },
+      { tag: 0x00080104, vr: 'LO', value: asciiBytes(code.meaning, 'LO') },
+    ],
+  };
+  return withElement(ds, { tag: DeidentificationMethodCodeSequence, vr: 'SQ', undefinedLength: seq?.undefinedLength ?? false, items: [...(seq?.items ?? []), item] });
 }
 
 export function frameSource(image: PixelImage, palette?: Palette): FrameSource & { cache: Map<number, Gray8> } {
@@ -106,7 +119,7 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
   const s = ctx.settings;
   const selection = selectImage(source.dataset, s);
   if (!selection.clean) {
-    return { file: { ...deidentified, dataset: withoutCleanPixelCode(deidentified.dataset) }, report: { action: 'skipped', reason: selection.why } };
+    return { file: deidentified, report: { action: 'skipped', reason: selection.why } };
   }
 
   await initCodecs();
@@ -156,7 +169,7 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
     lossyRatio = enc.lossyRatio;
   }
   // Verified by the pipeline on the written bytes before anything leaves (verify-pixels.ts).
-  out = withElement(out, { tag: PIXEL_TAGS.BurnedInAnnotation, vr: 'CS', value: asciiBytes('NO', 'CS') });
+  out = withCleanPixelCode(withElement(out, { tag: PIXEL_TAGS.BurnedInAnnotation, vr: 'CS', value: asciiBytes('NO', 'CS') }));
 
   let previews: PixelReport['previews'];
   if (before) {
