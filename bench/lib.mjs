@@ -101,3 +101,29 @@ export function timed(cmd, args, env = {}) {
 export function fmt(n, d = 0) {
   return n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
 }
+
+/** Starts a throwaway Orthanc (Debian package) on free ports with TCP_NODELAY=1; returns its handle. */
+export async function startOrthanc(dir) {
+  const { createServer } = await import('node:net');
+  const free = () => new Promise((res) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); }); });
+  const [dicomPort, httpPort] = [await free(), await free()];
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const config = join(dir, 'orthanc.json');
+  writeFileSync(config, JSON.stringify({
+    Name: 'bench', StorageDirectory: join(dir, 'db'), IndexDirectory: join(dir, 'db'), Plugins: [], HttpPort: httpPort,
+    RemoteAccessAllowed: false, AuthenticationEnabled: false, DicomAet: 'ORTHANC', DicomPort: dicomPort, DicomCheckCalledAet: false,
+    DicomAlwaysAllowStore: true, DicomAlwaysAllowEcho: true, UnknownSopClassAccepted: true, StorageCompression: false, SaveJobs: false,
+  }));
+  const child = spawn('Orthanc', [`--logdir=${dir}`, config], { stdio: 'ignore', env: { ...process.env, TCP_NODELAY: '1' } });
+  const url = `http://127.0.0.1:${httpPort}`;
+  for (let i = 0; i < 300; i++) {
+    try { if ((await fetch(`${url}/system`)).ok) break; } catch { /* starting */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url, dicomPort, child,
+    count: async () => (await (await fetch(`${url}/statistics`)).json()).CountInstances,
+    stop: () => new Promise((res) => { child.once('exit', res); child.kill('SIGTERM'); }),
+  };
+}

@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // Entry point: the compiled CLI lives in dist/ (built by `npm ci` through the prepare script).
 import { existsSync } from 'node:fs';
+
+// fsyncs must not queue every other file operation behind them in libuv's default 4-thread pool.
+process.env.UV_THREADPOOL_SIZE ??= '16';
 import { fileURLToPath } from 'node:url';
 
 const cli = new URL('../dist/cli.js', import.meta.url);

@@ -12,7 +12,9 @@ import { watchFolder } from './ingest/folder-watch.js';
 import { createLogger, type Logger } from './logger.js';
 import { createQueue } from './pipeline/queue/index.js';
 import type { JobQueue } from './pipeline/queue/types.js';
-import { Pipeline, type StageName, type StageSettings } from './pipeline/runtime.js';
+import { Pipeline, type PipelineObserver, type StageName, type StageSettings } from './pipeline/runtime.js';
+import type { ThreadMessage } from './pipeline-thread.js';
+import { Worker } from 'node:worker_threads';
 import { LocalFolderStore } from './pipeline/storage.js';
 import { FileStudyTracker, RedisStudyTracker, type StudyRecord, type StudyTracker } from './pipeline/studies.js';
 import { loadProfile } from './profiles/profile.js';
@@ -59,12 +61,16 @@ async function notifyCompleted(cfg: ServiceConfig, log: Logger, s: StudyRecord):
  * Starts the service: the pipeline workers and, unless `workersOnly`, the DIMSE SCP, HTTP (STOW-RS,
  * admin API, metrics) and the folder watcher. The same code serves `deid serve` and `deid worker`.
  */
-export async function startService(cfg: ServiceConfig, opts: { workersOnly?: boolean; logger?: Logger } = {}): Promise<RunningService> {
-  const log = opts.logger ?? createLogger(opts.workersOnly ? 'deid-worker' : 'deid');
-  mkdirSync(cfg.dataDir, { recursive: true });
-  const secret = loadSecret(cfg.secretFile ?? join(cfg.dataDir, 'secret'), { create: true });
-  if (secret.created) log.info({ path: secret.path }, 'generated a new site secret; every worker must share it');
+export interface BuiltPipeline {
+  readonly pipeline: Pipeline;
+  readonly queue: JobQueue;
+  close(): Promise<void>;
+}
 
+/** Everything a process needs to run (or feed) the pipeline, from the configuration. */
+export function buildPipeline(cfg: ServiceConfig, deps: { tracker: StudyTracker; observer?: PipelineObserver; log: Logger }): BuiltPipeline {
+  const secret = loadSecret(cfg.secretFile ?? join(cfg.dataDir, 'secret'), { create: true });
+  if (secret.created) deps.log.info({ path: secret.path }, 'generated a new site secret; every worker must share it');
   const header = stageConfig(cfg, 'header')!;
   const exporter = stageConfig(cfg, 'export')!;
   const filter = stageConfig(cfg, 'filter');
@@ -72,8 +78,6 @@ export async function startService(cfg: ServiceConfig, opts: { workersOnly?: boo
   const destinations = (exporter.destinations ?? []).map(createDestination);
   const store = new LocalFolderStore(join(cfg.dataDir, 'spool'));
   const queue: JobQueue = createQueue({ redisUrl: cfg.redis, dir: join(cfg.dataDir, 'queue'), prefix: 'deid' });
-  const tracker: StudyTracker = cfg.redis ? new RedisStudyTracker(cfg.redis) : new FileStudyTracker(join(cfg.dataDir, 'studies.json'));
-  const metrics = new Metrics();
   const stages: StageSettings[] = cfg.pipeline
     .filter((s) => s.stage !== 'pixels')
     .map((s) => ({ name: s.stage as StageName, concurrency: s.concurrency ?? (s.stage === 'export' ? 4 : 2) }));
@@ -89,12 +93,69 @@ export async function startService(cfg: ServiceConfig, opts: { workersOnly?: boo
     },
     store,
     queue,
-    tracker,
+    deps.tracker,
     secret.key,
-    log,
-    metrics,
+    deps.log,
+    deps.observer,
   );
-  if (cfg.workers || opts.workersOnly) pipeline.start();
+  return {
+    pipeline,
+    queue,
+    async close() {
+      await queue.close();
+      await pipeline.close();
+      for (const d of destinations) await d.close().catch(() => undefined);
+    },
+  };
+}
+
+/** Runs the pipeline workers in a worker thread: the stages get their own core, away from ingest. */
+function startPipelineThread(cfg: ServiceConfig, pipeline: Pipeline, tracker: StudyTracker, metrics: Metrics, log: Logger): () => Promise<void> {
+  const thread = new Worker(new URL('./pipeline-thread.js', import.meta.url), { workerData: { cfg } });
+  const exited = new Promise<void>((resolve) => thread.once('exit', () => resolve()));
+  let closing = false;
+  thread.on('message', (m: ThreadMessage) => {
+    if (m.type === 'study') void tracker.record(m.id, m.event);
+    else if (m.type === 'observe') {
+      if (m.method === 'stageDone') pipeline.noteDone(m.args[0] as StageName);
+      (metrics[m.method] as (...a: unknown[]) => void)(...m.args);
+    }
+  });
+  thread.on('error', (e) => {
+    // The jobs are safe on disk; a supervisor restart picks them up again.
+    log.fatal({ err: e.name }, 'pipeline thread failed; exiting');
+    process.exit(70);
+  });
+  thread.on('exit', (code) => {
+    if (!closing) {
+      log.fatal({ code }, 'pipeline thread stopped unexpectedly; exiting');
+      process.exit(70);
+    }
+  });
+  return async () => {
+    closing = true;
+    thread.postMessage('close');
+    await exited;
+  };
+}
+
+/**
+ * Starts the service: the pipeline workers and, unless `workersOnly`, the DIMSE SCP, HTTP (STOW-RS,
+ * admin API, metrics) and the folder watcher. The same code serves `deid serve` and `deid worker`.
+ */
+export async function startService(cfg: ServiceConfig, opts: { workersOnly?: boolean; logger?: Logger } = {}): Promise<RunningService> {
+  const log = opts.logger ?? createLogger(opts.workersOnly ? 'deid-worker' : 'deid');
+  mkdirSync(cfg.dataDir, { recursive: true });
+  const tracker: StudyTracker = cfg.redis ? new RedisStudyTracker(cfg.redis) : new FileStudyTracker(join(cfg.dataDir, 'studies.json'));
+  const metrics = new Metrics();
+  const built = buildPipeline(cfg, { tracker, observer: metrics, log });
+  const { pipeline, queue } = built;
+  const stages = pipeline.stageNames;
+  // The ingest node owns the spool: it re-queues what a crash or power loss left without a job.
+  if (!opts.workersOnly) await pipeline.reconcile();
+  let stopThread: (() => Promise<void>) | undefined;
+  if (opts.workersOnly) pipeline.start();
+  else if (cfg.workers) stopThread = startPipelineThread(cfg, pipeline, tracker, metrics, log);
 
   const closers: Array<() => Promise<void>> = [];
   let dimsePort: number | undefined;
@@ -128,7 +189,7 @@ export async function startService(cfg: ServiceConfig, opts: { workersOnly?: boo
         ready: async () => {
           try {
             // Ready while the spool has room for objects and the queue answers.
-            await queue.counts(stages[0].name);
+            await queue.counts(stages[0]);
             return statfsSync(cfg.dataDir).bavail * statfsSync(cfg.dataDir).bsize > 64 * 1024 * 1024;
           } catch {
             return false;
@@ -170,10 +231,9 @@ export async function startService(cfg: ServiceConfig, opts: { workersOnly?: boo
       closing ??= (async () => {
         // Ingest first, so nothing new arrives; then the queue waits for the jobs in flight.
         for (const c of closers) await c().catch((e) => log.warn({ err: (e as Error).name }, 'close failed'));
-        await queue.close();
-        await pipeline.close();
+        if (stopThread) await stopThread();
+        await built.close();
         await tracker.close();
-        for (const d of destinations) await d.close().catch(() => undefined);
         log.info('stopped');
       })();
       return closing;

@@ -16,6 +16,8 @@ const STOW = 'stow-token-for-e2e-tests';
 const PATIENT = { patientName: 'GRAYSON^ELEANOR^MAE', patientId: 'MRN8675309' };
 
 type Tags = Record<string, unknown>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const jsonOf = async (r: Response): Promise<any> => r.json();
 
 /** POSTs and returns the status even when the server answers before reading the whole body (413). */
 function postRaw(url: string, body: Buffer, headers: Record<string, string>): Promise<number> {
@@ -150,7 +152,7 @@ describe('the service end to end, with real peers (embedded queue)', () => {
 
   it('should mark the study complete after the quiet period and call the webhook', async () => {
     const res = await waitFor(async () => {
-      const r = await (await api('/api/studies')).json();
+      const r = await jsonOf(await api('/api/studies'));
       const done = r.studies.find((s: { exported: number }) => s.exported === study.length);
       return done?.completedAt ? done : undefined;
     }, 20_000, 'study completion');
@@ -166,7 +168,7 @@ describe('the service end to end, with real peers (embedded queue)', () => {
     const res = await fetch(`${service.url}/dicomweb/studies`, { method: 'POST', body, headers: { 'content-type': type, authorization: `Bearer ${STOW}` } });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/application\/dicom\+json/);
-    const json = await res.json();
+    const json = await jsonOf(res);
     expect(json['00081199'].Value.map((i: Tags) => (i['00081155'] as { Value: string[] }).Value[0]).sort()).toEqual(files.map((f) => f.sopInstanceUid).sort());
     const key = Buffer.from(SECRET);
     for (const f of files) {
@@ -184,12 +186,12 @@ describe('the service end to end, with real peers (embedded queue)', () => {
     const wrongToken = multipart([good]);
     const unauthorized = await stow(wrongToken.body, { 'content-type': wrongToken.type, authorization: 'Bearer not-the-token' });
     expect(unauthorized.status).toBe(401);
-    expect((await unauthorized.json()).code).toBe('DEID_ERR_UNAUTHORIZED');
+    expect((await jsonOf(unauthorized)).code).toBe('DEID_ERR_UNAUTHORIZED');
 
     const junk = multipart([Buffer.from('this is not a DICOM file at all'), good.subarray(0, 1500)]);
     const refused = await stow(junk.body, { 'content-type': junk.type, authorization: `Bearer ${STOW}` });
     expect(refused.status).toBe(409);
-    const failed = (await refused.json())['00081198'].Value as Tags[];
+    const failed = (await jsonOf(refused))['00081198'].Value as Tags[];
     expect(failed.map((f) => (f['00081197'] as { Value: number[] }).Value[0])).toEqual([0xc000, 0xc000]);
 
     const big = multipart([Buffer.alloc(5_000_000)]);
@@ -213,7 +215,7 @@ describe('the service end to end, with real peers (embedded queue)', () => {
     }, 30_000, 'the good object after the bad ones');
 
     // What was received but unusable is in quarantine, with its code.
-    const q = (await (await api('/api/quarantine')).json()).entries as Array<{ code: string; stage: string }>;
+    const q = (await jsonOf(await api('/api/quarantine'))).entries as Array<{ code: string; stage: string }>;
     const codes = q.filter((e) => e.stage === 'ingest').map((e) => e.code).sort();
     expect(codes).toEqual(['DEID_ERR_NOT_DICOM', 'DEID_ERR_TRUNCATED']);
   }, 120_000);
@@ -221,7 +223,7 @@ describe('the service end to end, with real peers (embedded queue)', () => {
   it('should guard the admin API with the token and report status and metrics', async () => {
     expect((await fetch(`${service.url}/api/status`)).status).toBe(401);
     expect((await fetch(`${service.url}/api/status`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
-    const status = await (await api('/api/status')).json();
+    const status = await jsonOf(await api('/api/status'));
     expect(status.engine).toBe('embedded');
     for (const stage of ['filter', 'header', 'verify', 'export']) {
       expect(status.stages[stage]).toEqual(expect.objectContaining({ queued: expect.any(Number), active: expect.any(Number), done: expect.any(Number), failed: expect.any(Number), throughput: expect.any(Number) }));
@@ -234,7 +236,7 @@ describe('the service end to end, with real peers (embedded queue)', () => {
     expect((await fetch(`${service.url}/readyz`)).status).toBe(200);
 
     // Quarantine get, requeue and delete.
-    const [entry] = (await (await api('/api/quarantine')).json()).entries as Array<{ id: string }>;
+    const [entry] = (await jsonOf(await api('/api/quarantine'))).entries as Array<{ id: string }>;
     expect((await api(`/api/quarantine/${entry.id}`)).status).toBe(200);
     expect((await api(`/api/quarantine/${entry.id}/object`)).headers.get('content-type')).toMatch(/application\/dicom/);
     expect((await api(`/api/quarantine/${entry.id}`, { method: 'DELETE' })).status).toBe(204);

@@ -88,7 +88,7 @@ describe('the service with BullMQ on Redis and two workers', () => {
     expect(exportedBy.every((n) => n > 0)).toBe(true);
     expect(exportedBy.reduce((a, b) => a + b, 0)).toBe(files.length);
     expect(service.logs()).not.toMatch(/object exported/);
-    const status = await (await fetch(`${service.url}/api/status`, { headers: { authorization: `Bearer ${(await import('node:fs')).readFileSync(join(tmp.path, 'data', 'admin-token'), 'utf8').trim()}` } })).json();
+    const status: any = await (await fetch(`${service.url}/api/status`, { headers: { authorization: `Bearer ${(await import('node:fs')).readFileSync(join(tmp.path, 'data', 'admin-token'), 'utf8').trim()}` } })).json();
     expect(status.engine).toBe('bullmq');
     for (const w of [service, ...workers]) expect(w.logs()).not.toMatch(/ROSALIND|RR-0042/);
   }, 180_000);

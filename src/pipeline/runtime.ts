@@ -97,6 +97,8 @@ export class Pipeline {
   private readonly configHash: string;
   private readonly order: StageName[];
   private readonly samples: Array<{ at: number; done: Record<string, number> }> = [];
+  /** Jobs finished per stage by this process's workers, or reported by its pipeline thread. */
+  private readonly finished = new Map<string, { done: number; failed: number }>();
   private sampler?: NodeJS.Timeout;
 
   constructor(
@@ -121,6 +123,18 @@ export class Pipeline {
   private studyKey(ds: DicomFile['dataset']): string {
     const uid = rawString(findElement(ds, TAG.StudyInstanceUID)?.value) || 'no-study';
     return createHmac('sha256', this.secret).update(`study|${uid}`).digest('hex').slice(0, 32);
+  }
+
+  get stageNames(): readonly StageName[] {
+    return this.order;
+  }
+
+  /** Counts a job finished elsewhere (the pipeline thread) in this process's status. */
+  noteDone(stage: StageName, failed = false): void {
+    const c = this.finished.get(stage) ?? { done: 0, failed: 0 };
+    if (failed) c.failed++;
+    else c.done++;
+    this.finished.set(stage, c);
   }
 
   private next(stage: StageName): StageName | undefined {
@@ -163,8 +177,10 @@ export class Pipeline {
     const first = this.order[0];
     const base = this.jobId(first, hash);
     try {
+      // The object is durable once put resolves: that is what Success acknowledges. The job needs no
+      // fsync of its own, since reconcile() re-queues any spooled object that lost its job.
       await this.store.put(key, bytes, { durable: true });
-      await this.queue.add(first, { id: base, base, hash, source: key, input: key, study, origin, receivedAt, work: [] } satisfies ObjectJob);
+      await this.queue.add(first, { id: base, base, hash, source: key, input: key, study, origin, receivedAt, work: [] } satisfies ObjectJob, { durable: false });
     } catch (e) {
       this.observer?.ingested(origin.kind, false);
       this.log.error({ obj: hash.slice(0, 16), err: (e as NodeJS.ErrnoException).code ?? (e as Error).name }, 'spool write failed');
@@ -176,22 +192,64 @@ export class Pipeline {
     return { ok: true, key, sopInstanceUid, sopClassUid };
   };
 
+  /**
+   * Puts back at the start every spooled object that has no job in any stage: a crash between spool
+   * and queue, or a power loss that took a job written without fsync. Jobs are idempotent, so a
+   * duplicate is harmless; a lost object is not.
+   */
+  async reconcile(): Promise<number> {
+    const live = new Set<string>();
+    for (const s of this.order) for (const j of await this.queue.pending(s)) live.add(String(j.source));
+    let added = 0;
+    for (const key of await this.store.list('incoming')) {
+      if (live.has(key) || !key.endsWith('.dcm')) continue;
+      let bytes: Buffer;
+      try {
+        bytes = await this.store.get(key);
+      } catch {
+        continue; // finished meanwhile
+      }
+      const hash = sha256(bytes);
+      const first = this.order[0];
+      const base = this.jobId(first, hash);
+      let study = 'unknown';
+      try {
+        study = this.studyKey(readDicom(bytes).dataset);
+      } catch {
+        /* ingest only spools what parses */
+      }
+      await this.queue.add(first, { id: base, base, hash, source: key, input: key, study, origin: { kind: 'folder' }, receivedAt: new Date().toISOString(), work: [] } satisfies ObjectJob);
+      added++;
+    }
+    if (added) this.log.warn({ objects: added }, 'spooled objects without a job were queued again');
+    return added;
+  }
+
   /** Starts a queue worker for every stage. */
   start(): void {
+    this.startSampler();
     for (const s of this.opts.stages) this.queue.process(s.name, s.concurrency, (job, info) => this.run(s.name, job as ObjectJob, info));
+  }
+
+  /** Samples done counts every 5 s for the throughput figure (started by workers and by the status owner). */
+  startSampler(): void {
+    if (this.sampler) return;
     this.sampler = setInterval(() => void this.sample(), 5000);
     this.sampler.unref();
   }
 
   private async enqueue(stage: StageName, from: ObjectJob, fields: Partial<ObjectJob>): Promise<void> {
     const base = this.jobId(stage, from.hash);
-    await this.queue.add(stage, { ...from, delivered: undefined, ...fields, id: base, base } satisfies ObjectJob);
+    // Between stages a process crash must not lose the job, but a power loss may: the original is
+    // durable in the spool and the startup reconciliation puts it back at the start.
+    await this.queue.add(stage, { ...from, delivered: undefined, ...fields, id: base, base } satisfies ObjectJob, { durable: false });
   }
 
   private async run(stage: StageName, job: ObjectJob, info: JobInfo): Promise<void> {
     const started = performance.now();
     try {
       await this.handlers[stage](job);
+      this.noteDone(stage);
       this.observer?.stageDone(stage, performance.now() - started);
     } catch (e) {
       if (isNotFound(e) && !(await this.exists(job.source))) {
@@ -219,6 +277,7 @@ export class Pipeline {
       }
       const detail = isDeidError(e) ? e.detail : e instanceof ExportError ? e.message : (e as NodeJS.ErrnoException)?.code;
       await this.toQuarantine(stage, job, code, detail);
+      this.noteDone(stage, true);
     }
   }
 
@@ -261,7 +320,7 @@ export class Pipeline {
       // Idempotent: an earlier delivery may have written the output before a crash.
       if (!(await this.exists(out))) {
         const result = deidentifyHeader(readDicom(await this.store.get(job.input)), { profile: this.opts.profile, secret: this.secret });
-        await this.store.put(out, writeDicom(result.file), { durable: true });
+        await this.store.put(out, writeDicom(result.file));
       }
       await this.enqueue(this.next('header')!, job, { input: out, work: [...job.work, out] });
     },
@@ -321,7 +380,7 @@ export class Pipeline {
 
   private async sample(): Promise<void> {
     const done: Record<string, number> = {};
-    for (const s of this.order) done[s] = (await this.queue.counts(s)).done;
+    for (const s of this.order) done[s] = this.finished.get(s)?.done ?? 0;
     this.samples.push({ at: Date.now(), done });
     while (this.samples.length > 13) this.samples.shift();
   }
@@ -332,8 +391,10 @@ export class Pipeline {
     const oldest = this.samples[0];
     for (const s of this.order) {
       const c = await this.queue.counts(s);
-      const throughput = oldest ? (c.done - oldest.done[s]) / Math.max((Date.now() - oldest.at) / 1000, 1) : 0;
-      out[s] = { ...c, throughput: Math.round(throughput * 100) / 100 };
+      const f = this.finished.get(s) ?? { done: 0, failed: 0 };
+      const throughput = oldest ? (f.done - oldest.done[s]) / Math.max((Date.now() - oldest.at) / 1000, 1) : 0;
+      // queued and active come from the queue (every process); done and failed from this process and its thread.
+      out[s] = { queued: c.queued, active: c.active, done: f.done, failed: f.failed, throughput: Math.round(throughput * 100) / 100 };
     }
     return out;
   }

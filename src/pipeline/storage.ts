@@ -1,4 +1,3 @@
-import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 
@@ -57,15 +56,41 @@ export class LocalFolderStore implements ObjectStore {
       await fh.close();
     }
     await rename(tmp, target);
-    if (opts.durable) {
-      // The rename itself must survive a crash: fsync the directory entry too.
-      const fd = openSync(dir, 'r');
+    // The rename itself must survive a power loss: fsync the directory entry too (coalesced).
+    if (opts.durable) await this.syncDir(dir);
+  }
+
+  private readonly dirSyncs = new Map<string, { running: Promise<void>; again?: Promise<void> }>();
+
+  /** fsyncs a directory; concurrent callers share a sync that started after their own call. */
+  private syncDir(dir: string): Promise<void> {
+    const once = async () => {
+      const dh = await open(dir, 'r');
       try {
-        fsyncSync(fd);
+        await dh.sync();
       } finally {
-        closeSync(fd);
+        await dh.close();
       }
+    };
+    const cur = this.dirSyncs.get(dir);
+    if (!cur) {
+      const entry: { running: Promise<void>; again?: Promise<void> } = { running: once() };
+      this.dirSyncs.set(dir, entry);
+      void entry.running.finally(() => {
+        if (this.dirSyncs.get(dir) === entry && !entry.again) this.dirSyncs.delete(dir);
+      }).catch(() => undefined);
+      return entry.running;
     }
+    // A sync is running but may have started before our rename: queue exactly one more after it.
+    cur.again ??= cur.running.catch(() => undefined).then(() => {
+      const next = { running: once() };
+      this.dirSyncs.set(dir, next);
+      void next.running.finally(() => {
+        if (this.dirSyncs.get(dir) === next) this.dirSyncs.delete(dir);
+      }).catch(() => undefined);
+      return next.running;
+    });
+    return cur.again;
   }
 
   get(key: string): Promise<Buffer> {

@@ -140,6 +140,12 @@ export class BullMqQueue implements JobQueue {
     };
   }
 
+  async pending(stage: StageName): Promise<JobData[]> {
+    checkStage(stage);
+    const jobs = await this.queue(stage).getJobs(['waiting', 'delayed', 'prioritized', 'active']);
+    return jobs.filter(Boolean).map((j) => j.data.job);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

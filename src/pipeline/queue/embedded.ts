@@ -193,7 +193,7 @@ export class EmbeddedQueue implements JobQueue {
     checkJob(job);
     const { attempt, delayMs } = addParams(opts);
     const now = Date.now();
-    await this.enqueue(stage, job, attempt, now, now + delayMs);
+    await this.enqueue(stage, job, attempt, now, now + delayMs, opts?.durable ?? true);
   }
 
   process(stage: StageName, concurrency: number, handler: JobHandler): void {
@@ -212,6 +212,28 @@ export class EmbeddedQueue implements JobQueue {
     const [queued, active] = await Promise.all([countJson(join(root, 'ready')), countJson(join(root, 'active'))]);
     const runner = this.runners.get(stage);
     return { queued, active, done: runner?.done ?? 0, failed: runner?.failed ?? 0 };
+  }
+
+  async pending(stage: StageName): Promise<JobData[]> {
+    checkStage(stage);
+    const root = join(this.dir, stage);
+    const out: JobData[] = [];
+    for (const sub of ['ready', 'active']) {
+      let names: string[] = [];
+      try {
+        names = (await readdir(join(root, sub))).filter((n) => n.endsWith('.json'));
+      } catch (e) {
+        if (errorCode(e) !== 'ENOENT') throw e;
+      }
+      for (const n of names) {
+        try {
+          out.push((JSON.parse(await readFile(join(root, sub, n), 'utf8')) as JobRecord).job);
+        } catch {
+          /* claimed or finished meanwhile */
+        }
+      }
+    }
+    return out;
   }
 
   async close(): Promise<void> {
@@ -255,7 +277,7 @@ export class EmbeddedQueue implements JobQueue {
   }
 
   /** @internal Writes a ready file durably unless that (id, attempt) is already ready or active. */
-  async enqueue(stage: StageName, job: JobData, attempt: number, enqueuedAt: number, notBefore: number): Promise<void> {
+  async enqueue(stage: StageName, job: JobData, attempt: number, enqueuedAt: number, notBefore: number, durable = true): Promise<void> {
     const d = await this.stageDirs(stage);
     const key = `${createHash('sha256').update(job.id).digest('hex')}.${attempt}`;
     const name = `${key}.json`;
@@ -266,7 +288,7 @@ export class EmbeddedQueue implements JobQueue {
     const fh = await open(tmp, 'w');
     try {
       await fh.writeFile(JSON.stringify(record));
-      await fh.sync();
+      if (durable) await fh.sync();
     } finally {
       await fh.close();
     }
@@ -278,7 +300,7 @@ export class EmbeddedQueue implements JobQueue {
     } finally {
       await unlink(tmp).catch(() => undefined);
     }
-    await d.syncReady();
+    if (durable) await d.syncReady();
     BUS.emit(d.ready, { name, key, at: Math.max(enqueuedAt, notBefore), enqueuedAt, seq: record.seq });
   }
 

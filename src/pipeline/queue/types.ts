@@ -31,6 +31,11 @@ export interface AddOptions {
   readonly delayMs?: number;
   /** The attempt number the job will carry when delivered (retries re-add with attempt + 1). */
   readonly attempt?: number;
+  /**
+   * false: the job must survive a process crash (kill -9) but not a power loss, so no fsync. Used
+   * between stages, where the object's original is already durable in the spool and can be re-run.
+   */
+  readonly durable?: boolean;
 }
 
 export interface JobQueue {
@@ -49,6 +54,8 @@ export interface JobQueue {
   process(stage: StageName, concurrency: number, handler: JobHandler): void;
   /** queued (delayed included) and active cover every process; done and failed are this instance's. */
   counts(stage: StageName): Promise<StageCounts>;
+  /** The jobs of a stage that are queued (delayed included) or active, in no particular order. */
+  pending(stage: StageName): Promise<JobData[]>;
   /** Stops taking new jobs, waits for active handlers to finish, then releases resources. */
   close(): Promise<void>;
 }

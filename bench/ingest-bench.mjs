@@ -1,0 +1,79 @@
+// `npm run bench:ingest`: 1,000 files sent with storescu through the service (DIMSE in, de-identify,
+// verify, C-STORE out) to Orthanc, measured in the same run as storescu straight into Orthanc (the floor).
+// Both ends run with TCP_NODELAY=1: Debian's dcmtk and Orthanc otherwise stall each object on Nagle.
+// BENCH_INGEST_FILES=10000 streams more objects to show that memory stays flat.
+import { spawn } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, WORK, buildCorpus, fmt, requireTool, startOrthanc, totalBytes } from './lib.mjs';
+
+const COUNT = Number(process.env.BENCH_INGEST_FILES ?? 1000);
+requireTool('storescu', 'dcmtk');
+requireTool('Orthanc', 'orthanc');
+const corpus = join(WORK, COUNT === 1000 ? 'corpus' : `corpus-${COUNT}`);
+const files = await buildCorpus(corpus, COUNT);
+const bytes = totalBytes(files);
+console.log(`corpus: ${files.length} files, ${fmt(bytes / 1e6, 1)} MB`);
+const env = { ...process.env, TCP_NODELAY: '1' };
+
+function storescu(port, aec) {
+  return new Promise((resolve, reject) => {
+    const p = spawn('storescu', ['-aet', 'BENCH', '-aec', aec, '+sd', '127.0.0.1', String(port), corpus], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => (err += d));
+    p.on('error', reject);
+    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`storescu exited ${code}: ${err.slice(0, 300)}`))));
+  });
+}
+
+async function untilCount(orthanc, n, timeoutMs = 600_000) {
+  const end = Date.now() + timeoutMs;
+  while ((await orthanc.count()) < n) {
+    if (Date.now() > end) throw new Error('timed out waiting for Orthanc');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+// 1. The floor: storescu → Orthanc.
+let orthanc = await startOrthanc(join(WORK, 'orthanc-direct'));
+let t = performance.now();
+await storescu(orthanc.dicomPort, 'ORTHANC');
+await untilCount(orthanc, files.length);
+const direct = (performance.now() - t) / 1000;
+await orthanc.stop();
+
+// 2. Through the service (embedded queue, default stages, basic profile).
+orthanc = await startOrthanc(join(WORK, 'orthanc-service'));
+const data = join(WORK, 'service-data');
+rmSync(data, { recursive: true, force: true });
+writeFileSync(join(WORK, 'secret'), 'benchmark-secret-0123456789abcdef\n');
+const free = async () => { const { createServer } = await import('node:net'); return new Promise((res) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); }); }); };
+const [dimsePort, httpPort] = [await free(), await free()];
+const service = spawn(process.execPath, [join(ROOT, 'bin/deid.js'), 'serve', '--dimse-port', String(dimsePort), '--http-port', String(httpPort), '--data-dir', data,
+  '--secret-file', join(WORK, 'secret'), '--export', `dicom://ORTHANC:DEID@127.0.0.1:${orthanc.dicomPort}`], { env: { ...env, DEID_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
+for (let i = 0; i < 300; i++) {
+  try { if ((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).ok) break; } catch { /* starting */ }
+  await new Promise((r) => setTimeout(r, 100));
+}
+const rss = [];
+const sampler = setInterval(() => {
+  try { rss.push(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${service.pid}/status`, 'utf8'))[1]) / 1024); } catch { /* gone */ }
+}, 100);
+t = performance.now();
+await storescu(dimsePort, 'DEID');
+const acked = (performance.now() - t) / 1000;
+await untilCount(orthanc, files.length);
+const through = (performance.now() - t) / 1000;
+clearInterval(sampler);
+service.kill('SIGTERM');
+await new Promise((r) => service.once('exit', r));
+await orthanc.stop();
+
+console.log('\nend to end, storescu start to the last instance stored in Orthanc:');
+console.log(`  storescu → Orthanc (floor)                     ${fmt(files.length / direct).padStart(6)} files/s  ${fmt(direct, 2)} s`);
+console.log(`  storescu → deid (embedded) → Orthanc           ${fmt(files.length / through).padStart(6)} files/s  ${fmt(through, 2)} s  (all acknowledged after ${fmt(acked, 2)} s)`);
+console.log(`\nratio: ${fmt((direct / through) * 100, 0)}% of the direct figure (goal ≥ 70%)`);
+if (rss.length > 8) {
+  const q = Math.floor(rss.length / 4);
+  console.log(`service memory (RSS, MB): first quarter max ${fmt(Math.max(...rss.slice(0, q)))}, last quarter max ${fmt(Math.max(...rss.slice(-q)))}, overall max ${fmt(Math.max(...rss))}`);
+}
