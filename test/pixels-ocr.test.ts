@@ -13,6 +13,9 @@ import { loadProfile } from '../src/profiles/profile.js';
 import { collectIdentifiers } from '../src/stages/identifiers.js';
 import { OcrPool, type EngineWorker } from '../src/stages/pixels/ocr-pool.js';
 import { PhiMatcher } from '../src/stages/pixels/phi-boxes.js';
+import { runPixelStage } from '../src/stages/pixels/pixel-stage.js';
+import { deidentifyHeader } from '../src/stages/header.js';
+import { writeDicom } from '../src/dicom/writer.js';
 import { renderRgb } from '../src/stages/pixels/render.js';
 import { CLI, REPO_ROOT, corpusFile, tempDir } from './helpers/corpus.js';
 
@@ -192,6 +195,20 @@ describe('clean-pixel-data end to end on the real ultrasound images', () => {
     for (const f of [0, 13, 26]) {
       expect(identifying(tesseractCli(await framePng(r.output, f), `cine-${f}`), ids), `frame ${f}`).toEqual([]);
     }
+  });
+
+  it('should run as one step on bytes for a staged pipeline (the service), between header and verify', async () => {
+    const input = readFileSync(corpusFile('deid-data/ultrasounds/RGB_IMAGE.dcm'));
+    const header = deidentifyHeader(readDicom(input), { profile, secret: SECRET });
+    const r = await runPixelStage(input, writeDicom(header.file), profile, { pool });
+    expect(r.report.action).toBe('cleaned');
+    expect(r.verify?.ok).toBe(true);
+    expect(rawString(findElement(readDicom(r.output).dataset, 0x00280301)?.value)).toBe('NO');
+    const ct = readFileSync(corpusFile('pydicom/CT_small.dcm'));
+    const headerBytes = writeDicom(deidentifyHeader(readDicom(ct), { profile, secret: SECRET }).file);
+    const skipped = await runPixelStage(ct, headerBytes, profile, { pool });
+    expect(skipped.report.action).toBe('skipped');
+    expect(Buffer.compare(skipped.output, headerBytes)).toBe(0);
   });
 
   it('should run from the CLI with --option clean-pixel-data and write before/after previews', () => {
