@@ -41,7 +41,10 @@ export function placeOutput(outDir: string, study: string, series: string, sop: 
   const tmp = tmpName(target);
   writeFileSync(tmp, data);
   try {
-    for (const candidate of [target, join(dir, `${sop}-${createHash('sha256').update(data).digest('hex').slice(0, 12)}.dcm`)]) {
+    // The content-hash name is computed only on a collision: hashing every output would cost a pass over it.
+    const candidates = [() => target, () => join(dir, `${sop}-${createHash('sha256').update(data).digest('hex').slice(0, 12)}.dcm`)];
+    for (const name of candidates) {
+      const candidate = name();
       try {
         linkSync(tmp, candidate);
         return candidate;
