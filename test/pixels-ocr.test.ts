@@ -18,6 +18,7 @@ import { deidentifyHeader } from '../src/stages/header.js';
 import { writeDicom } from '../src/dicom/writer.js';
 import { renderRgb } from '../src/stages/pixels/render.js';
 import { CLI, REPO_ROOT, corpusFile, tempDir } from './helpers/corpus.js';
+import { readZipEntry } from './pixel-eval/zip.mjs';
 
 /**
  * The OCR side of the pixel stage, with the real engine: the pool under load and at shutdown, the
@@ -185,9 +186,7 @@ describe('clean-pixel-data end to end on the real ultrasound images', () => {
   });
 
   it('should mask every frame of the multi-frame cine (GREYSCALE_CINE.zip, unzipped here)', async () => {
-    execFileSync('unzip', ['-q', '-o', corpusFile('deid-data/ultrasounds/GREYSCALE_CINE.zip'), '-d', join(tmp.path, 'cine')]);
-    const file = readdirSync(join(tmp.path, 'cine'), { recursive: true, encoding: 'utf8' }).find((f) => f.endsWith('.dcm'))!;
-    const input = readFileSync(join(tmp.path, 'cine', file));
+    const input = readZipEntry(corpusFile('deid-data/ultrasounds/GREYSCALE_CINE.zip'), '.dcm');
     const ids = collectIdentifiers(readDicom(input).dataset);
     const r = await processObjectAsync(input, { profile, secret: SECRET, ocrPool: pool });
     expect(r.pixels?.frames).toBe(27);

@@ -8,11 +8,12 @@
 //  - tokens: burned / identifying words that Debian's tesseract CLI (an independent OCR) still reads in the output.
 // Goals (issue 4): recall ≥ 0.99, over-masking ≤ 2 %, 0 tokens. Exit code 1 when a goal is missed.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { TESTDATA, buildEvalSet } from './generate.mjs';
+import { readZipEntry } from './zip.mjs';
 
 const dist = new URL('../../dist/', import.meta.url);
 const load = (p) => import(new URL(p, dist).href);
@@ -154,14 +155,12 @@ for (const c of cases) {
 }
 
 // 2. The real ultrasound images: ground truth is what Debian's tesseract reads in the original.
-const cineDir = join(work, 'cine');
-mkdirSync(cineDir);
-execFileSync('unzip', ['-q', '-o', join(TESTDATA, 'deid-data/ultrasounds/GREYSCALE_CINE.zip'), '-d', cineDir]);
-const cine = readdirSync(cineDir, { recursive: true, encoding: 'utf8' }).find((f) => f.endsWith('.dcm'));
+const cine = join(work, 'GREYSCALE_CINE.dcm');
+writeFileSync(cine, readZipEntry(join(TESTDATA, 'deid-data/ultrasounds/GREYSCALE_CINE.zip'), '.dcm'));
 const real = [
   ['GREYSCALE_IMAGE (real)', join(TESTDATA, 'deid-data/ultrasounds/GREYSCALE_IMAGE.dcm')],
   ['RGB_IMAGE (real)', join(TESTDATA, 'deid-data/ultrasounds/RGB_IMAGE.dcm')],
-  ['GREYSCALE_CINE (real)', join(cineDir, cine)],
+  ['GREYSCALE_CINE (real)', cine],
 ];
 for (const [name, path] of real) {
   const res = await run(name, path);

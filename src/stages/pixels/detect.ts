@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import sharp from 'sharp';
 import type { OcrPool } from './ocr-pool.js';
 import type { TextWord } from './phi-boxes.js';
@@ -239,7 +238,6 @@ function hashCrop(g: Gray8, b: Box): string {
 
 /** Pixels differing by more than this between frames count as changing (compression noise stays below). */
 const TEMPORAL_TOLERANCE = 6;
-let debugCalls = 0;
 
 /**
  * Multi-frame objects: splits the frames into what stays put and what changes. Burned-in text is an
@@ -366,10 +364,8 @@ export async function readText(frames: FrameSource, pool: OcrPool): Promise<Read
   // Below ~150k pixels a page is not worth another worker's round trip.
   const pages = pack(pieces, Math.min(pool.size, Math.ceil(totalArea / 150_000)));
   const rendered = pages.map(render);
-  const debugCall = ++debugCalls;
-  if (process.env.DEID_DEBUG_OCR_PAGES) rendered.forEach((g, i) => writeFileSync(`${process.env.DEID_DEBUG_OCR_PAGES}-${debugCall}-${i}.pgm`, toPgm(g)));
   const results = await Promise.all(rendered.map((g) => pool.recognize(toPgm(g), { psm: 11 })));
-  if (process.env.DEID_DEBUG_OCR_TIME) process.stderr.write(`ocr: ${pieces.map((p) => `${p.src.x1 - p.src.x0}x${p.src.y1 - p.src.y0}*${p.scale}`).join(" ")} pieces, ${rendered.map((g) => `${g.width}x${g.height}`).join(' ')} px, ${(performance.now() - tPieces).toFixed(0)} ms\n`);
+  if (process.env.DEID_DEBUG_OCR_TIME) process.stderr.write(`ocr: ${pieces.map((p) => `${p.src.x1 - p.src.x0}x${p.src.y1 - p.src.y0}*${p.scale}`).join(' ')} pieces, ${rendered.map((g) => `${g.width}x${g.height}`).join(' ')} px, ${(performance.now() - tPieces).toFixed(0)} ms\n`);
 
   const perFrame: Array<{ frame: number; word: TextWord }> = [];
   results.forEach((words, pi) => {
