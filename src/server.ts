@@ -143,7 +143,10 @@ function startPipelineThread(cfg: ServiceConfig, pipeline: Pipeline, tracker: St
  * Starts the service: the pipeline workers and, unless `workersOnly`, the DIMSE SCP, HTTP (STOW-RS,
  * admin API, metrics) and the folder watcher. The same code serves `deid serve` and `deid worker`.
  */
-export async function startService(cfg: ServiceConfig, opts: { workersOnly?: boolean; logger?: Logger } = {}): Promise<RunningService> {
+export async function startService(
+  cfg: ServiceConfig,
+  opts: { workersOnly?: boolean; logger?: Logger; /** false: run the stages on this thread (in-process tests) */ pipelineThread?: boolean } = {},
+): Promise<RunningService> {
   const log = opts.logger ?? createLogger(opts.workersOnly ? 'deid-worker' : 'deid');
   mkdirSync(cfg.dataDir, { recursive: true });
   const tracker: StudyTracker = cfg.redis ? new RedisStudyTracker(cfg.redis) : new FileStudyTracker(join(cfg.dataDir, 'studies.json'));
@@ -154,7 +157,7 @@ export async function startService(cfg: ServiceConfig, opts: { workersOnly?: boo
   // The ingest node owns the spool: it re-queues what a crash or power loss left without a job.
   if (!opts.workersOnly) await pipeline.reconcile();
   let stopThread: (() => Promise<void>) | undefined;
-  if (opts.workersOnly) pipeline.start();
+  if (opts.workersOnly || (cfg.workers && opts.pipelineThread === false)) pipeline.start();
   else if (cfg.workers) stopThread = startPipelineThread(cfg, pipeline, tracker, metrics, log);
 
   const closers: Array<() => Promise<void>> = [];
