@@ -37,6 +37,8 @@ interface Entry {
   readonly seq: number;
   /** Scan epoch when the entry was indexed: a scan only drops entries it could have seen. */
   readonly epoch: number;
+  /** The job file's content, when this process wrote or read it already (saves reading it again at claim). */
+  readonly record?: JobRecord;
 }
 
 const HOST_TAG = createHash('sha256').update(hostname()).digest('hex').slice(0, 12);
@@ -301,7 +303,7 @@ export class EmbeddedQueue implements JobQueue {
       await unlink(tmp).catch(() => undefined);
     }
     if (durable) await d.syncReady();
-    BUS.emit(d.ready, { name, key, at: Math.max(enqueuedAt, notBefore), enqueuedAt, seq: record.seq });
+    BUS.emit(d.ready, { name, key, at: Math.max(enqueuedAt, notBefore), enqueuedAt, seq: record.seq, record });
   }
 
   /** @internal A fresh active/ name owned by this instance. */
@@ -488,7 +490,7 @@ class StageRunner {
       return this.quarantineFile(join(this.dirs.ready, name), e);
     }
     const key = name.slice(0, -'.json'.length);
-    this.insert({ name, key, at: Math.max(rec.enqueuedAt, rec.notBefore), enqueuedAt: rec.enqueuedAt, seq: rec.seq, epoch });
+    this.insert({ name, key, at: Math.max(rec.enqueuedAt, rec.notBefore), enqueuedAt: rec.enqueuedAt, seq: rec.seq, epoch, record: rec });
   }
 
   private insert(e: Entry): void {
@@ -560,7 +562,8 @@ class StageRunner {
     }
     let rec: JobRecord;
     try {
-      rec = JSON.parse(await readFile(activePath, 'utf8')) as JobRecord;
+      // A file name is (id, attempt): the content indexed earlier is the content claimed now.
+      rec = e.record ?? (JSON.parse(await readFile(activePath, 'utf8')) as JobRecord);
     } catch (err) {
       await this.quarantineFile(activePath, err);
       return false;
