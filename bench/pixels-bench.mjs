@@ -85,11 +85,12 @@ for (const img of images) {
   const cliRate = n / ((performance.now() - t) / 1000);
   results.push({ img, ours: median(oursMs), cli: median(cliMs), oursRate, cliRate });
 }
+const poolSize = sharedOcrPool().size;
 await shutdownSharedOcrPool();
 rmSync(work, { recursive: true, force: true });
 
 const f = (v, d = 0) => v.toFixed(d);
-console.log(`\npixel stage benchmark — ${cores} cores, OCR pool of ${sharedOcrPool === undefined ? '?' : cores} workers, ${ROUNDS} rounds, medians; warm-up ${f(warm)} ms\n`);
+console.log(`\npixel stage benchmark — ${cores} cores, OCR pool of ${poolSize} workers, ${ROUNDS} rounds, medians; warm-up ${f(warm)} ms\n`);
 console.log('per image, one at a time (ours: decode → find text → OCR → mask → write → re-OCR verify; CLI: one OCR pass):');
 for (const r of results) {
   console.log(`  ${r.img.name.padEnd(40)} deid ${f(r.ours).padStart(5)} ms   tesseract CLI ${f(r.cli).padStart(5)} ms   ratio CLI/deid ${f(r.cli / r.ours, 2)}x`);
