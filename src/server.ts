@@ -78,9 +78,12 @@ export function buildPipeline(cfg: ServiceConfig, deps: { tracker: StudyTracker;
   const destinations = (exporter.destinations ?? []).map(createDestination);
   const store = new LocalFolderStore(join(cfg.dataDir, 'spool'));
   const queue: JobQueue = createQueue({ redisUrl: cfg.redis, dir: join(cfg.dataDir, 'queue'), prefix: 'deid' });
-  const stages: StageSettings[] = cfg.pipeline
-    .filter((s) => s.stage !== 'pixels')
-    .map((s) => ({ name: s.stage as StageName, concurrency: s.concurrency ?? (s.stage === 'export' ? 4 : 2) }));
+  const configured = cfg.pipeline.map((s) => ({ name: s.stage as StageName, concurrency: s.concurrency ?? (s.stage === 'export' ? 4 : s.stage === 'pixels' ? 1 : 2) }));
+  // Clean Pixel Data without a pixel stage would pass burned-in text through: add the stage after header.
+  const stages: StageSettings[] =
+    profile.options.has('clean-pixel-data') && !configured.some((s) => s.name === 'pixels')
+      ? configured.flatMap((s) => (s.name === 'header' ? [s, { name: 'pixels' as const, concurrency: 1 }] : [s]))
+      : configured;
   const pipeline = new Pipeline(
     {
       stages,

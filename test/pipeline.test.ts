@@ -14,6 +14,7 @@ import { Pipeline, type StageName } from '../src/pipeline/runtime.js';
 import { LocalFolderStore } from '../src/pipeline/storage.js';
 import { FileStudyTracker } from '../src/pipeline/studies.js';
 import { loadProfile } from '../src/profiles/profile.js';
+import { shutdownSharedOcrPool } from '../src/stages/pixels/ocr-pool.js';
 import { corpusFile, tempDir } from './helpers/corpus.js';
 
 const silent = pino({ level: 'silent' });
@@ -53,7 +54,7 @@ describe('the staged pipeline (embedded queue)', () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  function setup(opts: { destinations?: Destination[]; accept?: Array<Record<string, string[]>>; maxAttempts?: number } = {}) {
+  function setup(opts: { destinations?: Destination[]; accept?: Array<Record<string, string[]>>; maxAttempts?: number; options?: string[]; stages?: StageName[] } = {}) {
     const tmp = tempDir();
     const store = new LocalFolderStore(join(tmp.path, 'spool'));
     const queue: JobQueue = createQueue({ dir: join(tmp.path, 'queue') });
@@ -62,8 +63,8 @@ describe('the staged pipeline (embedded queue)', () => {
     const destinations = opts.destinations ?? [new FolderDestination(exportDir)];
     const pipeline = new Pipeline(
       {
-        stages: STAGES.map((name) => ({ name, concurrency: 2 })),
-        profile: loadProfile('basic'),
+        stages: (opts.stages ?? STAGES).map((name) => ({ name, concurrency: 2 })),
+        profile: loadProfile('basic', opts.options ?? []),
         filter: { accept: opts.accept },
         destinations,
         maxAttempts: opts.maxAttempts ?? 3,
@@ -149,6 +150,25 @@ describe('the staged pipeline (embedded queue)', () => {
     await until(async () => (await b.pipeline.quarantine.list()).length === 1);
     expect((await b.pipeline.quarantine.list())[0]).toMatchObject({ code: 'DEID_ERR_EXPORT_REFUSED' });
   });
+
+  it('should mask burned-in text in the pixel stage and keep the before/after previews', async () => {
+    const { pipeline, exportDir, store } = setup({ options: ['clean-pixel-data'], stages: ['filter', 'header', 'pixels', 'verify', 'export'] });
+    cleanups.push(() => shutdownSharedOcrPool());
+    const us = readFileSync(corpusFile('deid-data/ultrasounds/GREYSCALE_IMAGE.dcm'));
+    expect((await pipeline.ingest(us, { kind: 'folder' })).ok).toBe(true);
+    await until(() => filesUnder(exportDir).length === 1, 60_000);
+    const out = readDicom(readFileSync(filesUnder(exportDir)[0]));
+    expect(rawString(findElement(out.dataset, 0x00280301)?.value)).toBe('NO');
+    const codes = findElement(out.dataset, 0x00120064)!.items!.map((i) => rawString(findElement(i.elements, 0x00080100)?.value));
+    expect(codes).toEqual(expect.arrayContaining(['113100', '113101']));
+    // The pixels changed where the banner was (the source has the patient's name burned in at the top).
+    const before = findElement(readDicom(us).dataset, TAG.PixelData)!.value!;
+    const after = findElement(out.dataset, TAG.PixelData)!.value!;
+    expect(Buffer.compare(before, after)).not.toBe(0);
+    const previews = await store.list('previews');
+    expect(previews.some((k) => k.endsWith('before.png'))).toBe(true);
+    expect(previews.some((k) => k.endsWith('after.png'))).toBe(true);
+  }, 90_000);
 
   it('should give the identical result for the same object sent twice', async () => {
     const { pipeline, exportDir } = setup();

@@ -12,6 +12,7 @@ import type { CompiledProfile } from '../profiles/compile.js';
 import { filterObject, type FilterConfig } from '../stages/filter.js';
 import { deidentifyHeader, uidsRemappedBy } from '../stages/header.js';
 import { charsetOf, collectIdentifiers } from '../stages/identifiers.js';
+import { runPixelStage } from '../stages/pixels/pixel-stage.js';
 import { verifyOutput } from '../stages/verify.js';
 import { Quarantine } from './quarantine.js';
 import type { JobData, JobInfo, JobQueue, StageCounts } from './queue/types.js';
@@ -19,7 +20,7 @@ import { isNotFound, type ObjectStore } from './storage.js';
 import type { StudyEvent, StudyTracker } from './studies.js';
 
 /** A stage that runs on a queue: its jobs carry store keys, never objects. */
-export type StageName = 'filter' | 'header' | 'verify' | 'export';
+export type StageName = 'filter' | 'header' | 'pixels' | 'verify' | 'export';
 
 export interface StageSettings {
   readonly name: StageName;
@@ -323,6 +324,21 @@ export class Pipeline {
         await this.store.put(out, writeDicom(result.file));
       }
       await this.enqueue(this.next('header')!, job, { input: out, work: [...job.work, out] });
+    },
+
+    pixels: async (job) => {
+      const out = `work/pixels/${this.jobId('pixels', job.hash)}.dcm`;
+      if (!(await this.exists(out))) {
+        // Masks burned-in text (Clean Pixel Data) and re-reads the result; a leak throws a coded error.
+        const r = await runPixelStage(await this.store.get(job.source), await this.store.get(job.input), this.opts.profile, { previews: true });
+        if (r.previews) {
+          // Before/after review images, kept with the object's report for the console.
+          await this.store.put(`previews/${job.hash.slice(0, 32)}/before.png`, r.previews.before);
+          await this.store.put(`previews/${job.hash.slice(0, 32)}/after.png`, r.previews.after);
+        }
+        await this.store.put(out, r.output);
+      }
+      await this.enqueue(this.next('pixels')!, job, { input: out, work: [...job.work, out] });
     },
 
     verify: async (job) => {
