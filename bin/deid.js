@@ -11,5 +11,10 @@ if (!existsSync(fileURLToPath(cli))) {
   process.stderr.write('deid: the build is missing; run `npm run build` (npm ci does it for you).\n');
   process.exit(1);
 }
+// `deid run` starts its worker threads first, so that their start-up overlaps with the CLI's own.
+if (process.argv[2] === 'run' && !process.argv.includes('--help')) {
+  const { prewarmRunWorkers } = await import(new URL('../dist/cli/prewarm.js', import.meta.url).href);
+  prewarmRunWorkers();
+}
 const { main } = await import(cli.href);
 process.exitCode = await main(process.argv.slice(2));

@@ -4,7 +4,7 @@ import { join, relative, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ErrorCode } from '../errors.js';
 import { compileProfile } from '../profiles/compile.js';
-import { shutdownSharedOcrPool, sharedOcrPool } from '../stages/pixels/ocr-pool.js';
+import { takeRunWorkers } from './prewarm.js';
 import { processFile, processFileAsync, type FileJob, type FileResult, type RunSettings } from './process-file.js';
 
 export interface RunSummary {
@@ -72,9 +72,11 @@ export async function runFiles(jobs: FileJob[], settings: RunSettings, opts: { t
   };
 
   const compiled = compileProfile(settings.chain, settings.options);
+  if (compiled.pixels || threads === 1) takeRunWorkers(0);
   if (compiled.pixels) {
     // clean-pixel-data: OCR runs in one pool of workers sized to the cores, so files are processed
     // concurrently on this thread (decode, mask and encode are quick next to OCR).
+    const { shutdownSharedOcrPool, sharedOcrPool } = await import('../stages/pixels/ocr-pool.js');
     const secret = Buffer.from(settings.secretHex, 'hex');
     const concurrency = Math.max(2, sharedOcrPool().size * 2);
     let next = 0;
@@ -94,10 +96,13 @@ export async function runFiles(jobs: FileJob[], settings: RunSettings, opts: { t
   } else {
     let next = 0;
     const workerUrl = new URL('./run-worker.js', import.meta.url);
+    const prewarmed = takeRunWorkers(threads);
     await Promise.all(
-      Array.from({ length: threads }, () =>
+      Array.from({ length: threads }, (_, i) =>
         new Promise<void>((resolveWorker, reject) => {
-          const w = new Worker(workerUrl, { workerData: settings });
+          const early = prewarmed[i];
+          if (early) early.postMessage({ init: settings });
+          const w = early ?? new Worker(workerUrl, { workerData: settings });
           // Two batches in flight per worker keep it busy without holding the whole job list in messages.
           let inFlight = 0;
           const feed = () => {

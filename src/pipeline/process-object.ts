@@ -6,9 +6,10 @@ import { writeDicom } from '../dicom/writer.js';
 import { DeidError } from '../errors.js';
 import type { CompiledProfile } from '../profiles/compile.js';
 import { deidentifyHeader, type HeaderReport } from '../stages/header.js';
-import { cleanPixels, type PixelReport } from '../stages/pixels/clean-pixels.js';
+// Types only: the pixel stage (codecs, sharp, tesseract) loads on demand, so header-only runs never pay for it.
+import type { PixelReport } from '../stages/pixels/clean-pixels.js';
 import type { OcrPool } from '../stages/pixels/ocr-pool.js';
-import { assertNoPixelLeak, verifyPixels, type PixelVerifyReport } from '../stages/pixels/verify-pixels.js';
+import type { PixelVerifyReport } from '../stages/pixels/verify-pixels.js';
 import { verifyOutput, type VerifyReport } from '../stages/verify.js';
 
 export interface ProcessContext {
@@ -66,6 +67,7 @@ export function processObject(input: Uint8Array, ctx: ProcessContext): Processed
  */
 export async function processObjectAsync(input: Uint8Array, ctx: ProcessContext): Promise<ProcessedObject & { previews?: { before: Buffer; after: Buffer } }> {
   if (!ctx.profile.pixels) return processObject(input, ctx);
+  const [{ cleanPixels }, { assertNoPixelLeak, verifyPixels }] = await Promise.all([import('../stages/pixels/clean-pixels.js'), import('../stages/pixels/verify-pixels.js')]);
   const file = readDicom(input, { maxBytes: ctx.maxBytes });
   const header = deidentifyHeader(file, ctx);
   const pixels = await cleanPixels(file, header.file, header.identifiers, { settings: ctx.profile.pixels, pool: ctx.ocrPool, previews: ctx.previews });

@@ -12,7 +12,6 @@ import type { CompiledProfile } from '../profiles/compile.js';
 import { filterObject, type FilterConfig } from '../stages/filter.js';
 import { deidentifyHeader, uidsRemappedBy } from '../stages/header.js';
 import { charsetOf, collectIdentifiers } from '../stages/identifiers.js';
-import { runPixelStage } from '../stages/pixels/pixel-stage.js';
 import { verifyOutput } from '../stages/verify.js';
 import { Quarantine } from './quarantine.js';
 import type { JobData, JobInfo, JobQueue, StageCounts } from './queue/types.js';
@@ -330,6 +329,7 @@ export class Pipeline {
       const out = `work/pixels/${this.jobId('pixels', job.hash)}.dcm`;
       if (!(await this.exists(out))) {
         // Masks burned-in text (Clean Pixel Data) and re-reads the result; a leak throws a coded error.
+        const { runPixelStage } = await import('../stages/pixels/pixel-stage.js');
         const r = await runPixelStage(await this.store.get(job.source), await this.store.get(job.input), this.opts.profile, { previews: true });
         if (r.previews) {
           // Before/after review images, kept with the object's report for the console.
