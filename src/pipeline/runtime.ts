@@ -317,11 +317,9 @@ export class Pipeline {
 
     header: async (job) => {
       const out = `work/header/${this.jobId('header', job.hash)}.dcm`;
-      // Idempotent: an earlier delivery may have written the output before a crash.
-      if (!(await this.exists(out))) {
-        const result = deidentifyHeader(readDicom(await this.store.get(job.input)), { profile: this.opts.profile, secret: this.secret });
-        await this.store.put(out, writeDicom(result.file));
-      }
+      // Deterministic: a redelivery after a crash writes the identical bytes again.
+      const result = deidentifyHeader(readDicom(await this.store.get(job.input)), { profile: this.opts.profile, secret: this.secret });
+      await this.store.put(out, writeDicom(result.file));
       await this.enqueue(this.next('header')!, job, { input: out, work: [...job.work, out] });
     },
 

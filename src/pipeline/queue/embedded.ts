@@ -41,6 +41,9 @@ interface Entry {
   readonly record?: JobRecord;
 }
 
+/** A job file's key: any id becomes a safe name, and the attempt tells retries apart. */
+const jobKey = (id: string, attempt: number) => `${createHash('sha256').update(id).digest('hex')}.${attempt}`;
+
 const HOST_TAG = createHash('sha256').update(hostname()).digest('hex').slice(0, 12);
 const PID = process.pid;
 const LIVE_INSTANCES = new Set<string>();
@@ -195,6 +198,13 @@ export class EmbeddedQueue implements JobQueue {
     checkJob(job);
     const { attempt, delayMs } = addParams(opts);
     const now = Date.now();
+    // Not durable and for a stage this instance processes: the job stays in memory (no file at all).
+    // A crash loses it by design; the caller recreates such jobs (the pipeline's reconcile does).
+    const runner = this.runners.get(stage);
+    if (opts?.durable === false && delayMs === 0 && runner?.accepting) {
+      runner.addMemory(jobKey(job.id, attempt), { v: 1, job, attempt, enqueuedAt: now, notBefore: now, seq: ++this.addSeq });
+      return;
+    }
     await this.enqueue(stage, job, attempt, now, now + delayMs, opts?.durable ?? true);
   }
 
@@ -213,7 +223,7 @@ export class EmbeddedQueue implements JobQueue {
     const root = join(this.dir, stage);
     const [queued, active] = await Promise.all([countJson(join(root, 'ready')), countJson(join(root, 'active'))]);
     const runner = this.runners.get(stage);
-    return { queued, active, done: runner?.done ?? 0, failed: runner?.failed ?? 0 };
+    return { queued: queued + (runner?.memoryQueued ?? 0), active: active + (runner?.memoryActive ?? 0), done: runner?.done ?? 0, failed: runner?.failed ?? 0 };
   }
 
   async pending(stage: StageName): Promise<JobData[]> {
@@ -235,7 +245,7 @@ export class EmbeddedQueue implements JobQueue {
         }
       }
     }
-    return out;
+    return [...out, ...(this.runners.get(stage)?.memoryJobs() ?? [])];
   }
 
   async close(): Promise<void> {
@@ -281,7 +291,7 @@ export class EmbeddedQueue implements JobQueue {
   /** @internal Writes a ready file durably unless that (id, attempt) is already ready or active. */
   async enqueue(stage: StageName, job: JobData, attempt: number, enqueuedAt: number, notBefore: number, durable = true): Promise<void> {
     const d = await this.stageDirs(stage);
-    const key = `${createHash('sha256').update(job.id).digest('hex')}.${attempt}`;
+    const key = jobKey(job.id, attempt);
     const name = `${key}.json`;
     // A claim renames the file out of ready/, so a duplicate may be sitting in active/ instead.
     if ((await readdir(d.active)).some((n) => n.startsWith(`${key}~`))) return;
@@ -389,6 +399,10 @@ class StageRunner {
   private recovering: Promise<void> | undefined;
   private starting: Promise<void> | undefined;
   private stopping = false;
+  /** Non-durable jobs added by this instance for this stage: no file, delivered first. */
+  private readonly memory: Array<{ key: string; rec: JobRecord }> = [];
+  private readonly memoryKeys = new Set<string>();
+  private readonly memoryRunning = new Map<string, JobRecord>();
   private readonly onBus = (e: Omit<Entry, 'epoch'>): void => {
     this.insert({ ...e, epoch: this.epoch });
     this.pump();
@@ -400,6 +414,49 @@ class StageRunner {
     private readonly concurrency: number,
     private readonly handler: JobHandler,
   ) {}
+
+  get accepting(): boolean {
+    return !this.stopping;
+  }
+  get memoryQueued(): number {
+    return this.memory.length;
+  }
+  get memoryActive(): number {
+    return this.memoryRunning.size;
+  }
+  memoryJobs(): JobData[] {
+    return [...this.memory.map((m) => m.rec.job), ...[...this.memoryRunning.values()].map((r) => r.job)];
+  }
+
+  addMemory(key: string, rec: JobRecord): void {
+    // The same (id, attempt) already waiting, running, or queued as a file is a no-op.
+    if (this.memoryKeys.has(key) || this.index.has(`${key}.json`)) return;
+    this.memoryKeys.add(key);
+    this.memory.push({ key, rec });
+    this.pump();
+  }
+
+  private startMemory(m: { key: string; rec: JobRecord }): void {
+    this.memoryRunning.set(m.key, m.rec);
+    const run = (async () => {
+      let ok = true;
+      try {
+        await this.handler(m.rec.job, { id: m.rec.job.id, attempt: m.rec.attempt });
+      } catch {
+        ok = false; // the caller's handler owns error reporting and retries
+      }
+      this.memoryRunning.delete(m.key);
+      this.memoryKeys.delete(m.key);
+      if (ok) this.done++;
+      else this.failed++;
+    })();
+    this.inflight.add(run);
+    void run.finally(() => {
+      this.inflight.delete(run);
+      this.running--;
+      if (!this.stopping) this.pump();
+    });
+  }
 
   start(): void {
     this.starting = this.init().catch((e) => {
@@ -442,6 +499,11 @@ class StageRunner {
     await this.scanning;
     while (this.pumping) await this.pumping;
     while (this.inflight.size > 0) await Promise.all(this.inflight);
+    // Graceful: in-memory jobs not started yet become files, so the next start delivers them.
+    for (const m of this.memory.splice(0)) {
+      await this.q.enqueue(this.stage, m.rec.job, m.rec.attempt, m.rec.enqueuedAt, m.rec.notBefore, true).catch((e) => this.q.report(e));
+    }
+    this.memoryKeys.clear();
   }
 
   private poll(): void {
@@ -526,6 +588,12 @@ class StageRunner {
   /** Claims and starts jobs in delivery order until the concurrency is used or nothing is due. */
   private async fill(): Promise<void> {
     while (!this.stopping && this.running < this.concurrency) {
+      const m = this.memory.shift();
+      if (m) {
+        this.running++;
+        this.startMemory(m);
+        continue;
+      }
       const head = this.order[0];
       if (!head) return;
       const now = Date.now();

@@ -32,8 +32,10 @@ export interface AddOptions {
   /** The attempt number the job will carry when delivered (retries re-add with attempt + 1). */
   readonly attempt?: number;
   /**
-   * false: the job must survive a process crash (kill -9) but not a power loss, so no fsync. Used
-   * between stages, where the object's original is already durable in the spool and can be re-run.
+   * false: the job may be lost in a crash (no fsync; the embedded engine keeps it in memory when this
+   * process runs the stage). Only for jobs the caller can recreate: the pipeline uses it between
+   * stages and for the first job, since the original is durable in the spool and reconcile() puts any
+   * spooled object without a job back at the start. Graceful shutdown still keeps such jobs.
    */
   readonly durable?: boolean;
 }
