@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFile as writeFileCb } from 'node:fs';
+import { promisify } from 'node:util';
 import { link, mkdir, open, readFile, readdir, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -40,6 +41,9 @@ interface Entry {
   /** The job file's content, when this process wrote or read it already (saves reading it again at claim). */
   readonly record?: JobRecord;
 }
+
+// One native request for a small file, instead of the open/write/close round trips of fs/promises.
+const writeWhole = promisify(writeFileCb);
 
 /** A job file's key: any id becomes a safe name, and the attempt tells retries apart. */
 const jobKey = (id: string, attempt: number) => `${createHash('sha256').update(id).digest('hex')}.${attempt}`;
@@ -297,13 +301,15 @@ export class EmbeddedQueue implements JobQueue {
     if ((await readdir(d.active)).some((n) => n.startsWith(`${key}~`))) return;
     const record: JobRecord = { v: 1, job, attempt, enqueuedAt, notBefore, seq: ++this.addSeq };
     const tmp = join(d.tmp, `${key}~${PID}~${randomBytes(4).toString('hex')}.tmp`);
-    const fh = await open(tmp, 'w');
-    try {
-      await fh.writeFile(JSON.stringify(record));
-      if (durable) await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    if (durable) {
+      const fh = await open(tmp, 'w');
+      try {
+        await fh.writeFile(JSON.stringify(record));
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    } else await writeWhole(tmp, JSON.stringify(record));
     try {
       await link(tmp, join(d.ready, name));
     } catch (e) {
