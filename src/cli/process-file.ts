@@ -32,16 +32,28 @@ export interface FileResult {
   readonly pixels?: 'cleaned' | 'skipped';
 }
 
-/** De-identifies one file: output on success, original plus reason in quarantine on any failure. */
-export function processFile(job: FileJob, s: RunSettings, profile: CompiledProfile, secret: Buffer, read: (p: string) => Buffer): FileResult {
+/** Reads an input within the size limit, or says why not (an unreadable file stays where it is). */
+function readInput(job: FileJob, s: RunSettings, read: (p: string) => Buffer): Buffer | FileResult {
   let input: Buffer;
   try {
     input = read(job.path);
   } catch {
     return { path: job.path, ok: false, code: 'DEID_ERR_READ', bytesIn: 0, bytesOut: 0 };
   }
+  return input.length > s.maxBytes ? quarantineInput(job, s, input, new DeidError('DEID_ERR_HOSTILE_SIZE', `${input.length} bytes`)) : input;
+}
+
+function quarantineInput(job: FileJob, s: RunSettings, input: Buffer, e: unknown): FileResult {
+  const err = toDeidError(e);
+  quarantineFile(s.quarantineDir, input, { code: err.code, message: err.message, stage: 'deid run', source: job.rel, at: new Date().toISOString() });
+  return { path: job.path, ok: false, code: err.code, bytesIn: input.length, bytesOut: 0 };
+}
+
+/** De-identifies one file: output on success, original plus reason in quarantine on any failure. */
+export function processFile(job: FileJob, s: RunSettings, profile: CompiledProfile, secret: Buffer, read: (p: string) => Buffer): FileResult {
+  const input = readInput(job, s, read);
+  if (!Buffer.isBuffer(input)) return input;
   try {
-    if (input.length > s.maxBytes) throw new DeidError('DEID_ERR_HOSTILE_SIZE', `${input.length} bytes`);
     const r = processObject(input, { profile, secret });
     try {
       placeOutput(s.outDir, r.studyInstanceUid, r.seriesInstanceUid, r.sopInstanceUid, r.output);
@@ -50,9 +62,7 @@ export function processFile(job: FileJob, s: RunSettings, profile: CompiledProfi
     }
     return { path: job.path, ok: true, bytesIn: input.length, bytesOut: r.output.length };
   } catch (e) {
-    const err = toDeidError(e);
-    quarantineFile(s.quarantineDir, input, { code: err.code, message: err.message, stage: 'deid run', source: job.rel, at: new Date().toISOString() });
-    return { path: job.path, ok: false, code: err.code, bytesIn: input.length, bytesOut: 0 };
+    return quarantineInput(job, s, input, e);
   }
 }
 
@@ -61,14 +71,9 @@ export function processFile(job: FileJob, s: RunSettings, profile: CompiledProfi
  * workers), so files are processed concurrently on one thread and the pool does the parallel work.
  */
 export async function processFileAsync(job: FileJob, s: RunSettings, profile: CompiledProfile, secret: Buffer, read: (p: string) => Buffer): Promise<FileResult> {
-  let input: Buffer;
+  const input = readInput(job, s, read);
+  if (!Buffer.isBuffer(input)) return input;
   try {
-    input = read(job.path);
-  } catch {
-    return { path: job.path, ok: false, code: 'DEID_ERR_READ', bytesIn: 0, bytesOut: 0 };
-  }
-  try {
-    if (input.length > s.maxBytes) throw new DeidError('DEID_ERR_HOSTILE_SIZE', `${input.length} bytes`);
     const r: ProcessedObject & { previews?: { before: Buffer; after: Buffer } } = await processObjectAsync(input, { profile, secret, previews: !!s.previewsDir });
     try {
       placeOutput(s.outDir, r.studyInstanceUid, r.seriesInstanceUid, r.sopInstanceUid, r.output);
@@ -82,8 +87,6 @@ export async function processFileAsync(job: FileJob, s: RunSettings, profile: Co
     }
     return { path: job.path, ok: true, bytesIn: input.length, bytesOut: r.output.length, pixels: r.pixels?.action };
   } catch (e) {
-    const err = toDeidError(e);
-    quarantineFile(s.quarantineDir, input, { code: err.code, message: err.message, stage: 'deid run', source: job.rel, at: new Date().toISOString() });
-    return { path: job.path, ok: false, code: err.code, bytesIn: input.length, bytesOut: 0 };
+    return quarantineInput(job, s, input, e);
   }
 }

@@ -1,4 +1,4 @@
-import { findElement } from '../dicom/element.js';
+import { findElement, type Dataset } from '../dicom/element.js';
 import { readDicom } from '../dicom/reader.js';
 import { TAG } from '../dicom/tag.js';
 import { rawString } from '../dicom/values.js';
@@ -10,7 +10,13 @@ import { deidentifyHeader, type HeaderReport } from '../stages/header.js';
 import type { PixelReport } from '../stages/pixels/clean-pixels.js';
 import type { OcrPool } from '../stages/pixels/ocr-pool.js';
 import type { PixelVerifyReport } from '../stages/pixels/verify-pixels.js';
-import { verifyOutput, type VerifyReport } from '../stages/verify.js';
+import { assertVerified, verifyOutput, type VerifyReport } from '../stages/verify.js';
+
+/** The new UIDs an output is filed under. */
+function identityOf(ds: Dataset): { studyInstanceUid: string; seriesInstanceUid: string; sopInstanceUid: string } {
+  const uid = (tag: number) => rawString(findElement(ds, tag)?.value);
+  return { studyInstanceUid: uid(TAG.StudyInstanceUID), seriesInstanceUid: uid(TAG.SeriesInstanceUID), sopInstanceUid: uid(TAG.SOPInstanceUID) };
+}
 
 export interface ProcessContext {
   readonly profile: CompiledProfile;
@@ -45,16 +51,11 @@ export function processObject(input: Uint8Array, ctx: ProcessContext): Processed
   const header = deidentifyHeader(file, ctx);
   const output = writeDicom(header.file);
   const verify = verifyOutput(output, { identifiers: header.identifiers, remappedUids: header.remappedUids, profile: ctx.profile });
-  if (!verify.ok) {
-    const first = verify.findings[0];
-    throw new DeidError(first.code, `${verify.findings.length} finding(s), first at ${first.path} (${first.kind})`);
-  }
+  assertVerified(verify);
   const ds = header.file.dataset;
   return {
     output,
-    studyInstanceUid: rawString(findElement(ds, TAG.StudyInstanceUID)?.value),
-    seriesInstanceUid: rawString(findElement(ds, TAG.SeriesInstanceUID)?.value),
-    sopInstanceUid: rawString(findElement(ds, TAG.SOPInstanceUID)?.value),
+    ...identityOf(ds),
     header: header.report,
     verify,
   };
@@ -73,10 +74,7 @@ export async function processObjectAsync(input: Uint8Array, ctx: ProcessContext)
   const pixels = await cleanPixels(file, header.file, header.identifiers, { settings: ctx.profile.pixels, pool: ctx.ocrPool, previews: ctx.previews });
   const output = writeDicom(pixels.file);
   const verify = verifyOutput(output, { identifiers: header.identifiers, remappedUids: header.remappedUids, profile: ctx.profile });
-  if (!verify.ok) {
-    const first = verify.findings[0];
-    throw new DeidError(first.code, `${verify.findings.length} finding(s), first at ${first.path} (${first.kind})`);
-  }
+  assertVerified(verify);
   let pixelVerify: PixelVerifyReport | undefined;
   if (pixels.report.action === 'cleaned') {
     pixelVerify = await verifyPixels(readDicom(output), header.identifiers, { pool: ctx.ocrPool });
@@ -86,9 +84,7 @@ export async function processObjectAsync(input: Uint8Array, ctx: ProcessContext)
   const { previews, ...report } = pixels.report;
   return {
     output,
-    studyInstanceUid: rawString(findElement(ds, TAG.StudyInstanceUID)?.value),
-    seriesInstanceUid: rawString(findElement(ds, TAG.SeriesInstanceUID)?.value),
-    sopInstanceUid: rawString(findElement(ds, TAG.SOPInstanceUID)?.value),
+    ...identityOf(ds),
     header: header.report,
     verify,
     pixels: report,

@@ -12,7 +12,7 @@ import type { CompiledProfile } from '../profiles/compile.js';
 import { filterObject, type FilterConfig } from '../stages/filter.js';
 import { deidentifyHeader, uidsRemappedBy } from '../stages/header.js';
 import { charsetOf, collectIdentifiers } from '../stages/identifiers.js';
-import { verifyOutput } from '../stages/verify.js';
+import { assertVerified, verifyOutput } from '../stages/verify.js';
 import { Quarantine } from './quarantine.js';
 import type { JobData, JobInfo, JobQueue, StageCounts } from './queue/types.js';
 import { isNotFound, type ObjectStore } from './storage.js';
@@ -347,10 +347,7 @@ export class Pipeline {
         remappedUids: uidsRemappedBy(source, this.opts.profile),
         profile: this.opts.profile,
       });
-      if (!report.ok) {
-        const f = report.findings[0];
-        throw new DeidError(f.code, `${report.findings.length} finding(s), first at ${f.path} (${f.kind})`);
-      }
+      assertVerified(report);
       await this.record(job.study, 'processed');
       await this.enqueue(this.next('verify')!, job, { exportInfo: exportInfoOf(readDicom(output)) });
     },

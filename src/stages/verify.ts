@@ -123,3 +123,10 @@ export function verifyDataset(dataset: Dataset, input: VerifyInput, meta: Datase
   walk(dataset, '', charsetOf(dataset));
   return { ok: findings.length === 0, findings, elementsScanned: scanned, identifiersChecked: ids.length, uidsChecked: uids.size };
 }
+
+/** Fails closed: a report with findings becomes a coded error naming the first place (never the value). */
+export function assertVerified(report: VerifyReport): void {
+  if (report.ok) return;
+  const first = report.findings[0];
+  throw new DeidError(first.code, `${report.findings.length} finding(s), first at ${first.path} (${first.kind})`);
+}
