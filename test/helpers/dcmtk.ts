@@ -9,21 +9,11 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './ports.js';
+
+export { freePort };
 
 const ENV = { ...process.env, TCP_NODELAY: '1' };
-
-/** A TCP port that was free a moment ago on 127.0.0.1 (tests never use fixed ports). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Polls `check` every 25 ms until it is truthy; fails after `ms` naming `what`. */
 export async function waitUntil(check: () => unknown, ms = 10_000, what = 'condition'): Promise<void> {

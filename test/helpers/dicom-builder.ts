@@ -3,10 +3,9 @@
  * Values given as strings are encoded as latin1 (ASCII or ISO_IR 100); pass bytes for any other
  * character set. Every value is padded to even length as PS3.5 requires.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { decodeText, parseCharacterSet } from '../../src/dicom/charset.js';
 import { tagForKeyword } from '../../src/dicom/dictionary.js';
 import { findElement, type Dataset, type DicomFile, type Element, type Item } from '../../src/dicom/element.js';
@@ -15,10 +14,11 @@ import { TS, encodingOf } from '../../src/dicom/transfer-syntax.js';
 import { padEven, rawString } from '../../src/dicom/values.js';
 import { usesCharset } from '../../src/dicom/vr.js';
 import { writeDicom } from '../../src/dicom/writer.js';
+import { TESTDATA, corpusFile } from './corpus.js';
 import { charsetOf } from '../../src/stages/identifiers.js';
 
-export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-export const TESTDATA_ROOT = resolve(REPO_ROOT, '../shared/testdata');
+export { REPO_ROOT } from './corpus.js';
+export const TESTDATA_ROOT = TESTDATA;
 
 /** A fixed site secret for tests (never a real one). */
 export const SECRET = Buffer.from('test-secret-do-not-use-0123456789', 'utf8');
@@ -185,14 +185,7 @@ export function allElements(ds: Dataset): Element[] {
 export { TAG, parseCharacterSet };
 
 /** The absolute path of a file in the shared corpus (../shared/testdata); fails clearly if it is missing. */
-export function testDataFile(relPath: string): string {
-  if (!existsSync(TESTDATA_ROOT)) {
-    throw new Error(`shared test data folder not found at ${TESTDATA_ROOT}: it must sit beside the project as ../shared/testdata`);
-  }
-  const p = resolve(TESTDATA_ROOT, relPath);
-  if (!existsSync(p)) throw new Error(`test data file not found: ${relPath} (looked in ${TESTDATA_ROOT})`);
-  return p;
-}
+export const testDataFile = corpusFile;
 
 /** A temporary folder with files written into it; `cleanup()` removes it. */
 export function tempFolder(files: Record<string, string> = {}): { dir: string; path: (name: string) => string; cleanup: () => void } {

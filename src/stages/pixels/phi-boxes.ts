@@ -1,5 +1,5 @@
 import type { Identifier } from '../identifiers.js';
-import { grow, mergeBoxes, type Box } from './text-regions.js';
+import { grow, type Box } from './text-regions.js';
 
 /**
  * Which OCR words are PHI, and the boxes to mask: a pure step, apart from OCR (which only proposes).
