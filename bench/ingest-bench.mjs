@@ -34,45 +34,66 @@ async function untilCount(orthanc, n, timeoutMs = 600_000) {
   }
 }
 
-// 1. The floor: storescu → Orthanc.
-let orthanc = await startOrthanc(join(WORK, 'orthanc-direct'));
-let t = performance.now();
-await storescu(orthanc.dicomPort, 'ORTHANC');
-await untilCount(orthanc, files.length);
-const direct = (performance.now() - t) / 1000;
-await orthanc.stop();
-
-// 2. Through the service (embedded queue, default stages, basic profile).
-orthanc = await startOrthanc(join(WORK, 'orthanc-service'));
-const data = join(WORK, 'service-data');
-rmSync(data, { recursive: true, force: true });
-writeFileSync(join(WORK, 'secret'), 'benchmark-secret-0123456789abcdef\n');
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (COUNT > 1000 ? 1 : 3));
 const free = async () => { const { createServer } = await import('node:net'); return new Promise((res) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); }); }); };
-const [dimsePort, httpPort] = [await free(), await free()];
-const service = spawn(process.execPath, [join(ROOT, 'bin/deid.js'), 'serve', '--dimse-port', String(dimsePort), '--http-port', String(httpPort), '--data-dir', data,
-  '--secret-file', join(WORK, 'secret'), '--export', `dicom://ORTHANC:DEID@127.0.0.1:${orthanc.dicomPort}`], { env: { ...env, DEID_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
-for (let i = 0; i < 300; i++) {
-  try { if ((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).ok) break; } catch { /* starting */ }
-  await new Promise((r) => setTimeout(r, 100));
-}
-const rss = [];
-const sampler = setInterval(() => {
-  try { rss.push(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${service.pid}/status`, 'utf8'))[1]) / 1024); } catch { /* gone */ }
-}, 100);
-t = performance.now();
-await storescu(dimsePort, 'DEID');
-const acked = (performance.now() - t) / 1000;
-await untilCount(orthanc, files.length);
-const through = (performance.now() - t) / 1000;
-clearInterval(sampler);
-service.kill('SIGTERM');
-await new Promise((r) => service.once('exit', r));
-await orthanc.stop();
+writeFileSync(join(WORK, 'secret'), 'benchmark-secret-0123456789abcdef\n');
 
-console.log('\nend to end, storescu start to the last instance stored in Orthanc:');
-console.log(`  storescu → Orthanc (floor)                     ${fmt(files.length / direct).padStart(6)} files/s  ${fmt(direct, 2)} s`);
+// 1. The floor: storescu → Orthanc.
+async function direct() {
+  const orthanc = await startOrthanc(join(WORK, 'orthanc-direct'));
+  const t = performance.now();
+  await storescu(orthanc.dicomPort, 'ORTHANC');
+  await untilCount(orthanc, files.length);
+  const s = (performance.now() - t) / 1000;
+  await orthanc.stop();
+  return s;
+}
+
+// 2. Through the service (embedded queue, default stages, basic profile), sampling its memory.
+async function throughService(rss) {
+  const orthanc = await startOrthanc(join(WORK, 'orthanc-service'));
+  const data = join(WORK, 'service-data');
+  rmSync(data, { recursive: true, force: true });
+  const [dimsePort, httpPort] = [await free(), await free()];
+  const service = spawn(process.execPath, [join(ROOT, 'bin/deid.js'), 'serve', '--dimse-port', String(dimsePort), '--http-port', String(httpPort), '--data-dir', data,
+    '--secret-file', join(WORK, 'secret'), '--export', `dicom://ORTHANC:DEID@127.0.0.1:${orthanc.dicomPort}`], { env: { ...env, DEID_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
+  for (let i = 0; i < 300; i++) {
+    try { if ((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).ok) break; } catch { /* starting */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const sampler = setInterval(() => {
+    try { rss.push(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${service.pid}/status`, 'utf8'))[1]) / 1024); } catch { /* gone */ }
+  }, 100);
+  const t = performance.now();
+  await storescu(dimsePort, 'DEID');
+  const acked = (performance.now() - t) / 1000;
+  await untilCount(orthanc, files.length);
+  const through = (performance.now() - t) / 1000;
+  clearInterval(sampler);
+  service.kill('SIGTERM');
+  await new Promise((r) => service.once('exit', r));
+  await orthanc.stop();
+  return { through, acked };
+}
+
+// Alternating rounds, best of each: this machine's disk and neighbours move both figures a lot.
+let directBest = Infinity;
+let best = { through: Infinity, acked: Infinity };
+let rss = [];
+for (let round = 0; round < ROUNDS; round++) {
+  directBest = Math.min(directBest, await direct());
+  const samples = [];
+  const r = await throughService(samples);
+  if (r.through < best.through) { best = r; rss = samples; }
+}
+const direct_ = directBest;
+const through = best.through;
+const acked = best.acked;
+
+console.log(`\nend to end, storescu start to the last instance stored in Orthanc (best of ${ROUNDS} alternating rounds):`);
+console.log(`  storescu → Orthanc (floor)                     ${fmt(files.length / direct_).padStart(6)} files/s  ${fmt(direct_, 2)} s`);
 console.log(`  storescu → deid (embedded) → Orthanc           ${fmt(files.length / through).padStart(6)} files/s  ${fmt(through, 2)} s  (all acknowledged after ${fmt(acked, 2)} s)`);
-console.log(`\nratio: ${fmt((direct / through) * 100, 0)}% of the direct figure (goal ≥ 70%)`);
+console.log(`\nratio: ${fmt((direct_ / through) * 100, 0)}% of the direct figure (goal ≥ 70%)`);
 if (rss.length > 8) {
   const q = Math.floor(rss.length / 4);
   console.log(`service memory (RSS, MB): first quarter max ${fmt(Math.max(...rss.slice(0, q)))}, last quarter max ${fmt(Math.max(...rss.slice(-q)))}, overall max ${fmt(Math.max(...rss))}`);

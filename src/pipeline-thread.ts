@@ -40,7 +40,7 @@ if (parentPort) {
   const cfg = (workerData as { cfg: ServiceConfig }).cfg;
   const log = createLogger('deid-pipeline');
   const tracker: StudyTracker = cfg.redis ? new RedisStudyTracker(cfg.redis) : new ForwardingTracker();
-  const built = buildPipeline(cfg, { tracker, observer, log });
+  const built = buildPipeline(cfg, { tracker, observer, log, cacheReads: true });
   built.pipeline.start();
   parentPort.on('message', (m) => {
     if (m !== 'close') return;

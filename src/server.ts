@@ -15,6 +15,7 @@ import type { JobQueue } from './pipeline/queue/types.js';
 import { Pipeline, type PipelineObserver, type StageName, type StageSettings } from './pipeline/runtime.js';
 import type { ThreadMessage } from './pipeline-thread.js';
 import { Worker } from 'node:worker_threads';
+import { CachedStore } from './pipeline/cached-store.js';
 import { LocalFolderStore } from './pipeline/storage.js';
 import { FileStudyTracker, RedisStudyTracker, type StudyRecord, type StudyTracker } from './pipeline/studies.js';
 import { loadProfile } from './profiles/profile.js';
@@ -68,7 +69,7 @@ export interface BuiltPipeline {
 }
 
 /** Everything a process needs to run (or feed) the pipeline, from the configuration. */
-export function buildPipeline(cfg: ServiceConfig, deps: { tracker: StudyTracker; observer?: PipelineObserver; log: Logger }): BuiltPipeline {
+export function buildPipeline(cfg: ServiceConfig, deps: { tracker: StudyTracker; observer?: PipelineObserver; log: Logger; cacheReads?: boolean }): BuiltPipeline {
   const secret = loadSecret(cfg.secretFile ?? join(cfg.dataDir, 'secret'), { create: true });
   if (secret.created) deps.log.info({ path: secret.path }, 'generated a new site secret; every worker must share it');
   const header = stageConfig(cfg, 'header')!;
@@ -76,7 +77,9 @@ export function buildPipeline(cfg: ServiceConfig, deps: { tracker: StudyTracker;
   const filter = stageConfig(cfg, 'filter');
   const profile = loadProfile(header.profile ?? 'basic', header.options ?? []);
   const destinations = (exporter.destinations ?? []).map(createDestination);
-  const store = new LocalFolderStore(join(cfg.dataDir, 'spool'));
+  // Only the stage workers cache: their stages read the same object one after another.
+  const folder = new LocalFolderStore(join(cfg.dataDir, 'spool'));
+  const store = deps.cacheReads ? new CachedStore(folder) : folder;
   const queue: JobQueue = createQueue({ redisUrl: cfg.redis, dir: join(cfg.dataDir, 'queue'), prefix: 'deid' });
   const configured = cfg.pipeline.map((s) => ({ name: s.stage as StageName, concurrency: s.concurrency ?? (s.stage === 'export' ? 4 : s.stage === 'pixels' ? 1 : 2) }));
   // Clean Pixel Data without a pixel stage would pass burned-in text through: add the stage after header.
@@ -154,7 +157,7 @@ export async function startService(
   mkdirSync(cfg.dataDir, { recursive: true });
   const tracker: StudyTracker = cfg.redis ? new RedisStudyTracker(cfg.redis) : new FileStudyTracker(join(cfg.dataDir, 'studies.json'));
   const metrics = new Metrics();
-  const built = buildPipeline(cfg, { tracker, observer: metrics, log });
+  const built = buildPipeline(cfg, { tracker, observer: metrics, log, cacheReads: !!opts.workersOnly || opts.pipelineThread === false });
   const { pipeline, queue } = built;
   const stages = pipeline.stageNames;
   // The ingest node owns the spool: it re-queues what a crash or power loss left without a job.
