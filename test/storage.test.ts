@@ -1,0 +1,68 @@
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CachedStore } from '../src/pipeline/cached-store.js';
+import { LocalFolderStore, isNotFound, type ObjectStore } from '../src/pipeline/storage.js';
+import { tempDir } from './helpers/corpus.js';
+
+/** Counts the reads that reach the folder. */
+class CountingStore implements ObjectStore {
+  reads = 0;
+  constructor(private readonly inner: ObjectStore) {}
+  put(k: string, d: Uint8Array, o?: { durable?: boolean }) {
+    return this.inner.put(k, d, o);
+  }
+  get(k: string) {
+    this.reads++;
+    return this.inner.get(k);
+  }
+  rename(a: string, b: string) {
+    return this.inner.rename(a, b);
+  }
+  list(p: string) {
+    return this.inner.list(p);
+  }
+  delete(k: string) {
+    return this.inner.delete(k);
+  }
+}
+
+describe('the storage port', () => {
+  const tmp = tempDir('deid-store-');
+  afterAll(tmp.cleanup);
+
+  it('should put durably and atomically, get, rename, list and delete in a local folder', async () => {
+    const s = new LocalFolderStore(join(tmp.path, 'a'));
+    await s.put('incoming/x.dcm', Buffer.from('one'), { durable: true });
+    await s.put('incoming/y.dcm', Buffer.from('two'));
+    expect((await s.get('incoming/x.dcm')).toString()).toBe('one');
+    expect(await s.list('incoming')).toEqual(['incoming/x.dcm', 'incoming/y.dcm']);
+    await s.rename('incoming/y.dcm', 'quarantine/y.dcm');
+    expect(await s.list('')).toEqual(['incoming/x.dcm', 'quarantine/y.dcm']);
+    await s.delete('incoming/x.dcm');
+    await s.delete('incoming/x.dcm'); // deleting what is gone is not an error
+    await expect(s.get('incoming/x.dcm')).rejects.toSatisfy(isNotFound);
+    await expect(s.put('../escape', Buffer.from('x'))).rejects.toThrow(/escapes/);
+  });
+
+  it('should serve repeated reads from the cache and stay coherent through writes, renames and deletes', async () => {
+    const counting = new CountingStore(new LocalFolderStore(join(tmp.path, 'b')));
+    const s = new CachedStore(counting, 1000);
+    await s.put('k', Buffer.from('first'));
+    expect((await s.get('k')).toString()).toBe('first');
+    expect(counting.reads).toBe(0); // written through, so cached
+    await s.put('k', Buffer.from('second'));
+    expect((await s.get('k')).toString()).toBe('second');
+    await s.rename('k', 'moved');
+    await expect(s.get('k')).rejects.toSatisfy(isNotFound);
+    expect((await s.get('moved')).toString()).toBe('second');
+    await s.delete('moved');
+    await expect(s.get('moved')).rejects.toSatisfy(isNotFound);
+    // Bounded: older entries are evicted once the byte budget is spent.
+    for (let i = 0; i < 10; i++) await s.put(`big${i}`, Buffer.alloc(200, i));
+    const before = counting.reads;
+    await s.get('big0');
+    expect(counting.reads).toBe(before + 1);
+    await s.get('big9');
+    expect(counting.reads).toBe(before + 1);
+  });
+});
