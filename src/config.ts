@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { Ajv } from 'ajv';
 import jsYaml from 'js-yaml';
 import { DeidError } from './errors.js';
+import type { Condition } from './stages/filter.js';
 
 /** One stage of the pipeline, as configured. */
 export type StageConfig =
@@ -12,8 +13,6 @@ export type StageConfig =
   | { stage: 'verify'; concurrency?: number }
   | { stage: 'export'; concurrency?: number; destinations?: string[]; maxAttempts?: number; backoffMs?: number };
 
-/** Attribute conditions (CTP DicomFilter style): every listed attribute must match one of its values. */
-export type Condition = Record<string, string | string[]>;
 
 export interface ServiceConfig {
   dataDir: string;
@@ -33,6 +32,9 @@ export interface ServiceConfig {
 
 const STAGE_NAMES = ['filter', 'header', 'pixels', 'verify', 'export'] as const;
 
+const PORT = { type: 'integer', minimum: 0, maximum: 65535 } as const;
+const CONDITIONS = { type: 'array', items: { type: 'object', additionalProperties: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] } } } as const;
+
 const SCHEMA = {
   type: 'object',
   additionalProperties: false,
@@ -45,7 +47,7 @@ const SCHEMA = {
       additionalProperties: false,
       properties: {
         enabled: { type: 'boolean' },
-        port: { type: 'integer', minimum: 0, maximum: 65535 },
+        port: PORT,
         host: { type: 'string' },
         aeTitle: { type: 'string', pattern: '^[ -~]{1,16}$' },
         allowedCallingAEs: { type: 'array', items: { type: 'string' } },
@@ -57,7 +59,7 @@ const SCHEMA = {
       additionalProperties: false,
       properties: {
         enabled: { type: 'boolean' },
-        port: { type: 'integer', minimum: 0, maximum: 65535 },
+        port: PORT,
         host: { type: 'string' },
         maxBodyBytes: { type: 'integer', minimum: 1024 },
       },
@@ -78,8 +80,8 @@ const SCHEMA = {
         properties: {
           stage: { enum: [...STAGE_NAMES] },
           concurrency: { type: 'integer', minimum: 1, maximum: 256 },
-          accept: { type: 'array', items: { type: 'object', additionalProperties: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] } } },
-          reject: { type: 'array', items: { type: 'object', additionalProperties: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] } } },
+          accept: CONDITIONS,
+          reject: CONDITIONS,
           profile: { type: 'string' },
           options: { type: 'array', items: { type: 'string' } },
           destinations: { type: 'array', items: { type: 'string' }, minItems: 1 },
