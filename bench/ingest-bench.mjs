@@ -10,7 +10,7 @@ import { ROOT, WORK, buildCorpus, fmt, requireTool, startOrthanc, totalBytes } f
 const COUNT = Number(process.env.BENCH_INGEST_FILES ?? 1000);
 requireTool('storescu', 'dcmtk');
 requireTool('Orthanc', 'orthanc');
-const corpus = join(WORK, COUNT === 1000 ? 'corpus' : `corpus-${COUNT}`);
+const corpus = join(WORK, `corpus-${COUNT}`);
 const files = await buildCorpus(corpus, COUNT);
 const bytes = totalBytes(files);
 console.log(`corpus: ${files.length} files, ${fmt(bytes / 1e6, 1)} MB`);

@@ -60,14 +60,20 @@ function progressBar(done: number, total: number, started: number): string {
  */
 export async function runFiles(jobs: FileJob[], settings: RunSettings, opts: { threads?: number; progress?: boolean } = {}): Promise<RunSummary> {
   const started = performance.now();
-  const results: FileResult[] = [];
+  // Counted as they come, not kept: memory stays flat however many files a run has.
+  const tally = { files: 0, ok: 0, bytesIn: 0, pixelsCleaned: 0, pixelsSkipped: 0, reasons: {} as Partial<Record<ErrorCode, number>> };
   const threads = Math.max(1, Math.min(opts.threads ?? availableParallelism(), Math.floor(jobs.length / FILES_PER_THREAD)));
   let lastDraw = 0;
   const onResult = (r: FileResult) => {
-    results.push(r);
-    if (opts.progress && (performance.now() - lastDraw > 100 || results.length === jobs.length)) {
+    tally.files++;
+    tally.bytesIn += r.bytesIn;
+    if (r.ok) tally.ok++;
+    else if (r.code) tally.reasons[r.code] = (tally.reasons[r.code] ?? 0) + 1;
+    if (r.pixels === 'cleaned') tally.pixelsCleaned++;
+    if (r.pixels === 'skipped') tally.pixelsSkipped++;
+    if (opts.progress && (performance.now() - lastDraw > 100 || tally.files === jobs.length)) {
       lastDraw = performance.now();
-      process.stderr.write(progressBar(results.length, jobs.length, started));
+      process.stderr.write(progressBar(tally.files, jobs.length, started));
     }
   };
 
@@ -126,24 +132,15 @@ export async function runFiles(jobs: FileJob[], settings: RunSettings, opts: { t
   }
   if (opts.progress) process.stderr.write('\n');
   const seconds = (performance.now() - started) / 1000;
-  const reasons: Partial<Record<ErrorCode, number>> = {};
-  let bytesIn = 0;
-  for (const r of results) {
-    bytesIn += r.bytesIn;
-    if (!r.ok && r.code) reasons[r.code] = (reasons[r.code] ?? 0) + 1;
-  }
-  const deidentified = results.filter((r) => r.ok).length;
   return {
-    files: results.length,
-    deidentified,
-    quarantined: results.length - deidentified,
-    reasons,
-    bytesIn,
+    files: tally.files,
+    deidentified: tally.ok,
+    quarantined: tally.files - tally.ok,
+    reasons: tally.reasons,
+    bytesIn: tally.bytesIn,
     seconds,
-    filesPerSecond: results.length / Math.max(seconds, 1e-9),
-    mbPerSecond: bytesIn / 1e6 / Math.max(seconds, 1e-9),
-    ...(compiled.pixels
-      ? { pixelsCleaned: results.filter((r) => r.pixels === 'cleaned').length, pixelsSkipped: results.filter((r) => r.pixels === 'skipped').length }
-      : {}),
+    filesPerSecond: tally.files / Math.max(seconds, 1e-9),
+    mbPerSecond: tally.bytesIn / 1e6 / Math.max(seconds, 1e-9),
+    ...(compiled.pixels ? { pixelsCleaned: tally.pixelsCleaned, pixelsSkipped: tally.pixelsSkipped } : {}),
   };
 }
