@@ -240,8 +240,8 @@ export class Pipeline {
 
   private async enqueue(stage: StageName, from: ObjectJob, fields: Partial<ObjectJob>): Promise<void> {
     const base = this.jobId(stage, from.hash);
-    // Between stages a process crash must not lose the job, but a power loss may: the original is
-    // durable in the spool and the startup reconciliation puts it back at the start.
+    // Not durable (in memory when this process runs the next stage): a crash may lose the job, never
+    // the object. The original is durable in the spool, and reconcile() puts it back at the start.
     await this.queue.add(stage, { ...from, delivered: undefined, ...fields, id: base, base } satisfies ObjectJob, { durable: false });
   }
 
