@@ -11,6 +11,7 @@ export const ERRORS = {
   DEID_ERR_MISSING_TRANSFER_SYNTAX: 'The file meta information has no Transfer Syntax UID (0002,0010), so its encoding is unknown. Re-export it with a complete meta header.',
   DEID_ERR_UNSUPPORTED_TRANSFER_SYNTAX: 'The transfer syntax is not one this service can read. Convert the file to Explicit VR Little Endian first.',
   DEID_ERR_DEFLATE: 'The deflated data set could not be inflated. The file is corrupt.',
+  DEID_ERR_BURNED_IN: 'The image declares burned-in annotation (0028,0301) and the profile does not clean pixel data. Enable the clean-pixel-data option, or set passBurnedInAnnotation in the profile.',
   DEID_ERR_DICOMDIR: 'The file is a DICOMDIR media index, not an image or document; the files it references are processed on their own.',
   DEID_ERR_MISSING_SOP_INSTANCE_UID: 'The data set has no SOP Instance UID (0008,0018), so its output cannot be identified.',
   DEID_ERR_HOSTILE_SIZE: 'The object is larger than the configured limit. Raise the limit or split the object.',

@@ -36,6 +36,8 @@ export interface CompiledProfile {
   readonly description: string;
   readonly options: ReadonlySet<OptionName>;
   readonly removeUnlisted: boolean;
+  /** Let images that declare burned-in annotation through when the profile does not clean pixels. */
+  readonly passBurnedInAnnotation: boolean;
   readonly dateShift: { readonly minDays: number; readonly maxDays: number };
   /** Single-step rules, first one (the most derived profile's) wins. */
   readonly byTag: ReadonlyMap<Tag, Rule>;
@@ -65,6 +67,7 @@ export interface RawProfile {
   extends?: string;
   options?: string[];
   removeUnlisted?: boolean;
+  passBurnedInAnnotation?: boolean;
   dateShift?: { minDays?: number; maxDays?: number };
   rules?: RawRule[];
   pixels?: RawPixelSettings;
@@ -188,6 +191,7 @@ export function compileProfile(chain: ProfileChain, extraOptions: readonly strin
     description: top.description ?? '',
     options,
     removeUnlisted: chain.map((r) => r.raw.removeUnlisted).find((v) => v !== undefined) ?? false,
+    passBurnedInAnnotation: chain.map((r) => r.raw.passBurnedInAnnotation).find((v) => v !== undefined) ?? false,
     dateShift,
     byTag,
     byPrivate,

@@ -13,6 +13,10 @@ export const PROFILE_SCHEMA = {
     extends: { type: 'string', minLength: 1 },
     options: { type: 'array', items: { type: 'string' }, uniqueItems: true },
     removeUnlisted: { type: 'boolean', description: 'Allow-list mode: remove every element no rule names.' },
+    passBurnedInAnnotation: {
+      type: 'boolean',
+      description: 'Without clean-pixel-data, images that declare BurnedInAnnotation YES are quarantined unless this is true.',
+    },
     dateShift: {
       type: 'object',
       additionalProperties: false,

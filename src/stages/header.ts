@@ -343,6 +343,11 @@ export function deidentifyHeader(src: DicomFile, ctx: HeaderContext): HeaderResu
   if (sopClass === DICOMDIR_SOP_CLASS) throw new DeidError('DEID_ERR_DICOMDIR');
   const sopInstance = rawString(findElement(src.dataset, TAG.SOPInstanceUID)?.value);
   if (!sopInstance) throw new DeidError('DEID_ERR_MISSING_SOP_INSTANCE_UID');
+  // Fail closed: an image that says it has text burned into its pixels never leaves uncleaned by accident.
+  const p = ctx.profile;
+  if (!p.options.has('clean-pixel-data') && !p.passBurnedInAnnotation && rawString(findElement(src.dataset, 0x00280301)?.value).trim().toUpperCase() === 'YES') {
+    throw new DeidError('DEID_ERR_BURNED_IN');
+  }
 
   const identifiers = collectIdentifiers(src.dataset);
   const cs = charsetOf(src.dataset);
