@@ -9,101 +9,158 @@ import { hasLongHeader } from './vr.js';
 export const IMPLEMENTATION_CLASS_UID = '2.25.265403936146384788627843960617390349123';
 export const IMPLEMENTATION_VERSION_NAME = 'DEID_0_1';
 
-type Chunks = Uint8Array[];
-
-function header(tag: number, vr: string, length: number, explicit: boolean): Uint8Array {
-  if (!explicit) {
-    const b = Buffer.allocUnsafe(8);
-    b.writeUInt16LE(tag >>> 16, 0);
-    b.writeUInt16LE(tag & 0xffff, 2);
-    b.writeUInt32LE(length >>> 0, 4);
-    return b;
-  }
-  if (hasLongHeader(vr)) {
-    const b = Buffer.allocUnsafe(12);
-    b.writeUInt16LE(tag >>> 16, 0);
-    b.writeUInt16LE(tag & 0xffff, 2);
-    b.write(vr, 4, 'latin1');
-    b.writeUInt16LE(0, 6);
-    b.writeUInt32LE(length >>> 0, 8);
-    return b;
-  }
-  if (length > 0xffff) throw new DeidError('DEID_ERR_OUTPUT', `${formatTag(tag)} value too long for VR ${vr}`);
-  const b = Buffer.allocUnsafe(8);
-  b.writeUInt16LE(tag >>> 16, 0);
-  b.writeUInt16LE(tag & 0xffff, 2);
-  b.write(vr, 4, 'latin1');
-  b.writeUInt16LE(length, 6);
-  return b;
-}
-
-function delimiter(tag: number): Uint8Array {
-  const b = Buffer.alloc(8);
-  b.writeUInt16LE(tag >>> 16, 0);
-  b.writeUInt16LE(tag & 0xffff, 2);
-  return b;
-}
-
 const UNDEFINED = 0xffffffff;
 
-function encodeItems(items: readonly Item[], explicit: boolean, out: Chunks): number {
-  let total = 0;
-  for (const item of items) {
-    const body: Chunks = [];
-    const len = encodeElements(item.elements, explicit, body);
-    out.push(header(TAG.Item, '', item.undefinedLength ? UNDEFINED : len, false));
-    out.push(...body);
-    total += 8 + len;
-    if (item.undefinedLength) {
-      out.push(delimiter(TAG.ItemDelimitationItem));
-      total += 8;
-    }
+/**
+ * Two passes: sizes first (kept per sequence and item, so nesting is measured once), then one
+ * allocation written in place. Writing element by element into small buffers and concatenating them
+ * cost more than the de-identification itself on large runs.
+ */
+class Sizes {
+  private readonly known = new Map<object, number>();
+
+  headerSize(vr: string, explicit: boolean): number {
+    return explicit && hasLongHeader(vr) ? 12 : 8;
   }
-  return total;
+
+  items(items: readonly Item[], explicit: boolean): number {
+    let total = 0;
+    for (const item of items) {
+      const len = this.elements(item.elements, explicit);
+      this.known.set(item, len);
+      total += 8 + len + (item.undefinedLength ? 8 : 0);
+    }
+    return total;
+  }
+
+  element(el: Element, explicit: boolean): number {
+    const h = this.headerSize(el.vr, explicit);
+    if (el.items) {
+      const len = this.items(el.items, explicit && !el.implicitItems);
+      this.known.set(el, len);
+      return h + len + (el.undefinedLength ? 8 : 0);
+    }
+    if (el.fragments) {
+      let len = 0;
+      for (const f of el.fragments) len += 8 + f.length;
+      return h + len + 8;
+    }
+    return h + (el.value?.length ?? 0);
+  }
+
+  elements(elements: readonly Element[], explicit: boolean): number {
+    let total = 0;
+    for (const el of elements) total += this.element(el, explicit);
+    return total;
+  }
+
+  of(x: object): number {
+    return this.known.get(x)!;
+  }
 }
 
-function encodeElement(el: Element, explicit: boolean, out: Chunks): number {
-  const headerSize = !explicit ? 8 : hasLongHeader(el.vr) ? 12 : 8;
-  if (el.items) {
-    const body: Chunks = [];
-    const len = encodeItems(el.items, explicit && !el.implicitItems, body);
-    out.push(header(el.tag, el.vr, el.undefinedLength ? UNDEFINED : len, explicit));
-    out.push(...body);
-    if (el.undefinedLength) {
-      out.push(delimiter(TAG.SequenceDelimitationItem));
-      return headerSize + len + 8;
-    }
-    return headerSize + len;
+class Writer {
+  pos: number;
+
+  constructor(
+    readonly buf: Buffer,
+    private readonly sizes: Sizes,
+    start: number,
+  ) {
+    this.pos = start;
   }
-  if (el.fragments) {
-    out.push(header(el.tag, el.vr, UNDEFINED, explicit));
-    let len = 0;
-    for (const f of el.fragments) {
-      out.push(header(TAG.Item, '', f.length, false), f);
-      len += 8 + f.length;
+
+  private header(tag: number, vr: string, length: number, explicit: boolean): void {
+    const b = this.buf;
+    let p = this.pos;
+    b.writeUInt16LE(tag >>> 16, p);
+    b.writeUInt16LE(tag & 0xffff, p + 2);
+    if (!explicit) {
+      b.writeUInt32LE(length >>> 0, p + 4);
+      this.pos = p + 8;
+      return;
     }
-    out.push(delimiter(TAG.SequenceDelimitationItem));
-    return headerSize + len + 8;
+    b[p + 4] = vr.charCodeAt(0);
+    b[p + 5] = vr.charCodeAt(1);
+    p += 6;
+    if (hasLongHeader(vr)) {
+      b.writeUInt16LE(0, p);
+      b.writeUInt32LE(length >>> 0, p + 2);
+      this.pos = p + 6;
+      return;
+    }
+    if (length > 0xffff) throw new DeidError('DEID_ERR_OUTPUT', `${formatTag(tag)} value too long for VR ${vr}`);
+    b.writeUInt16LE(length, p);
+    this.pos = p + 2;
   }
-  const value = el.value ?? new Uint8Array(0);
-  out.push(header(el.tag, el.vr, value.length, explicit), value);
-  return headerSize + value.length;
+
+  private bare(tag: number, length: number): void {
+    this.header(tag, '', length, false);
+  }
+
+  private bytes(v: Uint8Array): void {
+    this.buf.set(v, this.pos);
+    this.pos += v.length;
+  }
+
+  private items(items: readonly Item[], explicit: boolean): void {
+    for (const item of items) {
+      this.bare(TAG.Item, item.undefinedLength ? UNDEFINED : this.sizes.of(item));
+      this.elements(item.elements, explicit);
+      if (item.undefinedLength) this.bare(TAG.ItemDelimitationItem, 0);
+    }
+  }
+
+  element(el: Element, explicit: boolean): void {
+    if (el.items) {
+      this.header(el.tag, el.vr, el.undefinedLength ? UNDEFINED : this.sizes.of(el), explicit);
+      this.items(el.items, explicit && !el.implicitItems);
+      if (el.undefinedLength) this.bare(TAG.SequenceDelimitationItem, 0);
+      return;
+    }
+    if (el.fragments) {
+      this.header(el.tag, el.vr, UNDEFINED, explicit);
+      for (const f of el.fragments) {
+        this.bare(TAG.Item, f.length);
+        this.bytes(f);
+      }
+      this.bare(TAG.SequenceDelimitationItem, 0);
+      return;
+    }
+    const value = el.value ?? EMPTY;
+    this.header(el.tag, el.vr, value.length, explicit);
+    this.bytes(value);
+  }
+
+  elements(elements: readonly Element[], explicit: boolean): void {
+    for (const el of elements) this.element(el, explicit);
+  }
 }
 
-function encodeElements(elements: readonly Element[], explicit: boolean, out: Chunks): number {
-  let total = 0;
-  for (const el of elements) total += encodeElement(el, explicit, out);
-  return total;
+const EMPTY = new Uint8Array(0);
+
+function checkWritable(transferSyntaxUID: string): boolean {
+  if (transferSyntaxUID === TS.ExplicitBE || transferSyntaxUID === TS.DeflatedExplicitLE) {
+    throw new DeidError('DEID_ERR_OUTPUT', 'writing is explicit or implicit VR little endian only');
+  }
+  return transferSyntaxUID !== TS.ImplicitLE;
+}
+
+/** Encodes elements after `prefix` bytes, in one allocation. */
+function encodeWithPrefix(prefix: Uint8Array, elements: readonly Element[], explicit: boolean): Buffer {
+  const sizes = new Sizes();
+  const total = prefix.length + sizes.elements(elements, explicit);
+  const buf = Buffer.allocUnsafe(total);
+  buf.set(prefix, 0);
+  const w = new Writer(buf, sizes, prefix.length);
+  w.elements(elements, explicit);
+  if (w.pos !== total) throw new DeidError('DEID_ERR_OUTPUT', 'encoded length mismatch');
+  return buf;
 }
 
 /** Encodes a data set alone (no preamble, no meta) in the given transfer syntax. */
 export function encodeDataset(elements: readonly Element[], transferSyntaxUID: string): Buffer {
-  if (transferSyntaxUID === TS.ExplicitBE || transferSyntaxUID === TS.DeflatedExplicitLE) {
-    throw new DeidError('DEID_ERR_OUTPUT', 'writing is explicit or implicit VR little endian only');
-  }
-  const chunks: Chunks = [];
-  encodeElements(elements, transferSyntaxUID !== TS.ImplicitLE, chunks);
-  return Buffer.concat(chunks);
+  return encodeWithPrefix(EMPTY, elements, checkWritable(transferSyntaxUID));
 }
 
 export interface WriteOptions {
@@ -141,16 +198,13 @@ export function buildMeta(file: DicomFile, transferSyntaxUID: string, keepImplem
 /** The preamble, DICM and the meta group (recomputed) for a file in the given transfer syntax. */
 export function encodeMetaHeader(file: DicomFile, transferSyntaxUID: string, keepImplementation = false): Buffer {
   const [groupLength, ...metaElements] = buildMeta(file, transferSyntaxUID, keepImplementation);
-  const metaChunks: Chunks = [];
-  const metaLength = encodeElements(metaElements, true, metaChunks);
+  const metaLength = new Sizes().elements(metaElements, true);
   const gl = Buffer.allocUnsafe(4);
   gl.writeUInt32LE(metaLength, 0);
-  const groupLengthChunks: Chunks = [];
-  encodeElement({ ...groupLength, value: gl }, true, groupLengthChunks);
   // The preamble is always written as zeros: some applications hide data there.
   const preamble = Buffer.alloc(132);
   preamble.write('DICM', 128, 'latin1');
-  return Buffer.concat([preamble, ...groupLengthChunks, ...metaChunks]);
+  return encodeWithPrefix(preamble, [{ ...groupLength, value: gl }, ...metaElements], true);
 }
 
 /**
@@ -160,5 +214,6 @@ export function encodeMetaHeader(file: DicomFile, transferSyntaxUID: string, kee
  */
 export function writeDicom(file: DicomFile, opts: WriteOptions = {}): Buffer {
   const ts = opts.transferSyntaxUID ?? outputSyntaxFor(file.transferSyntaxUID);
-  return Buffer.concat([encodeMetaHeader(file, ts, opts.keepImplementation), encodeDataset(file.dataset, ts)]);
+  const explicit = checkWritable(ts);
+  return encodeWithPrefix(encodeMetaHeader(file, ts, opts.keepImplementation), file.dataset, explicit);
 }
