@@ -1,7 +1,7 @@
 import { encodeText, type CharacterSet } from '../dicom/charset.js';
 import { findElement, withElement, type Dataset, type DicomFile, type Element, type Item } from '../dicom/element.js';
 import { TAG, isGroupLengthTag, isPrivateCreatorTag, isPrivateTag, privateBlock, tagElement, tagGroup, type Tag } from '../dicom/tag.js';
-import { asciiBytes, encodeValue, padEven, rawString, textValue } from '../dicom/values.js';
+import { asciiBytes, encodeValue, padEven, rawString, textValue, uidBytes } from '../dicom/values.js';
 import { MAX_LENGTH, isTextVR, usesCharset } from '../dicom/vr.js';
 import { DeidError } from '../errors.js';
 import { dateOffsetDays, isRegistryUid, keyedHash, remapUid } from '../keyed.js';
@@ -53,8 +53,8 @@ const STRUCTURAL = (tag: Tag) => tag === TAG.SpecificCharacterSet || tag === TAG
 /** ...and these identify it, so they stay too, but remapped. */
 const STRUCTURAL_UIDS = new Set<Tag>([TAG.SOPInstanceUID, TAG.StudyInstanceUID, TAG.SeriesInstanceUID, 0x00200052 /* FrameOfReferenceUID */]);
 
-function pad(days: number, d: Date): string {
-  void days;
+/** YYYYMMDD of a UTC date. */
+function formatDA(d: Date): string {
   return `${d.getUTCFullYear().toString().padStart(4, '0')}${(d.getUTCMonth() + 1).toString().padStart(2, '0')}${d.getUTCDate().toString().padStart(2, '0')}`;
 }
 
@@ -66,7 +66,7 @@ export function shiftDateString(value: string, days: number): string | undefined
   const date = new Date(Date.UTC(Number(y), Number(mo ?? '01') - 1, Number(d ?? '01')));
   if (Number.isNaN(date.getTime())) return undefined;
   date.setUTCDate(date.getUTCDate() + days);
-  const full = pad(days, date);
+  const full = formatDA(date);
   return full.slice(0, d ? 8 : mo ? 6 : 4) + rest;
 }
 
@@ -117,7 +117,7 @@ class HeaderRun {
     const values = rawString(el.value).split('\\').map((v) => v.trim());
     const mapped = values.map((v) => this.uid(v));
     this.report.remapped++;
-    return { tag: el.tag, vr: el.vr, value: asciiBytes(mapped.join('\\'), 'UI').map((b, i, a) => (i === a.length - 1 && b === 0x20 ? 0 : b)) };
+    return { tag: el.tag, vr: el.vr, value: uidBytes(mapped.join('\\')) };
   }
 
   private text(el: Element, s: string, cs: CharacterSet): Element {
