@@ -97,8 +97,7 @@ export async function runFiles(jobs: FileJob[], settings: RunSettings, opts: { t
     }
   } else if (threads === 1) {
     const secret = Buffer.from(settings.secretHex, 'hex');
-    const profile = compileProfile(settings.chain, settings.options);
-    for (const j of jobs) onResult(processFile(j, settings, profile, secret, readFileSync));
+    for (const j of jobs) onResult(processFile(j, settings, compiled, secret, readFileSync));
   } else {
     let next = 0;
     const workerUrl = new URL('./run-worker.js', import.meta.url);
