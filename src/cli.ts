@@ -1,15 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readDicom } from './dicom/reader.js';
 import { DeidError, ERRORS, isDeidError } from './errors.js';
 import { collectFiles, runFiles, type RunSummary } from './cli/run.js';
 import { BASIC_PROFILE_CODE, OPTIONS, OPTION_NAMES, optionCode } from './profiles/options.js';
 import { compileProfile, listBuiltinProfiles, loadProfile, readProfileChain } from './profiles/profile.js';
 import { loadSecret } from './secret.js';
-import { uidsRemappedBy } from './stages/header.js';
-import { collectIdentifiers } from './stages/identifiers.js';
-import { verifyOutput } from './stages/verify.js';
 
 const USAGE = `deid — DICOM de-identification (PS3.15 Annex E)
 
@@ -66,7 +62,7 @@ async function cmdRun(argv: string[]): Promise<number> {
   if (!values.quarantine) fail('DEID_ERR_USAGE', '--quarantine <dir> is required');
   // Read and check the profile up front so that a bad profile or option stops here, before any file is touched.
   const chain = readProfileChain(values.profile!);
-  compileProfile(chain, values.option!);
+  const compiled = compileProfile(chain, values.option!);
   const secret = loadSecret(values['secret-file']);
   if (secret.created) process.stderr.write(`deid: generated a new secret at ${secret.path}; it is used again next time, so the same inputs map the same way. Keep it safe.\n`);
   let jobs;
@@ -88,14 +84,14 @@ async function cmdRun(argv: string[]): Promise<number> {
       maxBytes: values['max-bytes'] ? Number(values['max-bytes']) : DEFAULT_MAX_BYTES,
       previewsDir: values.previews ? resolve(values.previews) : undefined,
     },
-    { threads: values.jobs ? Number(values.jobs) : undefined, progress: process.stderr.isTTY && !values.json },
+    { compiled, threads: values.jobs ? Number(values.jobs) : undefined, progress: process.stderr.isTTY && !values.json },
   );
   if (values.json) console.log(JSON.stringify(summary));
   else printSummary(summary, out, quarantine);
   return summary.quarantined > 0 ? 2 : 0;
 }
 
-function cmdVerify(argv: string[]): number {
+async function cmdVerify(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -103,6 +99,13 @@ function cmdVerify(argv: string[]): number {
   });
   if (positionals.length !== 2) fail('DEID_ERR_USAGE', 'verify takes <original> <deidentified>');
   const profile = loadProfile(values.profile!, values.option!);
+  // Loaded here, not at the top: `deid run` does this work in its worker threads, not on the main thread.
+  const [{ readDicom }, { uidsRemappedBy }, { collectIdentifiers }, { verifyOutput }] = await Promise.all([
+    import('./dicom/reader.js'),
+    import('./stages/header.js'),
+    import('./stages/identifiers.js'),
+    import('./stages/verify.js'),
+  ]);
   const original = readDicom(readFileSync(positionals[0]));
   const report = verifyOutput(readFileSync(positionals[1]), {
     identifiers: collectIdentifiers(original.dataset),
@@ -139,7 +142,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'run':
         return await cmdRun(rest);
       case 'verify':
-        return cmdVerify(rest);
+        return await cmdVerify(rest);
       case 'profiles':
         return cmdProfiles();
       case 'serve':

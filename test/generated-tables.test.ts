@@ -3,6 +3,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 // @ts-expect-error: the generator is a plain ES module script with no type declarations
 import { generateAll } from '../scripts/generate-tables.mjs';
+// @ts-expect-error: the same
+import { VALIDATOR_FILE, generateProfileValidator } from '../scripts/generate-validator.mjs';
+import { PROFILE_SCHEMA } from '../src/profiles/schema.js';
 import { REPO_ROOT, corpusFile } from './helpers/corpus.js';
 
 describe('generated tables', () => {
@@ -10,6 +13,10 @@ describe('generated tables', () => {
 
   it.each([...generated.keys()])('should match a fresh generation from the standard: %s', (rel) => {
     expect(readFileSync(join(REPO_ROOT, rel), 'utf8')).toBe(generated.get(rel));
+  });
+
+  it('should match a fresh compilation of the profile schema: the standalone validator', () => {
+    expect(readFileSync(join(REPO_ROOT, VALIDATOR_FILE), 'utf8')).toBe(generateProfileValidator(PROFILE_SCHEMA));
   });
 
   it('should record the action code and the name of every Table E.1-1 row on its own line', () => {

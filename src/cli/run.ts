@@ -3,9 +3,9 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ErrorCode } from '../errors.js';
-import { compileProfile } from '../profiles/compile.js';
+import { compileProfile, type CompiledProfile } from '../profiles/compile.js';
 import { takeRunWorkers } from './prewarm.js';
-import { processFile, processFileAsync, type FileJob, type FileResult, type RunSettings } from './process-file.js';
+import type { FileJob, FileResult, RunSettings } from './process-file.js';
 
 export interface RunSummary {
   files: number;
@@ -58,7 +58,11 @@ function progressBar(done: number, total: number, started: number): string {
  * Runs the pipeline over files with worker threads across the cores. Each worker reads, de-identifies,
  * verifies and writes its own files, so the main thread only hands out paths and counts results.
  */
-export async function runFiles(jobs: FileJob[], settings: RunSettings, opts: { threads?: number; progress?: boolean } = {}): Promise<RunSummary> {
+export async function runFiles(
+  jobs: FileJob[],
+  settings: RunSettings,
+  opts: { threads?: number; progress?: boolean; compiled?: CompiledProfile } = {},
+): Promise<RunSummary> {
   const started = performance.now();
   // Counted as they come, not kept: memory stays flat however many files a run has.
   const tally = { files: 0, ok: 0, bytesIn: 0, pixelsCleaned: 0, pixelsSkipped: 0, reasons: {} as Partial<Record<ErrorCode, number>> };
@@ -77,12 +81,13 @@ export async function runFiles(jobs: FileJob[], settings: RunSettings, opts: { t
     }
   };
 
-  const compiled = compileProfile(settings.chain, settings.options);
+  const compiled = opts.compiled ?? compileProfile(settings.chain, settings.options);
   if (compiled.pixels || threads === 1) takeRunWorkers(0);
   if (compiled.pixels) {
     // clean-pixel-data: OCR runs in one pool of workers sized to the cores, so files are processed
     // concurrently on this thread (decode, mask and encode are quick next to OCR).
     const { shutdownSharedOcrPool, sharedOcrPool } = await import('../stages/pixels/ocr-pool.js');
+    const { processFileAsync } = await import('./process-file.js');
     const secret = Buffer.from(settings.secretHex, 'hex');
     const concurrency = Math.max(2, sharedOcrPool().size * 2);
     let next = 0;
@@ -96,6 +101,8 @@ export async function runFiles(jobs: FileJob[], settings: RunSettings, opts: { t
       await shutdownSharedOcrPool();
     }
   } else if (threads === 1) {
+    // Loaded only here: with worker threads, the main thread never de-identifies.
+    const { processFile } = await import('./process-file.js');
     const secret = Buffer.from(settings.secretHex, 'hex');
     for (const j of jobs) onResult(processFile(j, settings, compiled, secret, readFileSync));
   } else {

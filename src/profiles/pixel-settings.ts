@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import jsYaml from 'js-yaml';
 import { tagForKeyword } from '../dicom/dictionary.js';
 import { parseTag, type Tag } from '../dicom/tag.js';
 import { DeidError } from '../errors.js';
+import { parseYaml } from './yaml.js';
 
 /**
  * Settings of the pixel stage (the Clean Pixel Data option), as data in the profile:
@@ -181,7 +181,7 @@ export function readSignatureFile(path: string): PixelSignature[] {
   if (hit) return hit;
   let doc: unknown;
   try {
-    doc = jsYaml.load(readFileSync(path, 'utf8'));
+    doc = parseYaml(readFileSync(path, 'utf8'));
   } catch (e) {
     invalid(path, `cannot read signatures: ${(e as Error).message.split('\n')[0]}`);
   }
