@@ -70,6 +70,54 @@ export function shiftDateString(value: string, days: number): string | undefined
   return full.slice(0, d ? 8 : mo ? 6 : 4) + rest;
 }
 
+const REMOVE: Action = { kind: 'X' };
+
+function resolveTag(p: CompiledProfile, tag: Tag, creator: string | undefined): Action | undefined {
+  if (isPrivateTag(tag)) {
+    if (creator !== undefined) {
+      const r = p.byPrivate.get(privateKey(tagGroup(tag), creator, tag & 0xff)) ?? p.byPrivate.get(privateKey(tagGroup(tag), creator, undefined));
+      if (r) return r.action;
+    }
+    const r = p.byTag.get(tag);
+    if (r) return r.action;
+    // Private elements are removed unless a rule or Retain Safe Private keeps them.
+    return p.anyPrivate?.action ?? REMOVE;
+  }
+  const r = p.byTag.get(tag);
+  if (r) return r.action;
+  for (const m of p.masks) {
+    const s = m.steps[0];
+    if (s.kind === 'mask' && ((tag & s.mask) >>> 0) === s.value) return m.action;
+  }
+  // Odd groups 0001-0007 are neither standard nor private (PS3.5 7.1): their content is unknown, so remove them.
+  if ((tagGroup(tag) & 1) === 1) return REMOVE;
+  return undefined;
+}
+
+/**
+ * Tag and (creator, tag) lookups memoised per profile: the same few hundred tags recur in every object,
+ * and building the private-rule keys was the header stage's largest cost. Bounded against hostile input.
+ */
+const tagActions = new WeakMap<CompiledProfile, Map<string | undefined, Map<Tag, Action | null>>>();
+const MEMO_LIMIT = 100_000;
+let memoSize = 0;
+
+function tagAction(p: CompiledProfile, tag: Tag, creator: string | undefined): Action | undefined {
+  let byCreator = tagActions.get(p);
+  if (!byCreator) tagActions.set(p, (byCreator = new Map()));
+  const key = isPrivateTag(tag) ? creator : undefined;
+  let byTag = byCreator.get(key);
+  if (!byTag) byCreator.set(key, (byTag = new Map()));
+  const hit = byTag.get(tag);
+  if (hit !== undefined) return hit ?? undefined;
+  const action = resolveTag(p, tag, key);
+  if (++memoSize > MEMO_LIMIT) {
+    byCreator.clear();
+    memoSize = 0;
+  } else byTag.set(tag, action ?? null);
+  return action;
+}
+
 class HeaderRun {
   readonly report: HeaderReport = { removed: 0, emptied: 0, dummied: 0, remapped: 0, cleaned: 0, shifted: 0, hashed: 0, set: 0, privateKept: 0, privateRemoved: 0 };
   private readonly modifiedDates: boolean;
@@ -79,34 +127,16 @@ class HeaderRun {
     private readonly secret: Uint8Array,
     private readonly matcher: IdentifierMatcher,
     private readonly remapSet: Set<string>,
-    private readonly offsetDays: number,
+    /** The patient's date offset, derived only when a date is shifted (an HMAC per object otherwise). */
+    private readonly dateOffset: () => number,
   ) {
     this.modifiedDates = profile.options.has('retain-long-modified-dates');
   }
 
   /** The action for an element, most specific rule first; undefined means no rule names it. */
   resolve(tag: Tag, path: readonly PathEntry[] | undefined, creator: string | undefined): Action | undefined {
-    const p = this.profile;
-    if (path) for (const r of p.paths) if (pathMatches(r.steps, path)) return r.action;
-    if (isPrivateTag(tag)) {
-      if (creator !== undefined) {
-        const r = p.byPrivate.get(privateKey(tagGroup(tag), creator, tag & 0xff)) ?? p.byPrivate.get(privateKey(tagGroup(tag), creator, undefined));
-        if (r) return r.action;
-      }
-      const r = p.byTag.get(tag);
-      if (r) return r.action;
-      // Private elements are removed unless a rule or Retain Safe Private keeps them.
-      return p.anyPrivate?.action ?? { kind: 'X' };
-    }
-    const r = p.byTag.get(tag);
-    if (r) return r.action;
-    for (const m of p.masks) {
-      const s = m.steps[0];
-      if (s.kind === 'mask' && ((tag & s.mask) >>> 0) === s.value) return m.action;
-    }
-    // Odd groups 0001-0007 are neither standard nor private (PS3.5 7.1): their content is unknown, so remove them.
-    if ((tagGroup(tag) & 1) === 1) return { kind: 'X' };
-    return undefined;
+    if (path) for (const r of this.profile.paths) if (pathMatches(r.steps, path)) return r.action;
+    return tagAction(this.profile, tag, creator);
   }
 
   private uid(value: string): string {
@@ -129,11 +159,12 @@ class HeaderRun {
 
   private shiftDates(el: Element): Element {
     const values = rawString(el.value).split('\\');
+    const days = this.dateOffset();
     const shifted = values.map((v) => {
       if (!v.trim()) return v;
       // A DA range "A-B" shifts both ends; anything unparseable is dropped rather than kept unshifted.
-      if (el.vr === 'DA' && v.includes('-')) return v.split('-').map((p) => (p ? (shiftDateString(p, this.offsetDays) ?? '') : '')).join('-');
-      return shiftDateString(v, this.offsetDays) ?? '';
+      if (el.vr === 'DA' && v.includes('-')) return v.split('-').map((p) => (p ? (shiftDateString(p, days) ?? '') : '')).join('-');
+      return shiftDateString(v, days) ?? '';
     });
     this.report.shifted++;
     return { tag: el.tag, vr: el.vr, value: asciiBytes(shifted.join('\\'), el.vr) };
@@ -301,7 +332,7 @@ class HeaderRun {
 export function uidsRemappedBy(src: DicomFile, profile: CompiledProfile): Set<string> {
   const out = new Set<string>();
   if (profile.options.has('retain-uids')) return out;
-  new HeaderRun(profile, new Uint8Array(0), new IdentifierMatcher([]), out, 0).collectRemapped(src.dataset, [], out);
+  new HeaderRun(profile, new Uint8Array(0), new IdentifierMatcher([]), out, () => 0).collectRemapped(src.dataset, [], out);
   const metaUid = rawString(src.meta.find((e) => e.tag === TAG.MediaStorageSOPInstanceUID)?.value);
   if (metaUid && !isRegistryUid(metaUid)) out.add(metaUid);
   return out;
@@ -351,16 +382,21 @@ export function deidentifyHeader(src: DicomFile, ctx: HeaderContext): HeaderResu
 
   const identifiers = collectIdentifiers(src.dataset);
   const cs = charsetOf(src.dataset);
-  const patientEl = findElement(src.dataset, TAG.PatientID);
-  const patientId = patientEl ? textValue(patientEl, cs) : '';
-  const { minDays, maxDays } = ctx.profile.dateShift;
-  const offset = dateOffsetDays(ctx.secret, patientId, minDays, maxDays);
+  let offset: number | undefined;
+  const dateOffset = () => {
+    if (offset === undefined) {
+      const patientEl = findElement(src.dataset, TAG.PatientID);
+      const { minDays, maxDays } = ctx.profile.dateShift;
+      offset = dateOffsetDays(ctx.secret, patientEl ? textValue(patientEl, cs) : '', minDays, maxDays);
+    }
+    return offset;
+  };
 
   const remapSet = uidsRemappedBy(src, ctx.profile);
-  const run = new HeaderRun(ctx.profile, ctx.secret, new IdentifierMatcher(identifiers), remapSet, offset);
+  const run = new HeaderRun(ctx.profile, ctx.secret, new IdentifierMatcher(identifiers), remapSet, dateOffset);
   let dataset = run.level(src.dataset, [], cs, false);
   const modified = ctx.profile.options.has('retain-long-modified-dates');
-  if (modified) run.report.dateOffsetDays = offset;
+  if (modified) run.report.dateOffsetDays = dateOffset();
   dataset = markDeidentified(dataset, ctx.profile, modified);
   return {
     file: { meta: [], dataset, transferSyntaxUID: src.transferSyntaxUID, encoding: src.encoding },
