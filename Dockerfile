@@ -5,6 +5,8 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY bin ./bin
 COPY profiles ./profiles
+# The build also parses the built-in YAML ahead of time (scripts/parse-builtin-yaml.mjs).
+COPY scripts ./scripts
 RUN npm ci && npm prune --omit=dev
 ENV TCP_NODELAY=1
 EXPOSE 11112 8080
