@@ -34,6 +34,7 @@ import {
   REJECT,
   type NetworkInstance,
 } from '../ingest/dcmjs-dimse-internals.js';
+import { useLeanSend } from '../ingest/dimse-wire.js';
 import { ExportError, type Destination, type ExportInfo } from '../pipeline/ports.js';
 import { splitPart10 } from './dimse-part10.js';
 
@@ -179,6 +180,7 @@ class Link {
     // association/PDU timers are disabled: a long send receives no PDU, and idle time is ours to manage.
     const nw = new NetworkBase(socket, { connectTimeout: opts.timeoutMs, associationTimeout: NO_TIMEOUT, pduTimeout: NO_TIMEOUT });
     nw.timeoutIntervalId?.unref();
+    useLeanSend(nw);
     const link = new Link(nw, socket, opts.timeoutMs, new Set(pairs.map(pairKey)));
     nw.on('close', () => {
       link.closed = true;

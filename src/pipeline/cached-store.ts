@@ -36,6 +36,11 @@ export class CachedStore implements ObjectStore {
     }
   }
 
+  /** Remembers bytes another thread already stored under `key` (they arrive with the job). */
+  prime(key: string, data: Uint8Array): void {
+    this.remember(key, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  }
+
   async put(key: string, data: Uint8Array, opts?: { durable?: boolean }): Promise<void> {
     await this.inner.put(key, data, opts);
     this.remember(key, Buffer.from(data.buffer, data.byteOffset, data.byteLength));

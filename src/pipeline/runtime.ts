@@ -15,6 +15,7 @@ import { charsetOf, collectIdentifiers } from '../stages/identifiers.js';
 import { assertVerified, verifyOutput } from '../stages/verify.js';
 import { Quarantine } from './quarantine.js';
 import type { JobData, JobInfo, JobQueue, StageCounts } from './queue/types.js';
+import type { CachedStore } from './cached-store.js';
 import { isNotFound, type ObjectStore } from './storage.js';
 import type { StudyEvent, StudyTracker } from './studies.js';
 
@@ -180,7 +181,9 @@ export class Pipeline {
       // The object is durable once put resolves: that is what Success acknowledges. The job needs no
       // fsync of its own, since reconcile() re-queues any spooled object that lost its job.
       await this.store.put(key, bytes, { durable: true });
-      await this.queue.add(first, { id: base, base, hash, source: key, input: key, study, origin, receivedAt, work: [] } satisfies ObjectJob, { durable: false });
+      const job: ObjectJob = { id: base, base, hash, source: key, input: key, study, origin, receivedAt, work: [] };
+      if (this.handoff) this.handoff(first, job, bytes);
+      else await this.queue.add(first, job, { durable: false });
     } catch (e) {
       this.observer?.ingested(origin.kind, false);
       this.log.error({ obj: hash.slice(0, 16), err: (e as NodeJS.ErrnoException).code ?? (e as Error).name }, 'spool write failed');
@@ -223,6 +226,19 @@ export class Pipeline {
     }
     if (added) this.log.warn({ objects: added }, 'spooled objects without a job were queued again');
     return added;
+  }
+
+  /**
+   * Set when a thread of this process runs the stages on the embedded queue: the first job and the
+   * bytes go to it directly (no job file, no re-read). Like any non-durable job, a crash may lose it;
+   * reconcile() puts the spooled object back at the start.
+   */
+  handoff?: (stage: StageName, job: JobData, bytes: Uint8Array) => void;
+
+  /** The receiving side of `handoff`: the bytes seed the read cache, the job stays in memory. */
+  async accept(stage: StageName, job: JobData, bytes: Uint8Array): Promise<void> {
+    (this.store as Partial<CachedStore>).prime?.(String(job.input), bytes);
+    await this.queue.add(stage, job, { durable: false });
   }
 
   /** Starts a queue worker for every stage. */
