@@ -96,6 +96,8 @@ export function buildPipeline(cfg: ServiceConfig, deps: { tracker: StudyTracker;
       maxAttempts: exporter.maxAttempts ?? 5,
       backoffMs: exporter.backoffMs ?? 1000,
       maxObjectBytes: cfg.maxObjectBytes,
+      // Embedded queue only: with BullMQ the next stage may run in another process.
+      deferWork: !cfg.redis,
     },
     store,
     queue,
