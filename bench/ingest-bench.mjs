@@ -3,7 +3,7 @@
 // Both ends run with TCP_NODELAY=1: Debian's dcmtk and Orthanc otherwise stall each object on Nagle.
 // BENCH_INGEST_FILES=10000 streams more objects to show that memory stays flat.
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, WORK, buildCorpus, fmt, requireTool, startOrthanc, totalBytes } from './lib.mjs';
 
@@ -34,6 +34,8 @@ async function untilCount(orthanc, n, timeoutMs = 600_000) {
   }
 }
 
+// BENCH_SERVICE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the service (its worker threads too).
+const NODE_ARGS = (process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (COUNT > 1000 ? 1 : 3));
 const free = async () => { const { createServer } = await import('node:net'); return new Promise((res) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); }); }); };
 writeFileSync(join(WORK, 'secret'), 'benchmark-secret-0123456789abcdef\n');
@@ -55,7 +57,7 @@ async function throughService(rss) {
   const data = join(WORK, 'service-data');
   rmSync(data, { recursive: true, force: true });
   const [dimsePort, httpPort] = [await free(), await free()];
-  const service = spawn(process.execPath, [join(ROOT, 'bin/deid.js'), 'serve', '--dimse-port', String(dimsePort), '--http-port', String(httpPort), '--data-dir', data,
+  const service = spawn(process.execPath, [...NODE_ARGS, join(ROOT, 'bin/deid.js'), 'serve', '--dimse-port', String(dimsePort), '--http-port', String(httpPort), '--data-dir', data,
     '--secret-file', join(WORK, 'secret'), '--export', `dicom://ORTHANC:DEID@127.0.0.1:${orthanc.dicomPort}`], { env: { ...env, DEID_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
   for (let i = 0; i < 300; i++) {
     try { if ((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).ok) break; } catch { /* starting */ }
@@ -64,16 +66,35 @@ async function throughService(rss) {
   const sampler = setInterval(() => {
     try { rss.push(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${service.pid}/status`, 'utf8'))[1]) / 1024); } catch { /* gone */ }
   }, 100);
+  const cpu0 = serviceCpu(service.pid);
   const t = performance.now();
   await storescu(dimsePort, 'DEID');
   const acked = (performance.now() - t) / 1000;
   await untilCount(orthanc, files.length);
   const through = (performance.now() - t) / 1000;
   clearInterval(sampler);
+  const cpu1 = serviceCpu(service.pid);
+  const cpu = Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, v - (cpu0[k] ?? 0)]));
   service.kill('SIGTERM');
   await new Promise((r) => service.once('exit', r));
   await orthanc.stop();
-  return { through, acked };
+  return { through, acked, cpu };
+}
+
+/** CPU seconds (user + system) the service used so far, per thread name (/proc; the stream's share is the difference). */
+function serviceCpu(pid) {
+  const out = {};
+  const hz = 100;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const key = tid === String(pid) ? 'main' : `${name}#${tid}`;
+      out[key] = (out[key] ?? 0) + (Number(f[11]) + Number(f[12])) / hz;
+    }
+  } catch { /* gone */ }
+  return out;
 }
 
 // Alternating rounds, best of each: this machine's disk and neighbours move both figures a lot.
@@ -93,6 +114,8 @@ const acked = best.acked;
 console.log(`\nend to end, storescu start to the last instance stored in Orthanc (best of ${ROUNDS} alternating rounds):`);
 console.log(`  storescu → Orthanc (floor)                     ${fmt(files.length / direct_).padStart(6)} files/s  ${fmt(direct_, 2)} s`);
 console.log(`  storescu → deid (embedded) → Orthanc           ${fmt(files.length / through).padStart(6)} files/s  ${fmt(through, 2)} s  (all acknowledged after ${fmt(acked, 2)} s)`);
+const cpuTotal = Object.values(best.cpu).reduce((a, b) => a + b, 0);
+console.log(`  service CPU during the stream ${fmt((cpuTotal / files.length) * 1000, 1)} ms per object (${Object.entries(best.cpu).filter(([, v]) => v >= 0.1).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${fmt(v, 1)} s`).join(', ')})`);
 console.log(`\nratio: ${fmt((direct_ / through) * 100, 0)}% of the direct figure (goal ≥ 70%)`);
 if (rss.length > 8) {
   const q = Math.floor(rss.length / 4);

@@ -1,16 +1,35 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ServiceConfig } from './config.js';
 import { createLogger } from './logger.js';
-import type { PipelineObserver } from './pipeline/runtime.js';
+import type { PipelineObserver, StageName } from './pipeline/runtime.js';
+import type { JobData } from './pipeline/queue/types.js';
 import { RedisStudyTracker, type StudyEvent, type StudyRecord, type StudyTracker } from './pipeline/studies.js';
 import { buildPipeline } from './server.js';
 
-/** Messages from the pipeline thread to the main thread, which owns study tracking and metrics. */
-export type ThreadMessage =
+/** One event from the pipeline thread to the main thread, which owns study tracking and metrics. */
+export type ThreadEvent =
   | { type: 'study'; id: string; event: StudyEvent }
   | { type: 'observe'; method: 'stageDone' | 'stageRetried' | 'quarantined'; args: unknown[] };
 
-const post = (m: ThreadMessage) => parentPort!.postMessage(m);
+/** Thread → main: events in batches (one message per object per stage costs more than the work). */
+export type ThreadMessage = { type: 'events'; events: ThreadEvent[] };
+
+/** Main → thread: a received object's first job with its bytes (embedded queue), or 'close'. */
+export type MainMessage = 'close' | { type: 'job'; stage: StageName; job: JobData; bytes: Uint8Array };
+
+let pending: ThreadEvent[] = [];
+let flushTimer: NodeJS.Timeout | undefined;
+const flush = (): void => {
+  clearTimeout(flushTimer);
+  flushTimer = undefined;
+  if (pending.length === 0) return;
+  parentPort!.postMessage({ type: 'events', events: pending } satisfies ThreadMessage);
+  pending = [];
+};
+const post = (e: ThreadEvent): void => {
+  pending.push(e);
+  flushTimer ??= setTimeout(flush, 20);
+};
 
 /** Study events go to the main thread's tracker (the embedded tracker is one file with one writer). */
 class ForwardingTracker implements StudyTracker {
@@ -26,7 +45,9 @@ class ForwardingTracker implements StudyTracker {
   async completeQuiet(): Promise<StudyRecord[]> {
     return [];
   }
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    flush();
+  }
 }
 
 const observer: PipelineObserver = {
@@ -42,12 +63,19 @@ if (parentPort) {
   const tracker: StudyTracker = cfg.redis ? new RedisStudyTracker(cfg.redis) : new ForwardingTracker();
   const built = buildPipeline(cfg, { tracker, observer, log, cacheReads: true });
   built.pipeline.start();
-  parentPort.on('message', (m) => {
-    if (m !== 'close') return;
+  parentPort.on('message', (m: MainMessage) => {
+    if (m !== 'close') {
+      // The object is durable in the spool already: a job that cannot be queued now is found again by reconcile().
+      built.pipeline.accept(m.stage, m.job, m.bytes).catch((e: unknown) => log.error({ err: (e as Error).name }, 'handed-over job not queued'));
+      return;
+    }
     // Graceful: finish the jobs in flight; anything not started stays queued for the next start.
     void built
       .close()
       .then(() => tracker.close())
-      .then(() => process.exit(0));
+      .then(() => {
+        flush();
+        process.exit(0);
+      });
   });
 }

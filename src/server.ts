@@ -13,7 +13,7 @@ import { createLogger, type Logger } from './logger.js';
 import { createQueue } from './pipeline/queue/index.js';
 import type { JobQueue } from './pipeline/queue/types.js';
 import { Pipeline, type PipelineObserver, type StageName, type StageSettings } from './pipeline/runtime.js';
-import type { ThreadMessage } from './pipeline-thread.js';
+import type { MainMessage, ThreadMessage } from './pipeline-thread.js';
 import { Worker } from 'node:worker_threads';
 import { CachedStore } from './pipeline/cached-store.js';
 import { LocalFolderStore } from './pipeline/storage.js';
@@ -96,6 +96,8 @@ export function buildPipeline(cfg: ServiceConfig, deps: { tracker: StudyTracker;
       maxAttempts: exporter.maxAttempts ?? 5,
       backoffMs: exporter.backoffMs ?? 1000,
       maxObjectBytes: cfg.maxObjectBytes,
+      // Embedded queue only: with BullMQ the next stage may run in another process.
+      deferWork: !cfg.redis,
     },
     store,
     queue,
@@ -121,12 +123,22 @@ function startPipelineThread(cfg: ServiceConfig, pipeline: Pipeline, tracker: St
   const exited = new Promise<void>((resolve) => thread.once('exit', () => resolve()));
   let closing = false;
   thread.on('message', (m: ThreadMessage) => {
-    if (m.type === 'study') void tracker.record(m.id, m.event);
-    else if (m.type === 'observe') {
-      if (m.method === 'stageDone') pipeline.noteDone(m.args[0] as StageName);
-      (metrics[m.method] as (...a: unknown[]) => void)(...m.args);
+    for (const e of m.events) {
+      if (e.type === 'study') void tracker.record(e.id, e.event);
+      else {
+        if (e.method === 'stageDone') pipeline.noteDone(e.args[0] as StageName);
+        (metrics[e.method] as (...a: unknown[]) => void)(...e.args);
+      }
     }
   });
+  // Embedded queue: the thread is this host's stage runner, so received objects go to it directly
+  // (a copy of the bytes; the sender's buffer stays the sender's).
+  if (!cfg.redis) {
+    pipeline.handoff = (stage, job, bytes) => {
+      const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+      thread.postMessage({ type: 'job', stage, job, bytes: own } satisfies MainMessage);
+    };
+  }
   thread.on('error', (e) => {
     // The jobs are safe on disk; a supervisor restart picks them up again.
     log.fatal({ err: e.name }, 'pipeline thread failed; exiting');
@@ -140,7 +152,8 @@ function startPipelineThread(cfg: ServiceConfig, pipeline: Pipeline, tracker: St
   });
   return async () => {
     closing = true;
-    thread.postMessage('close');
+    pipeline.handoff = undefined;
+    thread.postMessage('close' satisfies MainMessage);
     await exited;
   };
 }

@@ -107,6 +107,15 @@ describe('DIMSE SCU → dcmtk storescp +B', () => {
     expect(storescp.associations() - before).toBe(1);
   });
 
+  it('should fall back to one association when the peer serves one at a time', async () => {
+    const d = destination(url(storescp.port));
+    const ct = load('pydicom/CT_small.dcm');
+    await Promise.all(Array.from({ length: 6 }, () => d.send(ct.bytes, ct.info)));
+    await Promise.all(Array.from({ length: 6 }, () => d.send(ct.bytes, ct.info)));
+    expect(d.associationsOpened).toBe(1); // the second was never accepted
+    await d.close();
+  }, 20_000);
+
   it('should open a new association only when an object needs a context the current one lacks', async () => {
     const d = destination(url(storescp.port));
     const objects = ['pydicom/CT_small.dcm', 'pydicom/MR_small_implicit.dcm', 'pydicom/SC_rgb_jpeg_dcmtk.dcm'].map(load);
@@ -242,6 +251,19 @@ describe('DIMSE SCU errors', () => {
     const e = await rejectionOf(d.send(ct.bytes, ct.info));
     expect(e.retryable).toBe(false);
     expect(e.message).toMatch(/rejected.*calling AE/);
+  });
+
+  it('should keep a second association busy when sends overlap, and no more than that', async () => {
+    const received: string[] = [];
+    const s = await ourScp(async (_b, source) => (received.push(source.remote ?? ''), { ok: true, key: 'k', sopInstanceUid: 'x', sopClassUid: 'y' }));
+    const d = destination(url(s.port, 'DEID'));
+    const ct = load('pydicom/CT_small.dcm');
+    await Promise.all(Array.from({ length: 12 }, () => d.send(ct.bytes, ct.info)));
+    expect(received).toHaveLength(12);
+    expect(new Set(received).size).toBe(2);
+    expect(d.associationsOpened).toBe(2);
+    await d.close();
+    expect(d.associated).toBe(false);
   });
 
   it('should reconnect when the destination has dropped the association', async () => {

@@ -11,6 +11,7 @@ import { ExportError, type Destination, type ExportInfo } from '../src/pipeline/
 import { createQueue } from '../src/pipeline/queue/index.js';
 import type { JobQueue } from '../src/pipeline/queue/types.js';
 import { Pipeline, type StageName } from '../src/pipeline/runtime.js';
+import { CachedStore } from '../src/pipeline/cached-store.js';
 import { LocalFolderStore } from '../src/pipeline/storage.js';
 import { FileStudyTracker } from '../src/pipeline/studies.js';
 import { loadProfile } from '../src/profiles/profile.js';
@@ -54,9 +55,10 @@ describe('the staged pipeline (embedded queue)', () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  function setup(opts: { destinations?: Destination[]; accept?: Array<Record<string, string[]>>; maxAttempts?: number; options?: string[]; stages?: StageName[] } = {}) {
+  function setup(opts: { destinations?: Destination[]; accept?: Array<Record<string, string[]>>; maxAttempts?: number; options?: string[]; stages?: StageName[]; defer?: boolean } = {}) {
     const tmp = tempDir();
-    const store = new LocalFolderStore(join(tmp.path, 'spool'));
+    const folder = new LocalFolderStore(join(tmp.path, 'spool'));
+    const store = opts.defer ? new CachedStore(folder) : folder;
     const queue: JobQueue = createQueue({ dir: join(tmp.path, 'queue') });
     const tracker = new FileStudyTracker(join(tmp.path, 'studies.json'));
     const exportDir = join(tmp.path, 'export');
@@ -70,6 +72,7 @@ describe('the staged pipeline (embedded queue)', () => {
         maxAttempts: opts.maxAttempts ?? 3,
         backoffMs: 10,
         maxObjectBytes: 64 * 1024 * 1024,
+        deferWork: opts.defer,
       },
       store,
       queue,
@@ -135,6 +138,53 @@ describe('the staged pipeline (embedded queue)', () => {
     await pipeline.ingest(readFileSync(corpusFile('pydicom/CT_small.dcm')), { kind: 'folder' });
     await until(() => flaky.received.length === 1);
     expect(await pipeline.quarantine.list()).toHaveLength(0);
+  });
+
+  it('should keep intermediate outputs in memory, write one for a retry, and leave nothing behind', async () => {
+    const flaky = new FlakyDestination(2);
+    const { pipeline, tmp } = setup({ destinations: [flaky], maxAttempts: 5, defer: true });
+    await pipeline.ingest(readFileSync(corpusFile('pydicom/CT_small.dcm')), { kind: 'folder' });
+    await until(() => flaky.received.length === 1);
+    expect(await pipeline.quarantine.list()).toHaveLength(0);
+    await until(() => filesUnder(join(tmp.path, 'spool', 'incoming')).length === 0 && filesUnder(join(tmp.path, 'spool', 'work')).length === 0);
+  });
+
+  it('should start an object again from the spool when a kept job names an output that was never written', async () => {
+    const tmp = tempDir();
+    cleanups.push(() => tmp.cleanup());
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const received: ExportInfo[] = [];
+    const gated: Destination = { name: 'gated', send: async (_b, info) => { await gate; received.push(info); }, close: async () => {} };
+    const build = (destination: Destination) => {
+      const queue = createQueue({ dir: join(tmp.path, 'queue') });
+      const pipeline = new Pipeline(
+        { stages: STAGES.map((name) => ({ name, concurrency: 1 })), profile: loadProfile('basic', []), filter: {}, destinations: [destination], maxAttempts: 3, backoffMs: 10, maxObjectBytes: 64 * 1024 * 1024, deferWork: true },
+        new CachedStore(new LocalFolderStore(join(tmp.path, 'spool'))),
+        queue,
+        new FileStudyTracker(join(tmp.path, 'studies.json')),
+        Buffer.from('pipeline-test-secret-0123456789'),
+        silent,
+      );
+      pipeline.start();
+      return { queue, pipeline };
+    };
+    const first = build(gated);
+    for (const f of ['pydicom/CT_small.dcm', 'pydicom/MR_small.dcm']) await first.pipeline.ingest(readFileSync(corpusFile(f)), { kind: 'folder' });
+    // One export is held at the gate, the other waits in memory behind it with its header output unwritten.
+    await until(async () => (await first.queue.counts('export')).queued === 1);
+    const closing = first.queue.close();
+    release();
+    await closing; // keeps the waiting job for the next start; the process "dies" before pipeline.close() writes the output
+    expect(received).toHaveLength(1);
+    const second = build({ name: 'gated', send: async (_b, info) => void received.push(info), close: async () => {} });
+    cleanups.push(async () => {
+      await second.queue.close();
+      await second.pipeline.close();
+    });
+    await until(() => received.length === 2);
+    expect(new Set(received.map((r) => r.sopInstanceUid)).size).toBe(2);
+    expect(await second.pipeline.quarantine.list()).toHaveLength(0);
   });
 
   it('should quarantine after the last attempt, and at once for a non-retryable refusal', async () => {

@@ -65,4 +65,22 @@ describe('the storage port', () => {
     await s.get('big9');
     expect(counting.reads).toBe(before + 1);
   });
+
+  it('should keep deferred outputs in memory until flushed, and drop them without touching the disk', async () => {
+    const folder = new LocalFolderStore(join(tmp.path, 'c'));
+    const counting = new CountingStore(folder);
+    const s = new CachedStore(counting, 1_000_000);
+    await s.putDeferred('work/a', Buffer.from('a'));
+    await s.putDeferred('work/b', Buffer.from('b'));
+    expect((await s.get('work/a')).toString()).toBe('a');
+    expect(await folder.list('work')).toEqual([]);
+    expect(await s.list('work')).toEqual(['work/a', 'work/b']);
+    await s.delete('work/a');
+    await expect(s.get('work/a')).rejects.toSatisfy(isNotFound);
+    await s.flush(['work/b']);
+    expect(await folder.list('work')).toEqual(['work/b']);
+    expect((await folder.get('work/b')).toString()).toBe('b');
+    await s.delete('work/b');
+    expect(await folder.list('work')).toEqual([]);
+  });
 });

@@ -8,10 +8,10 @@
  *   accepts only that one, the object is re-encoded losslessly with our own writer. Any other
  *   refusal (e.g. a compressed syntax the peer does not take) is a non-retryable error: nothing is
  *   ever transcoded through dcmjs.
- * - One association is reused for many objects, one request in flight at a time. It is opened
- *   again, proposing everything recently sent, when an object needs a context it lacks; it is
- *   released after `idleMs` without use; a send on a reused association that finds it dropped by
- *   the peer reconnects once at once.
+ * - One association is reused for many objects, one request in flight at a time on each; overlapping
+ *   sends use up to `maxAssociations` of them. One is opened again, proposing everything recently
+ *   sent, when an object needs a context it lacks; it is released after `idleMs` without use; a
+ *   send on a reused association that finds it dropped by the peer reconnects once at once.
  * - Errors: connection refused/reset, timeouts, A-ABORT and transient association rejection are
  *   retryable; C-STORE 0xA7xx (out of resources) and 0x0213 (resource limitation) are retryable;
  *   other failure statuses and permanent rejections are not. Warnings (0xB0xx, 0x0001, 0x0107,
@@ -34,6 +34,7 @@ import {
   REJECT,
   type NetworkInstance,
 } from '../ingest/dcmjs-dimse-internals.js';
+import { useLeanSend } from '../ingest/dimse-wire.js';
 import { ExportError, type Destination, type ExportInfo } from '../pipeline/ports.js';
 import { splitPart10 } from './dimse-part10.js';
 
@@ -44,6 +45,11 @@ export interface DimseDestinationOptions {
   readonly timeoutMs?: number;
   /** Our maximum receive PDU length, announced in the A-ASSOCIATE-RQ (default 262144). */
   readonly maxPduLength?: number;
+  /**
+   * Associations used at once when sends overlap (default 2). Peers such as Orthanc take one
+   * operation at a time per association: a second one keeps the link busy while the peer works.
+   */
+  readonly maxAssociations?: number;
   readonly logger?: Logger;
 }
 
@@ -179,6 +185,7 @@ class Link {
     // association/PDU timers are disabled: a long send receives no PDU, and idle time is ours to manage.
     const nw = new NetworkBase(socket, { connectTimeout: opts.timeoutMs, associationTimeout: NO_TIMEOUT, pduTimeout: NO_TIMEOUT });
     nw.timeoutIntervalId?.unref();
+    useLeanSend(nw);
     const link = new Link(nw, socket, opts.timeoutMs, new Set(pairs.map(pairKey)));
     nw.on('close', () => {
       link.closed = true;
@@ -309,17 +316,27 @@ class Link {
 
 const MAX_REMEMBERED_PAIRS = 32; // two contexts each at most: well under the 128-context limit
 
+/** One association slot: its operations run one at a time. */
+interface Lane {
+  link?: Link;
+  chain: Promise<unknown>;
+  /** Sends queued or running on this lane. */
+  load: number;
+  idleTimer?: NodeJS.Timeout;
+}
+
 export class DimseDestination implements Destination {
   readonly name: string;
   readonly target: DimseTarget;
   private readonly idleMs: number;
   private readonly timeoutMs: number;
   private readonly maxPduLength: number;
+  private readonly maxAssociations: number;
   private readonly log?: Logger;
-  private link?: Link;
-  private chain: Promise<unknown> = Promise.resolve();
-  private idleTimer?: NodeJS.Timeout;
+  private readonly lanes: Lane[] = [];
   private closed = false;
+  /** Set when the peer would not take a second association (some accept one at a time). */
+  private singleOnly = false;
   /** (SOP class, syntax) pairs sent recently, most recent last: proposed on every new association. */
   private readonly pairs = new Map<string, Pair>();
   /** Associations opened so far (for tests and metrics). */
@@ -327,7 +344,7 @@ export class DimseDestination implements Destination {
 
   /** Whether an association is open now. */
   get associated(): boolean {
-    return this.link !== undefined && !this.link.closed;
+    return this.lanes.some((l) => l.link !== undefined && !l.link.closed);
   }
 
   constructor(spec: string, opts: DimseDestinationOptions = {}) {
@@ -336,46 +353,71 @@ export class DimseDestination implements Destination {
     this.idleMs = opts.idleMs ?? 10_000;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.maxPduLength = opts.maxPduLength ?? 262_144;
+    this.maxAssociations = Math.max(1, opts.maxAssociations ?? 2);
     this.log = opts.logger?.child({ component: 'dimse-scu', destination: this.name });
   }
 
   send(part10: Uint8Array, info: ExportInfo): Promise<void> {
     if (this.closed) return Promise.reject(new ExportError(`destination ${this.name} is closed`, true));
-    return this.enqueue(() => this.sendOne(part10, info));
+    const lane = this.pickLane();
+    lane.load++;
+    return this.enqueue(lane, () => this.sendOne(lane, part10, info)).finally(() => lane.load--);
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.idleTimer);
-    await this.enqueue(() => this.dropLink()).catch(() => {});
+    await Promise.all(
+      this.lanes.map((lane) => {
+        clearTimeout(lane.idleTimer);
+        return this.enqueue(lane, () => this.dropLink(lane)).catch(() => {});
+      }),
+    );
   }
 
-  /** Runs operations one at a time (one request in flight per association). */
-  private enqueue<T>(op: () => Promise<T>): Promise<T> {
-    const p = this.chain.then(op);
-    this.chain = p.catch(() => {});
+  /**
+   * An idle lane with an open association, else any idle lane, else a new one (up to
+   * maxAssociations), else the least busy. Sequential sends therefore share one association, and
+   * concurrent ones keep a second association busy while the peer answers on the first.
+   */
+  private pickLane(): Lane {
+    if (this.singleOnly && this.lanes.length > 0) return this.lanes[0]!;
+    const idle = this.lanes.filter((l) => l.load === 0);
+    const ready = idle.find((l) => l.link && !l.link.closed) ?? idle[0];
+    if (ready) return ready;
+    if (this.lanes.length < this.maxAssociations) {
+      const lane: Lane = { chain: Promise.resolve(), load: 0 };
+      this.lanes.push(lane);
+      return lane;
+    }
+    return this.lanes.reduce((a, b) => (b.load < a.load ? b : a));
+  }
+
+  /** Runs a lane's operations one at a time (one request in flight per association). */
+  private enqueue<T>(lane: Lane, op: () => Promise<T>): Promise<T> {
+    const p = lane.chain.then(op);
+    lane.chain = p.catch(() => {});
     return p;
   }
 
-  private async dropLink(): Promise<void> {
-    const link = this.link;
-    this.link = undefined;
+  private async dropLink(lane: Lane): Promise<void> {
+    const link = lane.link;
+    lane.link = undefined;
     if (link) {
       await link.release();
       this.log?.debug('association released');
     }
   }
 
-  private armIdle(): void {
-    clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => {
-      void this.enqueue(() => this.dropLink()).catch(() => {});
+  private armIdle(lane: Lane): void {
+    clearTimeout(lane.idleTimer);
+    lane.idleTimer = setTimeout(() => {
+      void this.enqueue(lane, () => this.dropLink(lane)).catch(() => {});
     }, this.idleMs);
-    this.idleTimer.unref();
+    lane.idleTimer.unref();
   }
 
-  private async sendOne(part10: Uint8Array, info: ExportInfo): Promise<void> {
-    clearTimeout(this.idleTimer);
+  private async sendOne(lane: Lane, part10: Uint8Array, info: ExportInfo): Promise<void> {
+    clearTimeout(lane.idleTimer);
     try {
       const parts = splitPart10(part10);
       if (!parts) throw new ExportError('not a Part 10 file (no preamble or a cut meta group)', false);
@@ -389,7 +431,18 @@ export class DimseDestination implements Destination {
       while (this.pairs.size > MAX_REMEMBERED_PAIRS) this.pairs.delete(this.pairs.keys().next().value as string);
 
       for (let attempt = 0; ; attempt++) {
-        const link = await this.linkFor(pair);
+        const first = this.lanes[0]!;
+        if (this.singleOnly && lane !== first) return await this.enqueue(first, () => this.sendOne(first, part10, info));
+        let link: Link;
+        try {
+          link = await this.linkFor(lane, pair);
+        } catch (e) {
+          if (lane === first || !first.link || first.link.closed) throw e;
+          // The peer takes one association at a time: from now on everything goes over the first.
+          this.singleOnly = true;
+          this.log?.info('the destination refused a second association; using one');
+          return await this.enqueue(first, () => this.sendOne(first, part10, info));
+        }
         const reused = link.sent > 0;
         try {
           const dataset = this.datasetFor(link, part10, parts.datasetOffset, pair, iuid);
@@ -402,7 +455,7 @@ export class DimseDestination implements Destination {
           throw new ExportError(`C-STORE to ${this.name} failed with status ${hex(status)}`, isRetryableStatus(status));
         } catch (e) {
           if (e instanceof LinkError && e.lost) {
-            this.link = undefined;
+            lane.link = undefined;
             // The peer dropped an association we had kept open (idle timeout on its side): once, at once.
             if (reused && attempt === 0) {
               this.log?.debug('association lost; reconnecting');
@@ -416,19 +469,21 @@ export class DimseDestination implements Destination {
       if (e instanceof ExportError) throw e;
       throw new ExportError(`C-STORE to ${this.name} failed (${(e as Error)?.name ?? 'error'})`, false);
     } finally {
-      if (!this.closed) this.armIdle();
+      if (!this.closed) this.armIdle(lane);
     }
   }
 
-  /** The current association if it proposed this pair, or a new one proposing it with the recent ones. */
-  private async linkFor(pair: Pair): Promise<Link> {
-    const current = this.link;
+  /** The lane's association if it proposed this pair, or a new one proposing it with the recent ones. */
+  private async linkFor(lane: Lane, pair: Pair): Promise<Link> {
+    const current = lane.link;
     if (current && !current.closed && current.proposed.has(pairKey(pair))) return current;
-    if (current) await this.dropLink();
+    if (current) await this.dropLink(lane);
     try {
-      const link = await Link.open(this.target, [...this.pairs.values()], { timeoutMs: this.timeoutMs, maxPduLength: this.maxPduLength });
+      // An extra association gets a short time to be accepted: a peer that serves one at a time never answers it.
+      const timeoutMs = lane === this.lanes[0] ? this.timeoutMs : Math.min(this.timeoutMs, 3000);
+      const link = await Link.open(this.target, [...this.pairs.values()], { timeoutMs, maxPduLength: this.maxPduLength });
       this.associationsOpened++;
-      this.link = link;
+      lane.link = link;
       this.log?.debug({ contexts: this.pairs.size }, 'association opened');
       return link;
     } catch (e) {

@@ -47,6 +47,7 @@ import {
   type DimseResponse,
   type PresentationContext,
 } from './dcmjs-dimse-internals.js';
+import { useLeanSend } from './dimse-wire.js';
 
 export interface DimseScpOptions {
   readonly host: string;
@@ -217,6 +218,7 @@ class DeidScp extends ScpBase {
       connectTimeout: Math.max(ctx.opts.idleTimeoutMs ?? 120_000, 1000) + 60_000,
     });
     socket.setNoDelay(true);
+    useLeanSend(this);
     // dcmjs-dimse's Server sets `connected` but not `connectedTime`; without both its association
     // timer never fires. We use our own listener, so set them here.
     this.connected = true;

@@ -15,6 +15,7 @@ import { charsetOf, collectIdentifiers } from '../stages/identifiers.js';
 import { assertVerified, verifyOutput } from '../stages/verify.js';
 import { Quarantine } from './quarantine.js';
 import type { JobData, JobInfo, JobQueue, StageCounts } from './queue/types.js';
+import { CachedStore } from './cached-store.js';
 import { isNotFound, type ObjectStore } from './storage.js';
 import type { StudyEvent, StudyTracker } from './studies.js';
 
@@ -34,6 +35,11 @@ export interface PipelineOptions {
   readonly maxAttempts: number;
   readonly backoffMs: number;
   readonly maxObjectBytes: number;
+  /**
+   * Keep intermediate outputs in memory when the store can (embedded queue: the next stage's job
+   * stays in this process too). They are written when a job leaves memory (a retry, a shutdown).
+   */
+  readonly deferWork?: boolean;
 }
 
 /** Events the metrics and logs observe. */
@@ -100,6 +106,7 @@ export class Pipeline {
   /** Jobs finished per stage by this process's workers, or reported by its pipeline thread. */
   private readonly finished = new Map<string, { done: number; failed: number }>();
   private sampler?: NodeJS.Timeout;
+  private readonly deferrable?: CachedStore;
 
   constructor(
     private readonly opts: PipelineOptions,
@@ -111,6 +118,7 @@ export class Pipeline {
     private readonly observer?: PipelineObserver,
   ) {
     this.quarantine = new Quarantine(store);
+    this.deferrable = opts.deferWork && store instanceof CachedStore ? store : undefined;
     this.order = opts.stages.map((s) => s.name);
     // Everything that changes an output: the profile, the options, the secret (by an HMAC, not its value).
     this.configHash = sha256(`${opts.profile.fingerprint}|${createHmac('sha256', secret).update('config').digest('hex')}`).slice(0, 16);
@@ -180,7 +188,9 @@ export class Pipeline {
       // The object is durable once put resolves: that is what Success acknowledges. The job needs no
       // fsync of its own, since reconcile() re-queues any spooled object that lost its job.
       await this.store.put(key, bytes, { durable: true });
-      await this.queue.add(first, { id: base, base, hash, source: key, input: key, study, origin, receivedAt, work: [] } satisfies ObjectJob, { durable: false });
+      const job: ObjectJob = { id: base, base, hash, source: key, input: key, study, origin, receivedAt, work: [] };
+      if (this.handoff) this.handoff(first, job, bytes);
+      else await this.queue.add(first, job, { durable: false });
     } catch (e) {
       this.observer?.ingested(origin.kind, false);
       this.log.error({ obj: hash.slice(0, 16), err: (e as NodeJS.ErrnoException).code ?? (e as Error).name }, 'spool write failed');
@@ -225,6 +235,19 @@ export class Pipeline {
     return added;
   }
 
+  /**
+   * Set when a thread of this process runs the stages on the embedded queue: the first job and the
+   * bytes go to it directly (no job file, no re-read). Like any non-durable job, a crash may lose it;
+   * reconcile() puts the spooled object back at the start.
+   */
+  handoff?: (stage: StageName, job: JobData, bytes: Uint8Array) => void;
+
+  /** The receiving side of `handoff`: the bytes seed the read cache, the job stays in memory. */
+  async accept(stage: StageName, job: JobData, bytes: Uint8Array): Promise<void> {
+    if (this.store instanceof CachedStore) this.store.prime(String(job.input), bytes);
+    await this.queue.add(stage, job, { durable: false });
+  }
+
   /** Starts a queue worker for every stage. */
   start(): void {
     this.startSampler();
@@ -257,6 +280,15 @@ export class Pipeline {
         this.log.info({ obj: job.hash.slice(0, 16), stage }, 'job for an object no longer in the pipeline; skipped');
         return;
       }
+      if (isNotFound(e) && job.input !== job.source && info.attempt < this.opts.maxAttempts && !(await this.exists(job.input))) {
+        // An intermediate output is gone (held in memory by a process that stopped, or lost to a power
+        // loss) while the original is safe: the object starts again; stages are idempotent.
+        const first = this.order[0]!;
+        const base = this.jobId(first, job.hash);
+        this.log.warn({ obj: job.hash.slice(0, 16), stage }, 'intermediate output missing; object restarted from the spool');
+        await this.queue.add(first, { ...job, id: `${base}.r${info.attempt + 1}`, base, input: job.source, work: [], exportInfo: undefined, delivered: undefined } satisfies ObjectJob, { attempt: info.attempt + 1 });
+        return;
+      }
       const retryable = e instanceof RetryableError || (e instanceof ExportError && e.retryable) || (!isDeidError(e) && !(e instanceof ExportError));
       const code: ErrorCode = isDeidError(e)
         ? e.code
@@ -272,6 +304,8 @@ export class Pipeline {
         const again = e instanceof RetryableError && e.job ? e.job : job;
         this.observer?.stageRetried(stage);
         this.log.warn({ obj: job.hash.slice(0, 16), stage, attempt: info.attempt, code, delayMs }, 'stage failed; retrying');
+        // The retry is a durable job that any process may take: its input must be on disk.
+        await this.deferrable?.flush([again.input]);
         await this.queue.add(stage, { ...again, id: `${job.base}.r${info.attempt + 1}` }, { delayMs, attempt: info.attempt + 1 });
         return;
       }
@@ -319,7 +353,8 @@ export class Pipeline {
       const out = `work/header/${this.jobId('header', job.hash)}.dcm`;
       // Deterministic: a redelivery after a crash writes the identical bytes again.
       const result = deidentifyHeader(readDicom(await this.store.get(job.input)), { profile: this.opts.profile, secret: this.secret });
-      await this.store.put(out, writeDicom(result.file));
+      if (this.deferrable) await this.deferrable.putDeferred(out, writeDicom(result.file));
+      else await this.store.put(out, writeDicom(result.file));
       await this.enqueue(this.next('header')!, job, { input: out, work: [...job.work, out] });
     },
 
@@ -410,7 +445,9 @@ export class Pipeline {
     return out;
   }
 
+  /** After the queue closed: jobs it kept for the next start may name outputs held in memory. */
   async close(): Promise<void> {
     if (this.sampler) clearInterval(this.sampler);
+    await this.deferrable?.flush();
   }
 }
