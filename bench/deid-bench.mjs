@@ -36,8 +36,10 @@ const cmds = {
 
 const best = {};
 const mem = {};
+const roundRatios = []; // deid against gdcmanon, run back to back in the same round
 const rounds = COUNT > 1000 ? Math.max(1, Math.ceil(ROUNDS / 2)) : ROUNDS;
 for (let round = 0; round < rounds; round++) {
+  const seconds = {};
   for (const [name, make] of Object.entries(cmds)) {
     for (const d of ['out-deid', 'q-deid', 'out-gdcm', 'out-copy']) rmSync(join(WORK, d), { recursive: true, force: true });
     if (name === 'gdcmanon') mkdirSync(join(WORK, 'out-gdcm'));
@@ -49,7 +51,9 @@ for (let round = 0; round < rounds; round++) {
     } else if (r.code !== 0) throw new Error(`${name} failed (${r.code}): ${r.stderr.slice(0, 400)}`);
     best[name] = Math.min(best[name] ?? Infinity, r.seconds);
     if (name === 'deid') mem[round] = r.rssMb;
+    seconds[name] = r.seconds;
   }
+  roundRatios.push(seconds.gdcmanon / seconds.deid);
 }
 
 const rate = (s) => files.length / s;
@@ -58,6 +62,8 @@ for (const [name, label] of [['deid', 'deid run --profile basic (with quality ch
   console.log(`  ${label.padEnd(48)} ${fmt(rate(best[name])).padStart(6)} files/s  ${fmt(bytes / 1e6 / best[name], 1).padStart(7)} MB/s  ${fmt(best[name], 2)} s`);
 }
 console.log(`\nratios: deid / gdcmanon = ${fmt(best.gdcmanon / best.deid, 2)}x   deid / copy floor = ${fmt(best.copy / best.deid, 2)}x`);
+const sortedRatios = [...roundRatios].sort((a, b) => a - b);
+console.log(`deid / gdcmanon per round: ${roundRatios.map((x) => `${fmt(x, 2)}x`).join(', ')}; median ${fmt(sortedRatios[Math.floor(sortedRatios.length / 2)], 2)}x`);
 const samples = mem[rounds - 1] ?? []; // one run, start to end
 if (samples.length > 4) {
   const q = Math.floor(samples.length / 4);
