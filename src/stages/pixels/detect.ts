@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import sharp from 'sharp';
 import type { OcrPool } from './ocr-pool.js';
 import type { TextWord } from './phi-boxes.js';
-import { crop, toPgm, type Gray8 } from './render.js';
+import { BACKGROUND, readPieces, type Piece } from './ocr-pages.js';
+import { crop, type Gray8 } from './render.js';
+import { upscale } from './upscale.js';
 import { analyseText, boxArea, clampBox, grow, mergeBoxes, type Box } from './text-regions.js';
 
 /**
@@ -15,7 +16,7 @@ import { analyseText, boxArea, clampBox, grow, mergeBoxes, type Box } from './te
  *    every frame where it differs. The boxes found in any frame are then masked in every frame.
  * 3. Each region is cut out, turned to dark text on a light background (both polarities are handled
  *    by looking at the region's background), upscaled when its text is small, tiled when large, and
- *    packed with the others into a few pages that the pool's workers read in parallel.
+ *    read as its own recognition; the pool's workers share the pieces.
  */
 export interface FrameSource {
   readonly count: number;
@@ -43,16 +44,9 @@ const WHOLE_FRAME_SHARE = 0.6;
 const MAX_TILE = 1600;
 const TILE_OVERLAP = 96;
 const PAD = 12;
-const GAP = 24;
+/** Pieces from a region larger than this share of the frame are dominated by image texture. */
+const DENSE_SHARE = 0.25;
 
-interface Piece {
-  readonly frame: number;
-  /** Source rectangle in frame pixels. */
-  readonly src: Box;
-  readonly scale: number;
-  /** The normalised, scaled and padded image. */
-  readonly img: Gray8;
-}
 
 /**
  * Typical glyph height in a normalised crop (dark ink on light): the median length of the vertical
@@ -150,9 +144,10 @@ function versions(c: Gray8): Uint8Array[] {
   return out;
 }
 
-async function makePieces(g: Gray8, frame: number, src: Box): Promise<Piece[]> {
+function makePieces(g: Gray8, frame: number, src: Box): Piece[] {
   const c = crop(g, src.x0, src.y0, src.x1, src.y1);
   const pieces: Piece[] = [];
+  const dense = boxArea(src) > DENSE_SHARE * g.width * g.height;
   for (const data of versions(c)) {
     // Tesseract reads best with text 20-40 px high. A crop of a line or two: from its line height. A
     // tall crop (a block, a whole frame of texture) has no reliable line height: small ones are
@@ -160,21 +155,12 @@ async function makePieces(g: Gray8, frame: number, src: Box): Promise<Piece[]> {
     const h = glyphHeight({ ...c, data });
     const budget = Math.max(1, Math.floor(Math.sqrt(1_200_000 / (c.width * c.height))));
     const scale = Math.min(3, budget, h > 0 ? Math.max(1, Math.round(16 / h)) : c.height > 80 ? 2 : 1);
-    let img: Gray8 = { width: c.width, height: c.height, data };
-    if (scale > 1) {
-      const buf = await sharp(Buffer.from(data.buffer, data.byteOffset, data.byteLength), { raw: { width: c.width, height: c.height, channels: 1 } })
-        .resize(c.width * scale, c.height * scale, { kernel: 'cubic' })
-        .toColourspace('b-w')
-        .raw()
-        .toBuffer({ resolveWithObject: true });
-      if (buf.info.channels !== 1 || buf.data.length !== c.width * scale * c.height * scale) throw new Error('unexpected resize output');
-      img = { width: c.width * scale, height: c.height * scale, data: new Uint8Array(buf.data.buffer, buf.data.byteOffset, buf.data.byteLength) };
-    }
+    const img = upscale({ width: c.width, height: c.height, data }, scale);
     // Pad with the (now light) background so that no text touches the border.
     const pw = img.width + 2 * PAD;
-    const padded = new Uint8Array(pw * (img.height + 2 * PAD)).fill(235);
+    const padded = new Uint8Array(pw * (img.height + 2 * PAD)).fill(BACKGROUND);
     for (let y = 0; y < img.height; y++) padded.set(img.data.subarray(y * img.width, (y + 1) * img.width), (y + PAD) * pw + PAD);
-    pieces.push({ frame, src, scale, img: { width: pw, height: img.height + 2 * PAD, data: padded } });
+    pieces.push({ frame, src, scale, img: { width: pw, height: img.height + 2 * PAD, data: padded }, pad: PAD, dense });
   }
   return pieces;
 }
@@ -196,38 +182,6 @@ function tiles(b: Box): Box[] {
     }
   }
   return out;
-}
-
-interface Placed {
-  readonly piece: Piece;
-  readonly x: number;
-  readonly y: number;
-}
-
-/**
- * Stacks pieces into `count` pages of about equal area (largest first onto the lightest page), so
- * that the pool's workers finish together.
- */
-function pack(pieces: Piece[], count: number): Array<{ width: number; height: number; placed: Placed[] }> {
-  const pages = Array.from({ length: Math.max(1, Math.min(count, pieces.length)) }, () => ({ width: 0, height: 0, area: 0, placed: [] as Placed[] }));
-  for (const p of [...pieces].sort((a, b) => b.img.width * b.img.height - a.img.width * a.img.height)) {
-    const page = pages.reduce((a, b) => (b.area < a.area ? b : a));
-    const y = page.height === 0 ? 0 : page.height + GAP;
-    page.placed.push({ piece: p, x: 0, y });
-    page.width = Math.max(page.width, p.img.width);
-    page.height = y + p.img.height;
-    page.area += p.img.width * p.img.height;
-  }
-  return pages;
-}
-
-function render(page: { width: number; height: number; placed: Placed[] }): Gray8 {
-  const data = new Uint8Array(page.width * page.height).fill(235);
-  for (const { piece, x, y } of page.placed) {
-    const { img } = piece;
-    for (let r = 0; r < img.height; r++) data.set(img.data.subarray(r * img.width, (r + 1) * img.width), (y + r) * page.width + x);
-  }
-  return { width: page.width, height: page.height, data };
 }
 
 function hashCrop(g: Gray8, b: Box): string {
@@ -340,7 +294,7 @@ export async function readText(frames: FrameSource, pool: OcrPool): Promise<Read
     let found = a.regions;
     blockList.push(...a.blocks);
     if (found.reduce((s, b) => s + boxArea(b), 0) > WHOLE_FRAME_SHARE * frameArea) found = [{ x0: 0, y0: 0, x1: frames.width, y1: frames.height }];
-    for (const b of found.flatMap(split)) pieces.push(...(await makePieces(composite, 0, b)));
+    for (const b of found.flatMap(split)) pieces.push(...(makePieces(composite, 0, b)));
     regions.push(...found);
   }
   const blocks = mergeBoxes(blockList);
@@ -354,39 +308,13 @@ export async function readText(frames: FrameSource, pool: OcrPool): Promise<Read
       const key = `${k}:${hashCrop(g, b)}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      pieces.push(...(await makePieces(g, i, b)));
+      pieces.push(...(makePieces(g, i, b)));
     }
   }
   regions = [...regions, ...layers.small];
 
-  const tPieces = performance.now();
-  const totalArea = pieces.reduce((s, p) => s + p.img.width * p.img.height, 0);
-  // Below ~150k pixels a page is not worth another worker's round trip.
-  const pages = pack(pieces, Math.min(pool.size, Math.ceil(totalArea / 150_000)));
-  const rendered = pages.map(render);
-  const results = await Promise.all(rendered.map((g) => pool.recognize(toPgm(g), { psm: 11 })));
-  if (process.env.DEID_DEBUG_OCR_TIME) process.stderr.write(`ocr: ${pieces.map((p) => `${p.src.x1 - p.src.x0}x${p.src.y1 - p.src.y0}*${p.scale}`).join(' ')} pieces, ${rendered.map((g) => `${g.width}x${g.height}`).join(' ')} px, ${(performance.now() - tPieces).toFixed(0)} ms\n`);
-
-  const perFrame: Array<{ frame: number; word: TextWord }> = [];
-  results.forEach((words, pi) => {
-    const page = pages[pi];
-    for (const w of words) {
-      const cx = (w.bbox.x0 + w.bbox.x1) / 2;
-      const cy = (w.bbox.y0 + w.bbox.y1) / 2;
-      const hit = page.placed.find((p) => cx >= p.x && cx < p.x + p.piece.img.width && cy >= p.y && cy < p.y + p.piece.img.height);
-      if (!hit) continue;
-      const { piece } = hit;
-      const map = (v: number, o: number, s0: number, s1: number) => Math.min(s1, Math.max(s0, s0 + (v - o - PAD) / piece.scale));
-      const box: Box = {
-        x0: Math.floor(map(w.bbox.x0, hit.x, piece.src.x0, piece.src.x1)),
-        y0: Math.floor(map(w.bbox.y0, hit.y, piece.src.y0, piece.src.y1)),
-        x1: Math.ceil(map(w.bbox.x1, hit.x, piece.src.x0, piece.src.x1)),
-        y1: Math.ceil(map(w.bbox.y1, hit.y, piece.src.y0, piece.src.y1)),
-      };
-      if (box.x1 <= box.x0 || box.y1 <= box.y0) continue;
-      const dense = (piece.src.x1 - piece.src.x0) * (piece.src.y1 - piece.src.y0) > 0.25 * frameArea;
-      perFrame.push({ frame: piece.frame, word: { text: w.text, confidence: w.confidence, box, dense } });
-    }
-  });
-  return { words: perFrame.map((p) => p.word), perFrame, regions, blocks, ocrCalls: pages.length, cropsRead: pieces.length };
+  const tRead = performance.now();
+  const { perFrame, ocrCalls } = await readPieces(pieces, pool);
+  if (process.env.DEID_DEBUG_OCR_TIME) process.stderr.write(`ocr: ${pieces.length} pieces, ${ocrCalls} calls, ${(performance.now() - tRead).toFixed(0)} ms\n`);
+  return { words: perFrame.map((p) => p.word), perFrame, regions, blocks, ocrCalls, cropsRead: pieces.length };
 }

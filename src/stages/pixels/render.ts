@@ -70,24 +70,70 @@ export function renderGray(d: PixelDescriptor, frame: Uint8Array, lut?: Palette)
     }
     return { width: d.columns, height: d.rows, data: out };
   }
+  const invert = d.photometric === 'MONOCHROME1';
+  if (d.bitsAllocated === 8 && !invert && d.pixelRepresentation === 0 && d.bitsStored === 8 && d.highBit === 7) {
+    let min = 255;
+    let max = 0;
+    for (let p = 0; p < n; p++) {
+      const v = frame[p];
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+    if (min === 0 && max === 255) {
+      out.set(frame.subarray(0, n));
+      return { width: d.columns, height: d.rows, data: out };
+    }
+  }
+  const words = storedWords(d, frame);
+  if (!words) {
+    // Other layouts (32-bit, big-endian hosts): value by value.
+    let min = Infinity;
+    let max = -Infinity;
+    for (let p = 0; p < n; p++) {
+      const v = get(p, 0);
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+    const range = max - min || 1;
+    for (let p = 0; p < n; p++) {
+      const v = Math.round(((get(p, 0) - min) * 255) / range);
+      out[p] = invert ? 255 - v : v;
+    }
+    return { width: d.columns, height: d.rows, data: out };
+  }
+  // 8- and 16-bit: the window as a lookup table indexed by the stored word (every frame is rendered
+  // twice, for cleaning and for verification; the per-pixel reader is several times slower).
+  const value = (word: number) => extract(word, d.highBit - d.bitsStored + 1, d.bitsStored, d.pixelRepresentation === 1);
+  const seen = new Uint8Array(2 ** d.bitsAllocated);
+  for (let p = 0; p < n; p++) seen[words[p]] = 1;
   let min = Infinity;
   let max = -Infinity;
-  for (let p = 0; p < n; p++) {
-    const v = get(p, 0);
+  for (let w = 0; w < seen.length; w++) {
+    if (!seen[w]) continue;
+    const v = value(w);
     if (v < min) min = v;
     if (v > max) max = v;
   }
   const range = max - min || 1;
-  const invert = d.photometric === 'MONOCHROME1';
-  if (d.bitsAllocated === 8 && min === 0 && max === 255 && !invert && d.pixelRepresentation === 0 && d.bitsStored === 8 && d.highBit === 7) {
-    out.set(frame.subarray(0, n));
-    return { width: d.columns, height: d.rows, data: out };
+  const window = new Uint8Array(seen.length);
+  for (let w = 0; w < window.length; w++) {
+    if (!seen[w]) continue;
+    const v = Math.round(((value(w) - min) * 255) / range);
+    window[w] = invert ? 255 - v : v;
   }
-  for (let p = 0; p < n; p++) {
-    const v = Math.round(((get(p, 0) - min) * 255) / range);
-    out[p] = invert ? 255 - v : v;
-  }
+  for (let p = 0; p < n; p++) out[p] = window[words[p]];
   return { width: d.columns, height: d.rows, data: out };
+}
+
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** The stored words of a one-sample 8- or 16-bit frame as a typed array; undefined for other layouts. */
+function storedWords(d: PixelDescriptor, frame: Uint8Array): Uint8Array | Uint16Array | undefined {
+  const n = d.rows * d.columns;
+  if (d.bitsAllocated === 8) return frame.subarray(0, n);
+  if (d.bitsAllocated !== 16 || !littleEndian) return undefined;
+  const bytes = frame.byteOffset % 2 === 0 ? frame : frame.slice(0, n * 2);
+  return new Uint16Array(bytes.buffer, bytes.byteOffset, n);
 }
 
 /** An 8-bit RGB render for previews: grey replicated, colour as stored (YBR_FULL converted). */
