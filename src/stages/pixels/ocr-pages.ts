@@ -1,10 +1,11 @@
 import type { OcrPool } from './ocr-pool.js';
 import type { TextWord } from './phi-boxes.js';
+import { BACKGROUND, type Piece } from './ocr-pieces.js';
 import { toPgm, type Gray8 } from './render.js';
 import type { Box } from './text-regions.js';
 
 /**
- * Sending prepared crops ("pieces") to the OCR pool and mapping the words back to frame pixels.
+ * Sending prepared crops (pieces, see ocr-pieces.ts) to the OCR pool and mapping the words back to frame pixels.
  *
  * - Pieces of text regions are read one per recognition, largest first, so that the pool's workers
  *   share them evenly. Read alone, tesseract's layout analysis works on each crop only, and a crop
@@ -14,21 +15,7 @@ import type { Box } from './text-regions.js';
  *   of texture depends on what shares its page: read alone, such crops were measured to lose small
  *   text (a date line on a JPEG cine) and to yield more false words, which costs over-masking.
  */
-export interface Piece {
-  readonly frame: number;
-  /** Source rectangle in frame pixels. */
-  readonly src: Box;
-  readonly scale: number;
-  /** The normalised, scaled and padded image (dark ink on a light background). */
-  readonly img: Gray8;
-  /** Padding around the scaled crop in `img`, in pixels. */
-  readonly pad: number;
-  /** The piece covers much of the frame (texture-dominated). */
-  readonly dense: boolean;
-}
 
-/** Light background of a normalised piece; also the fill between stacked pieces. */
-export const BACKGROUND = 235;
 const GAP = 24;
 /** Below about this many pixels a stacked page is not worth another worker's round trip. */
 const PAGE_PIXELS = 150_000;
