@@ -119,6 +119,29 @@ describe('text regions (the stroke analysis)', () => {
       }
     }
   });
+
+  it('should not read a region holding only specks of edge (a rib on the eval CT), yet find two-letter words at 8 to 12 px anywhere on the cell grid', async () => {
+    const { gray } = firstFrame(readFileSync(cases.find((k) => k.name === 'ct16 (native)')!.path));
+    const rib = { x0: 408, y0: 312, x1: 464, y1: 376 };
+    const overlap = (a: Box, b: Box) => a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1;
+    expect(analyseText(gray).blocks.some((b) => overlap(b, rib))).toBe(true);
+    expect(analyseText(gray).regions.filter((r) => overlap(r, rib))).toEqual([]);
+    for (const size of [8, 10, 12]) {
+      for (const font of ['DejaVu Sans', 'Liberation Serif', 'Liberation Sans Narrow']) {
+        for (const text of ['LI', 'Li', 'Ng', 'Wu', '17']) {
+          for (const shift of [0, 3, 5]) {
+            const g = await wordImage(text, font, size);
+            // Shift the word within the 8 px cells by cropping columns and rows off the top left.
+            const w = g.width - shift;
+            const h = g.height - shift;
+            const data = new Uint8Array(w * h);
+            for (let y = 0; y < h; y++) data.set(g.data.subarray((y + shift) * g.width + shift, (y + shift) * g.width + g.width), y * w);
+            expect(analyseText({ width: w, height: h, data }).regions.length, `${text} in ${font} ${size} px, shifted ${shift}`).toBeGreaterThan(0);
+          }
+        }
+      }
+    }
+  });
 });
 
 describe('grey render', () => {
