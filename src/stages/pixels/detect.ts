@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import sharp from 'sharp';
 import type { OcrPool } from './ocr-pool.js';
 import type { TextWord } from './phi-boxes.js';
-import { crop, toPgm, type Gray8 } from './render.js';
+import { readPieces } from './ocr-pages.js';
+import { makePieces, tiles, type Piece } from './ocr-pieces.js';
+import type { Gray8 } from './render.js';
 import { analyseText, boxArea, clampBox, grow, mergeBoxes, type Box } from './text-regions.js';
 
 /**
@@ -13,9 +14,8 @@ import { analyseText, boxArea, clampBox, grow, mergeBoxes, type Box } from './te
  * 2. Multi-frame: each region is read once per distinct content. Text that stays put (the usual
  *    case) is read once; text that changes from frame to frame (a clock, a frame counter) is read in
  *    every frame where it differs. The boxes found in any frame are then masked in every frame.
- * 3. Each region is cut out, turned to dark text on a light background (both polarities are handled
- *    by looking at the region's background), upscaled when its text is small, tiled when large, and
- *    packed with the others into a few pages that the pool's workers read in parallel.
+ * 3. Each region is cut out, turned to dark text on a light background, upscaled when its text is
+ *    small and tiled when large (ocr-pieces.ts); the pool's workers read the pieces (ocr-pages.ts).
  */
 export interface FrameSource {
   readonly count: number;
@@ -39,196 +39,6 @@ export interface ReadResult {
 
 /** Above this share of the frame, candidate regions are read as the whole frame. */
 const WHOLE_FRAME_SHARE = 0.6;
-/** Largest side of one OCR tile, in source pixels (before upscaling). */
-const MAX_TILE = 1600;
-const TILE_OVERLAP = 96;
-const PAD = 12;
-const GAP = 24;
-
-interface Piece {
-  readonly frame: number;
-  /** Source rectangle in frame pixels. */
-  readonly src: Box;
-  readonly scale: number;
-  /** The normalised, scaled and padded image. */
-  readonly img: Gray8;
-}
-
-/**
- * Typical glyph height in a normalised crop (dark ink on light): the median length of the vertical
- * ink runs of at least 3 pixels. Vertical strokes run the height of a capital; horizontal strokes and
- * horizontal lines (tables, rulers) give short runs and are left out.
- */
-function glyphHeight(g: Gray8): number {
-  const runs: number[] = [];
-  for (let x = 0; x < g.width; x++) {
-    let run = 0;
-    for (let y = 0; y <= g.height; y++) {
-      const ink = y < g.height && g.data[y * g.width + x] < 140;
-      if (ink) run++;
-      else {
-        if (run >= 3) runs.push(run);
-        run = 0;
-      }
-    }
-  }
-  if (runs.length < 8) return 0;
-  runs.sort((a, b) => a - b);
-  return runs[Math.floor(runs.length * 0.85)];
-}
-
-/**
- * The versions of a crop to read. Text of either polarity becomes dark ink on a near-white
- * background by subtracting the local background (a box mean around each pixel): one version keeps
- * what is darker than its surroundings, the other what is brighter. This copes with text on uneven
- * backgrounds and with both polarities in one crop (a light banner beside white text on black), and
- * makes every crop look alike, which matters because tesseract binarises a page of stacked crops as
- * a whole. The weaker polarity is read too unless its contrast is clearly only the gaps between the
- * strokes of the stronger one.
- */
-function versions(c: Gray8): Uint8Array[] {
-  const { width: W, height: H, data } = c;
-  const r = Math.max(6, Math.min(16, Math.round(Math.min(W, H) / 3)));
-  // Integral image for box means.
-  const I = new Float64Array((W + 1) * (H + 1));
-  for (let y = 0; y < H; y++) {
-    let row = 0;
-    for (let x = 0; x < W; x++) {
-      row += data[y * W + x];
-      I[(y + 1) * (W + 1) + x + 1] = I[y * (W + 1) + x + 1] + row;
-    }
-  }
-  const dark = new Int16Array(W * H);
-  const bright = new Int16Array(W * H);
-  const hd = new Uint32Array(256);
-  const hb = new Uint32Array(256);
-  for (let y = 0; y < H; y++) {
-    const y0 = Math.max(0, y - r);
-    const y1 = Math.min(H, y + r + 1);
-    for (let x = 0; x < W; x++) {
-      const x0 = Math.max(0, x - r);
-      const x1 = Math.min(W, x + r + 1);
-      const sum = I[y1 * (W + 1) + x1] - I[y0 * (W + 1) + x1] - I[y1 * (W + 1) + x0] + I[y0 * (W + 1) + x0];
-      const d = data[y * W + x] - sum / ((y1 - y0) * (x1 - x0));
-      const i = y * W + x;
-      if (d < 0) {
-        dark[i] = -d;
-        hd[Math.min(255, Math.round(-d))]++;
-      } else {
-        bright[i] = d;
-        hb[Math.min(255, Math.round(d))]++;
-      }
-    }
-  }
-  const top = (h: Uint32Array) => {
-    // The contrast of the strongest ink: the 99.7th percentile of the positive differences.
-    let total = 0;
-    for (let i = 1; i < 256; i++) total += h[i];
-    let acc = 0;
-    for (let i = 255; i > 0; i--) {
-      acc += h[i];
-      if (acc >= 0.003 * W * H || acc >= total) return i;
-    }
-    return 0;
-  };
-  const kd = top(hd);
-  const kb = top(hb);
-  const render = (diff: Int16Array, k: number) => {
-    const out = new Uint8Array(W * H);
-    const scale = 235 / Math.max(k * 0.8, 24);
-    for (let i = 0; i < out.length; i++) {
-      const v = 235 - diff[i] * scale;
-      out[i] = v <= 0 ? 0 : v;
-    }
-    return out;
-  };
-  const strong = Math.max(kd, kb);
-  const out: Uint8Array[] = [];
-  if (kd >= 24 && kd >= 0.6 * strong) out.push(render(dark, kd));
-  if (kb >= 24 && kb >= 0.6 * strong) out.push(render(bright, kb));
-  if (out.length === 0) out.push(render(kd >= kb ? dark : bright, strong));
-  return out;
-}
-
-async function makePieces(g: Gray8, frame: number, src: Box): Promise<Piece[]> {
-  const c = crop(g, src.x0, src.y0, src.x1, src.y1);
-  const pieces: Piece[] = [];
-  for (const data of versions(c)) {
-    // Tesseract reads best with text 20-40 px high. A crop of a line or two: from its line height. A
-    // tall crop (a block, a whole frame of texture) has no reliable line height: small ones are
-    // upscaled within a pixel budget.
-    const h = glyphHeight({ ...c, data });
-    const budget = Math.max(1, Math.floor(Math.sqrt(1_200_000 / (c.width * c.height))));
-    const scale = Math.min(3, budget, h > 0 ? Math.max(1, Math.round(16 / h)) : c.height > 80 ? 2 : 1);
-    let img: Gray8 = { width: c.width, height: c.height, data };
-    if (scale > 1) {
-      const buf = await sharp(Buffer.from(data.buffer, data.byteOffset, data.byteLength), { raw: { width: c.width, height: c.height, channels: 1 } })
-        .resize(c.width * scale, c.height * scale, { kernel: 'cubic' })
-        .toColourspace('b-w')
-        .raw()
-        .toBuffer({ resolveWithObject: true });
-      if (buf.info.channels !== 1 || buf.data.length !== c.width * scale * c.height * scale) throw new Error('unexpected resize output');
-      img = { width: c.width * scale, height: c.height * scale, data: new Uint8Array(buf.data.buffer, buf.data.byteOffset, buf.data.byteLength) };
-    }
-    // Pad with the (now light) background so that no text touches the border.
-    const pw = img.width + 2 * PAD;
-    const padded = new Uint8Array(pw * (img.height + 2 * PAD)).fill(235);
-    for (let y = 0; y < img.height; y++) padded.set(img.data.subarray(y * img.width, (y + 1) * img.width), (y + PAD) * pw + PAD);
-    pieces.push({ frame, src, scale, img: { width: pw, height: img.height + 2 * PAD, data: padded } });
-  }
-  return pieces;
-}
-
-/** Splits a large region into overlapping tiles. */
-function tiles(b: Box): Box[] {
-  const out: Box[] = [];
-  const w = b.x1 - b.x0;
-  const h = b.y1 - b.y0;
-  const nx = Math.max(1, Math.ceil((w - TILE_OVERLAP) / (MAX_TILE - TILE_OVERLAP)));
-  const ny = Math.max(1, Math.ceil((h - TILE_OVERLAP) / (MAX_TILE - TILE_OVERLAP)));
-  const tw = Math.ceil((w + (nx - 1) * TILE_OVERLAP) / nx);
-  const th = Math.ceil((h + (ny - 1) * TILE_OVERLAP) / ny);
-  for (let j = 0; j < ny; j++) {
-    for (let i = 0; i < nx; i++) {
-      const x0 = b.x0 + i * (tw - TILE_OVERLAP);
-      const y0 = b.y0 + j * (th - TILE_OVERLAP);
-      out.push({ x0, y0, x1: Math.min(b.x1, x0 + tw), y1: Math.min(b.y1, y0 + th) });
-    }
-  }
-  return out;
-}
-
-interface Placed {
-  readonly piece: Piece;
-  readonly x: number;
-  readonly y: number;
-}
-
-/**
- * Stacks pieces into `count` pages of about equal area (largest first onto the lightest page), so
- * that the pool's workers finish together.
- */
-function pack(pieces: Piece[], count: number): Array<{ width: number; height: number; placed: Placed[] }> {
-  const pages = Array.from({ length: Math.max(1, Math.min(count, pieces.length)) }, () => ({ width: 0, height: 0, area: 0, placed: [] as Placed[] }));
-  for (const p of [...pieces].sort((a, b) => b.img.width * b.img.height - a.img.width * a.img.height)) {
-    const page = pages.reduce((a, b) => (b.area < a.area ? b : a));
-    const y = page.height === 0 ? 0 : page.height + GAP;
-    page.placed.push({ piece: p, x: 0, y });
-    page.width = Math.max(page.width, p.img.width);
-    page.height = y + p.img.height;
-    page.area += p.img.width * p.img.height;
-  }
-  return pages;
-}
-
-function render(page: { width: number; height: number; placed: Placed[] }): Gray8 {
-  const data = new Uint8Array(page.width * page.height).fill(235);
-  for (const { piece, x, y } of page.placed) {
-    const { img } = piece;
-    for (let r = 0; r < img.height; r++) data.set(img.data.subarray(r * img.width, (r + 1) * img.width), (y + r) * page.width + x);
-  }
-  return { width: page.width, height: page.height, data };
-}
 
 function hashCrop(g: Gray8, b: Box): string {
   const h = createHash('sha1');
@@ -334,59 +144,32 @@ export async function readText(frames: FrameSource, pool: OcrPool): Promise<Read
   let regions: Box[] = [];
   const blockList: Box[] = [...layers.small];
   const pieces: Piece[] = [];
-  const split = (r: Box) => (r.x1 - r.x0 > MAX_TILE || r.y1 - r.y0 > MAX_TILE ? tiles(r) : [r]);
   for (const composite of layers.composites) {
     const a = analyseText(composite);
     let found = a.regions;
     blockList.push(...a.blocks);
     if (found.reduce((s, b) => s + boxArea(b), 0) > WHOLE_FRAME_SHARE * frameArea) found = [{ x0: 0, y0: 0, x1: frames.width, y1: frames.height }];
-    for (const b of found.flatMap(split)) pieces.push(...(await makePieces(composite, 0, b)));
+    for (const b of found.flatMap(tiles)) pieces.push(...(makePieces(composite, 0, b)));
     regions.push(...found);
   }
   const blocks = mergeBoxes(blockList);
   if (pieces.length === 0 && layers.small.length === 0) return { words: [], perFrame: [], regions, blocks, ocrCalls: 0, cropsRead: 0 };
   // Changing areas: once per distinct content.
   const seen = new Set<string>();
-  const parts = layers.small.flatMap(split);
+  const parts = layers.small.flatMap(tiles);
   for (let i = 0; i < frames.count && parts.length; i++) {
     const g = frames.gray(i);
     for (const [k, b] of parts.entries()) {
       const key = `${k}:${hashCrop(g, b)}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      pieces.push(...(await makePieces(g, i, b)));
+      pieces.push(...(makePieces(g, i, b)));
     }
   }
   regions = [...regions, ...layers.small];
 
-  const tPieces = performance.now();
-  const totalArea = pieces.reduce((s, p) => s + p.img.width * p.img.height, 0);
-  // Below ~150k pixels a page is not worth another worker's round trip.
-  const pages = pack(pieces, Math.min(pool.size, Math.ceil(totalArea / 150_000)));
-  const rendered = pages.map(render);
-  const results = await Promise.all(rendered.map((g) => pool.recognize(toPgm(g), { psm: 11 })));
-  if (process.env.DEID_DEBUG_OCR_TIME) process.stderr.write(`ocr: ${pieces.map((p) => `${p.src.x1 - p.src.x0}x${p.src.y1 - p.src.y0}*${p.scale}`).join(' ')} pieces, ${rendered.map((g) => `${g.width}x${g.height}`).join(' ')} px, ${(performance.now() - tPieces).toFixed(0)} ms\n`);
-
-  const perFrame: Array<{ frame: number; word: TextWord }> = [];
-  results.forEach((words, pi) => {
-    const page = pages[pi];
-    for (const w of words) {
-      const cx = (w.bbox.x0 + w.bbox.x1) / 2;
-      const cy = (w.bbox.y0 + w.bbox.y1) / 2;
-      const hit = page.placed.find((p) => cx >= p.x && cx < p.x + p.piece.img.width && cy >= p.y && cy < p.y + p.piece.img.height);
-      if (!hit) continue;
-      const { piece } = hit;
-      const map = (v: number, o: number, s0: number, s1: number) => Math.min(s1, Math.max(s0, s0 + (v - o - PAD) / piece.scale));
-      const box: Box = {
-        x0: Math.floor(map(w.bbox.x0, hit.x, piece.src.x0, piece.src.x1)),
-        y0: Math.floor(map(w.bbox.y0, hit.y, piece.src.y0, piece.src.y1)),
-        x1: Math.ceil(map(w.bbox.x1, hit.x, piece.src.x0, piece.src.x1)),
-        y1: Math.ceil(map(w.bbox.y1, hit.y, piece.src.y0, piece.src.y1)),
-      };
-      if (box.x1 <= box.x0 || box.y1 <= box.y0) continue;
-      const dense = (piece.src.x1 - piece.src.x0) * (piece.src.y1 - piece.src.y0) > 0.25 * frameArea;
-      perFrame.push({ frame: piece.frame, word: { text: w.text, confidence: w.confidence, box, dense } });
-    }
-  });
-  return { words: perFrame.map((p) => p.word), perFrame, regions, blocks, ocrCalls: pages.length, cropsRead: pieces.length };
+  const tRead = performance.now();
+  const { perFrame, ocrCalls } = await readPieces(pieces, pool);
+  if (process.env.DEID_DEBUG_OCR_TIME) process.stderr.write(`ocr: ${pieces.length} pieces, ${ocrCalls} calls, ${(performance.now() - tRead).toFixed(0)} ms\n`);
+  return { words: perFrame.map((p) => p.word), perFrame, regions, blocks, ocrCalls, cropsRead: pieces.length };
 }

@@ -47,7 +47,8 @@ function extract(word: number, lowBit: number, bits: number, signed: boolean): n
 /**
  * 8-bit grey for text detection and OCR. Monochrome: a linear min–max window over the frame (text is
  * almost always at or near an extreme value; a clinical window could clip it into the background),
- * MONOCHROME1 inverted to look as displayed. Colour: luma. YBR_FULL: its Y sample.
+ * without an isolated black value (see grayWindow), MONOCHROME1 inverted to look as displayed.
+ * Colour: luma. YBR_FULL: its Y sample.
  */
 export function renderGray(d: PixelDescriptor, frame: Uint8Array, lut?: Palette): Gray8 {
   const n = d.rows * d.columns;
@@ -70,24 +71,74 @@ export function renderGray(d: PixelDescriptor, frame: Uint8Array, lut?: Palette)
     }
     return { width: d.columns, height: d.rows, data: out };
   }
-  let min = Infinity;
-  let max = -Infinity;
-  for (let p = 0; p < n; p++) {
-    const v = get(p, 0);
-    if (v < min) min = v;
-    if (v > max) max = v;
-  }
-  const range = max - min || 1;
   const invert = d.photometric === 'MONOCHROME1';
-  if (d.bitsAllocated === 8 && min === 0 && max === 255 && !invert && d.pixelRepresentation === 0 && d.bitsStored === 8 && d.highBit === 7) {
-    out.set(frame.subarray(0, n));
+  const words = storedWords(d, frame);
+  // 8- and 16-bit: the distinct stored words, then the window as a lookup table indexed by the word
+  // (every frame is rendered twice, for cleaning and for verification; the per-pixel reader is
+  // several times slower). Other layouts (32-bit, big-endian hosts): value by value.
+  const value = (word: number) => extract(word, d.highBit - d.bitsStored + 1, d.bitsStored, d.pixelRepresentation === 1);
+  const seen = words ? new Uint8Array(2 ** d.bitsAllocated) : undefined;
+  if (words && seen) for (let p = 0; p < n; p++) seen[words[p]] = 1;
+  const w = grayWindow(
+    (visit) => {
+      if (seen) {
+        for (let i = 0; i < seen.length; i++) if (seen[i]) visit(value(i));
+      } else for (let p = 0; p < n; p++) visit(get(p, 0));
+    },
+    invert,
+  );
+  const range = w.max - w.min || 1;
+  const grey = (v: number) => {
+    const g = Math.round(((v - w.min) * 255) / range);
+    const c = g <= 0 ? 0 : g >= 255 ? 255 : g;
+    return invert ? 255 - c : c;
+  };
+  if (!words || !seen) {
+    for (let p = 0; p < n; p++) out[p] = grey(get(p, 0));
     return { width: d.columns, height: d.rows, data: out };
   }
-  for (let p = 0; p < n; p++) {
-    const v = Math.round(((get(p, 0) - min) * 255) / range);
-    out[p] = invert ? 255 - v : v;
-  }
+  const table = new Uint8Array(seen.length);
+  for (let i = 0; i < table.length; i++) if (seen[i]) table[i] = grey(value(i));
+  for (let p = 0; p < n; p++) out[p] = table[words[p]];
   return { width: d.columns, height: d.rows, data: out };
+}
+
+/**
+ * The min–max window of a monochrome frame, leaving out a value at the end displayed as black when it
+ * lies further from the other values than they span: the fill of masked boxes (the smallest storable
+ * value, -32768 on a signed CT) or a padding value. Kept in the window, it would squeeze the picture
+ * and any text left in it into a few grey levels, where neither the stroke analysis nor OCR sees
+ * them: verification of a masked CT would look at a blank image. Left out, it renders as black.
+ */
+export function grayWindow(each: (visit: (v: number) => void) => void, invert: boolean): { min: number; max: number } {
+  let min = Infinity;
+  let max = -Infinity;
+  each((v) => {
+    if (v < min) min = v;
+    if (v > max) max = v;
+  });
+  if (min === max) return { min, max };
+  // The black end: the minimum, or the maximum for MONOCHROME1; its nearest other value.
+  const black = invert ? max : min;
+  let next = invert ? -Infinity : Infinity;
+  each((v) => {
+    if (v !== black && (invert ? v > next : v < next)) next = v;
+  });
+  const gap = Math.abs(next - black);
+  const rest = invert ? next - min : max - next;
+  if (gap <= rest) return { min, max };
+  return invert ? { min, max: next } : { min: next, max };
+}
+
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** The stored words of a one-sample 8- or 16-bit frame as a typed array; undefined for other layouts. */
+function storedWords(d: PixelDescriptor, frame: Uint8Array): Uint8Array | Uint16Array | undefined {
+  const n = d.rows * d.columns;
+  if (d.bitsAllocated === 8) return frame.subarray(0, n);
+  if (d.bitsAllocated !== 16 || !littleEndian) return undefined;
+  const bytes = frame.byteOffset % 2 === 0 ? frame : frame.slice(0, n * 2);
+  return new Uint16Array(bytes.buffer, bytes.byteOffset, n);
 }
 
 /** An 8-bit RGB render for previews: grey replicated, colour as stored (YBR_FULL converted). */

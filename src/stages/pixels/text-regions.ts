@@ -146,15 +146,19 @@ export function analyseText(g: Gray8, opts: TextRegionOptions = {}): TextAnalysi
   }
   const label = new Int32Array(cw * ch).fill(-1);
   const boxes: Box[] = [];
+  /** Stroke events inside each group's own cells. */
+  const strokes: number[] = [];
   const stack: number[] = [];
   for (let i = 0; i < joined.length; i++) {
     if (!joined[i] || label[i] >= 0) continue;
     const id = boxes.length;
     const b = { x0: Infinity, y0: Infinity, x1: -Infinity, y1: -Infinity };
+    let n = 0;
     label[i] = id;
     stack.push(i);
     while (stack.length) {
       const j = stack.pop()!;
+      n += hCells[j] + vCells[j];
       const x = j % cw;
       const y = (j / cw) | 0;
       if (x < b.x0) b.x0 = x;
@@ -171,12 +175,51 @@ export function analyseText(g: Gray8, opts: TextRegionOptions = {}): TextAnalysi
       }
     }
     boxes.push(b);
+    strokes.push(n);
   }
   const pad = C;
   const blocks = boxes.map((b) => clampBox({ x0: b.x0 * C, y0: b.y0 * C, x1: (b.x1 + 1) * C, y1: (b.y1 + 1) * C }, W, H));
-  const regions = mergeBoxes(
+  const merged = mergeBoxes(
     boxes.map((b) => clampBox({ x0: b.x0 * C - pad, y0: b.y0 * C - pad, x1: (b.x1 + 1) * C + pad, y1: (b.y1 + 1) * C + pad }, W, H)),
     2,
   );
+  // A region is read when it holds at least one group dense enough to be a word (whole: sparse
+  // groups beside a word stay in its crop), and is not made of horizontal lines only.
+  const words = blocks.filter((_, i) => strokes[i] >= MIN_GROUP_STROKES);
+  const regions = merged.filter((r) => words.some((b) => intersects(r, b)) && mayHoldText(strokesIn(r, hCells, vCells, C, cw)));
   return { regions, blocks };
+}
+
+/**
+ * A group of cells with fewer stroke events than this is a speck of edge (a curved bone cortex), not
+ * a word: measured on 20 short words ("LI", "il", "II", "Ng", "17", …) in six fonts at 8 to 20 px and
+ * at every position within the cell grid, no word that forms a group forms one this sparse (stem-only
+ * pairs at 8 px come closest). A region holding only such groups is not read; they stay in `blocks`.
+ */
+const MIN_GROUP_STROKES = 8;
+
+/**
+ * Letters and digits cross vertical stems about as often as horizontal bars: measured on words of
+ * five fonts at 8 to 48 px, at most 3.4 times as many vertical runs as horizontal ones for words
+ * ("EE", "ZZ") and 4.3 for a lone "E". A region with more than six times as many is made of
+ * horizontal lines and edges (a table top, a ruler, "="), not of characters.
+ */
+const MAX_VERTICAL_SHARE = 6;
+
+/** Whether OCR should look at a region, from its stroke counts; biased towards yes. */
+function mayHoldText({ h, v }: { h: number; v: number }): boolean {
+  return v <= MAX_VERTICAL_SHARE * h;
+}
+
+/** Stroke events of each direction in the cells a region covers. */
+function strokesIn(r: Box, hCells: Uint16Array, vCells: Uint16Array, C: number, cw: number): { h: number; v: number } {
+  let h = 0;
+  let v = 0;
+  for (let cy = Math.floor(r.y0 / C); cy < Math.ceil(r.y1 / C); cy++) {
+    for (let cx = Math.floor(r.x0 / C); cx < Math.ceil(r.x1 / C); cx++) {
+      h += hCells[cy * cw + cx];
+      v += vCells[cy * cw + cx];
+    }
+  }
+  return { h, v };
 }

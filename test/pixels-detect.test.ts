@@ -1,0 +1,227 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initCodecs } from '../src/dicom/pixels/codecs.js';
+import type { PixelDescriptor } from '../src/dicom/pixels/descriptor.js';
+import { decodePixelData, encodePixelData } from '../src/dicom/pixels/pixel-data.js';
+import { readDicom } from '../src/dicom/reader.js';
+import { TS } from '../src/dicom/transfer-syntax.js';
+import { writeDicom } from '../src/dicom/writer.js';
+import { collectIdentifiers } from '../src/stages/identifiers.js';
+import { readText } from '../src/stages/pixels/detect.js';
+import { maskFrame } from '../src/stages/pixels/mask.js';
+import { OcrPool } from '../src/stages/pixels/ocr-pool.js';
+import { PhiMatcher } from '../src/stages/pixels/phi-boxes.js';
+import { renderGray, sampleReader, type Gray8 } from '../src/stages/pixels/render.js';
+import { analyseText, boxArea, type Box } from '../src/stages/pixels/text-regions.js';
+import { upscale } from '../src/stages/pixels/upscale.js';
+import { verifyPixels } from '../src/stages/pixels/verify-pixels.js';
+import { REPO_ROOT, corpusFile, tempDir } from './helpers/corpus.js';
+import type { EvalCase } from './pixel-eval/generate.mjs';
+
+/**
+ * Where the pixel stage looks for text: the stroke analysis that proposes regions to OCR, the grey
+ * render it works on (for cleaning and for verification), and the crop upscaling. On real inputs:
+ * the evaluation set (known words burned into corpus images) and text-free corpus slices.
+ */
+const tmp = tempDir('deid-pixels-detect-');
+let cases: EvalCase[];
+let pool: OcrPool;
+
+beforeAll(async () => {
+  await initCodecs();
+  // The generator runs the built code (npm test builds first).
+  if (!existsSync(join(REPO_ROOT, 'dist/stages/pixels/render.js'))) execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: REPO_ROOT, stdio: 'ignore' });
+  const { buildEvalSet } = await import('./pixel-eval/generate.mjs');
+  cases = await buildEvalSet(tmp.path);
+  pool = new OcrPool({ size: 2 });
+});
+afterAll(async () => {
+  await pool?.terminate();
+  tmp.cleanup();
+});
+
+function firstFrame(bytes: Uint8Array): { gray: Gray8; desc: PixelDescriptor } {
+  const f = readDicom(bytes);
+  const img = decodePixelData(f.dataset, f.transferSyntaxUID);
+  return { gray: renderGray(img.desc, img.frames[0]), desc: img.desc };
+}
+
+const inside = (boxes: readonly Box[], x: number, y: number) => boxes.some((b) => x >= b.x0 && x < b.x1 && y >= b.y0 && y < b.y1);
+
+/** A word drawn with sharp (white on dark grey), as an 8-bit frame. */
+async function wordImage(text: string, font: string, size: number): Promise<Gray8> {
+  const W = 40 + Math.ceil(size * text.length * 0.9);
+  const H = 40 + size * 2;
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}"><rect width="${W}" height="${H}" fill="#202020"/><text x="20" y="${20 + Math.round(size * 1.4)}" font-family="${font}" font-size="${size}" fill="#fff">${text}</text></svg>`;
+  const { data, info } = await sharp(Buffer.from(svg)).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, data: new Uint8Array(data) };
+}
+
+describe('text regions (the stroke analysis)', () => {
+  it('should propose regions holding every burned-in word of the evaluation images', () => {
+    for (const c of cases.filter((k) => k.name.endsWith('(native)'))) {
+      const { gray } = firstFrame(readFileSync(c.path));
+      const { regions } = analyseText(gray);
+      for (const w of c.truth[0]) {
+        const bw = w.box.x1 - w.box.x0;
+        let ink = 0;
+        let covered = 0;
+        for (let y = w.box.y0; y < w.box.y1; y++) {
+          for (let x = w.box.x0; x < w.box.x1; x++) {
+            if (!w.inkMask[(y - w.box.y0) * bw + (x - w.box.x0)]) continue;
+            ink++;
+            if (inside(regions, x, y)) covered++;
+          }
+        }
+        expect(covered / ink, `${c.name}: a burned word at (${w.box.x0},${w.box.y0})`).toBe(1);
+      }
+    }
+  });
+
+  it('should propose only bone edges on a text-free CT slice, a small share of it, where OCR reads no identifying word', async () => {
+    const bytes = readFileSync(corpusFile('dicomparser/CT1_UNC.explicit_little_endian.dcm'));
+    const { gray } = firstFrame(bytes);
+    const { regions } = analyseText(gray);
+    const share = regions.reduce((s, r) => s + boxArea(r), 0) / (gray.width * gray.height);
+    expect(share).toBeLessThan(0.05);
+    const read = await readText({ count: 1, width: gray.width, height: gray.height, gray: () => gray }, pool);
+    const matcher = new PhiMatcher(collectIdentifiers(readDicom(bytes).dataset));
+    expect(read.words.filter((w) => matcher.sensitive(w.text, w.confidence))).toEqual([]);
+  });
+
+  it('should skip OCR on an image without any stroke (a smooth gradient)', async () => {
+    const W = 256;
+    const data = new Uint8Array(W * W);
+    for (let y = 0; y < W; y++) for (let x = 0; x < W; x++) data[y * W + x] = (x + y) >> 1;
+    const gray = { width: W, height: W, data };
+    expect(analyseText(gray).regions).toEqual([]);
+    const refusing = { size: 1, recognize: () => Promise.reject(new Error('OCR must not run')) } as unknown as OcrPool;
+    const read = await readText({ count: 1, width: W, height: W, gray: () => gray }, refusing);
+    expect(read.ocrCalls).toBe(0);
+  });
+
+  it('should leave out horizontal lines but keep words made mostly of bars ("EE", "LEE", "ZZ", "E") at 8 to 48 px', async () => {
+    // A ruler of thin horizontal lines, as under a CT table or on a scale bar.
+    const W = 200;
+    const lines = new Uint8Array(W * 60).fill(30);
+    for (const y of [20, 24, 28]) for (let x = 20; x < 180; x++) lines[y * W + x] = 230;
+    expect(analyseText({ width: W, height: 60, data: lines }).regions).toEqual([]);
+    for (const size of [8, 12, 16, 20, 28, 48]) {
+      for (const font of ['DejaVu Sans', 'Liberation Serif', 'DejaVu Sans Mono']) {
+        for (const text of ['EE', 'LEE', 'ZZ', 'E', 'LI']) {
+          if (size < 10 && text.length === 1) continue; // one small letter is not always a stroke pattern
+          const g = await wordImage(text, font, size);
+          expect(analyseText(g).regions.length, `${text} in ${font} ${size} px`).toBeGreaterThan(0);
+        }
+      }
+    }
+  });
+
+  it('should not read a region holding only specks of edge (a rib on the eval CT), yet find two-letter words at 8 to 12 px anywhere on the cell grid', async () => {
+    const { gray } = firstFrame(readFileSync(cases.find((k) => k.name === 'ct16 (native)')!.path));
+    const rib = { x0: 408, y0: 312, x1: 464, y1: 376 };
+    const overlap = (a: Box, b: Box) => a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1;
+    expect(analyseText(gray).blocks.some((b) => overlap(b, rib))).toBe(true);
+    expect(analyseText(gray).regions.filter((r) => overlap(r, rib))).toEqual([]);
+    for (const size of [8, 10, 12]) {
+      for (const font of ['DejaVu Sans', 'Liberation Serif', 'Liberation Sans Narrow']) {
+        for (const text of ['LI', 'Li', 'Ng', 'Wu', '17']) {
+          for (const shift of [0, 3, 5]) {
+            const g = await wordImage(text, font, size);
+            // Shift the word within the 8 px cells by cropping columns and rows off the top left.
+            const w = g.width - shift;
+            const h = g.height - shift;
+            const data = new Uint8Array(w * h);
+            for (let y = 0; y < h; y++) data.set(g.data.subarray((y + shift) * g.width + shift, (y + shift) * g.width + g.width), y * w);
+            expect(analyseText({ width: w, height: h, data }).regions.length, `${text} in ${font} ${size} px, shifted ${shift}`).toBeGreaterThan(0);
+          }
+        }
+      }
+    }
+  });
+});
+
+describe('grey render', () => {
+  /** The window as documented, value by value, for comparison. */
+  function reference(d: PixelDescriptor, frame: Uint8Array): Uint8Array {
+    const get = sampleReader(d, frame);
+    const n = d.rows * d.columns;
+    let min = Infinity;
+    let max = -Infinity;
+    for (let p = 0; p < n; p++) {
+      min = Math.min(min, get(p, 0));
+      max = Math.max(max, get(p, 0));
+    }
+    const out = new Uint8Array(n);
+    for (let p = 0; p < n; p++) {
+      const v = Math.round(((get(p, 0) - min) * 255) / (max - min || 1));
+      out[p] = d.photometric === 'MONOCHROME1' ? 255 - v : v;
+    }
+    return out;
+  }
+
+  it('should render corpus frames (16-bit signed CT, 12-bit MR, 8-bit) exactly as the min-max window', () => {
+    for (const rel of ['dicomparser/CT1_UNC.explicit_little_endian.dcm', 'pydicom/examples_overlay.dcm', 'pydicom/MR_small.dcm', 'dicomparser/deflate/image_dfl', 'pydicom/CT_small.dcm']) {
+      const f = readDicom(readFileSync(corpusFile(rel)));
+      const img = decodePixelData(f.dataset, f.transferSyntaxUID);
+      expect(Buffer.from(renderGray(img.desc, img.frames[0]).data).equals(Buffer.from(reference(img.desc, img.frames[0]))), rel).toBe(true);
+    }
+  });
+
+  it('should keep the contrast of a masked CT, so that verification reads what masking left (fail closed)', async () => {
+    const c = cases.find((k) => k.name === 'ct16 (native)')!;
+    const input = readDicom(readFileSync(c.path));
+    const img = decodePixelData(input.dataset, input.transferSyntaxUID);
+    // Mask every word (fill -32768) but the grey ones: the date and time at the top right, the
+    // institution at the bottom left (drawn at 80% of the range, not at the maximum).
+    const left = (w: { box: Box }) => (w.box.y1 < 40 && w.box.x0 > 300) || (w.box.y0 > 470 && w.box.x1 < 250);
+    const masked = c.truth[0].filter((w) => !left(w));
+    expect(c.truth[0].filter(left).map((w) => w.text)).toEqual(['1962-03-14', '14:22:05', 'ST', 'ELSEWHERE', 'GENERAL', 'HOSPITAL']);
+    maskFrame(img.frames[0], img.desc, { boxes: masked.map((w) => ({ x0: w.box.x0 - 3, y0: w.box.y0 - 3, x1: w.box.x1 + 3, y1: w.box.y1 + 3 })) });
+    const enc = encodePixelData(input.dataset, img, TS.ExplicitLE);
+    const output = readDicom(writeDicom({ ...input, dataset: enc.dataset, transferSyntaxUID: enc.transferSyntaxUID }));
+
+    const report = await verifyPixels(output, collectIdentifiers(input.dataset), { pool });
+    expect(report.ok).toBe(false);
+    expect(report.leaks.filter((l) => l.box.y0 < 40).map((l) => l.kind)).toContain('time');
+    expect(report.leaks.filter((l) => l.box.y0 > 440).map((l) => l.kind)).toContain('institution');
+
+    const { gray } = firstFrame(writeDicom(output));
+    // The body keeps most of its grey levels (it was squeezed into 224-255 when the fill set the window).
+    const levels = new Set(gray.data.filter((v) => v > 0)).size;
+    expect(levels).toBeGreaterThan(150);
+  });
+
+  it('should render a masked box black and leave the rest of the window to the picture', () => {
+    const d = { rows: 64, columns: 64, samplesPerPixel: 1, bitsAllocated: 16, bitsStored: 16, highBit: 15, pixelRepresentation: 1, planarConfiguration: 0, photometric: 'MONOCHROME2' } as PixelDescriptor;
+    const frame = new Uint8Array(64 * 64 * 2);
+    const dv = new DataView(frame.buffer);
+    for (let p = 0; p < 64 * 64; p++) dv.setInt16(p * 2, p < 64 * 8 ? -32768 : -1000 + (p % 64) * 50, true);
+    const g = renderGray(d, frame);
+    expect(g.data[0]).toBe(0);
+    expect(g.data[64 * 8]).toBe(0);
+    expect(g.data[64 * 8 + 63]).toBe(255);
+    expect(new Set(g.data.subarray(64 * 8)).size).toBe(64);
+  });
+});
+
+describe('crop upscaling', () => {
+  it("should match sharp's cubic resize within 3 grey levels on a real crop", async () => {
+    const { gray } = firstFrame(readFileSync(cases.find((k) => k.name === 'ct16 (native)')!.path));
+    const W = 216;
+    const H = 56;
+    const c = new Uint8Array(W * H);
+    for (let y = 0; y < H; y++) c.set(gray.data.subarray(y * gray.width, y * gray.width + W), y * W);
+    for (const s of [2, 3]) {
+      const ref = await sharp(Buffer.from(c), { raw: { width: W, height: H, channels: 1 } }).resize(W * s, H * s, { kernel: 'cubic' }).toColourspace('b-w').raw().toBuffer();
+      const ours = upscale({ width: W, height: H, data: c }, s).data;
+      expect(ours.length).toBe(ref.length);
+      let worst = 0;
+      for (let i = 0; i < ours.length; i++) worst = Math.max(worst, Math.abs(ours[i] - ref[i]));
+      expect(worst).toBeLessThanOrEqual(3);
+    }
+  });
+});
