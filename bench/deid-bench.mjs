@@ -28,10 +28,14 @@ const bytes = totalBytes(files);
 console.log(`\ncorpus: ${files.length} files, ${fmt(bytes / 1e6, 1)} MB (CT_small, MR_small, CT1_UNC; 10 per study, one patient per study)`);
 const listFile = join(WORK, 'files.txt');
 writeFileSync(listFile, files.join('\n'));
+// Every run writes into a directory of its own, and outputs are deleted only after the last round:
+// ext4 allocates inodes slowly right after thousands were freed (its recently-deleted check showed as a
+// third of all cycles when each run reused the folder the previous run had just emptied).
+const runsDir = join(WORK, `runs-${process.pid}-${COUNT}`);
 const cmds = {
-  deid: () => [process.execPath, [join(ROOT, 'bin/deid.js'), 'run', corpus, '--out', join(WORK, 'out-deid'), '--quarantine', join(WORK, 'q-deid'), '--profile', 'basic', '--secret-file', secretFile, '--json']],
-  gdcmanon: () => ['gdcmanon', ['-e', '--continue', '-c', join(certDir, 'cert.pem'), '-i', corpus, '-o', join(WORK, 'out-gdcm')]],
-  copy: () => [process.execPath, [join(ROOT, 'bench/copy-files.mjs'), listFile, join(WORK, 'out-copy')]],
+  deid: (out) => [process.execPath, [join(ROOT, 'bin/deid.js'), 'run', corpus, '--out', join(out, 'out'), '--quarantine', join(out, 'quarantine'), '--profile', 'basic', '--secret-file', secretFile, '--json']],
+  gdcmanon: (out) => ['gdcmanon', ['-e', '--continue', '-c', join(certDir, 'cert.pem'), '-i', corpus, '-o', out]],
+  copy: (out) => [process.execPath, [join(ROOT, 'bench/copy-files.mjs'), listFile, out]],
 };
 
 const best = {};
@@ -41,9 +45,11 @@ const rounds = COUNT > 1000 ? Math.max(1, Math.ceil(ROUNDS / 2)) : ROUNDS;
 for (let round = 0; round < rounds; round++) {
   const seconds = {};
   for (const [name, make] of Object.entries(cmds)) {
-    for (const d of ['out-deid', 'q-deid', 'out-gdcm', 'out-copy']) rmSync(join(WORK, d), { recursive: true, force: true });
-    if (name === 'gdcmanon') mkdirSync(join(WORK, 'out-gdcm'));
-    const [cmd, args] = make();
+    const out = join(runsDir, `${name}-${round}`);
+    mkdirSync(out, { recursive: true });
+    // Flush earlier runs' dirty pages first, so that no run pays for another's writeback.
+    execFileSync('sync');
+    const [cmd, args] = make(out);
     const r = await timed(cmd, args, { TCP_NODELAY: '1' });
     if (name === 'deid') {
       const summary = JSON.parse(r.stdout.trim().split('\n').pop());
@@ -69,4 +75,5 @@ if (samples.length > 4) {
   const q = Math.floor(samples.length / 4);
   console.log(`deid memory (RSS of the run, MB): first quarter max ${fmt(Math.max(...samples.slice(0, q)))}, last quarter max ${fmt(Math.max(...samples.slice(-q)))}, overall max ${fmt(Math.max(...samples))}`);
 }
+rmSync(runsDir, { recursive: true, force: true });
 }
