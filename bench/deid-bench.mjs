@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, WORK, buildCorpus, fmt, requireTool, timed, totalBytes } from './lib.mjs';
+import { ROOT, WORK, buildCorpus, fmt, median, requireTool, timed, totalBytes } from './lib.mjs';
 
 // Two sizes: the 1,000 files the issue names, and 5,000, where the fixed start-up of a Node process
 // (module loading, a cold JIT) is amortised as it is in real batch runs. BENCH_FILES=n runs one size.
@@ -68,8 +68,7 @@ for (const [name, label] of [['deid', 'deid run --profile basic (with quality ch
   console.log(`  ${label.padEnd(48)} ${fmt(rate(best[name])).padStart(6)} files/s  ${fmt(bytes / 1e6 / best[name], 1).padStart(7)} MB/s  ${fmt(best[name], 2)} s`);
 }
 console.log(`\nratios: deid / gdcmanon = ${fmt(best.gdcmanon / best.deid, 2)}x   deid / copy floor = ${fmt(best.copy / best.deid, 2)}x`);
-const sortedRatios = [...roundRatios].sort((a, b) => a - b);
-console.log(`deid / gdcmanon per round: ${roundRatios.map((x) => `${fmt(x, 2)}x`).join(', ')}; median ${fmt(sortedRatios[Math.floor(sortedRatios.length / 2)], 2)}x`);
+console.log(`deid / gdcmanon per round: ${roundRatios.map((x) => `${fmt(x, 2)}x`).join(', ')}; median ${fmt(median(roundRatios), 2)}x`);
 const samples = mem[rounds - 1] ?? []; // one run, start to end
 if (samples.length > 4) {
   const q = Math.floor(samples.length / 4);

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, WORK, buildCorpus, fmt, requireTool, startOrthanc, totalBytes } from './lib.mjs';
+import { ROOT, WORK, buildCorpus, fmt, median, requireTool, startOrthanc, totalBytes } from './lib.mjs';
 
 const COUNT = Number(process.env.BENCH_INGEST_FILES ?? 1000);
 requireTool('storescu', 'dcmtk');
@@ -121,8 +121,7 @@ console.log(`  storescu → deid (embedded) → Orthanc           ${fmt(files.le
 const cpuTotal = Object.values(best.cpu).reduce((a, b) => a + b, 0);
 console.log(`  service CPU during the stream ${fmt((cpuTotal / files.length) * 1000, 1)} ms per object (${Object.entries(best.cpu).filter(([, v]) => v >= 0.1).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${fmt(v, 1)} s`).join(', ')})`);
 console.log(`\nratio: ${fmt((direct_ / through) * 100, 0)}% of the direct figure, best against best (goal ≥ 70%)`);
-const sortedRatios = [...roundRatios].sort((a, b) => a - b);
-console.log(`       per round: ${roundRatios.map((x) => `${fmt(x * 100, 0)}%`).join(', ')}; median ${fmt(sortedRatios[Math.floor(sortedRatios.length / 2)] * 100, 0)}%`);
+console.log(`       per round: ${roundRatios.map((x) => `${fmt(x * 100, 0)}%`).join(', ')}; median ${fmt(median(roundRatios) * 100, 0)}%`);
 if (rss.length > 8) {
   const q = Math.floor(rss.length / 4);
   console.log(`service memory (RSS, MB): first quarter max ${fmt(Math.max(...rss.slice(0, q)))}, last quarter max ${fmt(Math.max(...rss.slice(-q)))}, overall max ${fmt(Math.max(...rss))}`);
