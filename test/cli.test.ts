@@ -7,6 +7,7 @@ import { readDicom } from '../src/dicom/reader.js';
 import { TAG } from '../src/dicom/tag.js';
 import { rawString } from '../src/dicom/values.js';
 import { CLI, corpusFile, tempDir } from './helpers/corpus.js';
+import { writeStudy } from './helpers/study.js';
 
 function deid(args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
@@ -122,6 +123,35 @@ describe('deid CLI', () => {
     expect([invalid.code, invalid.stderr]).toEqual([1, expect.stringMatching(/DEID_ERR_PROFILE_INVALID.*NoSuchKeyword/)]);
     expect(deid(['run', ...base, '--secret-file', join(tmp.path, 'missing')]).stderr).toMatch(/DEID_ERR_SECRET/);
     expect(existsSync(join(tmp.path, 'x'))).toBe(false);
+  });
+
+  it('should share a large run between this thread and workers, each file once, as one thread would', () => {
+    const many = join(tmp.path, 'many');
+    // 150 distinct objects (more than FILES_PER_THREAD per thread for three threads), and two bad files.
+    writeStudy(join(many, 'study'), {
+      sources: [
+        { file: 'pydicom/CT_small.dcm', series: 1, copies: 120 },
+        { file: 'pydicom/MR_small.dcm', series: 2, copies: 30 },
+      ],
+      patientName: 'MANY^FILES',
+      patientId: 'MANY-1',
+      studyUid: '1.2.826.0.1.3680043.8.498.77',
+    });
+    writeFileSync(join(many, 'junk.dcm'), 'not a DICOM file');
+    writeFileSync(join(many, 'cut.dcm'), readFileSync(corpusFile('pydicom/MR_small.dcm')).subarray(0, 2000));
+    const runWith = (jobs: string) => {
+      const out = join(tmp.path, `many-out-${jobs}`);
+      const r = deid(['run', many, '--out', out, '--quarantine', join(tmp.path, `many-q-${jobs}`), '--secret-file', secretFile, '--json', '--jobs', jobs]);
+      expect(r.code).toBe(2);
+      const files = listFiles(out);
+      return { summary: JSON.parse(r.stdout.trim()), files: files.map((f) => f.slice(out.length)), bytes: files.map((f) => readFileSync(f)) };
+    };
+    const threaded = runWith('3');
+    const single = runWith('1');
+    expect(threaded.summary).toMatchObject({ files: 152, deidentified: 150, quarantined: 2 });
+    expect(threaded.files).toHaveLength(150);
+    expect(threaded.files).toEqual(single.files);
+    threaded.bytes.forEach((b, i) => expect(b.equals(single.bytes[i])).toBe(true));
   });
 
   it('should print the quality-check report for a pair of files', () => {

@@ -7,7 +7,8 @@ import { Worker } from 'node:worker_threads';
  */
 const pool: Worker[] = [];
 
-export function prewarmRunWorkers(n = availableParallelism()): void {
+/** One per core but the main thread's core: the main thread de-identifies too. */
+export function prewarmRunWorkers(n = availableParallelism() - 1): void {
   for (let i = 0; i < n; i++) {
     const w = new Worker(new URL('./run-worker.js', import.meta.url));
     // Until taken, a prewarmed worker must not keep the process alive (e.g. after a usage error).

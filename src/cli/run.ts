@@ -55,8 +55,9 @@ function progressBar(done: number, total: number, started: number): string {
 }
 
 /**
- * Runs the pipeline over files with worker threads across the cores. Each worker reads, de-identifies,
- * verifies and writes its own files, so the main thread only hands out paths and counts results.
+ * Runs the pipeline over files on one thread per core: this one and worker threads. Each thread reads,
+ * de-identifies, verifies and writes its own files in batches; this one also hands out the batches and
+ * counts the results.
  */
 export async function runFiles(
   jobs: FileJob[],
@@ -82,8 +83,8 @@ export async function runFiles(
   };
 
   const compiled = opts.compiled ?? compileProfile(settings.chain, settings.options);
-  if (compiled.pixels || threads === 1) takeRunWorkers(0);
   if (compiled.pixels) {
+    takeRunWorkers(0);
     // clean-pixel-data: OCR runs in one pool of workers sized to the cores, so files are processed
     // concurrently on this thread (decode, mask and encode are quick next to OCR).
     const { shutdownSharedOcrPool, sharedOcrPool } = await import('../stages/pixels/ocr-pool.js');
@@ -100,41 +101,49 @@ export async function runFiles(
     } finally {
       await shutdownSharedOcrPool();
     }
-  } else if (threads === 1) {
-    // Loaded only here: with worker threads, the main thread never de-identifies.
-    const { processFile } = await import('./process-file.js');
-    const secret = Buffer.from(settings.secretHex, 'hex');
-    for (const j of jobs) onResult(processFile(j, settings, compiled, secret, readFileSync));
   } else {
+    // This thread de-identifies too, next to threads - 1 workers: it is started and loaded already, and
+    // each worker pays a cold start (module loading and a JIT warm-up that were a quarter of a short run).
     let next = 0;
+    const take = () => {
+      const batch = jobs.slice(next, next + BATCH);
+      next += batch.length;
+      return batch;
+    };
+    const prewarmed = takeRunWorkers(threads - 1);
+    const workers = [...prewarmed];
     const workerUrl = new URL('./run-worker.js', import.meta.url);
-    const prewarmed = takeRunWorkers(threads);
-    await Promise.all(
-      Array.from({ length: threads }, (_, i) =>
-        new Promise<void>((resolveWorker, reject) => {
-          const early = prewarmed[i];
-          if (early) early.postMessage({ init: settings });
-          const w = early ?? new Worker(workerUrl, { workerData: settings });
-          // Two batches in flight per worker keep it busy without holding the whole job list in messages.
-          let inFlight = 0;
-          const feed = () => {
-            while (inFlight < 2 && next < jobs.length) {
-              w.postMessage(jobs.slice(next, next + BATCH));
-              next += BATCH;
-              inFlight++;
-            }
-            if (inFlight === 0) void w.terminate().then(() => resolveWorker());
-          };
-          w.on('message', (batch: FileResult[]) => {
-            inFlight--;
-            batch.forEach(onResult);
-            feed();
-          });
-          w.on('error', reject);
+    for (let i = workers.length; i < threads - 1; i++) workers.push(new Worker(workerUrl, { workerData: settings }));
+    const onThisThread = async () => {
+      const { processFile } = await import('./process-file.js');
+      const secret = Buffer.from(settings.secretHex, 'hex');
+      for (let batch = take(); batch.length; batch = take()) {
+        for (const j of batch) onResult(processFile(j, settings, compiled, secret, readFileSync));
+        // Let the workers' results and requests in between batches.
+        await new Promise((r) => setImmediate(r));
+      }
+    };
+    const onWorker = (w: Worker, prewarmed: boolean) =>
+      new Promise<void>((resolveWorker, reject) => {
+        if (prewarmed) w.postMessage({ init: settings });
+        // Two batches in flight per worker keep it busy without holding the whole job list in messages.
+        let inFlight = 0;
+        const feed = () => {
+          while (inFlight < 2 && next < jobs.length) {
+            w.postMessage(take());
+            inFlight++;
+          }
+          if (inFlight === 0) void w.terminate().then(() => resolveWorker());
+        };
+        w.on('message', (batch: FileResult[]) => {
+          inFlight--;
+          batch.forEach(onResult);
           feed();
-        }),
-      ),
-    );
+        });
+        w.on('error', reject);
+        feed();
+      });
+    await Promise.all([onThisThread(), ...workers.map((w, i) => onWorker(w, i < prewarmed.length))]);
   }
   if (opts.progress) process.stderr.write('\n');
   const seconds = (performance.now() - started) / 1000;
