@@ -23,7 +23,8 @@ export interface ServiceConfig {
   folder?: { path: string; settleMs: number };
   pipeline: StageConfig[];
   studies: { quietSeconds: number; webhook?: string };
-  auth: { adminToken?: string; stowToken?: string };
+  /** adminToken guards the admin API, stowToken our STOW-RS ingest; exportToken is sent to STOW-RS destinations. */
+  auth: { adminToken?: string; stowToken?: string; exportToken?: string };
   /** Objects larger than this are refused at ingest. */
   maxObjectBytes: number;
   /** Run pipeline workers in this process (serve does unless told otherwise; a pure ingest node sets false). */
@@ -98,7 +99,7 @@ const SCHEMA = {
     auth: {
       type: 'object',
       additionalProperties: false,
-      properties: { adminToken: { type: 'string', minLength: 8 }, stowToken: { type: 'string', minLength: 8 } },
+      properties: { adminToken: { type: 'string', minLength: 8 }, stowToken: { type: 'string', minLength: 8 }, exportToken: { type: 'string', minLength: 1 } },
     },
     maxObjectBytes: { type: 'integer', minimum: 1024 },
     workers: { type: 'boolean' },
@@ -184,6 +185,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
   if (e.REDIS_URL) cfg.redis = e.REDIS_URL;
   if (e.DEID_ADMIN_TOKEN) cfg.auth.adminToken = e.DEID_ADMIN_TOKEN;
   if (e.DEID_STOW_TOKEN) cfg.auth.stowToken = e.DEID_STOW_TOKEN;
+  if (e.DEID_EXPORT_TOKEN) cfg.auth.exportToken = e.DEID_EXPORT_TOKEN;
   const profile = flags.profile ?? e.DEID_PROFILE;
   const options = flags.option?.length ? flags.option : e.DEID_OPTIONS?.split(',').map((s) => s.trim()).filter(Boolean);
   const exportTo = flags.export?.length ? flags.export : e.DEID_EXPORT?.split(',').map((s) => s.trim()).filter(Boolean);

@@ -76,7 +76,7 @@ export function buildPipeline(cfg: ServiceConfig, deps: { tracker: StudyTracker;
   const exporter = stageConfig(cfg, 'export')!;
   const filter = stageConfig(cfg, 'filter');
   const profile = loadProfile(header.profile ?? 'basic', header.options ?? []);
-  const destinations = (exporter.destinations ?? []).map(createDestination);
+  const destinations = (exporter.destinations ?? []).map((d) => createDestination(d, { stowToken: cfg.auth.exportToken }));
   // Only the stage workers cache: their stages read the same object one after another.
   const folder = new LocalFolderStore(join(cfg.dataDir, 'spool'));
   const store = deps.cacheReads ? new CachedStore(folder) : folder;

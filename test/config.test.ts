@@ -26,11 +26,12 @@ describe('service configuration', () => {
 
   it('should take the file, let the environment override it, and let flags override both', () => {
     const config = file('a.yaml', 'dimse: { port: 4000, aeTitle: FROMFILE }\nhttp: { port: 9000 }\npipeline:\n  - { stage: header, profile: research }\n  - { stage: verify }\n  - { stage: export, destinations: [out] }\n');
-    const env = { DEID_HTTP_PORT: '9100', DEID_AE_TITLE: 'FROMENV', REDIS_URL: 'redis://127.0.0.1:1' };
+    const env = { DEID_HTTP_PORT: '9100', DEID_AE_TITLE: 'FROMENV', REDIS_URL: 'redis://127.0.0.1:1', DEID_EXPORT_TOKEN: 'archive-token' };
     const cfg = loadConfig({ config, dimsePort: '4100', option: ['retain-uids'] }, env);
     expect(cfg.dimse).toMatchObject({ port: 4100, aeTitle: 'FROMENV' });
     expect(cfg.http.port).toBe(9100);
     expect(cfg.redis).toBe('redis://127.0.0.1:1');
+    expect(cfg.auth.exportToken).toBe('archive-token');
     expect(stageConfig(cfg, 'header')).toMatchObject({ profile: 'research', options: ['retain-uids'] });
     // Relative paths in a file are relative to the file.
     expect(stageConfig(cfg, 'export')?.destinations).toEqual([join(tmp.path, 'out')]);

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDestination } from '../src/export/index.js';
 import { StowDestination } from '../src/export/stow-client.js';
 import { parseMediaType, parseMultipart, registerStow } from '../src/http/stow.js';
-import { ExportError, type ExportInfo, type Ingest, type IngestOutcome } from '../src/pipeline/ports.js';
+import { ExportError, type Destination, type ExportInfo, type Ingest, type IngestOutcome } from '../src/pipeline/ports.js';
 import { corpusFile } from './helpers/corpus.js';
 
 const CT = new Uint8Array(readFileSync(corpusFile('pydicom/CT_small.dcm')));
@@ -75,7 +76,7 @@ afterAll(async () => {
   await ours?.close();
 });
 
-async function outcome(dest: StowDestination): Promise<'ok' | 'retryable' | 'final'> {
+async function outcome(dest: Destination): Promise<'ok' | 'retryable' | 'final'> {
   try {
     await dest.send(CT, INFO);
     return 'ok';
@@ -175,5 +176,14 @@ describe('StowDestination (STOW-RS export client)', () => {
     expect(await outcome(new StowDestination(`${oursUrl}/dicomweb`, { token: TOKEN }))).toBe('final');
     ourOutcome = undefined;
     expect(await outcome(new StowDestination(`${oursUrl}/dicomweb`, { token: 'wrong-token-0000' }))).toBe('final');
+  });
+
+  it('should send the configured export token from a destination built from its URL (auth.exportToken)', async () => {
+    ingested.length = 0;
+    ourOutcome = undefined;
+    expect(await outcome(createDestination(`${oursUrl}/dicomweb`, { stowToken: TOKEN }))).toBe('ok');
+    expect(ingested).toHaveLength(1);
+    expect(await outcome(createDestination(`${oursUrl}/dicomweb`))).toBe('final');
+    expect(ingested).toHaveLength(1);
   });
 });
