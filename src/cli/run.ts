@@ -123,9 +123,10 @@ export async function runFiles(
         await new Promise((r) => setImmediate(r));
       }
     };
-    const onWorker = (w: Worker, prewarmed: boolean) =>
+    const onWorker = (w: Worker, startedEarly: boolean) =>
       new Promise<void>((resolveWorker, reject) => {
-        if (prewarmed) w.postMessage({ init: settings });
+        // A prewarmed worker was started before the settings existed: it gets them first.
+        if (startedEarly) w.postMessage({ init: settings });
         // Two batches in flight per worker keep it busy without holding the whole job list in messages.
         let inFlight = 0;
         const feed = () => {

@@ -98,22 +98,21 @@ function resolveTag(p: CompiledProfile, tag: Tag, creator: string | undefined): 
  * Tag and (creator, tag) lookups memoised per profile: the same few hundred tags recur in every object,
  * and building the private-rule keys was the header stage's largest cost. Bounded against hostile input.
  */
-const tagActions = new WeakMap<CompiledProfile, Map<string | undefined, Map<Tag, Action | null>>>();
+const tagActions = new WeakMap<CompiledProfile, { size: number; byCreator: Map<string | undefined, Map<Tag, Action | null>> }>();
 const MEMO_LIMIT = 100_000;
-let memoSize = 0;
 
 function tagAction(p: CompiledProfile, tag: Tag, creator: string | undefined): Action | undefined {
-  let byCreator = tagActions.get(p);
-  if (!byCreator) tagActions.set(p, (byCreator = new Map()));
+  let memo = tagActions.get(p);
+  if (!memo) tagActions.set(p, (memo = { size: 0, byCreator: new Map() }));
   const key = isPrivateTag(tag) ? creator : undefined;
-  let byTag = byCreator.get(key);
-  if (!byTag) byCreator.set(key, (byTag = new Map()));
+  let byTag = memo.byCreator.get(key);
+  if (!byTag) memo.byCreator.set(key, (byTag = new Map()));
   const hit = byTag.get(tag);
   if (hit !== undefined) return hit ?? undefined;
   const action = resolveTag(p, tag, key);
-  if (++memoSize > MEMO_LIMIT) {
-    byCreator.clear();
-    memoSize = 0;
+  if (++memo.size > MEMO_LIMIT) {
+    memo.byCreator.clear();
+    memo.size = 0;
   } else byTag.set(tag, action ?? null);
   return action;
 }
