@@ -13,6 +13,11 @@ if (!existsSync(fileURLToPath(cli))) {
 }
 // `deid run` starts its worker threads first, so that their start-up overlaps with the CLI's own.
 if (process.argv[2] === 'run' && !process.argv.includes('--help')) {
+  // A batch run is short next to the JIT's warm-up: optimising compiles, which inline whole call trees
+  // into each walk over a data set, took a quarter to a third of all CPU of a 1,000-file run. A smaller
+  // inlining budget cuts their time by about 40%, with steady-state speed unchanged within the noise.
+  const { setFlagsFromString } = await import('node:v8');
+  setFlagsFromString('--max-inlined-bytecode-size-cumulative=100');
   const { prewarmRunWorkers } = await import(new URL('../dist/cli/prewarm.js', import.meta.url).href);
   prewarmRunWorkers();
 }

@@ -6,6 +6,9 @@ import { findElement } from '../src/dicom/element.js';
 import { readDicom } from '../src/dicom/reader.js';
 import { TAG } from '../src/dicom/tag.js';
 import { rawString } from '../src/dicom/values.js';
+import { processObject } from '../src/pipeline/process-object.js';
+import { loadProfile } from '../src/profiles/profile.js';
+import { loadSecret } from '../src/secret.js';
 import { CLI, corpusFile, tempDir } from './helpers/corpus.js';
 import { writeStudy } from './helpers/study.js';
 
@@ -127,10 +130,13 @@ describe('deid CLI', () => {
 
   it('should share a large run between this thread and workers, each file once, as one thread would', () => {
     const many = join(tmp.path, 'many');
-    // 150 distinct objects (more than FILES_PER_THREAD per thread for three threads), and two bad files.
-    writeStudy(join(many, 'study'), {
+    // 156 distinct objects (more than FILES_PER_THREAD per thread for three threads), and two bad files.
+    // Large and small objects alternate, so a reused buffer holding stale bytes would show in the outputs.
+    const study = writeStudy(join(many, 'study'), {
       sources: [
-        { file: 'pydicom/CT_small.dcm', series: 1, copies: 120 },
+        { file: 'pydicom/CT_small.dcm', series: 1, copies: 60 },
+        { file: 'dicomparser/CT1_UNC.explicit_little_endian.dcm', series: 3, copies: 6 },
+        { file: 'pydicom/CT_small.dcm', series: 1, copies: 60 },
         { file: 'pydicom/MR_small.dcm', series: 2, copies: 30 },
       ],
       patientName: 'MANY^FILES',
@@ -148,10 +154,24 @@ describe('deid CLI', () => {
     };
     const threaded = runWith('3');
     const single = runWith('1');
-    expect(threaded.summary).toMatchObject({ files: 152, deidentified: 150, quarantined: 2 });
-    expect(threaded.files).toHaveLength(150);
+    expect(threaded.summary).toMatchObject({ files: 158, deidentified: 156, quarantined: 2 });
+    expect(threaded.files).toHaveLength(156);
     expect(threaded.files).toEqual(single.files);
     threaded.bytes.forEach((b, i) => expect(b.equals(single.bytes[i])).toBe(true));
+    // Each output is what the pipeline makes of its input in fresh buffers.
+    const profile = loadProfile('basic');
+    const key = loadSecret(secretFile).key;
+    const expected = new Map(
+      study.map((f) => {
+        const r = processObject(readFileSync(f.path), { profile, secret: key });
+        return [`/${r.studyInstanceUid}/${r.seriesInstanceUid}/${r.sopInstanceUid}.dcm`, r.output];
+      }),
+    );
+    threaded.files.forEach((f, i) => expect(threaded.bytes[i].equals(expected.get(f)!), f).toBe(true));
+    // Quarantined originals are kept whole, byte for byte.
+    const quarantined = listFiles(join(tmp.path, 'many-q-3')).filter((f) => f.endsWith('.dcm')).map((f) => readFileSync(f));
+    expect(quarantined.map((b) => b.length).sort((a, b) => a - b)).toEqual([16, 2000]);
+    expect(quarantined.some((b) => b.equals(readFileSync(join(many, 'cut.dcm'))))).toBe(true);
   });
 
   it('should print the quality-check report for a pair of files', () => {

@@ -1,4 +1,6 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
+import { ScratchBuffer } from '../dicom/writer.js';
 import { DeidError, toDeidError, type ErrorCode } from '../errors.js';
 import { placeOutput, quarantineFile, writeFileAtomic } from '../pipeline/file-outputs.js';
 import { processObject, processObjectAsync, type ProcessedObject } from '../pipeline/process-object.js';
@@ -49,12 +51,41 @@ function quarantineInput(job: FileJob, s: RunSettings, input: Buffer, e: unknown
   return { path: job.path, ok: false, code: err.code, bytesIn: input.length, bytesOut: 0 };
 }
 
-/** De-identifies one file: output on success, original plus reason in quarantine on any failure. */
-export function processFile(job: FileJob, s: RunSettings, profile: CompiledProfile, secret: Buffer, read: (p: string) => Buffer): FileResult {
-  const input = readInput(job, s, read);
+/**
+ * This thread's input and output areas, reused from file to file: processFile finishes each file (its
+ * output written, or its input quarantined) before it reads the next. Fresh buffers per file cost a
+ * tenth of a 1,000-file run in page faults and garbage collections.
+ */
+const inputArea = new ScratchBuffer();
+const outputArea = new ScratchBuffer();
+
+/** Reads a whole file into this thread's input area (valid until the next read on this thread). */
+function readIntoInputArea(path: string): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const buf = inputArea.take(size);
+    let got = 0;
+    while (got < size) {
+      const n = readSync(fd, buf, got, size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    return got === size ? buf : buf.subarray(0, got);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * De-identifies one file: output on success, original plus reason in quarantine on any failure.
+ * Synchronous from read to write, so that it can use this thread's reused input and output areas.
+ */
+export function processFile(job: FileJob, s: RunSettings, profile: CompiledProfile, secret: Buffer): FileResult {
+  const input = readInput(job, s, readIntoInputArea);
   if (!Buffer.isBuffer(input)) return input;
   try {
-    const r = processObject(input, { profile, secret });
+    const r = processObject(input, { profile, secret, scratch: outputArea });
     try {
       placeOutput(s.outDir, r.studyInstanceUid, r.seriesInstanceUid, r.sopInstanceUid, r.output);
     } catch (e) {
@@ -69,6 +100,7 @@ export function processFile(job: FileJob, s: RunSettings, profile: CompiledProfi
 /**
  * The same for profiles with clean-pixel-data: the pixel stage is asynchronous (OCR in a pool of
  * workers), so files are processed concurrently on one thread and the pool does the parallel work.
+ * Several files are in flight at once here, so each has buffers of its own.
  */
 export async function processFileAsync(job: FileJob, s: RunSettings, profile: CompiledProfile, secret: Buffer, read: (p: string) => Buffer): Promise<FileResult> {
   const input = readInput(job, s, read);

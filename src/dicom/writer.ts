@@ -146,11 +146,29 @@ function checkWritable(transferSyntaxUID: string): boolean {
   return transferSyntaxUID !== TS.ImplicitLE;
 }
 
-/** Encodes elements after `prefix` bytes, in one allocation. */
-function encodeWithPrefix(prefix: Uint8Array, elements: readonly Element[], explicit: boolean): Buffer {
+/**
+ * One output area reused from object to object, for a caller that has consumed each output (written it
+ * out) before it asks for the next: a fresh half-megabyte allocation per object cost page faults and
+ * garbage collections. Every byte of a taken area is overwritten before it is returned.
+ */
+export class ScratchBuffer {
+  private buf = Buffer.alloc(0);
+
+  /** Larger outputs get an allocation of their own, so one hostile file does not pin its size. */
+  constructor(private readonly maxKept = 64 * 1024 * 1024) {}
+
+  take(n: number): Buffer {
+    if (n > this.maxKept) return Buffer.allocUnsafe(n);
+    if (this.buf.length < n) this.buf = Buffer.allocUnsafe(Math.min(this.maxKept, Math.max(n, this.buf.length * 2)));
+    return this.buf.subarray(0, n);
+  }
+}
+
+/** Encodes elements after `prefix` bytes, in one allocation (or in the scratch area). */
+function encodeWithPrefix(prefix: Uint8Array, elements: readonly Element[], explicit: boolean, scratch?: ScratchBuffer): Buffer {
   const sizes = new Sizes();
   const total = prefix.length + sizes.elements(elements, explicit);
-  const buf = Buffer.allocUnsafe(total);
+  const buf = scratch ? scratch.take(total) : Buffer.allocUnsafe(total);
   buf.set(prefix, 0);
   const w = new Writer(buf, sizes, prefix.length);
   w.elements(elements, explicit);
@@ -168,6 +186,8 @@ export interface WriteOptions {
   readonly transferSyntaxUID?: string;
   /** Keep the source meta header's own implementation identity (used only to compare round trips). */
   readonly keepImplementation?: boolean;
+  /** Write into this reused area: the result is valid only until the scratch is next used. */
+  readonly scratch?: ScratchBuffer;
 }
 
 function metaElement(tag: number, vr: string, value: Uint8Array): Element {
@@ -215,5 +235,5 @@ export function encodeMetaHeader(file: DicomFile, transferSyntaxUID: string, kee
 export function writeDicom(file: DicomFile, opts: WriteOptions = {}): Buffer {
   const ts = opts.transferSyntaxUID ?? outputSyntaxFor(file.transferSyntaxUID);
   const explicit = checkWritable(ts);
-  return encodeWithPrefix(encodeMetaHeader(file, ts, opts.keepImplementation), file.dataset, explicit);
+  return encodeWithPrefix(encodeMetaHeader(file, ts, opts.keepImplementation), file.dataset, explicit, opts.scratch);
 }

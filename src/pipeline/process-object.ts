@@ -2,7 +2,7 @@ import { findElement, type Dataset } from '../dicom/element.js';
 import { readDicom } from '../dicom/reader.js';
 import { TAG } from '../dicom/tag.js';
 import { rawString } from '../dicom/values.js';
-import { writeDicom } from '../dicom/writer.js';
+import { writeDicom, type ScratchBuffer } from '../dicom/writer.js';
 import { DeidError } from '../errors.js';
 import type { CompiledProfile } from '../profiles/compile.js';
 import { deidentifyHeader, type HeaderReport } from '../stages/header.js';
@@ -26,6 +26,8 @@ export interface ProcessContext {
   /** Pixel stage (clean-pixel-data): the OCR pool (default: the process-wide one) and whether to make previews. */
   readonly ocrPool?: OcrPool;
   readonly previews?: boolean;
+  /** Encode the output into this reused area (a caller that writes each output out before the next). */
+  readonly scratch?: ScratchBuffer;
 }
 
 export interface ProcessedObject {
@@ -49,7 +51,7 @@ export function processObject(input: Uint8Array, ctx: ProcessContext): Processed
   if (ctx.profile.pixels) throw new DeidError('DEID_ERR_INTERNAL', 'clean-pixel-data needs processObjectAsync');
   const file = readDicom(input, { maxBytes: ctx.maxBytes });
   const header = deidentifyHeader(file, ctx);
-  const output = writeDicom(header.file);
+  const output = writeDicom(header.file, { scratch: ctx.scratch });
   const verify = verifyOutput(output, { identifiers: header.identifiers, remappedUids: header.remappedUids, profile: ctx.profile });
   assertVerified(verify);
   const ds = header.file.dataset;
