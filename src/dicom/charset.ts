@@ -90,8 +90,18 @@ function decoder(label: string): InstanceType<typeof TextDecoder> {
   return d;
 }
 
+/**
+ * Bytes as latin1 text (each byte one code point). Short values, most of a header, are decoded without
+ * making a Buffer over them, which cost more than the decoding; apply() is bounded, as its arguments
+ * go on the stack.
+ */
+export function latin1(bytes: Uint8Array, end = bytes.length): string {
+  if (end <= 256) return String.fromCharCode.apply(null, bytes.subarray(0, end) as unknown as number[]);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, end).toString('latin1');
+}
+
 function decodeWith(label: string, bytes: Uint8Array): string {
-  if (label === 'latin1') return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  if (label === 'latin1') return latin1(bytes);
   return decoder(label).decode(bytes);
 }
 

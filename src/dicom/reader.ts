@@ -47,6 +47,11 @@ class DatasetReader {
     return this.view.getUint32(o, this.le);
   }
 
+  /** A plain Uint8Array over the input: Buffer#subarray goes through a species lookup and a subclass constructor. */
+  private bytes(offset: number, length: number): Uint8Array {
+    return new Uint8Array(this.buf.buffer, this.buf.byteOffset + offset, length);
+  }
+
   private need(offset: number, n: number, end: number): void {
     if (offset + n > end) throw new DeidError(end === this.buf.length ? 'DEID_ERR_TRUNCATED' : 'DEID_ERR_BAD_LENGTH', `offset ${offset}`);
   }
@@ -68,15 +73,17 @@ class DatasetReader {
       if (tag === TAG.Item || tag === TAG.SequenceDelimitationItem) {
         throw new DeidError('DEID_ERR_BAD_STRUCTURE', `unexpected ${formatTag(tag)} at ${offset}`);
       }
-      const [el, next] = this.readElement(offset, end, explicit, depth);
-      out.push(el);
-      offset = next;
+      out.push(this.readElement(offset, end, explicit, depth));
+      offset = this.next;
     }
     if (untilDelimiter) throw new DeidError(end === this.buf.length ? 'DEID_ERR_TRUNCATED' : 'DEID_ERR_BAD_LENGTH', 'item without delimiter');
     return [out, offset];
   }
 
-  private readElement(offset: number, end: number, explicit: boolean, depth: number): [Element, number] {
+  /** Where the element readElement just read ends (a field, not a returned pair: one allocation fewer per element). */
+  private next = 0;
+
+  private readElement(offset: number, end: number, explicit: boolean, depth: number): Element {
     const tag = ((this.u16(offset) << 16) | this.u16(offset + 2)) >>> 0;
     let vr: string;
     let length: number;
@@ -112,7 +119,8 @@ class DatasetReader {
         const implicitItems = vr !== 'SQ' || !explicit;
         const reader = implicitItems && !this.le ? new DatasetReader(this.buf, true) : this;
         const [items, next] = reader.readItems(pos, end, implicitItems ? false : explicit, true, depth);
-        return [{ tag, vr, items, undefinedLength: true, implicitItems: explicit && implicitItems }, next];
+        this.next = next;
+        return { tag, vr, items, undefinedLength: true, implicitItems: explicit && implicitItems };
       }
       throw new DeidError('DEID_ERR_BAD_STRUCTURE', `undefined length on ${vr} ${formatTag(tag)}`);
     }
@@ -121,24 +129,27 @@ class DatasetReader {
     const valueEnd = pos + length;
     if (vr === 'SQ') {
       const [items] = this.readItems(pos, valueEnd, explicit, false, depth);
-      return [{ tag, vr, items, undefinedLength: false }, valueEnd];
+      this.next = valueEnd;
+      return { tag, vr, items, undefinedLength: false };
     }
     if (vr === 'UN' && length > 0 && lookupTag(tag)?.vr === 'SQ') {
       // A standard sequence sent as UN: its bytes are implicit VR LE items (CP-246). Parse them if they are.
       try {
         const reader = this.le ? this : new DatasetReader(this.buf, true);
         const [items] = reader.readItems(pos, valueEnd, false, false, depth);
-        return [{ tag, vr, items, undefinedLength: false, implicitItems: explicit }, valueEnd];
+        this.next = valueEnd;
+        return { tag, vr, items, undefinedLength: false, implicitItems: explicit };
       } catch {
         /* not a well-formed sequence: keep the bytes as they are */
       }
     }
-    let value = this.buf.subarray(pos, valueEnd);
+    let value = this.bytes(pos, length);
     if (!this.le) {
       const w = swapWidth(vr);
       if (w > 1) value = swapped(value, w);
     }
-    return [{ tag, vr, value }, valueEnd];
+    this.next = valueEnd;
+    return { tag, vr, value };
   }
 
   private readItems(offset: number, end: number, explicit: boolean, untilDelimiter: boolean, depth: number): [Item[], number] {
@@ -167,16 +178,19 @@ class DatasetReader {
     return [items, offset];
   }
 
-  private readFragments(tag: Tag, vr: string, offset: number, end: number): [Element, number] {
+  private readFragments(tag: Tag, vr: string, offset: number, end: number): Element {
     const fragments: Uint8Array[] = [];
     while (offset < end) {
       this.need(offset, 8, end);
       const t = ((this.u16(offset) << 16) | this.u16(offset + 2)) >>> 0;
       const length = this.u32(offset + 4);
-      if (t === TAG.SequenceDelimitationItem) return [{ tag, vr, fragments, undefinedLength: true }, offset + 8];
+      if (t === TAG.SequenceDelimitationItem) {
+        this.next = offset + 8;
+        return { tag, vr, fragments, undefinedLength: true };
+      }
       if (t !== TAG.Item || length === UNDEFINED) throw new DeidError('DEID_ERR_BAD_STRUCTURE', `bad pixel data fragment at ${offset}`);
       this.need(offset + 8, length, end);
-      fragments.push(this.buf.subarray(offset + 8, offset + 8 + length));
+      fragments.push(this.bytes(offset + 8, length));
       offset += 8 + length;
     }
     throw new DeidError('DEID_ERR_TRUNCATED', 'encapsulated pixel data without delimiter');

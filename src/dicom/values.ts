@@ -1,4 +1,4 @@
-import { decodeText, encodeText, type CharacterSet } from './charset.js';
+import { decodeText, encodeText, latin1, type CharacterSet } from './charset.js';
 import type { Element } from './element.js';
 import { padByte, usesCharset } from './vr.js';
 
@@ -24,7 +24,7 @@ export function rawString(value: Uint8Array | undefined): string {
   if (!value || value.length === 0) return '';
   let end = value.length;
   while (end > 0 && (value[end - 1] === 0 || value[end - 1] === 0x20)) end--;
-  return Buffer.from(value.buffer, value.byteOffset, end).toString('latin1');
+  return latin1(value, end);
 }
 
 /** Decodes a text element's value with the data set's character set (trailing padding removed). */

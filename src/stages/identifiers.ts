@@ -81,28 +81,43 @@ function dateSpellings(da: string): string[] {
   return [...new Set([`${y}${mo}${d}`, `${y}-${mo}-${d}`, `${y}/${mo}/${d}`, `${y}.${mo}.${d}`, `${mo}/${d}/${y}`, `${d}/${mo}/${y}`, `${d}.${mo}.${y}`, `${mo}-${d}-${y}`, `${d}-${mo}-${y}`])];
 }
 
-function patternFor(id: Identifier): string | undefined {
+/** Whether a value is specific enough to look for: short names and IDs would match everywhere. */
+function usable(id: Identifier): boolean {
   const v = id.value;
   switch (id.kind) {
     case 'name': {
       const u = v.toUpperCase();
-      if ([...u].length < 2 || NEUTRAL.has(u) || /^\d+$/.test(u)) return undefined;
-      return `${B}${escape(v)}${E}`;
+      return [...u].length >= 2 && !NEUTRAL.has(u) && !/^\d+$/.test(u);
     }
     case 'id':
-      // Digit-only IDs match as whole numbers (digits occur everywhere); others anywhere, once long enough.
-      if (/^\d+$/.test(v)) return v.length >= 3 ? `${B}${v}${E}` : undefined;
-      if (v.length < 3) return undefined;
-      return v.length >= 5 ? escape(v) : `${B}${escape(v)}${E}`;
+      return v.length >= 3;
     case 'date':
-      return dateSpellings(v).map(escape).join('|') || undefined;
-    case 'phone': {
-      const digits = v.replace(/\D/g, '');
-      return digits.length >= 7 ? [...digits].map(escape).join('[^\\p{L}\\p{N}]{0,3}') : undefined;
-    }
+      return dateSpellings(v).length > 0;
+    case 'phone':
+      return v.replace(/\D/g, '').length >= 7;
     case 'address':
     case 'institution':
-      return v.length >= 6 ? v.split(/\s+/).map(escape).join('\\s+') : undefined;
+      return v.length >= 6;
+  }
+}
+
+/** The regular expression source that finds a usable identifier in free text (for cleaning). */
+function patternFor(id: Identifier): string {
+  const v = id.value;
+  switch (id.kind) {
+    case 'name':
+      return `${B}${escape(v)}${E}`;
+    case 'id':
+      // Digit-only IDs match as whole numbers (digits occur everywhere); others anywhere, once long enough.
+      if (/^\d+$/.test(v)) return `${B}${v}${E}`;
+      return v.length >= 5 ? escape(v) : `${B}${escape(v)}${E}`;
+    case 'date':
+      return dateSpellings(v).map(escape).join('|');
+    case 'phone':
+      return [...v.replace(/\D/g, '')].map(escape).join('[^\\p{L}\\p{N}]{0,3}');
+    case 'address':
+    case 'institution':
+      return v.split(/\s+/).map(escape).join('\\s+');
   }
 }
 
@@ -131,14 +146,14 @@ export class IdentifierMatcher {
   private readonly bounded: Array<{ kind: IdentifierKind; s: string }> = [];
   private readonly substrings: Array<{ kind: IdentifierKind; s: string }> = [];
   private readonly phones: string[] = [];
-  private readonly patterns: Array<{ kind: IdentifierKind; pattern: string }> = [];
+  /** The usable identifiers; their regular expression is built only when text is cleaned. */
+  private readonly usable: Identifier[] = [];
   private cleaner?: RegExp;
 
   constructor(identifiers: readonly Identifier[]) {
     for (const id of identifiers) {
-      const p = patternFor(id);
-      if (!p) continue;
-      this.patterns.push({ kind: id.kind, pattern: p });
+      if (!usable(id)) continue;
+      this.usable.push(id);
       const u = id.value.toUpperCase();
       switch (id.kind) {
         case 'name':
@@ -163,7 +178,7 @@ export class IdentifierMatcher {
   }
 
   get empty(): boolean {
-    return this.patterns.length === 0;
+    return this.usable.length === 0;
   }
 
   find(text: string, kinds?: ReadonlySet<IdentifierKind>): Hit[] {
@@ -209,7 +224,7 @@ export class IdentifierMatcher {
   clean(text: string, marker = '***'): string {
     if (this.empty) return text;
     // Longest first so that a full value is replaced before its parts. Built once, and only when cleaning.
-    this.cleaner ??= new RegExp(this.patterns.map((p) => p.pattern).sort((a, b) => b.length - a.length).join('|'), 'giu');
+    this.cleaner ??= new RegExp(this.usable.map(patternFor).sort((a, b) => b.length - a.length).join('|'), 'giu');
     return text.replace(this.cleaner, marker);
   }
 }

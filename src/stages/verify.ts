@@ -40,16 +40,27 @@ const NUMERIC_TEXT = new Set(['DS', 'IS']);
 /** Our own marking elements: their text is fixed and not from the source. */
 const MARKING = new Set<Tag>([0x00120062, 0x00120063, 0x00120064, 0x00280303]);
 
+/** The values a profile sets (upper case), per profile: gathered once, not for every object. */
+const setValuesOf = new WeakMap<CompiledProfile, ReadonlySet<string>>();
+function setValues(p: CompiledProfile): ReadonlySet<string> {
+  let values = setValuesOf.get(p);
+  if (!values) {
+    const found = new Set<string>();
+    for (const r of p.byTag.values()) if (r.action.kind === 'set') found.add(r.action.value.toUpperCase());
+    setValuesOf.set(p, (values = found));
+  }
+  return values;
+}
+
 /** Identifiers a profile deliberately outputs (kept attributes, set values, dummies) are not leaks. */
 function identifiersToCheck(input: VerifyInput): Identifier[] {
   const p = input.profile;
-  const setValues = new Set<string>();
-  for (const r of p.byTag.values()) if (r.action.kind === 'set') setValues.add(r.action.value.toUpperCase());
+  const set = setValues(p);
   return input.identifiers.filter((id) => {
     const rule = p.byTag.get(id.tag);
     if (rule && rule.action.kind === 'K') return false;
     const u = id.value.toUpperCase();
-    return !DUMMY_VALUES.has(u) && !setValues.has(u);
+    return !DUMMY_VALUES.has(u) && !set.has(u);
   });
 }
 
@@ -76,8 +87,10 @@ export function verifyDataset(dataset: Dataset, input: VerifyInput, meta: Datase
   let scanned = 0;
 
   // Paths are built only for findings: the walk visits every element of every output.
+  // Source UIDs almost always have a dot; then text without one cannot hold any, and is not split.
+  const dotted = [...uids].every((u) => u.includes('.'));
   const checkUidText = (text: string, path: () => string) => {
-    if (uids.size === 0) return;
+    if (uids.size === 0 || (dotted && !text.includes('.'))) return;
     for (const v of text.split(/[\\\s]+/)) if (uids.has(v.replace(/\0/g, ''))) findings.push({ code: 'DEID_ERR_VERIFY_UID', path: path(), kind: 'uid' });
   };
 
