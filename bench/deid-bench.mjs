@@ -1,7 +1,7 @@
 // `npm run bench`: deid run --profile basic over 1,000 files (about 125 MB), measured in the same run as
 // GDCM's gdcmanon (basic profile, the fastest peer) and our own plain read+write copy (the I/O floor).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, WORK, buildCorpus, fmt, median, requireTool, timed, totalBytes } from './lib.mjs';
 
@@ -38,13 +38,17 @@ const cmds = {
   copy: (out) => [process.execPath, [join(ROOT, 'bench/copy-files.mjs'), listFile, out]],
 };
 
+// Read every input once before timing, so that no command pays for bringing the corpus into the page
+// cache and the others not; and each round runs the commands in a rotated order.
+for (const f of files) readFileSync(f);
 const best = {};
 const mem = {};
 const roundRatios = []; // deid against gdcmanon, run back to back in the same round
 const rounds = COUNT > 1000 ? Math.max(1, Math.ceil(ROUNDS / 2)) : ROUNDS;
 for (let round = 0; round < rounds; round++) {
   const seconds = {};
-  for (const [name, make] of Object.entries(cmds)) {
+  const order = Object.entries(cmds);
+  for (const [name, make] of [...order.slice(round % order.length), ...order.slice(0, round % order.length)]) {
     const out = join(runsDir, `${name}-${round}`);
     mkdirSync(out, { recursive: true });
     // Flush earlier runs' dirty pages first, so that no run pays for another's writeback.
