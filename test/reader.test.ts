@@ -6,6 +6,7 @@ import { readDicom } from '../src/dicom/reader.js';
 import { TAG } from '../src/dicom/tag.js';
 import { TS } from '../src/dicom/transfer-syntax.js';
 import { rawString } from '../src/dicom/values.js';
+import { ScratchBuffer } from '../src/dicom/scratch-buffer.js';
 import { encodeDataset, encodeMetaHeader, writeDicom } from '../src/dicom/writer.js';
 import { DeidError } from '../src/errors.js';
 import { corpusFile } from './helpers/corpus.js';
@@ -90,5 +91,34 @@ describe('reading Part 10 files', () => {
     const again = findElement(readDicom(writeDicom(f)).dataset, TAG.PixelData)!;
     expect(again.fragments!.length).toBe(px.fragments!.length);
     again.fragments!.forEach((frag, i) => expect(Buffer.compare(frag, px.fragments![i])).toBe(0));
+  });
+});
+
+describe('writing into a reused scratch buffer', () => {
+  it('should write exactly what a fresh allocation holds, large then small, and reuse the memory', () => {
+    const scratch = new ScratchBuffer();
+    const files = ['dicomparser/CT1_UNC.explicit_little_endian.dcm', 'pydicom/CT_small.dcm', 'pydicom/MR_small.dcm', 'dicomparser/CT1_UNC.explicit_little_endian.dcm', 'pydicom/MR_small.dcm'];
+    const areas = new Set<ArrayBufferLike>();
+    for (const f of files) {
+      const file = readDicom(readFileSync(corpusFile(f)));
+      const fresh = writeDicom(file);
+      const reused = writeDicom(file, { scratch });
+      expect(reused.equals(fresh), f).toBe(true);
+      areas.add(reused.buffer);
+    }
+    // The first (largest) object sized the area; every later one was written into the same memory.
+    expect(areas.size).toBe(1);
+  });
+
+  it('should give an area larger than it keeps an allocation of its own', () => {
+    const scratch = new ScratchBuffer(64 * 1024);
+    const kept = scratch.take(32 * 1024);
+    const large = scratch.take(128 * 1024);
+    expect(large.length).toBe(128 * 1024);
+    expect(large.buffer).not.toBe(kept.buffer);
+    // The kept area was not replaced by the large one: a smaller take reuses it.
+    const again = scratch.take(16 * 1024);
+    expect(again.buffer).toBe(kept.buffer);
+    expect(again.byteOffset).toBe(kept.byteOffset);
   });
 });

@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { ScratchBuffer } from '../dicom/writer.js';
+import { ScratchBuffer } from '../dicom/scratch-buffer.js';
 import { DeidError, toDeidError, type ErrorCode } from '../errors.js';
 import { placeOutput, quarantineFile, writeFileAtomic } from '../pipeline/file-outputs.js';
 import { processObject, processObjectAsync, type ProcessedObject } from '../pipeline/process-object.js';
@@ -59,11 +59,15 @@ function quarantineInput(job: FileJob, s: RunSettings, input: Buffer, e: unknown
 const inputArea = new ScratchBuffer();
 const outputArea = new ScratchBuffer();
 
+/** As readFileSync: a file this large is not read (it stays where it is, reported unreadable). */
+const MAX_READ = 2 ** 31 - 1;
+
 /** Reads a whole file into this thread's input area (valid until the next read on this thread). */
 function readIntoInputArea(path: string): Buffer {
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
+    if (size > MAX_READ) throw new RangeError('file too large to read');
     const buf = inputArea.take(size);
     let got = 0;
     while (got < size) {

@@ -2,6 +2,7 @@ import { DeidError } from '../errors.js';
 import type { DicomFile, Element, Item } from './element.js';
 import { TAG, formatTag, isGroupLengthTag } from './tag.js';
 import { TS, outputSyntaxFor } from './transfer-syntax.js';
+import type { ScratchBuffer } from './scratch-buffer.js';
 import { asciiBytes, uidBytes } from './values.js';
 import { hasLongHeader } from './vr.js';
 
@@ -144,24 +145,6 @@ function checkWritable(transferSyntaxUID: string): boolean {
     throw new DeidError('DEID_ERR_OUTPUT', 'writing is explicit or implicit VR little endian only');
   }
   return transferSyntaxUID !== TS.ImplicitLE;
-}
-
-/**
- * One output area reused from object to object, for a caller that has consumed each output (written it
- * out) before it asks for the next: a fresh half-megabyte allocation per object cost page faults and
- * garbage collections. Every byte of a taken area is overwritten before it is returned.
- */
-export class ScratchBuffer {
-  private buf = Buffer.alloc(0);
-
-  /** Larger outputs get an allocation of their own, so one hostile file does not pin its size. */
-  constructor(private readonly maxKept = 64 * 1024 * 1024) {}
-
-  take(n: number): Buffer {
-    if (n > this.maxKept) return Buffer.allocUnsafe(n);
-    if (this.buf.length < n) this.buf = Buffer.allocUnsafe(Math.min(this.maxKept, Math.max(n, this.buf.length * 2)));
-    return this.buf.subarray(0, n);
-  }
 }
 
 /** Encodes elements after `prefix` bytes, in one allocation (or in the scratch area). */

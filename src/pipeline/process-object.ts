@@ -1,8 +1,9 @@
 import { findElement, type Dataset } from '../dicom/element.js';
 import { readDicom } from '../dicom/reader.js';
+import type { ScratchBuffer } from '../dicom/scratch-buffer.js';
 import { TAG } from '../dicom/tag.js';
 import { rawString } from '../dicom/values.js';
-import { writeDicom, type ScratchBuffer } from '../dicom/writer.js';
+import { writeDicom } from '../dicom/writer.js';
 import { DeidError } from '../errors.js';
 import type { CompiledProfile } from '../profiles/compile.js';
 import { deidentifyHeader, type HeaderReport } from '../stages/header.js';
