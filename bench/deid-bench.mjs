@@ -8,7 +8,8 @@ import { ROOT, WORK, buildCorpus, fmt, median, requireTool, timed, totalBytes } 
 // Two sizes: the 1,000 files the issue names, and 5,000, where the fixed start-up of a Node process
 // (module loading, a cold JIT) is amortised as it is in real batch runs. BENCH_FILES=n runs one size.
 const SIZES = process.env.BENCH_FILES ? [Number(process.env.BENCH_FILES)] : [1000, 5000];
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+// Five rounds: on a shared machine a single round can be a fifth off either way.
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 requireTool('gdcmanon', 'libgdcm-tools');
 requireTool('openssl', 'openssl');
 
