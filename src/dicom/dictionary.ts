@@ -17,15 +17,19 @@ let lineStarts: Uint32Array | undefined;
 
 function indexLines(): void {
   const starts: number[] = [];
-  for (let pos = DICTIONARY_TEXT.indexOf('\n') + 1; pos < DICTIONARY_TEXT.length; pos = DICTIONARY_TEXT.indexOf('\n', pos) + 1) {
-    if (DICTIONARY_TEXT.charCodeAt(pos) !== 0x0a) starts.push(pos);
+  for (let pos = 0; pos < DICTIONARY_TEXT.length; ) {
+    const end = DICTIONARY_TEXT.indexOf('\n', pos);
+    const lineEnd = end < 0 ? DICTIONARY_TEXT.length : end;
+    if (lineEnd > pos) starts.push(pos);
+    pos = lineEnd + 1;
   }
   lineStarts = Uint32Array.from(starts);
   tags = Uint32Array.from(starts, (p) => parseInt(DICTIONARY_TEXT.slice(p, p + 8), 16));
 }
 
 function entryAt(start: number): DictEntry {
-  const [, vr, keyword, vm] = DICTIONARY_TEXT.slice(start, DICTIONARY_TEXT.indexOf('\n', start)).split('|');
+  const end = DICTIONARY_TEXT.indexOf('\n', start);
+  const [, vr, keyword, vm] = DICTIONARY_TEXT.slice(start, end < 0 ? undefined : end).split('|');
   return { vr, keyword, vm };
 }
 
