@@ -68,6 +68,18 @@ export function withElement(ds: Dataset, el: Element): Element[] {
   return out;
 }
 
+/** withElement for several elements of distinct tags: one copy of the data set instead of one each. */
+export function withElements(ds: Dataset, els: readonly Element[]): Element[] {
+  const tags = new Set(els.map((e) => e.tag));
+  const out = ds.filter((e) => !tags.has(e.tag));
+  for (const el of els) {
+    let i = out.length;
+    while (i > 0 && out[i - 1].tag > el.tag) i--;
+    out.splice(i, 0, el);
+  }
+  return out;
+}
+
 export function sortByTag(elements: Element[]): Element[] {
   return elements.sort((a, b) => a.tag - b.tag);
 }

@@ -1,5 +1,5 @@
 import { encodeText, type CharacterSet } from '../dicom/charset.js';
-import { findElement, withElement, type Dataset, type DicomFile, type Element, type Item } from '../dicom/element.js';
+import { findElement, withElements, type Dataset, type DicomFile, type Element, type Item } from '../dicom/element.js';
 import { TAG, isGroupLengthTag, isPrivateCreatorTag, isPrivateTag, privateBlock, tagElement, tagGroup, type Tag } from '../dicom/tag.js';
 import { asciiBytes, encodeValue, padEven, rawString, textValue, uidBytes } from '../dicom/values.js';
 import { MAX_LENGTH, isTextVR, usesCharset } from '../dicom/vr.js';
@@ -98,28 +98,45 @@ function resolveTag(p: CompiledProfile, tag: Tag, creator: string | undefined): 
  * Tag and (creator, tag) lookups memoised per profile: the same few hundred tags recur in every object,
  * and building the private-rule keys was the header stage's largest cost. Bounded against hostile input.
  */
-const tagActions = new WeakMap<CompiledProfile, { size: number; byCreator: Map<string | undefined, Map<Tag, Action | null>> }>();
+class ActionMemo {
+  private size = 0;
+  private readonly standard = new Map<Tag, Action | null>();
+  private readonly byCreator = new Map<string | undefined, Map<Tag, Action | null>>();
+
+  constructor(private readonly profile: CompiledProfile) {}
+
+  action(tag: Tag, creator: string | undefined): Action | undefined {
+    const priv = isPrivateTag(tag);
+    let byTag = this.standard;
+    if (priv) {
+      byTag = this.byCreator.get(creator)!;
+      if (!byTag) this.byCreator.set(creator, (byTag = new Map()));
+    }
+    const hit = byTag.get(tag);
+    if (hit !== undefined) return hit ?? undefined;
+    const action = resolveTag(this.profile, tag, priv ? creator : undefined);
+    if (++this.size > MEMO_LIMIT) {
+      this.standard.clear();
+      this.byCreator.clear();
+      this.size = 0;
+    } else byTag.set(tag, action ?? null);
+    return action;
+  }
+}
+
+const memos = new WeakMap<CompiledProfile, ActionMemo>();
 const MEMO_LIMIT = 100_000;
 
-function tagAction(p: CompiledProfile, tag: Tag, creator: string | undefined): Action | undefined {
-  let memo = tagActions.get(p);
-  if (!memo) tagActions.set(p, (memo = { size: 0, byCreator: new Map() }));
-  const key = isPrivateTag(tag) ? creator : undefined;
-  let byTag = memo.byCreator.get(key);
-  if (!byTag) memo.byCreator.set(key, (byTag = new Map()));
-  const hit = byTag.get(tag);
-  if (hit !== undefined) return hit ?? undefined;
-  const action = resolveTag(p, tag, key);
-  if (++memo.size > MEMO_LIMIT) {
-    memo.byCreator.clear();
-    memo.size = 0;
-  } else byTag.set(tag, action ?? null);
-  return action;
+function actionMemo(p: CompiledProfile): ActionMemo {
+  let memo = memos.get(p);
+  if (!memo) memos.set(p, (memo = new ActionMemo(p)));
+  return memo;
 }
 
 class HeaderRun {
   readonly report: HeaderReport = { removed: 0, emptied: 0, dummied: 0, remapped: 0, cleaned: 0, shifted: 0, hashed: 0, set: 0, privateKept: 0, privateRemoved: 0 };
   private readonly modifiedDates: boolean;
+  private readonly memo: ActionMemo;
 
   constructor(
     private readonly profile: CompiledProfile,
@@ -130,12 +147,13 @@ class HeaderRun {
     private readonly dateOffset: () => number,
   ) {
     this.modifiedDates = profile.options.has('retain-long-modified-dates');
+    this.memo = actionMemo(profile);
   }
 
   /** The action for an element, most specific rule first; undefined means no rule names it. */
   resolve(tag: Tag, path: readonly PathEntry[] | undefined, creator: string | undefined): Action | undefined {
     if (path) for (const r of this.profile.paths) if (pathMatches(r.steps, path)) return r.action;
-    return tagAction(this.profile, tag, creator);
+    return this.memo.action(tag, creator);
   }
 
   private uid(value: string): string {
@@ -312,14 +330,13 @@ class HeaderRun {
   collectRemapped(elements: Dataset, ancestors: readonly PathEntry[], into: Set<string>): void {
     const needPath = this.profile.paths.length > 0;
     for (const el of elements) {
-      const entry: PathEntry = { tag: el.tag };
       if (el.items) {
-        const path = [...ancestors, entry];
+        const path = [...ancestors, { tag: el.tag }];
         for (const item of el.items) this.collectRemapped(item.elements, path, into);
         continue;
       }
       if (el.vr !== 'UI' || !el.value?.length || isPrivateTag(el.tag)) continue;
-      const a = this.resolve(el.tag, needPath ? [...ancestors, entry] : undefined, undefined) ?? this.unlisted(el.tag);
+      const a = this.resolve(el.tag, needPath ? [...ancestors, { tag: el.tag }] : undefined, undefined) ?? this.unlisted(el.tag);
       if ( (a.kind === 'U' || a.kind === 'D' || a.kind === 'hash')) {
         for (const v of rawString(el.value).split('\\')) if (v.trim() && !isRegistryUid(v.trim())) into.add(v.trim());
       }
@@ -353,15 +370,12 @@ function markDeidentified(ds: Element[], profile: CompiledProfile, datesShifted:
   const options = [...profile.options].sort();
   const method = [`DEID ${profile.name}`, ...options].map((s) => s.slice(0, 64)).join('\\');
   const longitudinal = profile.options.has('retain-long-full-dates') ? 'UNMODIFIED' : datesShifted ? 'MODIFIED' : 'REMOVED';
-  let out = withElement(ds, marker(0x00120062, 'CS', 'YES'));
-  out = withElement(out, marker(0x00120063, 'LO', method));
-  out = withElement(out, {
-    tag: 0x00120064,
-    vr: 'SQ',
-    undefinedLength: false,
-    items: profile.methodCodes.map((c) => codeItem(c.value, c.scheme, c.meaning)),
-  });
-  return withElement(out, marker(0x00280303, 'CS', longitudinal));
+  return withElements(ds, [
+    marker(0x00120062, 'CS', 'YES'),
+    marker(0x00120063, 'LO', method),
+    { tag: 0x00120064, vr: 'SQ', undefinedLength: false, items: profile.methodCodes.map((c) => codeItem(c.value, c.scheme, c.meaning)) },
+    marker(0x00280303, 'CS', longitudinal),
+  ]);
 }
 
 /**

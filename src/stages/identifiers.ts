@@ -17,11 +17,18 @@ export interface Identifier {
   readonly tag: Tag;
 }
 
-const ID_TAGS: readonly Tag[] = [TAG.PatientID, 0x00101000 /* OtherPatientIDs */, 0x00080050 /* AccessionNumber */, 0x00101090 /* MedicalRecordLocator */];
-const ADDRESS_TAGS: readonly Tag[] = [0x00101040 /* PatientAddress */];
-const PHONE_TAGS: readonly Tag[] = [0x00102154 /* PatientTelephoneNumbers */];
-const INSTITUTION_TAGS: readonly Tag[] = [0x00080080 /* InstitutionName */, 0x00080081 /* InstitutionAddress */];
-const BIRTH_DATE = 0x00100030;
+/** The attributes (other than PN, which are all names) whose values identify, and as what; one lookup per element. */
+const KIND_OF = new Map<Tag, IdentifierKind>([
+  [TAG.PatientID, 'id'],
+  [0x00101000 /* OtherPatientIDs */, 'id'],
+  [0x00080050 /* AccessionNumber */, 'id'],
+  [0x00101090 /* MedicalRecordLocator */, 'id'],
+  [0x00100030 /* PatientBirthDate */, 'date'],
+  [0x00101040 /* PatientAddress */, 'address'],
+  [0x00102154 /* PatientTelephoneNumbers */, 'phone'],
+  [0x00080080 /* InstitutionName */, 'institution'],
+  [0x00080081 /* InstitutionAddress */, 'institution'],
+]);
 
 /** Words that are never identifying on their own, so a name made of them cannot match everywhere. */
 const NEUTRAL = new Set(['ANONYMOUS', 'ANONYMIZED', 'ANON', 'UNKNOWN', 'NONE', 'NA', 'MR', 'MRS', 'MS', 'DR', 'JR', 'SR', 'II', 'III', 'PHD', 'MD', 'PATIENT', 'TEST',
@@ -55,12 +62,13 @@ export function collectIdentifiers(ds: Dataset): Identifier[] {
       if (!el.value || el.value.length === 0) continue;
       if (el.vr === 'PN') {
         for (const part of textValue(el, levelCs).split(/[\^=\\]/)) for (const word of part.split(/[\s,.]+/)) add('name', word, el.tag);
-      } else if (ID_TAGS.includes(el.tag)) {
-        for (const v of textValue(el, levelCs).split('\\')) add('id', v, el.tag);
-      } else if (el.tag === BIRTH_DATE) add('date', textValue(el, levelCs), el.tag);
-      else if (ADDRESS_TAGS.includes(el.tag)) add('address', textValue(el, levelCs), el.tag);
-      else if (PHONE_TAGS.includes(el.tag)) for (const v of textValue(el, levelCs).split('\\')) add('phone', v, el.tag);
-      else if (INSTITUTION_TAGS.includes(el.tag)) add('institution', textValue(el, levelCs), el.tag);
+        continue;
+      }
+      const kind = KIND_OF.get(el.tag);
+      if (kind === undefined) continue;
+      // IDs and phone numbers are multi-valued; a date, an address or an institution is taken whole.
+      if (kind === 'id' || kind === 'phone') for (const v of textValue(el, levelCs).split('\\')) add(kind, v, el.tag);
+      else add(kind, textValue(el, levelCs), el.tag);
     }
   };
   walk(ds, charsetOf(ds));
