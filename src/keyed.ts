@@ -5,8 +5,8 @@ import { createHmac } from 'node:crypto';
  * UID, pseudonym and date offset without coordination, and nobody without the secret can invert them.
  */
 
-const hmac = (secret: Uint8Array, purpose: string, value: string): Buffer =>
-  createHmac('sha256', secret).update(purpose).update('\0').update(value).digest();
+// One update of purpose, NUL, value: the same bytes as three updates, at a third of the calls into OpenSSL.
+const hmac = (secret: Uint8Array, purpose: string, value: string): Buffer => createHmac('sha256', secret).update(`${purpose}\0${value}`).digest();
 
 /** UIDs from the DICOM registry (SOP classes, transfer syntaxes, coding schemes...) are never remapped. */
 export const isRegistryUid = (uid: string): boolean => uid.startsWith('1.2.840.10008.');

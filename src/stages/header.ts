@@ -313,6 +313,7 @@ class HeaderRun {
         if (priv) keptBlocks.add(blockKey);
       } else if (((el.tag & 0xff01ffff) >>> 0) === 0x60003000) droppedOverlays.add(tagGroup(el.tag));
     }
+    if (creators.size === 0 && droppedOverlays.size === 0) return out;
     return out.filter(
       (el) =>
         (!isPrivateCreatorTag(el.tag) || keptBlocks.has((tagGroup(el.tag) << 8) | tagElement(el.tag))) &&
