@@ -45,6 +45,7 @@ for (const f of files) readFileSync(f);
 const best = {};
 const mem = {};
 const roundRatios = []; // deid against gdcmanon, run back to back in the same round
+const perRound = { deid: [], gdcmanon: [], copy: [] };
 const rounds = COUNT > 1000 ? Math.max(1, Math.ceil(ROUNDS / 2)) : ROUNDS;
 for (let round = 0; round < rounds; round++) {
   const seconds = {};
@@ -63,6 +64,7 @@ for (let round = 0; round < rounds; round++) {
     best[name] = Math.min(best[name] ?? Infinity, r.seconds);
     if (name === 'deid') mem[round] = r.rssMb;
     seconds[name] = r.seconds;
+    perRound[name].push(r.seconds);
   }
   roundRatios.push(seconds.gdcmanon / seconds.deid);
 }
@@ -72,8 +74,12 @@ console.log('wall time, best of %d rounds (process start to exit, same files, sa
 for (const [name, label] of [['deid', 'deid run --profile basic (with quality check)'], ['gdcmanon', 'gdcmanon -e (GDCM basic profile)'], ['copy', 'our read+write copy (I/O floor)']]) {
   console.log(`  ${label.padEnd(48)} ${fmt(rate(best[name])).padStart(6)} files/s  ${fmt(bytes / 1e6 / best[name], 1).padStart(7)} MB/s  ${fmt(best[name], 2)} s`);
 }
-console.log(`\nratios: deid / gdcmanon = ${fmt(best.gdcmanon / best.deid, 2)}x   deid / copy floor = ${fmt(best.copy / best.deid, 2)}x`);
-console.log(`deid / gdcmanon per round: ${roundRatios.map((x) => `${fmt(x, 2)}x`).join(', ')}; median ${fmt(median(roundRatios), 2)}x`);
+console.log(`wall time per round (s): ${Object.entries(perRound).map(([n, xs]) => `${n} ${xs.map((x) => fmt(x, 2)).join(' ')}`).join('; ')}`);
+// The machine's load drifts from round to round; deid and gdcmanon run back to back within a round, so
+// their ratio in each round, and its median, compare like with like. Best against best pairs whichever
+// moments were luckiest for each.
+console.log(`\ndeid / gdcmanon, round by round: ${roundRatios.map((x) => `${fmt(x, 2)}x`).join(', ')}; median ${fmt(median(roundRatios), 2)}x`);
+console.log(`best against best: deid / gdcmanon = ${fmt(best.gdcmanon / best.deid, 2)}x   deid / copy floor = ${fmt(best.copy / best.deid, 2)}x`);
 const samples = mem[rounds - 1] ?? []; // one run, start to end
 if (samples.length > 4) {
   const q = Math.floor(samples.length / 4);
