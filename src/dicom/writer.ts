@@ -1,8 +1,8 @@
 import { DeidError } from '../errors.js';
 import type { DicomFile, Element, Item } from './element.js';
+import type { ScratchBuffer } from './scratch-buffer.js';
 import { TAG, formatTag, isGroupLengthTag } from './tag.js';
 import { TS, outputSyntaxFor } from './transfer-syntax.js';
-import type { ScratchBuffer } from './scratch-buffer.js';
 import { asciiBytes, uidBytes } from './values.js';
 import { hasLongHeader } from './vr.js';
 

@@ -114,7 +114,7 @@ class ActionMemo {
     }
     const hit = byTag.get(tag);
     if (hit !== undefined) return hit ?? undefined;
-    const action = resolveTag(this.profile, tag, priv ? creator : undefined);
+    const action = resolveTag(this.profile, tag, creator);
     if (++this.size > MEMO_LIMIT) {
       this.standard.clear();
       this.byCreator.clear();

@@ -1,4 +1,4 @@
-import type { CharacterSet } from '../dicom/charset.js';
+import { latin1, type CharacterSet } from '../dicom/charset.js';
 import { findElement, type Dataset, type DicomFile } from '../dicom/element.js';
 import { readDicom } from '../dicom/reader.js';
 import { TAG, formatTag, isPrivateTag, type Tag } from '../dicom/tag.js';
@@ -123,7 +123,7 @@ export function verifyDataset(dataset: Dataset, input: VerifyInput, meta: Datase
         kinds = KINDS_FOR_TEXT;
       } else if (el.vr === 'UN' || (isPrivateTag(el.tag) && (el.vr === 'OB' || el.vr === 'OW'))) {
         // Opaque bytes that a kept private element or an unknown VR may hide text in.
-        text = Buffer.from(el.value.buffer, el.value.byteOffset, el.value.byteLength).toString('latin1');
+        text = latin1(el.value);
         kinds = KINDS_FOR_TEXT;
       } else {
         continue;
