@@ -128,6 +128,12 @@ export class Pipeline {
     return sha256(`${stage}|${hash}|${this.configHash}`).slice(0, 40);
   }
 
+  /** The first stage's job for a spooled object; `suffix` tells a requeue apart from the first delivery. */
+  private firstJob(hash: string, key: string, study: string, origin: IngestSource, receivedAt: string, suffix = ''): ObjectJob {
+    const base = `${this.jobId(this.order[0], hash)}${suffix}`;
+    return { id: base, base, hash, source: key, input: key, study, origin, receivedAt, work: [] };
+  }
+
   private studyKey(ds: DicomFile['dataset']): string {
     const uid = rawString(findElement(ds, TAG.StudyInstanceUID)?.value) || 'no-study';
     return createHmac('sha256', this.secret).update(`study|${uid}`).digest('hex').slice(0, 32);
@@ -183,12 +189,11 @@ export class Pipeline {
     const key = `incoming/${hash}.dcm`;
     const study = this.studyKey(ds);
     const first = this.order[0];
-    const base = this.jobId(first, hash);
     try {
       // The object is durable once put resolves: that is what Success acknowledges. The job needs no
       // fsync of its own, since reconcile() re-queues any spooled object that lost its job.
       await this.store.put(key, bytes, { durable: true });
-      const job: ObjectJob = { id: base, base, hash, source: key, input: key, study, origin, receivedAt, work: [] };
+      const job = this.firstJob(hash, key, study, origin, receivedAt);
       if (this.handoff) this.handoff(first, job, bytes);
       else await this.queue.add(first, job, { durable: false });
     } catch (e) {
@@ -219,16 +224,13 @@ export class Pipeline {
       } catch {
         continue; // finished meanwhile
       }
-      const hash = sha256(bytes);
-      const first = this.order[0];
-      const base = this.jobId(first, hash);
       let study = 'unknown';
       try {
         study = this.studyKey(readDicom(bytes).dataset);
       } catch {
         /* ingest only spools what parses */
       }
-      await this.queue.add(first, { id: base, base, hash, source: key, input: key, study, origin: { kind: 'folder' }, receivedAt: new Date().toISOString(), work: [] } satisfies ObjectJob);
+      await this.queue.add(this.order[0], this.firstJob(sha256(bytes), key, study, { kind: 'folder' }, new Date().toISOString()));
       added++;
     }
     if (added) this.log.warn({ objects: added }, 'spooled objects without a job were queued again');
@@ -414,11 +416,9 @@ export class Pipeline {
     const hash = sha256(bytes);
     const key = `incoming/${hash}.dcm`;
     await this.quarantine.release(id, key);
-    const first = this.order[0];
-    const base = `${this.jobId(first, hash)}.q${Date.now()}`;
     const study = entry.study ?? this.studyKey(readDicom(bytes).dataset);
     const origin = entry.origin ?? { kind: 'folder' as const };
-    await this.queue.add(first, { id: base, base, hash, source: key, input: key, study, origin, receivedAt: entry.receivedAt ?? new Date().toISOString(), work: [] } satisfies ObjectJob);
+    await this.queue.add(this.order[0], this.firstJob(hash, key, study, origin, entry.receivedAt ?? new Date().toISOString(), `.q${Date.now()}`));
     await this.record(study, 'received');
     this.log.info({ obj: hash.slice(0, 16) }, 'quarantined object requeued');
     return true;
