@@ -71,18 +71,23 @@ async function startRedis(): Promise<{ url: string; stop: () => Promise<void> }>
   };
 }
 
-/** Transpiles src/pipeline/queue/*.ts to plain ESM for the child processes (node_modules linked in). */
+/**
+ * Transpiles src/pipeline/queue/*.ts, and the pipeline modules they import, to plain ESM for the
+ * child processes (node_modules linked in), keeping their relative layout.
+ */
 function buildQueueModule(outDir: string): string {
-  const src = join(REPO_ROOT, 'src', 'pipeline', 'queue');
+  const pipeline = join(REPO_ROOT, 'src', 'pipeline');
   writeFileSync(join(outDir, 'package.json'), '{"type":"module"}');
   symlinkSync(join(REPO_ROOT, 'node_modules'), join(outDir, 'node_modules'), 'dir');
-  for (const f of readdirSync(src).filter((n) => n.endsWith('.ts'))) {
-    const { outputText } = ts.transpileModule(readFileSync(join(src, f), 'utf8'), {
+  mkdirSync(join(outDir, 'queue'));
+  const files = [...readdirSync(join(pipeline, 'queue')).filter((n) => n.endsWith('.ts')).map((n) => `queue/${n}`), 'durable-fs.ts'];
+  for (const f of files) {
+    const { outputText } = ts.transpileModule(readFileSync(join(pipeline, f), 'utf8'), {
       compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 },
     });
     writeFileSync(join(outDir, f.replace(/\.ts$/, '.js')), outputText);
   }
-  return pathToFileURL(join(outDir, 'index.js')).href;
+  return pathToFileURL(join(outDir, 'queue', 'index.js')).href;
 }
 
 interface Child {

@@ -2,7 +2,8 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { ScratchBuffer } from '../dicom/scratch-buffer.js';
 import { DeidError, toDeidError, type ErrorCode } from '../errors.js';
-import { placeOutput, quarantineFile, writeFileAtomic } from '../pipeline/file-outputs.js';
+import { writeFileAtomicSync } from '../pipeline/durable-fs.js';
+import { placeOutput, quarantineFile } from '../pipeline/file-outputs.js';
 import { processObject, processObjectAsync, type ProcessedObject } from '../pipeline/process-object.js';
 import type { CompiledProfile, ProfileChain } from '../profiles/compile.js';
 
@@ -115,8 +116,8 @@ export async function processFileAsync(job: FileJob, s: RunSettings, profile: Co
       placeOutput(s.outDir, r.studyInstanceUid, r.seriesInstanceUid, r.sopInstanceUid, r.output);
       if (s.previewsDir && r.previews && r.pixels?.pixelsMasked) {
         // Named by the new SOP Instance UID, beside nothing that identifies the patient.
-        writeFileAtomic(join(s.previewsDir, `${r.sopInstanceUid}.before.png`), r.previews.before);
-        writeFileAtomic(join(s.previewsDir, `${r.sopInstanceUid}.after.png`), r.previews.after);
+        writeFileAtomicSync(join(s.previewsDir, `${r.sopInstanceUid}.before.png`), r.previews.before);
+        writeFileAtomicSync(join(s.previewsDir, `${r.sopInstanceUid}.after.png`), r.previews.after);
       }
     } catch (e) {
       throw new DeidError('DEID_ERR_OUTPUT', (e as NodeJS.ErrnoException).code ?? 'write failed');
