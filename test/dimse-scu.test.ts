@@ -8,7 +8,7 @@ import { DeidError } from '../src/errors.js';
 import { splitPart10 } from '../src/export/dimse-part10.js';
 import { DimseDestination, isRetryableStatus, isSuccessOrWarning, parseDimseUrl } from '../src/export/dimse-scu.js';
 import { startDimseScp, type DimseScpHandle } from '../src/ingest/dimse-scp.js';
-import { ExportError, type ExportInfo, type Ingest, type IngestOutcome } from '../src/pipeline/ports.js';
+import { type ExportInfo, type Ingest, type IngestOutcome } from '../src/pipeline/ports.js';
 import { corpusFile } from './helpers/corpus.js';
 import { freePort, startStorescp, waitUntil, type Storescp } from './helpers/dcmtk.js';
 import { startOrthanc, type OrthancHandle } from './helpers/orthanc.js';
@@ -33,12 +33,12 @@ function receivedFor(scp: Storescp, sopInstanceUid: string): Buffer {
   return readFileSync(f);
 }
 
-async function rejectionOf(p: Promise<unknown>): Promise<ExportError> {
+async function rejectionOf(p: Promise<unknown>): Promise<DeidError> {
   try {
     await p;
   } catch (e) {
-    expect(e).toBeInstanceOf(ExportError);
-    return e as ExportError;
+    expect(e).toBeInstanceOf(DeidError);
+    return e as DeidError;
   }
   throw new Error('expected the send to fail');
 }

@@ -7,7 +7,7 @@ import { readDicom } from '../src/dicom/reader.js';
 import { TAG } from '../src/dicom/tag.js';
 import { rawString } from '../src/dicom/values.js';
 import { FolderDestination } from '../src/export/folder.js';
-import { ExportError, type Destination, type ExportInfo } from '../src/pipeline/ports.js';
+import { exportFailure, type Destination, type ExportInfo } from '../src/pipeline/ports.js';
 import { createQueue } from '../src/pipeline/queue/index.js';
 import type { JobQueue } from '../src/pipeline/queue/types.js';
 import { Pipeline, type StageName } from '../src/pipeline/runtime.js';
@@ -43,7 +43,7 @@ class FlakyDestination implements Destination {
     private readonly retryable = true,
   ) {}
   async send(_b: Uint8Array, info: ExportInfo): Promise<void> {
-    if (this.failures-- > 0) throw new ExportError('destination unavailable', this.retryable);
+    if (this.failures-- > 0) throw exportFailure(this.retryable, 'destination unavailable');
     this.received.push(info);
   }
   async close(): Promise<void> {}

@@ -19,7 +19,7 @@
  */
 import net, { type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { DeidError } from '../errors.js';
+import { DeidError, isDeidError } from '../errors.js';
 import { readDicom } from '../dicom/reader.js';
 import { TS, isNativeSyntax } from '../dicom/transfer-syntax.js';
 import { encodeDataset } from '../dicom/writer.js';
@@ -35,7 +35,7 @@ import {
   type NetworkInstance,
 } from '../ingest/dcmjs-dimse-internals.js';
 import { useLeanSend } from '../ingest/dimse-wire.js';
-import { ExportError, type Destination, type ExportInfo } from '../pipeline/ports.js';
+import { exportFailure, type Destination, type ExportInfo } from '../pipeline/ports.js';
 import { splitPart10 } from './dimse-part10.js';
 
 export interface DimseDestinationOptions {
@@ -128,18 +128,6 @@ class RawDataset extends DatasetBase {
 const NO_TIMEOUT = 2 ** 31 - 1;
 const RETRYABLE_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EAI_AGAIN', 'ENOTFOUND', 'EADDRNOTAVAIL']);
 
-/** A failure of the association itself (as opposed to a C-STORE status). */
-class LinkError extends ExportError {
-  constructor(
-    message: string,
-    retryable: boolean,
-    /** The association was lost before the response: the object may be sent again on a new one. */
-    readonly lost = false,
-  ) {
-    super(message, retryable);
-  }
-}
-
 type Pair = readonly [sopClassUid: string, transferSyntaxUid: string];
 const pairKey = (p: Pair) => `${p[0]}|${p[1]}`;
 const LE = [TS.ExplicitLE, TS.ImplicitLE] as const;
@@ -155,7 +143,7 @@ function contextsFor([sop, ts]: Pair): Array<[string, string[]]> {
 class Link {
   closed = false;
   sent = 0;
-  private failPending?: (e: LinkError) => void;
+  private failPending?: (e: DeidError) => void;
 
   private constructor(
     private readonly nw: NetworkInstance,
@@ -189,24 +177,24 @@ class Link {
     const link = new Link(nw, socket, opts.timeoutMs, new Set(pairs.map(pairKey)));
     nw.on('close', () => {
       link.closed = true;
-      link.fail(new LinkError('connection closed by the destination', true, true));
+      link.fail(exportFailure(true, 'connection closed by the destination'));
     });
     nw.on('networkError', (e) => {
       link.closed = true;
       const timeout = /timeout/i.test(e.message);
       const code = errno ?? (timeout ? 'ETIMEDOUT' : undefined);
-      link.fail(new LinkError(timeout ? 'no answer from the destination in time' : `connection error ${code ?? ''}`.trim(), code === undefined || RETRYABLE_ERRNO.has(code), true));
+      link.fail(exportFailure(code === undefined || RETRYABLE_ERRNO.has(code), timeout ? 'no answer from the destination in time' : `connection error ${code ?? ''}`.trim()));
       socket.destroy();
     });
     nw.on('associationReleaseRequested', () => {
       // The peer releases (rare for an SCP): answer, and let it close the connection.
       link.closed = true;
       nw.sendAssociationReleaseResponse();
-      link.fail(new LinkError('association released by the destination', true, true));
+      link.fail(exportFailure(true, 'association released by the destination'));
     });
     nw.on('abort', () => {
       link.closed = true;
-      link.fail(new LinkError('association aborted by the destination', true, true));
+      link.fail(exportFailure(true, 'association aborted by the destination'));
       socket.destroy();
     });
     return link.run<Link>((resolve, reject) => {
@@ -215,7 +203,7 @@ class Link {
       nw.on('associationRejected', (r) => {
         const transient = r.result === REJECT.Transient;
         const why = r.reason === REJECT.ReasonCallingAeNotRecognized && r.source === REJECT.SourceServiceUser ? 'calling AE not recognized' : r.reason === REJECT.ReasonCalledAeNotRecognized && r.source === REJECT.SourceServiceUser ? 'called AE not recognized' : `result ${r.result}, source ${r.source}, reason ${r.reason}`;
-        reject(new LinkError(`association rejected (${transient ? 'transient' : 'permanent'}: ${why})`, transient));
+        reject(exportFailure(transient, `association rejected (${transient ? 'transient' : 'permanent'}: ${why})`));
         link.closed = true;
         socket.destroy();
       });
@@ -226,8 +214,8 @@ class Link {
   }
 
   /** Runs one operation with the inactivity timeout armed; connection loss rejects it. */
-  private run<T>(body: (resolve: (v: T) => void, reject: (e: LinkError) => void) => void): Promise<T> {
-    if (this.closed) return Promise.reject(new LinkError('connection closed by the destination', true, true));
+  private run<T>(body: (resolve: (v: T) => void, reject: (e: DeidError) => void) => void): Promise<T> {
+    if (this.closed) return Promise.reject(exportFailure(true, 'connection closed by the destination'));
     return new Promise<T>((resolve, reject) => {
       this.socket.setTimeout(this.timeoutMs);
       const done = () => {
@@ -251,12 +239,12 @@ class Link {
         );
       } catch (e) {
         done();
-        reject(new LinkError(`C-STORE could not be sent (${(e as Error).name})`, false));
+        reject(exportFailure(false, `C-STORE could not be sent (${(e as Error).name})`));
       }
     });
   }
 
-  private fail(e: LinkError): void {
+  private fail(e: DeidError): void {
     this.failPending?.(e);
   }
 
@@ -282,7 +270,7 @@ class Link {
         // The library never forgets a request; drop it so the association does not grow.
         const i = this.nw.pending.indexOf(req);
         if (i >= 0) this.nw.pending.splice(i, 1);
-        if (status === undefined) reject(new LinkError('C-STORE was not sent (no usable presentation context)', false));
+        if (status === undefined) reject(exportFailure(false, 'C-STORE was not sent (no usable presentation context)'));
         else resolve({ status, comment });
       });
       this.sent++;
@@ -358,7 +346,7 @@ export class DimseDestination implements Destination {
   }
 
   send(part10: Uint8Array, info: ExportInfo): Promise<void> {
-    if (this.closed) return Promise.reject(new ExportError(`destination ${this.name} is closed`, true));
+    if (this.closed) return Promise.reject(exportFailure(true, `destination ${this.name} is closed`));
     const lane = this.pickLane();
     lane.load++;
     return this.enqueue(lane, () => this.sendOne(lane, part10, info)).finally(() => lane.load--);
@@ -420,11 +408,11 @@ export class DimseDestination implements Destination {
     clearTimeout(lane.idleTimer);
     try {
       const parts = splitPart10(part10);
-      if (!parts) throw new ExportError('not a Part 10 file (no preamble or a cut meta group)', false);
+      if (!parts) throw exportFailure(false, 'not a Part 10 file (no preamble or a cut meta group)');
       const sop = parts.sopClassUid || info.sopClassUid;
       const iuid = parts.sopInstanceUid || info.sopInstanceUid;
       const ts = parts.transferSyntaxUid || info.transferSyntaxUid;
-      if (!sop || !iuid || !ts) throw new ExportError('the meta group lacks the SOP class, SOP instance or transfer syntax UID', false);
+      if (!sop || !iuid || !ts) throw exportFailure(false, 'the meta group lacks the SOP class, SOP instance or transfer syntax UID');
       const pair: Pair = [sop, ts];
       this.pairs.delete(pairKey(pair));
       this.pairs.set(pairKey(pair), pair);
@@ -444,17 +432,13 @@ export class DimseDestination implements Destination {
           return await this.enqueue(first, () => this.sendOne(first, part10, info));
         }
         const reused = link.sent > 0;
+        const dataset = this.datasetFor(link, part10, parts.datasetOffset, pair, iuid);
+        let status: number;
         try {
-          const dataset = this.datasetFor(link, part10, parts.datasetOffset, pair, iuid);
-          const { status } = await link.store(dataset);
-          if (isSuccessOrWarning(status)) {
-            if (status !== 0) this.log?.info({ status: hex(status) }, 'C-STORE succeeded with a warning');
-            return;
-          }
-          this.log?.warn({ status: hex(status) }, 'C-STORE refused');
-          throw new ExportError(`C-STORE to ${this.name} failed with status ${hex(status)}`, isRetryableStatus(status));
+          ({ status } = await link.store(dataset));
         } catch (e) {
-          if (e instanceof LinkError && e.lost) {
+          if (link.closed) {
+            // The association was lost before the response: the object may go again on a new one.
             lane.link = undefined;
             // The peer dropped an association we had kept open (idle timeout on its side): once, at once.
             if (reused && attempt === 0) {
@@ -464,10 +448,16 @@ export class DimseDestination implements Destination {
           }
           throw e;
         }
+        if (isSuccessOrWarning(status)) {
+          if (status !== 0) this.log?.info({ status: hex(status) }, 'C-STORE succeeded with a warning');
+          return;
+        }
+        this.log?.warn({ status: hex(status) }, 'C-STORE refused');
+        throw exportFailure(isRetryableStatus(status), `C-STORE to ${this.name} failed with status ${hex(status)}`);
       }
     } catch (e) {
-      if (e instanceof ExportError) throw e;
-      throw new ExportError(`C-STORE to ${this.name} failed (${(e as Error)?.name ?? 'error'})`, false);
+      if (isDeidError(e)) throw e;
+      throw exportFailure(false, `C-STORE to ${this.name} failed (${(e as Error)?.name ?? 'error'})`);
     } finally {
       if (!this.closed) this.armIdle(lane);
     }
@@ -487,9 +477,9 @@ export class DimseDestination implements Destination {
       this.log?.debug({ contexts: this.pairs.size }, 'association opened');
       return link;
     } catch (e) {
-      const err = e instanceof ExportError ? e : new ExportError(`cannot reach ${this.name}`, true);
-      this.log?.warn({ err: err.message, retryable: err.retryable }, 'association failed');
-      throw new ExportError(`${err.message} (${this.name})`, err.retryable);
+      const err = isDeidError(e) ? e : exportFailure(true, `cannot reach ${this.name}`);
+      this.log?.warn({ err: err.detail, retryable: err.retryable }, 'association failed');
+      throw exportFailure(err.retryable, `${err.detail} (${this.name})`);
     }
   }
 
@@ -504,12 +494,12 @@ export class DimseDestination implements Destination {
         try {
           body = encodeDataset(readDicom(part10).dataset, target);
         } catch (e) {
-          throw new ExportError(`the object could not be re-encoded for ${this.name} (${(e as Error).name})`, false);
+          throw exportFailure(false, `the object could not be re-encoded for ${this.name} (${(e as Error).name})`);
         }
         this.log?.debug({ from: ts, to: target }, 'sending re-encoded: the destination refused the original syntax');
         return new RawDataset(body, sop, iuid, target);
       }
     }
-    throw new ExportError(`${this.name} does not accept SOP class ${sop} in transfer syntax ${ts}`, false);
+    throw exportFailure(false, `${this.name} does not accept SOP class ${sop} in transfer syntax ${ts}`);
   }
 }

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { DirSyncers, writeFileAtomic } from '../pipeline/durable-fs.js';
-import { ExportError, type Destination, type ExportInfo } from '../pipeline/ports.js';
+import { exportFailure, type Destination, type ExportInfo } from '../pipeline/ports.js';
 
 const safe = (s: string) => (s || 'unknown').replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64);
 
@@ -22,7 +22,7 @@ export class FolderDestination implements Destination {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       // A full or read-only disk may clear up; a bad path will not.
-      throw new ExportError(`folder write failed: ${code ?? 'error'}`, code === 'ENOSPC' || code === 'EAGAIN' || code === 'EBUSY');
+      throw exportFailure(code === 'ENOSPC' || code === 'EAGAIN' || code === 'EBUSY', `folder write failed: ${code ?? 'error'}`);
     }
   }
 

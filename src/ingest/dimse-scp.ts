@@ -7,12 +7,12 @@
  * the pipeline's `ingest` port, and the C-STORE-RSP is sent only once that resolves, that is once
  * the object is fsynced in the spool and queued (DESIGN decision 6):
  *
- * | ingest outcome                          | status                               |
- * |-----------------------------------------|--------------------------------------|
- * | ok                                      | 0x0000 Success                       |
- * | DEID_ERR_OUT_OF_RESOURCES (or ENOSPC…)  | 0xA700 Refused: Out of Resources     |
- * | any other code (unparseable, too large) | 0xC000 Error: Cannot Understand      |
- * | ingest threw something unexpected       | 0x0110 Processing Failure            |
+ * | ingest outcome                          | status                                        |
+ * |-----------------------------------------|-----------------------------------------------|
+ * | ok                                      | 0x0000 Success                                |
+ * | refused with a code                     | the code's DIMSE status in the error catalogue |
+ * | ingest threw ENOSPC, EMFILE…             | 0xA700 Refused: Out of Resources              |
+ * | ingest threw something unexpected       | 0x0110 Processing Failure (DEID_ERR_INTERNAL) |
  *
  * The Error Comment is the error code only, never a value from the object.
  *
@@ -23,7 +23,7 @@
 import net, { type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
-import { DeidError, isDeidError, type ErrorCode } from '../errors.js';
+import { DeidError, STATUS, errorSpec, isDeidError, toDeidError, type ErrorCode } from '../errors.js';
 import type { DicomFile, Element } from '../dicom/element.js';
 import { TAG } from '../dicom/tag.js';
 import { encodingOf } from '../dicom/transfer-syntax.js';
@@ -80,14 +80,6 @@ export interface DimseScpHandle {
   close(): Promise<void>;
 }
 
-// C-STORE status codes (PS3.4 Annex B.2.3, PS3.7 Annex C).
-export const STATUS = {
-  Success: 0x0000,
-  OutOfResources: 0xa700,
-  CannotUnderstand: 0xc000,
-  ProcessingFailure: 0x0110,
-} as const;
-
 /**
  * Storage SOP classes by UID branch: composite instance storage (…5.1.4.1.1.*) plus the non-image
  * storage branches outside it (hanging protocols, colour palettes, implant templates, protocol
@@ -127,19 +119,17 @@ interface Answer {
   readonly code?: ErrorCode;
 }
 
-/** Maps the ingest port's outcome to a C-STORE status (the code becomes the Error Comment). */
+/** The C-STORE status for the ingest port's outcome (the code becomes the Error Comment). */
 export function statusForOutcome(outcome: IngestOutcome): Answer {
   if (outcome.ok) return { status: STATUS.Success };
-  if (outcome.code === 'DEID_ERR_OUT_OF_RESOURCES') return { status: STATUS.OutOfResources, code: outcome.code };
-  return { status: STATUS.CannotUnderstand, code: outcome.code };
+  return { status: errorSpec(outcome.code).dimse, code: outcome.code };
 }
 
-/** Maps something `ingest` threw (it should not) to a status. */
+/** The status for something `ingest` threw (it should not): resource errnos are Out of Resources. */
 export function statusForError(e: unknown): Answer {
-  if (isDeidError(e)) return statusForOutcome({ ok: false, code: e.code });
   const errno = (e as NodeJS.ErrnoException | undefined)?.code;
-  if (typeof errno === 'string' && RESOURCE_ERRNOS.has(errno)) return { status: STATUS.OutOfResources, code: 'DEID_ERR_OUT_OF_RESOURCES' };
-  return { status: STATUS.ProcessingFailure, code: 'DEID_ERR_INTERNAL' };
+  if (!isDeidError(e) && typeof errno === 'string' && RESOURCE_ERRNOS.has(errno)) return statusForOutcome({ ok: false, code: 'DEID_ERR_OUT_OF_RESOURCES' });
+  return statusForOutcome({ ok: false, code: toDeidError(e).code });
 }
 
 /** Preamble, DICM and group 0002 for a received data set (MediaStorage UIDs from the C-STORE-RQ). */
@@ -342,10 +332,10 @@ class DeidScp extends ScpBase {
 
   private async store(request: DimseRequest, sink: CaptureSink | undefined): Promise<Answer> {
     const log = this.ctx.log;
-    if (!sink) return { status: STATUS.CannotUnderstand, code: 'DEID_ERR_NOT_DICOM' };
+    if (!sink) return statusForOutcome({ ok: false, code: 'DEID_ERR_NOT_DICOM' });
     if (sink.overflow) {
       log?.warn({ remote: this.remote, callingAE: this.callingAE, bytes: sink.bytes }, 'C-STORE refused: object larger than the limit');
-      return { status: STATUS.CannotUnderstand, code: 'DEID_ERR_HOSTILE_SIZE' };
+      return statusForOutcome({ ok: false, code: 'DEID_ERR_HOSTILE_SIZE' });
     }
     const sopClassUid = request.getAffectedSopClassUid();
     const sopInstanceUid = request.getAffectedSopInstanceUid();
@@ -353,7 +343,7 @@ class DeidScp extends ScpBase {
     const ts = request.getDataset()?.getTransferSyntaxUid();
     if (!sopClassUid || !sopInstanceUid || !ts) {
       sink.discard();
-      return { status: STATUS.CannotUnderstand, code: 'DEID_ERR_MISSING_SOP_INSTANCE_UID' };
+      return statusForOutcome({ ok: false, code: 'DEID_ERR_MISSING_SOP_INSTANCE_UID' });
     }
     const bytes = Buffer.concat([buildMetaHeader(sopClassUid, sopInstanceUid, ts), ...sink.chunks]);
     sink.discard();

@@ -1,5 +1,5 @@
 /* Ports the pipeline exposes to ingest adapters (SCP, STOW-RS, folder) and export adapters (folder, C-STORE, STOW-RS). */
-import type { ErrorCode } from '../errors.js';
+import { DeidError, type ErrorCode } from '../errors.js';
 
 /** Where an object came from; recorded with the job (never with PHI). */
 export interface IngestSource {
@@ -36,13 +36,11 @@ export interface ExportInfo {
   readonly transferSyntaxUid: string;
 }
 
-/** A failed send. Retryable failures (connection refused, timeouts, busy) are tried again with backoff. */
-export class ExportError extends Error {
-  constructor(
-    message: string,
-    readonly retryable: boolean,
-  ) {
-    super(message);
-    this.name = 'ExportError';
-  }
+/**
+ * A failed send, as a destination throws it: DEID_ERR_EXPORT_FAILED when a later attempt may succeed
+ * (connection refused, timeouts, busy: retried with backoff), DEID_ERR_EXPORT_REFUSED when not. The
+ * detail names statuses and destinations, never a value of the object.
+ */
+export function exportFailure(retryable: boolean, detail: string): DeidError {
+  return new DeidError(retryable ? 'DEID_ERR_EXPORT_FAILED' : 'DEID_ERR_EXPORT_REFUSED', detail);
 }

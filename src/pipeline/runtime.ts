@@ -5,8 +5,8 @@ import { readDicom } from '../dicom/reader.js';
 import { TAG } from '../dicom/tag.js';
 import { rawString, textValue } from '../dicom/values.js';
 import { writeDicom } from '../dicom/writer.js';
-import { DeidError, isDeidError, type ErrorCode } from '../errors.js';
-import { ExportError, type Destination, type ExportInfo } from './ports.js';
+import { DeidError, isDeidError, toDeidError, type ErrorCode } from '../errors.js';
+import type { Destination, ExportInfo } from './ports.js';
 import type { Ingest, IngestOutcome, IngestSource } from './ports.js';
 import type { CompiledProfile } from '../profiles/compile.js';
 import { filterObject, type FilterConfig } from '../stages/filter.js';
@@ -68,13 +68,9 @@ interface ObjectJob extends JobData {
   readonly delivered?: readonly string[];
 }
 
-class RetryableError extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    readonly job?: ObjectJob,
-  ) {
-    super(code);
-  }
+/** What a retry of a failed job starts from: the job itself, or the progress a handler recorded (export). */
+interface RetryFrom {
+  job: ObjectJob;
 }
 
 const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
@@ -272,8 +268,9 @@ export class Pipeline {
 
   private async run(stage: StageName, job: ObjectJob, info: JobInfo): Promise<void> {
     const started = performance.now();
+    const retry: RetryFrom = { job };
     try {
-      await this.handlers[stage](job);
+      await this.handlers[stage](job, retry);
       this.noteDone(stage);
       this.observer?.stageDone(stage, performance.now() - started);
     } catch (e) {
@@ -291,28 +288,18 @@ export class Pipeline {
         await this.queue.add(first, { ...job, id: `${base}.r${info.attempt + 1}`, base, input: job.source, work: [], exportInfo: undefined, delivered: undefined } satisfies ObjectJob, { attempt: info.attempt + 1 });
         return;
       }
-      const retryable = e instanceof RetryableError || (e instanceof ExportError && e.retryable) || (!isDeidError(e) && !(e instanceof ExportError));
-      const code: ErrorCode = isDeidError(e)
-        ? e.code
-        : e instanceof RetryableError
-          ? e.code
-          : e instanceof ExportError
-            ? e.retryable
-              ? 'DEID_ERR_EXPORT_FAILED'
-              : 'DEID_ERR_EXPORT_REFUSED'
-            : 'DEID_ERR_INTERNAL';
-      if (retryable && info.attempt < this.opts.maxAttempts) {
+      const err = toDeidError(e);
+      if (err.retryable && info.attempt < this.opts.maxAttempts) {
         const delayMs = this.opts.backoffMs * 2 ** (info.attempt - 1);
-        const again = e instanceof RetryableError && e.job ? e.job : job;
+        const again = retry.job;
         this.observer?.stageRetried(stage);
-        this.log.warn({ obj: job.hash.slice(0, 16), stage, attempt: info.attempt, code, delayMs }, 'stage failed; retrying');
+        this.log.warn({ obj: job.hash.slice(0, 16), stage, attempt: info.attempt, code: err.code, delayMs }, 'stage failed; retrying');
         // The retry is a durable job that any process may take: its input must be on disk.
         await this.deferrable?.flush([again.input]);
         await this.queue.add(stage, { ...again, id: `${job.base}.r${info.attempt + 1}` }, { delayMs, attempt: info.attempt + 1 });
         return;
       }
-      const detail = isDeidError(e) ? e.detail : e instanceof ExportError ? e.message : (e as NodeJS.ErrnoException)?.code;
-      await this.toQuarantine(stage, job, code, detail);
+      await this.toQuarantine(stage, job, err.code, err.detail);
       this.noteDone(stage, true);
     }
   }
@@ -343,7 +330,7 @@ export class Pipeline {
     if (withSource) await this.store.delete(job.source);
   }
 
-  private readonly handlers: Record<StageName, (job: ObjectJob) => Promise<void>> = {
+  private readonly handlers: Record<StageName, (job: ObjectJob, retry: RetryFrom) => Promise<void>> = {
     filter: async (job) => {
       const file = readDicom(await this.store.get(job.input));
       const decision = filterObject({ dataset: file.dataset, callingAE: job.origin.callingAE }, this.opts.filter);
@@ -389,18 +376,15 @@ export class Pipeline {
       await this.enqueue(this.next('verify')!, job, { exportInfo: exportInfoOf(readDicom(output)) });
     },
 
-    export: async (job) => {
+    export: async (job, retry) => {
       const bytes = await this.store.get(job.input);
       const delivered = new Set(job.delivered ?? []);
       for (const d of this.opts.destinations) {
         if (delivered.has(d.name)) continue;
-        try {
-          await d.send(bytes, job.exportInfo!);
-        } catch (e) {
-          if (e instanceof ExportError && e.retryable) throw new RetryableError('DEID_ERR_EXPORT_FAILED', { ...job, delivered: [...delivered] });
-          throw e;
-        }
+        await d.send(bytes, job.exportInfo!);
         delivered.add(d.name);
+        // A retry sends only to the destinations that do not have the object yet.
+        retry.job = { ...job, delivered: [...delivered] };
       }
       await this.cleanup(job, true);
       await this.record(job.study, 'exported');
