@@ -21,22 +21,25 @@ import net, { type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { DeidError, isDeidError } from '../errors.js';
 import { readDicom } from '../dicom/reader.js';
+import { splitPart10 } from '../dicom/part10.js';
 import { TS, isNativeSyntax } from '../dicom/transfer-syntax.js';
 import { encodeDataset } from '../dicom/writer.js';
 import {
-  ABORT_REASON_NOT_SPECIFIED,
-  ABORT_SOURCE_SERVICE_USER,
+  AbortReason,
+  AbortSource,
   AssociationClass,
   CStoreRequest,
   DatasetBase,
   NetworkBase,
   PC_RESULT,
-  REJECT,
+  RejectReason,
+  RejectResult,
+  RejectSource,
   type NetworkInstance,
-} from '../ingest/dcmjs-dimse-internals.js';
-import { useLeanSend } from '../ingest/dimse-wire.js';
+} from '../dimse/library.js';
+import { formatStatus, isRetryableStatus, isSuccessOrWarning } from '../dimse/status.js';
+import { useLeanSend } from '../dimse/wire.js';
 import { exportFailure, type Destination, type ExportInfo } from '../pipeline/ports.js';
-import { splitPart10 } from './dimse-part10.js';
 
 export interface DimseDestinationOptions {
   /** Release the association after this long without a send (default 10 s). */
@@ -99,14 +102,7 @@ export function dimseUrlOf(t: DimseTarget): string {
   return `dicom://${encodeURIComponent(t.calledAE)}:${encodeURIComponent(t.callingAE)}@${host}:${t.port}`;
 }
 
-/** C-STORE status classes (PS3.7 Annex C, PS3.4 B.2.3). */
-export function isSuccessOrWarning(status: number): boolean {
-  return status === 0x0000 || status === 0x0001 || status === 0x0107 || status === 0x0116 || (status >= 0xb000 && status <= 0xbfff);
-}
-export function isRetryableStatus(status: number): boolean {
-  return (status >= 0xa700 && status <= 0xa7ff) || status === 0x0213 || status === 0xfe00;
-}
-const hex = (n: number) => `0x${n.toString(16).padStart(4, '0').toUpperCase()}`;
+const hex = formatStatus;
 
 /** A data set whose encoding is the given bytes: dcmjs-dimse sends them as they are. */
 class RawDataset extends DatasetBase {
@@ -201,8 +197,8 @@ class Link {
       nw.on('connect', () => nw.sendAssociationRequest(assoc));
       nw.on('associationAccepted', () => resolve(link));
       nw.on('associationRejected', (r) => {
-        const transient = r.result === REJECT.Transient;
-        const why = r.reason === REJECT.ReasonCallingAeNotRecognized && r.source === REJECT.SourceServiceUser ? 'calling AE not recognized' : r.reason === REJECT.ReasonCalledAeNotRecognized && r.source === REJECT.SourceServiceUser ? 'called AE not recognized' : `result ${r.result}, source ${r.source}, reason ${r.reason}`;
+        const transient = r.result === RejectResult.Transient;
+        const why = r.reason === RejectReason.CallingAeNotRecognized && r.source === RejectSource.ServiceUser ? 'calling AE not recognized' : r.reason === RejectReason.CalledAeNotRecognized && r.source === RejectSource.ServiceUser ? 'called AE not recognized' : `result ${r.result}, source ${r.source}, reason ${r.reason}`;
         reject(exportFailure(transient, `association rejected (${transient ? 'transient' : 'permanent'}: ${why})`));
         link.closed = true;
         socket.destroy();
@@ -264,7 +260,7 @@ class Link {
       req.on('response', (r) => {
         status = r.getStatus();
         comment = r.getErrorComment();
-        this.nw.dimseStream = undefined; // see dcmjs-dimse-internals: the library would keep appending to it
+        this.nw.dimseStream = undefined; // see dimse/library.ts: the library would keep appending to it
       });
       req.on('done', () => {
         // The library never forgets a request; drop it so the association does not grow.
@@ -295,7 +291,7 @@ class Link {
   }
 
   abort(): void {
-    if (!this.closed && !this.socket.destroyed) this.nw.sendAbort(ABORT_SOURCE_SERVICE_USER, ABORT_REASON_NOT_SPECIFIED);
+    if (!this.closed && !this.socket.destroyed) this.nw.sendAbort(AbortSource.ServiceUser, AbortReason.NotSpecified);
     this.closed = true;
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 500).unref();
