@@ -17,6 +17,7 @@ import { FileStudyTracker } from '../src/pipeline/studies.js';
 import { loadProfile } from '../src/profiles/profile.js';
 import { shutdownSharedOcrPool } from '../src/stages/pixels/ocr-pool.js';
 import { corpusFile, tempDir } from './helpers/corpus.js';
+import { waitFor } from './helpers/ports.js';
 
 const silent = pino({ level: 'silent' });
 const STAGES: StageName[] = ['filter', 'header', 'verify', 'export'];
@@ -26,13 +27,7 @@ function filesUnder(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => join(d.parentPath, d.name));
 }
 
-async function until(check: () => boolean | Promise<boolean>, ms = 15000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error('timed out waiting for the pipeline');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const until = (check: () => boolean | Promise<boolean>, ms = 15000): Promise<unknown> => waitFor(check, ms, 'the pipeline');
 
 /** A destination that fails a given number of times, then records what it gets. */
 class FlakyDestination implements Destination {
