@@ -1,5 +1,6 @@
 /* Ports the pipeline exposes to ingest adapters (SCP, STOW-RS, folder) and export adapters (folder, C-STORE, STOW-RS). */
 import { DeidError, type ErrorCode } from '../errors.js';
+import type { NewIdentity } from '../stages/stage.js';
 
 /** Where an object came from; recorded with the job (never with PHI). */
 export interface IngestSource {
@@ -27,14 +28,8 @@ export interface Destination {
   close(): Promise<void>;
 }
 
-export interface ExportInfo {
-  readonly sopClassUid: string;
-  readonly sopInstanceUid: string;
-  readonly studyInstanceUid: string;
-  readonly seriesInstanceUid: string;
-  readonly patientId: string;
-  readonly transferSyntaxUid: string;
-}
+/** What a destination files an object under: the new identity the header stage found (its facts). */
+export type ExportInfo = Pick<NewIdentity, 'sopClassUid' | 'sopInstanceUid' | 'studyInstanceUid' | 'seriesInstanceUid' | 'patientId' | 'transferSyntaxUid'>;
 
 /**
  * A failed send, as a destination throws it: DEID_ERR_EXPORT_FAILED when a later attempt may succeed

@@ -379,6 +379,13 @@ function markDeidentified(ds: Element[], profile: CompiledProfile, datesShifted:
   ]);
 }
 
+/** The patient's date offset in days (keyed by PatientID, within the profile's range). */
+export function patientDateOffset(src: DicomFile, ctx: HeaderContext): number {
+  const patientEl = findElement(src.dataset, TAG.PatientID);
+  const { minDays, maxDays } = ctx.profile.dateShift;
+  return dateOffsetDays(ctx.secret, patientEl ? textValue(patientEl, charsetOf(src.dataset)) : '', minDays, maxDays);
+}
+
 /**
  * The header stage: applies the profile to every element at every depth and returns a new file
  * (the input is never changed). Throws a coded DeidError for anything it cannot handle safely.
@@ -397,14 +404,7 @@ export function deidentifyHeader(src: DicomFile, ctx: HeaderContext): HeaderResu
   const identifiers = collectIdentifiers(src.dataset);
   const cs = charsetOf(src.dataset);
   let offset: number | undefined;
-  const dateOffset = () => {
-    if (offset === undefined) {
-      const patientEl = findElement(src.dataset, TAG.PatientID);
-      const { minDays, maxDays } = ctx.profile.dateShift;
-      offset = dateOffsetDays(ctx.secret, patientEl ? textValue(patientEl, cs) : '', minDays, maxDays);
-    }
-    return offset;
-  };
+  const dateOffset = () => (offset ??= patientDateOffset(src, ctx));
 
   const remapSet = uidsRemappedBy(src, ctx.profile);
   const run = new HeaderRun(ctx.profile, ctx.secret, new IdentifierMatcher(identifiers), remapSet, dateOffset);
