@@ -29,8 +29,11 @@ const INPUTS = [
   'tcia-burned-in/292821506_07-13-2013-XR_CHEST_AP_PORTABLE_for_Douglas_Davidson-46198_1001_000000-37718_1-1.dcm',
 ];
 
-/** A golden file's name: short and free of the corpus's descriptive (pseudo-PHI) file names. */
-const goldenName = (rel: string) => `${rel.split('/')[0]}-${basename(rel, '.dcm').slice(0, 24).replace(/[^A-Za-z0-9_.-]/g, '_')}.txt`;
+/** A golden file's name: the corpus folder and file, without the descriptive (pseudo-PHI) part of TCIA's long names. */
+function goldenName(rel: string): string {
+  const base = basename(rel, '.dcm');
+  return `${rel.split('/')[0]}-${base.length > 24 ? base.split('_')[0] : base}.txt`;
+}
 
 function outcome(profile: string, rel: string): string {
   try {
