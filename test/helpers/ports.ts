@@ -19,7 +19,8 @@ export function listenOnFreePort(server: Pick<Server, 'listen' | 'address' | 'on
 /**
  * A port with no listener a moment ago on 127.0.0.1. Only for what cannot listen on port 0 and report
  * the port back (Orthanc and dcmtk's storescp take a fixed port: their helpers retry on a failed
- * bind and check that what answers is theirs), and for a port that must refuse connections.
+ * bind and check that what answers is theirs; the ingest benchmark's service logs at warn, so it
+ * reports no port), and for a port that must refuse connections.
  */
 export async function freePort(): Promise<number> {
   const s = createServer();

@@ -1,4 +1,4 @@
-// `npm run bench:pixels`: the pixel stage (clean-pixel-data) end to end — decode, find text, OCR,
+// `npm run bench:pixels` (built by tsconfig.bench.json after `npm run build`): the pixel stage (clean-pixel-data) end to end — decode, find text, OCR,
 // mask, write, re-OCR verification — on
 //   - a 512×512 16-bit CT with burned-in text (test/pixel-eval/generate.mjs), and
 //   - the corpus's 1024×768 ultrasound (deid-data/ultrasounds/GREYSCALE_IMAGE.dcm),
@@ -12,18 +12,18 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
-import { TESTDATA, buildEvalSet } from '../test/pixel-eval/generate.mjs';
+import { ROOT, TESTDATA, fromDist } from './lib.js';
 
 const run = promisify(execFile);
-const dist = new URL('../dist/', import.meta.url);
-const load = (p) => import(new URL(p, dist).href);
-const { readDicom } = await load('dicom/reader.js');
-const { decodePixelData } = await load('dicom/pixels/pixel-data.js');
-const { loadProfile } = await load('profiles/profile.js');
-const { processObjectAsync } = await load('pipeline/process-object.js');
-const { sharedOcrPool, shutdownSharedOcrPool } = await load('stages/pixels/ocr-pool.js');
-const { renderGray } = await load('stages/pixels/render.js');
+const { buildEvalSet } = (await import(pathToFileURL(join(ROOT, 'test/pixel-eval/generate.mjs')).href)) as typeof import('../test/pixel-eval/generate.mjs');
+const { readDicom } = await fromDist<typeof import('../src/dicom/reader.js')>('dicom/reader.js');
+const { decodePixelData } = await fromDist<typeof import('../src/dicom/pixels/pixel-data.js')>('dicom/pixels/pixel-data.js');
+const { loadProfile } = await fromDist<typeof import('../src/profiles/profile.js')>('profiles/profile.js');
+const { processObjectAsync } = await fromDist<typeof import('../src/pipeline/process-object.js')>('pipeline/process-object.js');
+const { sharedOcrPool, shutdownSharedOcrPool } = await fromDist<typeof import('../src/stages/pixels/ocr-pool.js')>('stages/pixels/ocr-pool.js');
+const { renderGray } = await fromDist<typeof import('../src/stages/pixels/render.js')>('stages/pixels/render.js');
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
 const cores = availableParallelism();
@@ -32,8 +32,14 @@ const profile = loadProfile('basic', ['clean-pixel-data']);
 const secret = Buffer.from('pixel-bench-secret');
 
 const set = await buildEvalSet(join(work, 'set'));
-const images = [
-  { name: '512x512 16-bit CT with text', path: set.find((c) => c.name === 'ct16 (native)').path },
+interface BenchImage {
+  readonly name: string;
+  readonly path: string;
+  bytes?: Buffer;
+  png?: string;
+}
+const images: BenchImage[] = [
+  { name: '512x512 16-bit CT with text', path: set.find((c) => c.name === 'ct16 (native)')!.path },
   { name: '1024x768 ultrasound (GREYSCALE_IMAGE)', path: join(TESTDATA, 'deid-data/ultrasounds/GREYSCALE_IMAGE.dcm') },
 ];
 // What the CLI reads: the same 8-bit render our OCR starts from, as PNG.
@@ -46,9 +52,9 @@ for (const img of images) {
   writeFileSync(img.png, await sharp(Buffer.from(g.data), { raw: { width: g.width, height: g.height, channels: 1 } }).png().toBuffer());
 }
 
-const median = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
-const ours = (img) => processObjectAsync(img.bytes, { profile, secret });
-const cli = (img) => run('tesseract', [img.png, '-', '--psm', '11'], { env: { ...process.env, OMP_THREAD_LIMIT: '1' } });
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
+const ours = (img: BenchImage) => processObjectAsync(img.bytes!, { profile, secret });
+const cli = (img: BenchImage) => run('tesseract', [img.png!, '-', '--psm', '11'], { env: { ...process.env, OMP_THREAD_LIMIT: '1' } });
 
 // Warm-up: start the pool's workers and check that every image goes through.
 let t = performance.now();
@@ -59,10 +65,10 @@ for (const img of images) {
 }
 const warm = performance.now() - t;
 
-const results = [];
+const results: Array<{ img: BenchImage; ours: number; cli: number; oursRate: number; cliRate: number }> = [];
 for (const img of images) {
-  const oursMs = [];
-  const cliMs = [];
+  const oursMs: number[] = [];
+  const cliMs: number[] = [];
   for (let i = 0; i < ROUNDS; i++) {
     t = performance.now();
     await ours(img);
@@ -89,7 +95,7 @@ const poolSize = sharedOcrPool().size;
 await shutdownSharedOcrPool();
 rmSync(work, { recursive: true, force: true });
 
-const f = (v, d = 0) => v.toFixed(d);
+const f = (v: number, d = 0) => v.toFixed(d);
 console.log(`\npixel stage benchmark — ${cores} cores, OCR pool of ${poolSize} workers, ${ROUNDS} rounds, medians; warm-up ${f(warm)} ms\n`);
 console.log('per image, one at a time (ours: decode → find text → OCR → mask → write → re-OCR verify; CLI: one OCR pass):');
 for (const r of results) {
