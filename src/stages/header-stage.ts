@@ -37,7 +37,7 @@ export function newIdentityOf(output: DicomFile): NewIdentity {
 }
 
 function originalOf(source: DicomFile): OriginalIdentity {
-  return { ...identityOf(source.dataset), accessionNumber: rawString(findElement(source.dataset, 0x00080050 /* AccessionNumber */)?.value) };
+  return { ...identityOf(source.dataset), accessionNumber: rawString(findElement(source.dataset, TAG.AccessionNumber)?.value) };
 }
 
 /**

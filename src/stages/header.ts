@@ -1,4 +1,5 @@
 import { encodeText, type CharacterSet } from '../dicom/charset.js';
+import { repeatingForKeyword } from '../dicom/dictionary.js';
 import { findElement, withElements, type Dataset, type DicomFile, type Element, type Item } from '../dicom/element.js';
 import { TAG, isGroupLengthTag, isPrivateCreatorTag, isPrivateTag, privateBlock, tagElement, tagGroup, type Tag } from '../dicom/tag.js';
 import { asciiBytes, encodeValue, padEven, rawString, textValue, uidBytes } from '../dicom/values.js';
@@ -51,7 +52,10 @@ export const DUMMY_VALUES: ReadonlySet<string> = new Set(Object.values(DUMMY));
 /** In allow-list mode these stay even when no rule names them, so the object remains an image. */
 const STRUCTURAL = (tag: Tag) => tag === TAG.SpecificCharacterSet || tag === TAG.SOPClassUID || tagGroup(tag) === 0x0028 || tag === TAG.PixelData;
 /** ...and these identify it, so they stay too, but remapped. */
-const STRUCTURAL_UIDS = new Set<Tag>([TAG.SOPInstanceUID, TAG.StudyInstanceUID, TAG.SeriesInstanceUID, 0x00200052 /* FrameOfReferenceUID */]);
+const STRUCTURAL_UIDS = new Set<Tag>([TAG.SOPInstanceUID, TAG.StudyInstanceUID, TAG.SeriesInstanceUID, TAG.FrameOfReferenceUID]);
+
+/** OverlayData (60xx,3000): a repeating group of the dictionary, matched by mask. */
+const OVERLAY_DATA = repeatingForKeyword('OverlayData')!;
 
 /** YYYYMMDD of a UTC date. */
 function formatDA(d: Date): string {
@@ -311,7 +315,7 @@ class HeaderRun {
       if (result) {
         out.push(result);
         if (priv) keptBlocks.add(blockKey);
-      } else if (((el.tag & 0xff01ffff) >>> 0) === 0x60003000) droppedOverlays.add(tagGroup(el.tag));
+      } else if (((el.tag & OVERLAY_DATA.mask) >>> 0) === OVERLAY_DATA.value) droppedOverlays.add(tagGroup(el.tag));
     }
     if (creators.size === 0 && droppedOverlays.size === 0) return out;
     return out.filter(
@@ -362,7 +366,7 @@ function marker(tag: Tag, vr: string, s: string): Element {
 function codeItem(value: string, scheme: string, meaning: string): Item {
   return {
     undefinedLength: false,
-    elements: [marker(0x00080100, 'SH', value), marker(0x00080102, 'SH', scheme), marker(0x00080104, 'LO', meaning)],
+    elements: [marker(TAG.CodeValue, 'SH', value), marker(TAG.CodingSchemeDesignator, 'SH', scheme), marker(TAG.CodeMeaning, 'LO', meaning)],
   };
 }
 
@@ -372,10 +376,10 @@ function markDeidentified(ds: Element[], profile: CompiledProfile, datesShifted:
   const method = [`DEID ${profile.name}`, ...options].map((s) => s.slice(0, 64)).join('\\');
   const longitudinal = profile.options.has('retain-long-full-dates') ? 'UNMODIFIED' : datesShifted ? 'MODIFIED' : 'REMOVED';
   return withElements(ds, [
-    marker(0x00120062, 'CS', 'YES'),
-    marker(0x00120063, 'LO', method),
-    { tag: 0x00120064, vr: 'SQ', undefinedLength: false, items: profile.methodCodes.map((c) => codeItem(c.value, c.scheme, c.meaning)) },
-    marker(0x00280303, 'CS', longitudinal),
+    marker(TAG.PatientIdentityRemoved, 'CS', 'YES'),
+    marker(TAG.DeidentificationMethod, 'LO', method),
+    { tag: TAG.DeidentificationMethodCodeSequence, vr: 'SQ', undefinedLength: false, items: profile.methodCodes.map((c) => codeItem(c.value, c.scheme, c.meaning)) },
+    marker(TAG.LongitudinalTemporalInformationModified, 'CS', longitudinal),
   ]);
 }
 
@@ -397,7 +401,7 @@ export function deidentifyHeader(src: DicomFile, ctx: HeaderContext): HeaderResu
   if (!sopInstance) throw new DeidError('DEID_ERR_MISSING_SOP_INSTANCE_UID');
   // Fail closed: an image that says it has text burned into its pixels never leaves uncleaned by accident.
   const p = ctx.profile;
-  if (!p.options.has('clean-pixel-data') && !p.passBurnedInAnnotation && rawString(findElement(src.dataset, 0x00280301)?.value).trim().toUpperCase() === 'YES') {
+  if (!p.options.has('clean-pixel-data') && !p.passBurnedInAnnotation && rawString(findElement(src.dataset, TAG.BurnedInAnnotation)?.value).trim().toUpperCase() === 'YES') {
     throw new DeidError('DEID_ERR_BURNED_IN');
   }
 

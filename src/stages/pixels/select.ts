@@ -7,7 +7,6 @@ import { signatureMatches } from './signatures.js';
 
 export type Selection = { readonly clean: true; readonly why: string } | { readonly clean: false; readonly why: string };
 
-const BurnedInAnnotation = 0x00280301;
 
 /**
  * Which images are cleaned (issue 4, part 1), decided on the source data set: BurnedInAnnotation YES;
@@ -16,7 +15,7 @@ const BurnedInAnnotation = 0x00280301;
  */
 export function selectImage(ds: Dataset, settings: PixelSettings): Selection {
   if (!hasPixelData(ds)) return { clean: false, why: 'no pixel data' };
-  const burned = rawString(findElement(ds, BurnedInAnnotation)?.value).trim().toUpperCase();
+  const burned = rawString(findElement(ds, TAG.BurnedInAnnotation)?.value).trim().toUpperCase();
   if (burned === 'YES') return { clean: true, why: 'BurnedInAnnotation is YES' };
   if (settings.scope === 'all') return { clean: true, why: 'the profile cleans every image' };
   const modality = rawString(findElement(ds, TAG.Modality)?.value).trim().toUpperCase();
