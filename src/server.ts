@@ -2,8 +2,7 @@
  * The composition root of `deid serve` and `deid worker`: it builds the pipeline (pipeline/assemble.ts)
  * and puts the protocols in front of it (DIMSE, HTTP, folder), then listens. No behaviour of its own.
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { ServiceConfig } from './config.js';
@@ -16,8 +15,11 @@ import { watchFolder } from './ingest/folder-watch.js';
 import { createLogger, type Logger } from './logger.js';
 import { buildPipeline } from './pipeline/assemble.js';
 import type { Pipeline } from './pipeline/runtime.js';
-import { FileStudyTracker, RedisStudyTracker, type StudyRecord, type StudyTracker } from './pipeline/studies.js';
+import { spoolReady } from './pipeline/readiness.js';
+import { FileStudyTracker, RedisStudyTracker, type StudyTracker } from './pipeline/studies.js';
+import { watchStudyCompletion } from './pipeline/study-completion.js';
 import { startPipelineThread } from './pipeline/thread-host.js';
+import { loadOrCreateToken } from './secret.js';
 
 export interface RunningService {
   readonly dimsePort?: number;
@@ -33,27 +35,9 @@ export interface RunningService {
 function adminTokenFor(cfg: ServiceConfig, log: Logger): string {
   if (cfg.auth.adminToken) return cfg.auth.adminToken;
   const path = join(cfg.dataDir, 'admin-token');
-  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
-  const token = randomBytes(24).toString('base64url');
-  writeFileSync(path, token + '\n', { mode: 0o600 });
-  log.info({ path }, 'generated an admin token for the /api routes');
+  const { token, created } = loadOrCreateToken(path);
+  if (created) log.info({ path }, 'generated an admin token for the /api routes');
   return token;
-}
-
-async function notifyCompleted(cfg: ServiceConfig, log: Logger, s: StudyRecord): Promise<void> {
-  log.info({ study: s.id, received: s.received, exported: s.exported, quarantined: s.quarantined }, 'study complete');
-  if (!cfg.studies.webhook) return;
-  try {
-    const res = await fetch(cfg.studies.webhook, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ event: 'study.completed', study: s }),
-      signal: AbortSignal.timeout(5000),
-    });
-    if (!res.ok) log.warn({ study: s.id, status: res.status }, 'study webhook answered with an error');
-  } catch (e) {
-    log.warn({ study: s.id, err: (e as Error).name }, 'study webhook failed');
-  }
 }
 
 /**
@@ -106,15 +90,7 @@ export async function startService(
         adminToken,
         engine: cfg.redis ? 'bullmq' : 'embedded',
         bodyLimit: cfg.http.maxBodyBytes,
-        ready: async () => {
-          try {
-            // Ready while the spool has room for objects and the queue answers.
-            await queue.counts(stages[0]);
-            return statfsSync(cfg.dataDir).bavail * statfsSync(cfg.dataDir).bsize > 64 * 1024 * 1024;
-          } catch {
-            return false;
-          }
-        },
+        ready: () => spoolReady(queue, stages[0]!, cfg.dataDir),
         register: [(a) => registerStow(a, { ingest: pipeline.ingest, token: cfg.auth.stowToken, maxBodyBytes: cfg.http.maxBodyBytes })],
       });
       await app.listen({ port: cfg.http.port, host: cfg.http.host });
@@ -129,15 +105,8 @@ export async function startService(
       closers.push(() => w.close());
       log.info({ path: cfg.folder.path }, 'watching folder');
     }
-    const completion = setInterval(async () => {
-      try {
-        for (const s of await tracker.completeQuiet(cfg.studies.quietSeconds * 1000)) await notifyCompleted(cfg, log, s);
-      } catch (e) {
-        log.warn({ err: (e as Error).name }, 'study completion check failed');
-      }
-    }, Math.min(5000, Math.max(200, cfg.studies.quietSeconds * 250)));
-    completion.unref();
-    closers.push(async () => clearInterval(completion));
+    const completion = watchStudyCompletion(tracker, cfg.studies, log);
+    closers.push(() => completion.close());
   }
 
   let closing: Promise<void> | undefined;
