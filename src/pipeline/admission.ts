@@ -69,7 +69,8 @@ export class Admission {
       const job = this.p.jobs.firstJob({ hash, key, study, origin, receivedAt });
       if (this.handoff) this.handoff(this.first, job, bytes);
       else {
-        if (this.runsStages) this.p.objects.seed(hash, key, bytes, file);
+        // Kept only when the bytes are a buffer of their own: a view would keep a whole request body alive.
+        if (this.runsStages && bytes.byteLength === bytes.buffer.byteLength) this.p.objects.seed(hash, key, bytes, file);
         await queue.add(this.first, job, { durable: false });
       }
     } catch (e) {
