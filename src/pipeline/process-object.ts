@@ -45,7 +45,7 @@ export interface ProcessedObject {
 }
 
 /** The object as received: parsed completely (a coded error otherwise), and kept as the bytes it came in. */
-export function received(input: Uint8Array, ctx: Pick<ProcessContext, 'maxBytes'>, origin: StageObject['origin'] = {}): StageObject {
+function received(input: Uint8Array, ctx: Pick<ProcessContext, 'maxBytes'>, origin: StageObject['origin'] = {}): StageObject {
   const source = readDicom(input, { maxBytes: ctx.maxBytes });
   return { source, current: Part10.of(source, input), facts: {}, origin };
 }

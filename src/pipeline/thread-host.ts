@@ -5,6 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { ServiceConfig } from '../config.js';
+import type { StageName } from '../stages/stage.js';
 import type { PipelineObserver, Pipeline } from './runtime.js';
 import type { StudyTracker } from './studies.js';
 import type { MainMessage, ThreadMessage } from './thread-protocol.js';
@@ -30,7 +31,7 @@ export function startPipelineThread(o: ThreadHostOptions): () => Promise<void> {
     for (const e of m.events) {
       if (e.type === 'study') void tracker.record(e.id, e.event);
       else {
-        if (e.method === 'stageDone') pipeline.noteDone(e.args[0] as Parameters<Pipeline['noteDone']>[0]);
+        if (e.method === 'stageDone') pipeline.noteDone(e.args[0] as StageName);
         (observer[e.method] as (...a: unknown[]) => void)(...e.args);
       }
     }
