@@ -103,6 +103,7 @@ async function startRedis(dir) {
   const { Redis } = await import('ioredis');
   for (let i = 0; i < 200; i++) {
     const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    r.on('error', () => undefined);
     try {
       await r.connect();
       if ((await r.ping()) === 'PONG') break;
@@ -140,20 +141,21 @@ try {
 } catch {
   console.error('bench: redis-server did not start; the Redis store is left out');
 }
+// Each candidate: a fresh location, and a store opened on it.
 const candidates = {
-  'segment files': () => new FileMapStore(join(work, `files-${Math.random()}`)),
-  ...(Database ? { 'SQLite (better-sqlite3)': () => new SqliteStore(Database, join(work, `sqlite-${Math.random()}.db`)) } : {}),
-  ...(redis ? { 'Redis (appendfsync always)': () => new RedisMapStore(redis.url, `bench${Math.random()}`) } : {}),
+  'segment files': [() => join(work, `files-${Math.random()}`), (loc) => new FileMapStore(loc)],
+  ...(Database ? { 'SQLite (better-sqlite3)': [() => join(work, `sqlite-${Math.random()}.db`), (loc) => new SqliteStore(Database, loc)] } : {}),
+  ...(redis ? { 'Redis (appendfsync always)': [() => `bench${Math.random()}`, (loc) => new RedisMapStore(redis.url, loc)] } : {}),
 };
 mkdirSync(work, { recursive: true });
 
 console.log(`\n1. write throughput, durable per batch (${WRITE_ROWS} rows; rows/s)`);
 const writeRows = makeRows(WRITE_ROWS);
-for (const [name, make] of Object.entries(candidates)) {
+for (const [name, [location, open]] of Object.entries(candidates)) {
   const rates = [];
   for (const batch of [1, 64, 1000]) {
     const rows = batch === 1 ? writeRows.slice(0, 2000) : writeRows;
-    const store = make();
+    const store = open(location());
     rates.push(`batch ${batch}: ${fmt(await writeRate(store, rows, batch)).padStart(7)}`);
     await store.close();
   }
@@ -189,9 +191,13 @@ for (const [name, kind] of [['segment files', 'files'], ...(Database ? [['SQLite
 
 console.log(`\n3. lookup by token at ${LOOKUP_ROWS} rows (ms per lookup: median, p95 of 40; one object's SOP token, and a patient's token matching 60 rows)`);
 const lookupRows = makeRows(LOOKUP_ROWS, 0, 'l');
-for (const [name, make] of Object.entries(candidates)) {
-  const store = make();
-  for (let i = 0; i < lookupRows.length; i += 1000) await store.append(lookupRows.slice(i, i + 1000));
+for (const [name, [location, open]] of Object.entries(candidates)) {
+  // Written, closed, then opened again, as a `deid reid` finds a map (the file store indexes a segment when its writer closes it).
+  const loc = location();
+  const writer = open(loc);
+  for (let i = 0; i < lookupRows.length; i += 1000) await writer.append(lookupRows.slice(i, i + 1000));
+  await writer.close();
+  const store = open(loc);
   const times = async (token) => {
     const ts = [];
     for (let i = 0; i < 40; i++) {
