@@ -16,6 +16,9 @@ Usage:
   deid verify <original> <deidentified> [--profile <p>] [--option <name>]...
   deid profiles
   deid serve [...]        (the service; see README)
+  deid reid --id-map <dir> [--reid-key <file>] <new id>            (the original: needs the re-identification key)
+  deid reid --id-map <dir> [--reid-key <file>] --original <value>  (the pseudonyms)
+  deid map export --id-map <dir> [--reid-key <file>] --format midi-b --out <dir>
 
 Exit codes: 0 every file de-identified, 2 some file quarantined (or verify found a leak), 1 usage or configuration error.
 `;
@@ -145,6 +148,10 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdVerify(rest);
       case 'profiles':
         return cmdProfiles();
+      case 'reid':
+        return await (await import('./cli/idmap-commands.js')).reidCommand(rest);
+      case 'map':
+        return await (await import('./cli/idmap-commands.js')).mapCommand(rest);
       case 'serve':
       case 'worker': {
         const { serveCommand } = await import('./server-command.js');

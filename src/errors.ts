@@ -88,6 +88,11 @@ export const CATALOGUE = {
   DEID_ERR_PIXEL_ENCODE: failure(false, 'The cleaned pixel data could not be encoded. The object was quarantined; report the code and the object hash.'),
   DEID_ERR_PIXEL_LEAK: failure(false, 'Re-reading the masked pixels (OCR) still found identifying text. The object was quarantined: review it, add a signature region for this device to the profile, or use the all-text mode.'),
   DEID_ERR_OCR_UNAVAILABLE: failure(false, 'The OCR engine did not start or answer in time. Check that tesseract.js and @tesseract.js-data/eng are installed, then send the object again.'),
+  DEID_ERR_REID_KEY: setup('The re-identification key could not be read or created. It must be 64 hex characters (32 bytes), in a file of mode 0600 (--reid-key, DEID_REID_KEY_FILE, ~/.config/deid/reid-key) or in DEID_REID_KEY.'),
+  DEID_ERR_REID_KEY_IN_MAP: setup("The re-identification key lies inside the map's folder, where anyone who copies the map would have it too. Keep the key elsewhere (a file of its own, or DEID_REID_KEY)."),
+  DEID_ERR_REID_KEY_MISMATCH: setup("This re-identification key does not open this map: the map was created under another key. Use the map's own key; nothing was read or written."),
+  DEID_ERR_IDMAP: failure(true, 'The re-identification map could not be opened or written. Check the folder (or Redis URL) and its permissions; an object whose row is not durable is not reported done.'),
+  DEID_ERR_IDMAP_CORRUPT: setup('A re-identification map record failed its integrity check (damaged, or altered). Restore the map from a backup; no partial output was written.'),
   DEID_ERR_INTERNAL: entry(true, S.ProcessingFailure, 500, 'Unexpected internal error. The object was quarantined; report the code and the object hash.'),
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -16,11 +16,11 @@ export interface RedisHandle {
   stop(): Promise<void>;
 }
 
-export async function startRedis(): Promise<RedisHandle> {
+export async function startRedis(extraArgs: string[] = []): Promise<RedisHandle> {
   if (!existsSync(REDIS_SERVER)) throw new Error(`${REDIS_SERVER} is missing: install the Debian package redis-server`);
   const dir = mkdtempSync(join(tmpdir(), 'deid-redis-'));
   const socket = join(dir, 'redis.sock');
-  const child = spawn(REDIS_SERVER, ['--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const child = spawn(REDIS_SERVER, ['--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--dir', dir, '--save', '', '--appendonly', 'no', ...extraArgs], { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const { Redis } = await import('ioredis');
   await waitFor(async () => {
