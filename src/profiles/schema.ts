@@ -66,7 +66,14 @@ export const PROFILE_SCHEMA = {
               type: 'object',
               additionalProperties: false,
               required: ['file'],
-              properties: { file: { type: 'string' } },
+              properties: {
+                file: { type: 'string' },
+                keyType: {
+                  type: 'string',
+                  minLength: 1,
+                  description: 'Read the file as a CTP LookupTable.properties (keyType/original = new) and use the entries of this key type.',
+                },
+              },
             },
           },
         },
