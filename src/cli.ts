@@ -15,9 +15,13 @@ Usage:
            [--previews <dir>]   (with --option clean-pixel-data: before/after PNGs of masked images)
   deid verify <original> <deidentified> [--profile <p>] [--option <name>]...
   deid profiles
+  deid import ctp <DicomAnonymizer.script> [--lookup <LookupTable.properties>] [--allow-partial] -o <profile.yaml>
+                  [--name <name>] [--param NAME=VALUE]... [--extends <profile> (default basic) | --standalone] [--json]
+  deid import ctp-pixels <DicomPixelAnonymizer.script> [--allow-partial] -o <signatures.yaml> [--json]
   deid serve [...]        (the service; see README)
 
-Exit codes: 0 every file de-identified, 2 some file quarantined (or verify found a leak), 1 usage or configuration error.
+Exit codes: 0 every file de-identified, 2 some file quarantined (or verify found a leak, or import found
+rules without a translation), 1 usage or configuration error.
 `;
 
 const DEFAULT_MAX_BYTES = 2 * 1024 ** 3;
@@ -145,6 +149,10 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdVerify(rest);
       case 'profiles':
         return cmdProfiles();
+      case 'import': {
+        const { importCommand } = await import('./cli/import.js');
+        return await importCommand(rest);
+      }
       case 'serve':
       case 'worker': {
         const { serveCommand } = await import('./server-command.js');

@@ -45,6 +45,8 @@ export const ERRORS = {
   DEID_ERR_PIXEL_ENCODE: 'The cleaned pixel data could not be encoded. The object was quarantined; report the code and the object hash.',
   DEID_ERR_PIXEL_LEAK: 'Re-reading the masked pixels (OCR) still found identifying text. The object was quarantined: review it, add a signature region for this device to the profile, or use the all-text mode.',
   DEID_ERR_OCR_UNAVAILABLE: 'The OCR engine did not start or answer in time. Check that tesseract.js and @tesseract.js-data/eng are installed, then send the object again.',
+  DEID_ERR_IMPORT_SYNTAX: 'The CTP script could not be read: it is not in the form CTP writes (the detail names the line). Check that it is a DicomAnonymizer script (XML) or a DicomPixelAnonymizer script.',
+  DEID_ERR_IMPORT_PARTIAL: 'Some rules of the CTP script have no translation (listed with their lines). Nothing was written: change those rules, or pass --allow-partial to write the translation with their fail-closed stand-ins.',
   DEID_ERR_INTERNAL: 'Unexpected internal error. The object was quarantined; report the code and the object hash.',
 } as const;
 

@@ -100,11 +100,10 @@ function readChildren(xml: string, rootName: string): XmlNode[] {
   let i = body;
   while (i < close) {
     const lt = cleaned.indexOf('<', i);
-    if (lt < 0 || lt >= close) {
-      if (cleaned.slice(i, close).trim()) throw new ScriptSyntaxError(lineAt(i), 'text outside of an element');
-      break;
-    }
-    if (cleaned.slice(i, lt).trim()) throw new ScriptSyntaxError(lineAt(i), 'text outside of an element');
+    const gapEnd = lt < 0 || lt >= close ? close : lt;
+    const stray = cleaned.slice(i, gapEnd).search(/\S/);
+    if (stray >= 0) throw new ScriptSyntaxError(lineAt(i + stray), 'text outside of an element');
+    if (gapEnd === close) break;
     tagRe.lastIndex = lt;
     const m = tagRe.exec(cleaned);
     if (!m || m.index !== lt) throw new ScriptSyntaxError(lineAt(lt), 'malformed element');
