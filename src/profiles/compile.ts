@@ -6,6 +6,7 @@ import type { Tag } from '../dicom/tag.js';
 import { DeidError } from '../errors.js';
 import { parseLookupTable } from './ctp/anonymizer-script.js';
 import { BASIC_PROFILE_CODE, checkOptions, optionCode, type MethodCode, type OptionName } from './options.js';
+import { compileGeneralize, type GeneralizeSettings, type RawGeneralize } from './generalize.js';
 import { compilePixelSettings, type PixelSettings, type RawPixelSettings } from './pixel-settings.js';
 import { SelectorError, parseSelector, type Step } from './selector.js';
 
@@ -51,6 +52,8 @@ export interface CompiledProfile {
   readonly methodCodes: readonly MethodCode[];
   /** Settings of the pixel stage; present when the clean-pixel-data option is selected. */
   readonly pixels?: PixelSettings;
+  /** Generalisation of kept PatientAge, PatientWeight and PatientSize; absent when nothing is generalised. */
+  readonly generalize?: GeneralizeSettings;
   /** A hash of everything that changes the output, for job keys. */
   readonly fingerprint: string;
 }
@@ -72,6 +75,7 @@ export interface RawProfile {
   dateShift?: { minDays?: number; maxDays?: number };
   rules?: RawRule[];
   pixels?: RawPixelSettings;
+  generalize?: RawGeneralize;
 }
 
 /** A validated profile and the profiles it extends, most derived first, each with its folder. */
@@ -207,6 +211,7 @@ export function compileProfile(chain: ProfileChain, extraOptions: readonly strin
     // 113101 (Clean Pixel Data) is added by the pixel stage, and only to images it cleaned and verified.
     methodCodes: [BASIC_PROFILE_CODE, ...sortedOptions.filter((o) => o !== 'clean-pixel-data').map(optionCode)],
     pixels: options.has('clean-pixel-data') ? compilePixelSettings(chain) : undefined,
+    generalize: compileGeneralize(chain),
     fingerprint: createHash('sha256').update(JSON.stringify({ chain: chain.map((r) => r.raw), options: sortedOptions })).digest('hex'),
   };
   return compiled;

@@ -3,7 +3,7 @@
 
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$id":"https://deid.local/profile.schema.json","type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[A-Za-z0-9._-]{1,64}$"},"description":{"type":"string"},"edition":{"type":"string"},"extends":{"type":"string","minLength":1},"options":{"type":"array","items":{"type":"string"},"uniqueItems":true},"removeUnlisted":{"type":"boolean","description":"Allow-list mode: remove every element no rule names."},"passBurnedInAnnotation":{"type":"boolean","description":"Without clean-pixel-data, images that declare BurnedInAnnotation YES are quarantined unless this is true."},"dateShift":{"type":"object","additionalProperties":false,"properties":{"minDays":{"type":"integer"},"maxDays":{"type":"integer"}}},"rules":{"type":"array","items":{"$ref":"#/$defs/rule"}},"pixels":{"$ref":"#/$defs/pixels","description":"Settings of the pixel stage (the clean-pixel-data option)."}},"$defs":{"pixels":{"type":"object","additionalProperties":false,"properties":{"mode":{"enum":["all-text","sensitive-text"]},"scope":{"enum":["known","all"]},"modalities":{"type":"array","items":{"type":"string","pattern":"^[A-Z0-9]{1,16}$"}},"sopClasses":{"type":"array","items":{"type":"string","pattern":"^[0-9.]{1,64}$"}},"ocr":{"type":"boolean"},"ultrasoundRegions":{"type":"boolean"},"margin":{"type":"integer","minimum":0,"maximum":64},"minConfidence":{"type":"number","minimum":0,"maximum":100},"builtinSignatures":{"type":"boolean"},"signatureFiles":{"type":"array","items":{"type":"string","minLength":1}},"signatures":{"type":"array","items":{"$ref":"#/$defs/pixelSignature"}}}},"pixelSignature":{"type":"object","additionalProperties":false,"required":["name","regions"],"properties":{"name":{"type":"string","minLength":1},"description":{"type":"string"},"when":{"oneOf":[{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}},{"type":"array","minItems":1,"items":{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}}}]},"anyOf":{"type":"array","minItems":1,"items":{"oneOf":[{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}},{"type":"array","minItems":1,"items":{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}}}]}},"regions":{"type":"array","minItems":1,"items":{"type":"array","minItems":4,"maxItems":4,"items":{"type":"integer"}}}}},"code":{"type":"string","pattern":"^(D|Z|X|K|C|U)(/(D|Z|X|K|C|U)\\*?)*$"},"rule":{"type":"object","additionalProperties":false,"required":["select","action"],"properties":{"select":{"type":"string","minLength":1},"name":{"type":"string"},"action":{"$ref":"#/$defs/action"},"options":{"type":"object","additionalProperties":{"$ref":"#/$defs/code"}}}},"action":{"oneOf":[{"$ref":"#/$defs/code"},{"enum":["keep","remove","hash","dateshift","clean","remap","empty","dummy"]},{"type":"object","additionalProperties":false,"required":["hash"],"properties":{"hash":{"type":"object","additionalProperties":false,"properties":{"length":{"type":"integer","minimum":4,"maximum":64},"prefix":{"type":"string","maxLength":16}}}}},{"type":"object","additionalProperties":false,"required":["set"],"properties":{"set":{"type":"string"}}},{"type":"object","additionalProperties":false,"required":["lookup"],"properties":{"lookup":{"type":"object","additionalProperties":false,"required":["file"],"properties":{"file":{"type":"string"},"keyType":{"type":"string","minLength":1,"description":"Read the file as a CTP LookupTable.properties (keyType/original = new) and use the entries of this key type."}}}}},{"type":"object","additionalProperties":false,"required":["dateShift"],"properties":{"dateShift":{"type":"object"}}}]}}};
+const schema11 = {"$id":"https://deid.local/profile.schema.json","type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[A-Za-z0-9._-]{1,64}$"},"description":{"type":"string"},"edition":{"type":"string"},"extends":{"type":"string","minLength":1},"options":{"type":"array","items":{"type":"string"},"uniqueItems":true},"removeUnlisted":{"type":"boolean","description":"Allow-list mode: remove every element no rule names."},"passBurnedInAnnotation":{"type":"boolean","description":"Without clean-pixel-data, images that declare BurnedInAnnotation YES are quarantined unless this is true."},"dateShift":{"type":"object","additionalProperties":false,"properties":{"minDays":{"type":"integer"},"maxDays":{"type":"integer"}}},"generalize":{"type":"object","additionalProperties":false,"properties":{"ageOver89":{"type":"boolean","description":"Safe Harbor: every age of 90 years or more (in any unit) becomes 090Y."},"ageBins":{"type":"integer","minimum":1,"maximum":90,"description":"Ages become the lower end of their bin of this many years."},"weightRoundKg":{"type":"number","exclusiveMinimum":0,"maximum":100,"description":"PatientWeight rounded to the nearest multiple of this many kg."},"sizeRoundCm":{"type":"number","exclusiveMinimum":0,"maximum":100,"description":"PatientSize rounded to the nearest multiple of this many cm."}},"description":"Generalisation of kept quasi-identifiers: Safe Harbor ages, age bins, rounded weight and size."},"rules":{"type":"array","items":{"$ref":"#/$defs/rule"}},"pixels":{"$ref":"#/$defs/pixels","description":"Settings of the pixel stage (the clean-pixel-data option)."}},"$defs":{"pixels":{"type":"object","additionalProperties":false,"properties":{"mode":{"enum":["all-text","sensitive-text"]},"scope":{"enum":["known","all"]},"modalities":{"type":"array","items":{"type":"string","pattern":"^[A-Z0-9]{1,16}$"}},"sopClasses":{"type":"array","items":{"type":"string","pattern":"^[0-9.]{1,64}$"}},"ocr":{"type":"boolean"},"ultrasoundRegions":{"type":"boolean"},"margin":{"type":"integer","minimum":0,"maximum":64},"minConfidence":{"type":"number","minimum":0,"maximum":100},"builtinSignatures":{"type":"boolean"},"signatureFiles":{"type":"array","items":{"type":"string","minLength":1}},"signatures":{"type":"array","items":{"$ref":"#/$defs/pixelSignature"}}}},"pixelSignature":{"type":"object","additionalProperties":false,"required":["name","regions"],"properties":{"name":{"type":"string","minLength":1},"description":{"type":"string"},"when":{"oneOf":[{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}},{"type":"array","minItems":1,"items":{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}}}]},"anyOf":{"type":"array","minItems":1,"items":{"oneOf":[{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}},{"type":"array","minItems":1,"items":{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}}}]}},"regions":{"type":"array","minItems":1,"items":{"type":"array","minItems":4,"maxItems":4,"items":{"type":"integer"}}}}},"code":{"type":"string","pattern":"^(D|Z|X|K|C|U)(/(D|Z|X|K|C|U)\\*?)*$"},"rule":{"type":"object","additionalProperties":false,"required":["select","action"],"properties":{"select":{"type":"string","minLength":1},"name":{"type":"string"},"action":{"$ref":"#/$defs/action"},"options":{"type":"object","additionalProperties":{"$ref":"#/$defs/code"}}}},"action":{"oneOf":[{"$ref":"#/$defs/code"},{"enum":["keep","remove","hash","dateshift","clean","remap","empty","dummy"]},{"type":"object","additionalProperties":false,"required":["hash"],"properties":{"hash":{"type":"object","additionalProperties":false,"properties":{"length":{"type":"integer","minimum":4,"maximum":64},"prefix":{"type":"string","maxLength":16}}}}},{"type":"object","additionalProperties":false,"required":["set"],"properties":{"set":{"type":"string"}}},{"type":"object","additionalProperties":false,"required":["lookup"],"properties":{"lookup":{"type":"object","additionalProperties":false,"required":["file"],"properties":{"file":{"type":"string"},"keyType":{"type":"string","minLength":1,"description":"Read the file as a CTP LookupTable.properties (keyType/original = new) and use the entries of this key type."}}}}},{"type":"object","additionalProperties":false,"required":["dateShift"],"properties":{"dateShift":{"type":"object"}}}]}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = ((s) => [...s].length);
 const pattern0 = new RegExp("^[A-Za-z0-9._-]{1,64}$", "u");
@@ -3403,24 +3403,168 @@ vErrors.push(err16);
 errors++;
 }
 }
+if(data.generalize !== undefined){
+let data11 = data.generalize;
+if(data11 && typeof data11 == "object" && !Array.isArray(data11)){
+for(const key2 in data11){
+if(!((((key2 === "ageOver89") || (key2 === "ageBins")) || (key2 === "weightRoundKg")) || (key2 === "sizeRoundCm"))){
+const err17 = {instancePath:instancePath+"/generalize",schemaPath:"#/properties/generalize/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err17];
+}
+else {
+vErrors.push(err17);
+}
+errors++;
+}
+}
+if(data11.ageOver89 !== undefined){
+if(typeof data11.ageOver89 !== "boolean"){
+const err18 = {instancePath:instancePath+"/generalize/ageOver89",schemaPath:"#/properties/generalize/properties/ageOver89/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err18];
+}
+else {
+vErrors.push(err18);
+}
+errors++;
+}
+}
+if(data11.ageBins !== undefined){
+let data13 = data11.ageBins;
+if(!((typeof data13 == "number") && (!(data13 % 1) && !isNaN(data13)))){
+const err19 = {instancePath:instancePath+"/generalize/ageBins",schemaPath:"#/properties/generalize/properties/ageBins/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err19];
+}
+else {
+vErrors.push(err19);
+}
+errors++;
+}
+if(typeof data13 == "number"){
+if(data13 > 90 || isNaN(data13)){
+const err20 = {instancePath:instancePath+"/generalize/ageBins",schemaPath:"#/properties/generalize/properties/ageBins/maximum",keyword:"maximum",params:{comparison: "<=", limit: 90},message:"must be <= 90"};
+if(vErrors === null){
+vErrors = [err20];
+}
+else {
+vErrors.push(err20);
+}
+errors++;
+}
+if(data13 < 1 || isNaN(data13)){
+const err21 = {instancePath:instancePath+"/generalize/ageBins",schemaPath:"#/properties/generalize/properties/ageBins/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err21];
+}
+else {
+vErrors.push(err21);
+}
+errors++;
+}
+}
+}
+if(data11.weightRoundKg !== undefined){
+let data14 = data11.weightRoundKg;
+if(typeof data14 == "number"){
+if(data14 > 100 || isNaN(data14)){
+const err22 = {instancePath:instancePath+"/generalize/weightRoundKg",schemaPath:"#/properties/generalize/properties/weightRoundKg/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(vErrors === null){
+vErrors = [err22];
+}
+else {
+vErrors.push(err22);
+}
+errors++;
+}
+if(data14 <= 0 || isNaN(data14)){
+const err23 = {instancePath:instancePath+"/generalize/weightRoundKg",schemaPath:"#/properties/generalize/properties/weightRoundKg/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+if(vErrors === null){
+vErrors = [err23];
+}
+else {
+vErrors.push(err23);
+}
+errors++;
+}
+}
+else {
+const err24 = {instancePath:instancePath+"/generalize/weightRoundKg",schemaPath:"#/properties/generalize/properties/weightRoundKg/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(vErrors === null){
+vErrors = [err24];
+}
+else {
+vErrors.push(err24);
+}
+errors++;
+}
+}
+if(data11.sizeRoundCm !== undefined){
+let data15 = data11.sizeRoundCm;
+if(typeof data15 == "number"){
+if(data15 > 100 || isNaN(data15)){
+const err25 = {instancePath:instancePath+"/generalize/sizeRoundCm",schemaPath:"#/properties/generalize/properties/sizeRoundCm/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(vErrors === null){
+vErrors = [err25];
+}
+else {
+vErrors.push(err25);
+}
+errors++;
+}
+if(data15 <= 0 || isNaN(data15)){
+const err26 = {instancePath:instancePath+"/generalize/sizeRoundCm",schemaPath:"#/properties/generalize/properties/sizeRoundCm/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+if(vErrors === null){
+vErrors = [err26];
+}
+else {
+vErrors.push(err26);
+}
+errors++;
+}
+}
+else {
+const err27 = {instancePath:instancePath+"/generalize/sizeRoundCm",schemaPath:"#/properties/generalize/properties/sizeRoundCm/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(vErrors === null){
+vErrors = [err27];
+}
+else {
+vErrors.push(err27);
+}
+errors++;
+}
+}
+}
+else {
+const err28 = {instancePath:instancePath+"/generalize",schemaPath:"#/properties/generalize/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err28];
+}
+else {
+vErrors.push(err28);
+}
+errors++;
+}
+}
 if(data.rules !== undefined){
-let data11 = data.rules;
-if(Array.isArray(data11)){
-const len1 = data11.length;
+let data16 = data.rules;
+if(Array.isArray(data16)){
+const len1 = data16.length;
 for(let i2=0; i2<len1; i2++){
-if(!(validate11(data11[i2], {instancePath:instancePath+"/rules/" + i2,parentData:data11,parentDataProperty:i2,rootData}))){
+if(!(validate11(data16[i2], {instancePath:instancePath+"/rules/" + i2,parentData:data16,parentDataProperty:i2,rootData}))){
 vErrors = vErrors === null ? validate11.errors : vErrors.concat(validate11.errors);
 errors = vErrors.length;
 }
 }
 }
 else {
-const err17 = {instancePath:instancePath+"/rules",schemaPath:"#/properties/rules/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err29 = {instancePath:instancePath+"/rules",schemaPath:"#/properties/rules/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
-vErrors = [err17];
+vErrors = [err29];
 }
 else {
-vErrors.push(err17);
+vErrors.push(err29);
 }
 errors++;
 }
@@ -3433,12 +3577,12 @@ errors = vErrors.length;
 }
 }
 else {
-const err18 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err30 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
-vErrors = [err18];
+vErrors = [err30];
 }
 else {
-vErrors.push(err18);
+vErrors.push(err30);
 }
 errors++;
 }
