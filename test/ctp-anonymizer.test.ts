@@ -225,6 +225,9 @@ describe('translating CTP element scripts', () => {
     expect(accountAt(r, 2)).toMatchObject({ outcome: 'approximated', note: expect.stringMatching(/Clean Descriptors/) });
     expect(accountAt(r, 3)).toMatchObject({ outcome: 'disabled', note: "unchecked in CTP: basic's rule applies (X)" });
     expect(r.profile.extends).toBe('basic');
+    // Kept ages are left as CTP leaves them, with a pointer to Safe Harbor top-coding.
+    expect(translate([e('00101010', '@keep()')]).notes.join(' ')).toMatch(/generalize: \{ ageOver89: true \}/);
+    expect(translate([e('00101010', '@remove()')]).notes.join(' ')).not.toMatch(/ageOver89/);
   });
 
   it('should produce a profile whose rules act as CTP intended on a real data set', () => {

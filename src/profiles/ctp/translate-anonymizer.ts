@@ -551,6 +551,8 @@ export function translateAnonymizer(script: AnonymizerScript, opts: TranslateOpt
   }
   for (const u of script.unknown) accounts.push({ line: u.line, entry: `<${u.name}>`, outcome: 'untranslatable', note: 'not an element of the anonymizer script format; ignored' });
 
+  const ageKept = rules.some((r) => r.rule.select === '(0010,1010)' && (r.rule.action === 'K' || r.rule.action === 'C'));
+  if (ageKept) notes.push('The script keeps PatientAge: HIPAA Safe Harbor asks that ages over 89 be grouped; consider generalize: { ageOver89: true }.');
   if (perPatient.length && !dateShift) notes.push('Dates are shifted per patient by a keyed HMAC of PatientID, within dateShift (default -3650..-1 days).');
   if (dateShift) notes.push(`Dates are shifted by ${dateShift.minDays} days for every patient (@incrementdate).`);
   notes.push(
