@@ -213,6 +213,8 @@ describe('deid import ctp on bad input', () => {
     expect(existsSync(out)).toBe(false);
     expect(readdirSync(tmp.path).filter((f) => f.includes('.tmp'))).toEqual([]);
     expect(deid(['import', 'ctp', bad]).stderr).toMatch(/DEID_ERR_USAGE/);
+    const nowhere = deid(['import', 'ctp', corpusFile('ctp/DICOM-PS3.15-Basic'), '-o', join(tmp.path, 'no', 'such', 'dir.yaml')]);
+    expect([nowhere.code, nowhere.stderr]).toEqual([1, expect.stringMatching(/DEID_ERR_OUTPUT/)]);
     expect(deid(['import', 'nonsense']).stderr).toMatch(/DEID_ERR_USAGE/);
   });
 });

@@ -34,7 +34,11 @@ function readInput(path: string): string {
 /** Writes next to the target, loads it back with `check`, and only then puts it in place. */
 function writeChecked(out: string, text: string, check: (tmp: string) => void, keep: boolean): void {
   const tmp = resolve(dirname(out), `.${basename(out)}.${process.pid}.tmp${extname(out)}`);
-  writeFileSync(tmp, text, { mode: 0o644 });
+  try {
+    writeFileSync(tmp, text, { mode: 0o644 });
+  } catch (e) {
+    throw new DeidError('DEID_ERR_OUTPUT', `${basename(out)}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
   try {
     check(tmp);
     if (keep) renameSync(tmp, out);
