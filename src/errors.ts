@@ -93,6 +93,8 @@ export const CATALOGUE = {
   DEID_ERR_REID_KEY_MISMATCH: setup("This re-identification key does not open this map: the map was created under another key. Use the map's own key; nothing was read or written."),
   DEID_ERR_IDMAP: failure(true, 'The re-identification map could not be opened or written. Check the folder (or Redis URL) and its permissions; an object whose row is not durable is not reported done.'),
   DEID_ERR_IDMAP_CORRUPT: setup('A re-identification map record failed its integrity check (damaged, or altered). Restore the map from a backup; no partial output was written.'),
+  DEID_ERR_IMPORT_SYNTAX: setup('The CTP script could not be read: it is not in the form CTP writes (the detail names the line). Check that it is a DicomAnonymizer script (XML) or a DicomPixelAnonymizer script.'),
+  DEID_ERR_IMPORT_PARTIAL: setup('Some rules of the CTP script have no translation (listed with their lines). Nothing was written: change those rules, or pass --allow-partial to write the translation with their fail-closed stand-ins.'),
   DEID_ERR_INTERNAL: entry(true, S.ProcessingFailure, 500, 'Unexpected internal error. The object was quarantined; report the code and the object hash.'),
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -116,7 +116,7 @@ export function paletteOf(ds: readonly Element[], d: PixelDescriptor): Palette |
  */
 export async function cleanPixels(source: DicomFile, deidentified: DicomFile, identifiers: readonly Identifier[], ctx: PixelStageContext): Promise<PixelStageResult> {
   const s = ctx.settings;
-  const selection = selectImage(source.dataset, s);
+  const selection = selectImage(source.dataset, s, source.meta);
   if (!selection.clean) {
     return { file: deidentified, report: { action: 'skipped', reason: selection.why } };
   }
@@ -127,7 +127,7 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
   const d = image.desc;
   const palette = paletteOf(ds, d);
 
-  const sigHits = matchSignatures(s.signatures, source.dataset, d.columns, d.rows);
+  const sigHits = matchSignatures(s.signatures, source.dataset, d.columns, d.rows, source.meta);
   const sigBoxes = sigHits.flatMap((h) => h.boxes);
   const usRegions = s.ultrasoundRegions ? ultrasoundRegions(source.dataset, d.columns, d.rows) : [];
   const keep = usRegions.length ? keepMap(usRegions, d.columns, d.rows) : undefined;
