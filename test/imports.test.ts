@@ -81,11 +81,13 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   profiles: ['dicom', 'errors.ts'],
   stages: ['profiles', 'dicom', 'errors.ts', 'keyed.ts'],
   dimse: ['dicom', 'errors.ts'],
-  pipeline: ['stages', 'profiles', 'dicom', 'errors.ts', 'keyed.ts', 'config.ts', 'secret.ts'],
+  idmap: ['stages', 'dicom', 'errors.ts'],
+  report: ['stages', 'dicom', 'errors.ts'],
+  pipeline: ['idmap', 'report', 'stages', 'profiles', 'dicom', 'errors.ts', 'keyed.ts', 'config.ts', 'secret.ts'],
   ingest: ['pipeline', 'dimse', 'dicom', 'errors.ts'],
   export: ['pipeline', 'dimse', 'dicom', 'errors.ts'],
   http: ['pipeline', 'ingest', 'dicom', 'errors.ts'],
-  cli: ['pipeline', 'stages', 'profiles', 'dicom', 'errors.ts', 'secret.ts'],
+  cli: ['pipeline', 'idmap', 'report', 'stages', 'profiles', 'dicom', 'errors.ts', 'secret.ts'],
 };
 const ROOTS = new Set(['cli.ts', 'server.ts', 'server-command.ts', 'pipeline-thread.ts']);
 
