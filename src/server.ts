@@ -18,7 +18,9 @@ import { Worker } from 'node:worker_threads';
 import { CachedStore } from './pipeline/cached-store.js';
 import { LocalFolderStore } from './pipeline/storage.js';
 import { FileStudyTracker, RedisStudyTracker, type StudyRecord, type StudyTracker } from './pipeline/studies.js';
-import { loadProfile } from './profiles/profile.js';
+import { DeidError } from './errors.js';
+import { describeKept } from './profiles/kept-identifiers.js';
+import { loadProfile, withKeptIdentifiers } from './profiles/profile.js';
 import { loadSecret } from './secret.js';
 
 export interface RunningService {
@@ -75,7 +77,10 @@ export function buildPipeline(cfg: ServiceConfig, deps: { tracker: StudyTracker;
   const header = stageConfig(cfg, 'header')!;
   const exporter = stageConfig(cfg, 'export')!;
   const filter = stageConfig(cfg, 'filter');
-  const profile = loadProfile(header.profile ?? 'basic', header.options ?? []);
+  const profile = withKeptIdentifiers(loadProfile(header.profile ?? 'basic', header.options ?? []));
+  const kept = (profile.keptIdentifiers ?? []).map(describeKept);
+  if (kept.length && cfg.strict) throw new DeidError('DEID_ERR_PROFILE_KEEPS_IDENTIFIERS', `${profile.name}: ${kept.join('; ')}`.slice(0, 2000));
+  if (kept.length) deps.log.warn({ profile: profile.name, kept }, 'the profile keeps attributes that PS3.15 Table E.1-1 removes or replaces');
   const destinations = (exporter.destinations ?? []).map((d) => createDestination(d, { stowToken: cfg.auth.exportToken }));
   // Only the stage workers cache: their stages read the same object one after another.
   const folder = new LocalFolderStore(join(cfg.dataDir, 'spool'));

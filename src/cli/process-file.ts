@@ -1,8 +1,9 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, copyFileSync, fstatSync, mkdirSync, openSync, readSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ScratchBuffer } from '../dicom/scratch-buffer.js';
 import { DeidError, toDeidError, type ErrorCode } from '../errors.js';
-import { placeOutput, quarantineFile, writeFileAtomic } from '../pipeline/file-outputs.js';
+import { placeOutput, quarantineFile, writeFileAtomic, type QuarantineReason } from '../pipeline/file-outputs.js';
 import { processObject, processObjectAsync, type ProcessedObject } from '../pipeline/process-object.js';
 import type { CompiledProfile, ProfileChain } from '../profiles/compile.js';
 
@@ -34,9 +35,41 @@ export interface FileResult {
   readonly pixels?: 'cleaned' | 'skipped';
 }
 
+/**
+ * Quarantines a file over the size limit without reading it into memory: hashed in chunks, copied by
+ * the kernel, named by its content hash as quarantineFile names what it is given.
+ */
+function quarantineOversized(job: FileJob, s: RunSettings, size: number): FileResult {
+  const err = new DeidError('DEID_ERR_HOSTILE_SIZE', `${size} bytes`);
+  const hash = createHash('sha256');
+  const chunk = Buffer.allocUnsafe(1 << 20);
+  const fd = openSync(job.path, 'r');
+  try {
+    for (let n; (n = readSync(fd, chunk, 0, chunk.length, null)) > 0; ) hash.update(chunk.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  const id = hash.digest('hex').slice(0, 32);
+  mkdirSync(s.quarantineDir, { recursive: true });
+  const target = join(s.quarantineDir, `${id}.dcm`);
+  copyFileSync(job.path, `${target}.tmp-${process.pid}`);
+  renameSync(`${target}.tmp-${process.pid}`, target);
+  const reason: QuarantineReason = { code: err.code, message: err.message, stage: 'deid run', source: job.rel, at: new Date().toISOString() };
+  writeFileAtomic(join(s.quarantineDir, `${id}.reason.json`), Buffer.from(JSON.stringify(reason, null, 2) + '\n'));
+  return { path: job.path, ok: false, code: err.code, bytesIn: size, bytesOut: 0 };
+}
+
 /** Reads an input within the size limit, or says why not (an unreadable file stays where it is). */
 function readInput(job: FileJob, s: RunSettings, read: (p: string) => Buffer): Buffer | FileResult {
   let input: Buffer;
+  let size: number;
+  try {
+    size = statSync(job.path).size;
+  } catch {
+    return { path: job.path, ok: false, code: 'DEID_ERR_READ', bytesIn: 0, bytesOut: 0 };
+  }
+  // The size is checked before anything is allocated for it.
+  if (size > s.maxBytes) return quarantineOversized(job, s, size);
   try {
     input = read(job.path);
   } catch {
@@ -89,7 +122,7 @@ export function processFile(job: FileJob, s: RunSettings, profile: CompiledProfi
   const input = readInput(job, s, readIntoInputArea);
   if (!Buffer.isBuffer(input)) return input;
   try {
-    const r = processObject(input, { profile, secret, scratch: outputArea });
+    const r = processObject(input, { profile, secret, scratch: outputArea, maxBytes: s.maxBytes });
     try {
       placeOutput(s.outDir, r.studyInstanceUid, r.seriesInstanceUid, r.sopInstanceUid, r.output);
     } catch (e) {
@@ -110,7 +143,7 @@ export async function processFileAsync(job: FileJob, s: RunSettings, profile: Co
   const input = readInput(job, s, read);
   if (!Buffer.isBuffer(input)) return input;
   try {
-    const r: ProcessedObject & { previews?: { before: Buffer; after: Buffer } } = await processObjectAsync(input, { profile, secret, previews: !!s.previewsDir });
+    const r: ProcessedObject & { previews?: { before: Buffer; after: Buffer } } = await processObjectAsync(input, { profile, secret, previews: !!s.previewsDir, maxBytes: s.maxBytes });
     try {
       placeOutput(s.outDir, r.studyInstanceUid, r.seriesInstanceUid, r.sopInstanceUid, r.output);
       if (s.previewsDir && r.previews && r.pixels?.pixelsMasked) {

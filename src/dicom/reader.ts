@@ -1,13 +1,20 @@
+import { kMaxLength } from 'node:buffer';
 import { inflateRawSync, inflateSync } from 'node:zlib';
 import { DeidError } from '../errors.js';
 import { implicitVR, lookupTag } from './dictionary.js';
 import type { DicomFile, Element, Encoding, Item } from './element.js';
 import { TAG, formatTag, type Tag } from './tag.js';
 import { TS, encodingOf } from './transfer-syntax.js';
+import { isValidUid } from './uid.js';
 import { hasLongHeader, isValidVR, swapWidth } from './vr.js';
 
 const UNDEFINED = 0xffffffff;
 const MAX_DEPTH = 64;
+/**
+ * Without a size limit from the caller, a deflated data set inflates to at most this (the service's
+ * default object limit): a few kilobytes of deflate can declare gigabytes.
+ */
+export const DEFAULT_MAX_INFLATED_BYTES = 1024 ** 3;
 
 const vrCache = new Map<number, string>();
 function vrString(a: number, b: number): string {
@@ -36,6 +43,8 @@ class DatasetReader {
   constructor(
     private readonly buf: Uint8Array,
     private readonly le: boolean,
+    /** Declared lengths beyond this are hostile, whatever the buffer holds (the object size limit). */
+    private readonly maxLength: number,
   ) {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
@@ -50,6 +59,12 @@ class DatasetReader {
   /** A plain Uint8Array over the input: Buffer#subarray goes through a species lookup and a subclass constructor. */
   private bytes(offset: number, length: number): Uint8Array {
     return new Uint8Array(this.buf.buffer, this.buf.byteOffset + offset, length);
+  }
+
+  /** A declared length is checked against the size limit before anything trusts it. */
+  private declared(length: number): number {
+    if (length !== UNDEFINED && length > this.maxLength) throw new DeidError('DEID_ERR_HOSTILE_SIZE', `declared length ${length}`);
+    return length;
   }
 
   private need(offset: number, n: number, end: number): void {
@@ -94,7 +109,7 @@ class DatasetReader {
       vr = vrString(a, b);
       if (hasLongHeader(vr)) {
         this.need(offset, 12, end);
-        length = this.u32(offset + 8);
+        length = this.declared(this.u32(offset + 8));
         pos = offset + 12;
       } else if (isValidVR(vr)) {
         length = this.u16(offset + 6);
@@ -103,12 +118,12 @@ class DatasetReader {
         // An invalid VR code: read like dcmtk does (4-byte length after 2 reserved bytes) and treat it as UN.
         this.need(offset, 12, end);
         vr = 'UN';
-        length = this.u32(offset + 8);
+        length = this.declared(this.u32(offset + 8));
         pos = offset + 12;
       }
     } else {
       vr = implicitVR(tag);
-      length = this.u32(offset + 4);
+      length = this.declared(this.u32(offset + 4));
       pos = offset + 8;
     }
 
@@ -117,7 +132,7 @@ class DatasetReader {
       if (vr === 'SQ' || vr === 'UN' || !explicit) {
         // UN (or unknown implicit) with undefined length is a sequence of implicit VR LE items (CP-246).
         const implicitItems = vr !== 'SQ' || !explicit;
-        const reader = implicitItems && !this.le ? new DatasetReader(this.buf, true) : this;
+        const reader = implicitItems && !this.le ? new DatasetReader(this.buf, true, this.maxLength) : this;
         const [items, next] = reader.readItems(pos, end, implicitItems ? false : explicit, true, depth);
         this.next = next;
         return { tag, vr, items, undefinedLength: true, implicitItems: explicit && implicitItems };
@@ -135,7 +150,7 @@ class DatasetReader {
     if (vr === 'UN' && length > 0 && lookupTag(tag)?.vr === 'SQ') {
       // A standard sequence sent as UN: its bytes are implicit VR LE items (CP-246). Parse them if they are.
       try {
-        const reader = this.le ? this : new DatasetReader(this.buf, true);
+        const reader = this.le ? this : new DatasetReader(this.buf, true, this.maxLength);
         const [items] = reader.readItems(pos, valueEnd, false, false, depth);
         this.next = valueEnd;
         return { tag, vr, items, undefinedLength: false, implicitItems: explicit };
@@ -157,7 +172,7 @@ class DatasetReader {
     while (offset < end) {
       this.need(offset, 8, end);
       const tag = ((this.u16(offset) << 16) | this.u16(offset + 2)) >>> 0;
-      const length = this.u32(offset + 4);
+      const length = this.declared(this.u32(offset + 4));
       if (tag === TAG.SequenceDelimitationItem) {
         if (!untilDelimiter) throw new DeidError('DEID_ERR_BAD_STRUCTURE', `unexpected sequence delimiter at ${offset}`);
         return [items, offset + 8];
@@ -183,7 +198,7 @@ class DatasetReader {
     while (offset < end) {
       this.need(offset, 8, end);
       const t = ((this.u16(offset) << 16) | this.u16(offset + 2)) >>> 0;
-      const length = this.u32(offset + 4);
+      const length = this.declared(this.u32(offset + 4));
       if (t === TAG.SequenceDelimitationItem) {
         this.next = offset + 8;
         return { tag, vr, fragments, undefinedLength: true };
@@ -224,8 +239,28 @@ function syntaxOf(e: Encoding): string {
 }
 
 export interface ReadOptions {
-  /** Reject objects larger than this many bytes (hostile sizes). */
+  /**
+   * The object size limit: an input larger than this, a deflated data set that inflates beyond it, or a
+   * declared length beyond it is refused (DEID_ERR_HOSTILE_SIZE). Without it, inflation stops at
+   * DEFAULT_MAX_INFLATED_BYTES and lengths are only checked against the data.
+   */
   readonly maxBytes?: number;
+}
+
+/**
+ * Inflates a deflated data set (raw deflate as PS3.5 A.5 says, or zlib-wrapped as some writers do) in
+ * zlib's chunks, stopping at `cap`: the output is never allocated beyond the limit.
+ */
+function inflateCapped(body: Uint8Array, cap: number): Uint8Array {
+  const opts = { maxOutputLength: Math.max(1, Math.min(cap, kMaxLength)) };
+  for (const inflate of [inflateRawSync, inflateSync]) {
+    try {
+      return inflate(body, opts);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new DeidError('DEID_ERR_HOSTILE_SIZE', `inflated data set over ${cap} bytes`);
+    }
+  }
+  throw new DeidError('DEID_ERR_DEFLATE');
 }
 
 /**
@@ -234,13 +269,14 @@ export interface ReadOptions {
  */
 export function readDicom(input: Uint8Array, opts: ReadOptions = {}): DicomFile {
   if (opts.maxBytes !== undefined && input.length > opts.maxBytes) throw new DeidError('DEID_ERR_HOSTILE_SIZE', `${input.length} bytes`);
+  const maxLength = opts.maxBytes ?? UNDEFINED - 1;
   const hasPreamble = input.length >= 132 && input[128] === 0x44 && input[129] === 0x49 && input[130] === 0x43 && input[131] === 0x4d;
   if (!hasPreamble) {
     const enc = detectBareDataset(input);
     if (!enc) throw new DeidError('DEID_ERR_NOT_DICOM');
     let dataset: Element[];
     try {
-      [dataset] = new DatasetReader(input, enc.littleEndian).readElements(0, input.length, enc.explicitVR, false, 0);
+      [dataset] = new DatasetReader(input, enc.littleEndian, maxLength).readElements(0, input.length, enc.explicitVR, false, 0);
     } catch (e) {
       // Bare data sets are a guess: a file that does not parse as one is simply not DICOM.
       if (e instanceof DeidError && e.code !== 'DEID_ERR_TRUNCATED') throw new DeidError('DEID_ERR_NOT_DICOM', e.code);
@@ -251,7 +287,7 @@ export function readDicom(input: Uint8Array, opts: ReadOptions = {}): DicomFile 
   }
 
   const preamble = input.subarray(0, 128);
-  const metaReader = new DatasetReader(input, true);
+  const metaReader = new DatasetReader(input, true, maxLength);
   // Meta elements are explicit VR LE; read them one group at a time until the group changes.
   const meta: Element[] = [];
   let offset = 132;
@@ -262,24 +298,17 @@ export function readDicom(input: Uint8Array, opts: ReadOptions = {}): DicomFile 
     meta.push(...els);
     offset = next;
   }
-  const ts = asciiValue(meta.find((e) => e.tag === TAG.TransferSyntaxUID));
+  const tsElement = meta.find((e) => e.tag === TAG.TransferSyntaxUID);
+  const ts = asciiValue(tsElement);
   if (!ts) throw new DeidError('DEID_ERR_MISSING_TRANSFER_SYNTAX');
+  // Text that is not a UID (or a binary VR) is a malformed header, not a syntax some other reader knows.
+  if (tsElement!.vr !== 'UI' || !isValidUid(ts)) throw new DeidError('DEID_ERR_BAD_UID', formatTag(TAG.TransferSyntaxUID));
   const enc = encodingOf(ts);
-  if (!enc) throw new DeidError('DEID_ERR_UNSUPPORTED_TRANSFER_SYNTAX', ts.replace(/[^0-9.]/g, '').slice(0, 64));
+  if (!enc) throw new DeidError('DEID_ERR_UNSUPPORTED_TRANSFER_SYNTAX', ts.slice(0, 64));
 
   let body = input.subarray(offset);
-  if (enc.deflated) {
-    try {
-      body = inflateRawSync(body);
-    } catch {
-      try {
-        body = inflateSync(body);
-      } catch {
-        throw new DeidError('DEID_ERR_DEFLATE');
-      }
-    }
-  }
-  const [dataset] = new DatasetReader(body, enc.littleEndian).readElements(0, body.length, enc.explicitVR, false, 0);
+  if (enc.deflated) body = inflateCapped(body, opts.maxBytes ?? DEFAULT_MAX_INFLATED_BYTES);
+  const [dataset] = new DatasetReader(body, enc.littleEndian, maxLength).readElements(0, body.length, enc.explicitVR, false, 0);
   return { preamble, meta, dataset, transferSyntaxUID: ts, encoding: enc };
 }
 

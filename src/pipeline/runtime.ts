@@ -10,9 +10,9 @@ import { ExportError, type Destination, type ExportInfo } from './ports.js';
 import type { Ingest, IngestOutcome, IngestSource } from './ports.js';
 import type { CompiledProfile } from '../profiles/compile.js';
 import { filterObject, type FilterConfig } from '../stages/filter.js';
-import { deidentifyHeader, uidsRemappedBy } from '../stages/header.js';
-import { charsetOf, collectIdentifiers } from '../stages/identifiers.js';
-import { assertVerified, verifyOutput } from '../stages/verify.js';
+import { deidentifyHeader } from '../stages/header.js';
+import { charsetOf } from '../stages/identifiers.js';
+import { assertVerified, verifyAgainstSource } from '../stages/verify.js';
 import { Quarantine } from './quarantine.js';
 import type { JobData, JobInfo, JobQueue, StageCounts } from './queue/types.js';
 import { CachedStore } from './cached-store.js';
@@ -170,7 +170,7 @@ export class Pipeline {
     let file: DicomFile;
     try {
       if (bytes.length > this.opts.maxObjectBytes) throw new DeidError('DEID_ERR_HOSTILE_SIZE', `${bytes.length} bytes`);
-      file = readDicom(bytes);
+      file = readDicom(bytes, { maxBytes: this.opts.maxObjectBytes });
     } catch (e) {
       const code = isDeidError(e) ? e.code : 'DEID_ERR_INTERNAL';
       try {
@@ -379,12 +379,7 @@ export class Pipeline {
     verify: async (job) => {
       const source = readDicom(await this.store.get(job.source));
       const output = await this.store.get(job.input);
-      const report = verifyOutput(output, {
-        identifiers: collectIdentifiers(source.dataset),
-        remappedUids: uidsRemappedBy(source, this.opts.profile),
-        profile: this.opts.profile,
-      });
-      assertVerified(report);
+      assertVerified(verifyAgainstSource(source, output, this.opts.profile));
       await this.record(job.study, 'processed');
       await this.enqueue(this.next('verify')!, job, { exportInfo: exportInfoOf(readDicom(output)) });
     },

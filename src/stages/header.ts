@@ -1,14 +1,20 @@
 import { encodeText, type CharacterSet } from '../dicom/charset.js';
 import { findElement, withElements, type Dataset, type DicomFile, type Element, type Item } from '../dicom/element.js';
-import { TAG, isGroupLengthTag, isPrivateCreatorTag, isPrivateTag, privateBlock, tagElement, tagGroup, type Tag } from '../dicom/tag.js';
+import { isUidAttribute } from '../dicom/dictionary.js';
+import { TAG, formatTag, isGroupLengthTag, isPrivateCreatorTag, isPrivateTag, privateBlock, tagElement, tagGroup, type Tag } from '../dicom/tag.js';
+import { isValidUid } from '../dicom/uid.js';
+import { withDictionaryVRs } from '../dicom/unknown-vr.js';
 import { asciiBytes, encodeValue, padEven, rawString, textValue, uidBytes } from '../dicom/values.js';
 import { MAX_LENGTH, isTextVR, usesCharset } from '../dicom/vr.js';
 import { DeidError } from '../errors.js';
 import { dateOffsetDays, isRegistryUid, keyedHash, remapUid } from '../keyed.js';
-import { type Action, type CompiledProfile, privateKey } from '../profiles/compile.js';
+import type { Action, CompiledProfile } from '../profiles/compile.js';
+import { keptTagsOf } from '../profiles/kept-identifiers.js';
 import { isSafePrivate } from '../profiles/safe-private.js';
-import { pathMatches, type PathEntry } from '../profiles/selector.js';
-import { IdentifierMatcher, charsetOf, collectIdentifiers, type Identifier } from './identifiers.js';
+import type { PathEntry } from '../profiles/selector.js';
+import { charsetOf, matcherFor, type Identifier, type IdentifierMatcher } from './identifiers.js';
+import { RuleLookup, keepsValue } from './rule-lookup.js';
+import { factsOf } from './source-facts.js';
 
 export interface HeaderContext {
   readonly profile: CompiledProfile;
@@ -27,11 +33,13 @@ export interface HeaderReport {
   privateKept: number;
   privateRemoved: number;
   dateOffsetDays?: number;
+  /** Attributes of this object that the profile kept although Table E.1-1 removes or replaces them. */
+  keptIdentifiers?: string[];
 }
 
 export interface HeaderResult {
   readonly file: DicomFile;
-  /** Identifying values of the source, for the quality check. */
+  /** Identifying values of the source and the values of every attribute replaced, for the quality check. */
   readonly identifiers: readonly Identifier[];
   /** Source UIDs that were remapped and so must not appear in the output. */
   readonly remappedUids: ReadonlySet<string>;
@@ -47,11 +55,6 @@ const DUMMY: Record<string, string> = {
   PN: 'ANONYMOUS', UR: 'urn:anonymized',
 };
 export const DUMMY_VALUES: ReadonlySet<string> = new Set(Object.values(DUMMY));
-
-/** In allow-list mode these stay even when no rule names them, so the object remains an image. */
-const STRUCTURAL = (tag: Tag) => tag === TAG.SpecificCharacterSet || tag === TAG.SOPClassUID || tagGroup(tag) === 0x0028 || tag === TAG.PixelData;
-/** ...and these identify it, so they stay too, but remapped. */
-const STRUCTURAL_UIDS = new Set<Tag>([TAG.SOPInstanceUID, TAG.StudyInstanceUID, TAG.SeriesInstanceUID, 0x00200052 /* FrameOfReferenceUID */]);
 
 /** YYYYMMDD of a UTC date. */
 function formatDA(d: Date): string {
@@ -70,73 +73,12 @@ export function shiftDateString(value: string, days: number): string | undefined
   return full.slice(0, d ? 8 : mo ? 6 : 4) + rest;
 }
 
-const REMOVE: Action = { kind: 'X' };
-
-function resolveTag(p: CompiledProfile, tag: Tag, creator: string | undefined): Action | undefined {
-  if (isPrivateTag(tag)) {
-    if (creator !== undefined) {
-      const r = p.byPrivate.get(privateKey(tagGroup(tag), creator, tag & 0xff)) ?? p.byPrivate.get(privateKey(tagGroup(tag), creator, undefined));
-      if (r) return r.action;
-    }
-    const r = p.byTag.get(tag);
-    if (r) return r.action;
-    // Private elements are removed unless a rule or Retain Safe Private keeps them.
-    return p.anyPrivate?.action ?? REMOVE;
-  }
-  const r = p.byTag.get(tag);
-  if (r) return r.action;
-  for (const m of p.masks) {
-    const s = m.steps[0];
-    if (s.kind === 'mask' && ((tag & s.mask) >>> 0) === s.value) return m.action;
-  }
-  // Odd groups 0001-0007 are neither standard nor private (PS3.5 7.1): their content is unknown, so remove them.
-  if ((tagGroup(tag) & 1) === 1) return REMOVE;
-  return undefined;
-}
-
-/**
- * Tag and (creator, tag) lookups memoised per profile: the same few hundred tags recur in every object,
- * and building the private-rule keys was the header stage's largest cost. Bounded against hostile input.
- */
-class ActionMemo {
-  private size = 0;
-  private readonly standard = new Map<Tag, Action | null>();
-  private readonly byCreator = new Map<string | undefined, Map<Tag, Action | null>>();
-
-  constructor(private readonly profile: CompiledProfile) {}
-
-  action(tag: Tag, creator: string | undefined): Action | undefined {
-    const priv = isPrivateTag(tag);
-    let byTag = this.standard;
-    if (priv) {
-      byTag = this.byCreator.get(creator)!;
-      if (!byTag) this.byCreator.set(creator, (byTag = new Map()));
-    }
-    const hit = byTag.get(tag);
-    if (hit !== undefined) return hit ?? undefined;
-    const action = resolveTag(this.profile, tag, creator);
-    if (++this.size > MEMO_LIMIT) {
-      this.standard.clear();
-      this.byCreator.clear();
-      this.size = 0;
-    } else byTag.set(tag, action ?? null);
-    return action;
-  }
-}
-
-const memos = new WeakMap<CompiledProfile, ActionMemo>();
-const MEMO_LIMIT = 100_000;
-
-function actionMemo(p: CompiledProfile): ActionMemo {
-  let memo = memos.get(p);
-  if (!memo) memos.set(p, (memo = new ActionMemo(p)));
-  return memo;
-}
-
 class HeaderRun {
   readonly report: HeaderReport = { removed: 0, emptied: 0, dummied: 0, remapped: 0, cleaned: 0, shifted: 0, hashed: 0, set: 0, privateKept: 0, privateRemoved: 0 };
   private readonly modifiedDates: boolean;
-  private readonly memo: ActionMemo;
+  private readonly lookup: RuleLookup;
+  /** Tags of the attributes this profile keeps against Table E.1-1, for the report of each object. */
+  private readonly keptAgainstTable: ReadonlyMap<Tag, string>;
 
   constructor(
     private readonly profile: CompiledProfile,
@@ -147,13 +89,8 @@ class HeaderRun {
     private readonly dateOffset: () => number,
   ) {
     this.modifiedDates = profile.options.has('retain-long-modified-dates');
-    this.memo = actionMemo(profile);
-  }
-
-  /** The action for an element, most specific rule first; undefined means no rule names it. */
-  resolve(tag: Tag, path: readonly PathEntry[] | undefined, creator: string | undefined): Action | undefined {
-    if (path) for (const r of this.profile.paths) if (pathMatches(r.steps, path)) return r.action;
-    return this.memo.action(tag, creator);
+    this.lookup = new RuleLookup(profile);
+    this.keptAgainstTable = keptTagsOf(profile);
   }
 
   private uid(value: string): string {
@@ -304,9 +241,15 @@ class HeaderRun {
       const blockKey = priv ? (tagGroup(el.tag) << 8) | privateBlock(el.tag) : 0;
       const creator = priv ? creators.get(blockKey) : undefined;
       const entry: PathEntry = { tag: el.tag, creator };
-      let action = this.resolve(el.tag, needPath ? [...ancestors, entry] : undefined, creator);
-      if (!action) action = this.unlisted(el.tag);
+      if (!priv) checkUid(el);
+      let action = this.lookup.resolve(el.tag, needPath ? [...ancestors, entry] : undefined, creator);
+      if (!action) action = this.lookup.unlisted(el.tag);
       else if (priv && action.kind === 'X') this.report.privateRemoved++;
+      if (this.keptAgainstTable.size && el.value?.length && this.keptAgainstTable.has(el.tag) && keepsValue(action, el.tag, el.vr, creator, false)) {
+        const kept = (this.report.keptIdentifiers ??= []);
+        const name = this.keptAgainstTable.get(el.tag)!;
+        if (!kept.includes(name)) kept.push(name);
+      }
       const result = this.apply(el, action, ancestors, entry, cs, clean);
       if (result) {
         out.push(result);
@@ -322,37 +265,23 @@ class HeaderRun {
     );
   }
 
-  private unlisted(tag: Tag): Action {
-    if (!this.profile.removeUnlisted || STRUCTURAL(tag)) return { kind: 'K' };
-    return STRUCTURAL_UIDS.has(tag) ? { kind: 'U' } : { kind: 'X' };
-  }
-
-  /** UIDs that some rule remaps, collected first so that every other reference to them is remapped too. */
-  collectRemapped(elements: Dataset, ancestors: readonly PathEntry[], into: Set<string>): void {
-    const needPath = this.profile.paths.length > 0;
-    for (const el of elements) {
-      if (el.items) {
-        const path = [...ancestors, { tag: el.tag }];
-        for (const item of el.items) this.collectRemapped(item.elements, path, into);
-        continue;
-      }
-      if (el.vr !== 'UI' || !el.value?.length || isPrivateTag(el.tag)) continue;
-      const a = this.resolve(el.tag, needPath ? [...ancestors, { tag: el.tag }] : undefined, undefined) ?? this.unlisted(el.tag);
-      if ( (a.kind === 'U' || a.kind === 'D' || a.kind === 'hash')) {
-        for (const v of rawString(el.value).split('\\')) if (v.trim() && !isRegistryUid(v.trim())) into.add(v.trim());
-      }
-    }
-  }
 }
 
-/** The source UIDs a profile remaps (what `deid verify` checks for when it has only the two files). */
-export function uidsRemappedBy(src: DicomFile, profile: CompiledProfile): Set<string> {
-  const out = new Set<string>();
-  if (profile.options.has('retain-uids')) return out;
-  new HeaderRun(profile, new Uint8Array(0), new IdentifierMatcher([]), out, () => 0).collectRemapped(src.dataset, [], out);
-  const metaUid = rawString(src.meta.find((e) => e.tag === TAG.MediaStorageSOPInstanceUID)?.value);
-  if (metaUid && !isRegistryUid(metaUid)) out.add(metaUid);
-  return out;
+/**
+ * A UID attribute must be a UI element whose values are UIDs: anything else would pass through a remap
+ * as opaque bytes (a SOP Instance UID coded US came out as zeros). Empty values are Type 2 blanks.
+ */
+function checkUid(el: Element): void {
+  if (el.items) return;
+  if (el.vr !== 'UI') {
+    if (isUidAttribute(el.tag)) throw new DeidError('DEID_ERR_BAD_UID', `${formatTag(el.tag)} has VR ${el.vr.replace(/[^A-Z]/g, '?')}`);
+    return;
+  }
+  if (!el.value?.length) return;
+  for (const v of rawString(el.value).split('\\')) {
+    const uid = v.trim();
+    if (uid && !isValidUid(uid)) throw new DeidError('DEID_ERR_BAD_UID', `${formatTag(el.tag)} value is not a UID`);
+  }
 }
 
 function marker(tag: Tag, vr: string, s: string): Element {
@@ -383,18 +312,24 @@ function markDeidentified(ds: Element[], profile: CompiledProfile, datesShifted:
  * The header stage: applies the profile to every element at every depth and returns a new file
  * (the input is never changed). Throws a coded DeidError for anything it cannot handle safely.
  */
-export function deidentifyHeader(src: DicomFile, ctx: HeaderContext): HeaderResult {
-  const sopClass = rawString(findElement(src.dataset, TAG.SOPClassUID)?.value) || rawString(src.meta.find((e) => e.tag === TAG.MediaStorageSOPClassUID)?.value);
+export function deidentifyHeader(input: DicomFile, ctx: HeaderContext): HeaderResult {
+  const src: DicomFile = { ...input, dataset: withDictionaryVRs(input.dataset, input.encoding.littleEndian) };
+  // The two UIDs the output is identified and filed by are checked before anything reads them.
+  const sopClassEl = findElement(src.dataset, TAG.SOPClassUID);
+  if (sopClassEl) checkUid(sopClassEl);
+  const sopClass = rawString(sopClassEl?.value) || rawString(src.meta.find((e) => e.tag === TAG.MediaStorageSOPClassUID)?.value);
   if (sopClass === DICOMDIR_SOP_CLASS) throw new DeidError('DEID_ERR_DICOMDIR');
-  const sopInstance = rawString(findElement(src.dataset, TAG.SOPInstanceUID)?.value);
-  if (!sopInstance) throw new DeidError('DEID_ERR_MISSING_SOP_INSTANCE_UID');
+  const sopInstanceEl = findElement(src.dataset, TAG.SOPInstanceUID);
+  if (!sopInstanceEl) throw new DeidError('DEID_ERR_MISSING_SOP_INSTANCE_UID');
+  checkUid(sopInstanceEl);
+  if (!rawString(sopInstanceEl.value)) throw new DeidError('DEID_ERR_BAD_UID', `${formatTag(TAG.SOPInstanceUID)} is empty`);
   // Fail closed: an image that says it has text burned into its pixels never leaves uncleaned by accident.
   const p = ctx.profile;
   if (!p.options.has('clean-pixel-data') && !p.passBurnedInAnnotation && rawString(findElement(src.dataset, 0x00280301)?.value).trim().toUpperCase() === 'YES') {
     throw new DeidError('DEID_ERR_BURNED_IN');
   }
 
-  const identifiers = collectIdentifiers(src.dataset);
+  const { identifiers, remappedUids } = factsOf(src, ctx.profile);
   const cs = charsetOf(src.dataset);
   let offset: number | undefined;
   const dateOffset = () => {
@@ -406,8 +341,7 @@ export function deidentifyHeader(src: DicomFile, ctx: HeaderContext): HeaderResu
     return offset;
   };
 
-  const remapSet = uidsRemappedBy(src, ctx.profile);
-  const run = new HeaderRun(ctx.profile, ctx.secret, new IdentifierMatcher(identifiers), remapSet, dateOffset);
+  const run = new HeaderRun(ctx.profile, ctx.secret, matcherFor(identifiers), remappedUids, dateOffset);
   let dataset = run.level(src.dataset, [], cs, false);
   const modified = ctx.profile.options.has('retain-long-modified-dates');
   if (modified) run.report.dateOffsetDays = dateOffset();
@@ -415,7 +349,7 @@ export function deidentifyHeader(src: DicomFile, ctx: HeaderContext): HeaderResu
   return {
     file: { meta: [], dataset, transferSyntaxUID: src.transferSyntaxUID, encoding: src.encoding },
     identifiers,
-    remappedUids: remapSet,
+    remappedUids,
     report: run.report,
   };
 }

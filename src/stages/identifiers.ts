@@ -1,20 +1,49 @@
-import { parseCharacterSet, type CharacterSet } from '../dicom/charset.js';
-import { findElement, type Dataset } from '../dicom/element.js';
-import { TAG, type Tag } from '../dicom/tag.js';
-import { textValue } from '../dicom/values.js';
+import { latin1, parseCharacterSet, type CharacterSet } from '../dicom/charset.js';
+import { lookupTag } from '../dicom/dictionary.js';
+import { findElement, type Dataset, type Element } from '../dicom/element.js';
+import { TAG, isPrivateTag, type Tag } from '../dicom/tag.js';
+import { rawString, textValue } from '../dicom/values.js';
+import { isTextVR } from '../dicom/vr.js';
 
 /**
  * The identifying values of a source data set, and one matcher used both to clean free text (C) and
  * to prove, after de-identification, that none of them is left (verify). Using the same matcher for
  * both means whatever cleaning removes, verification looks for.
+ *
+ * Two families of values:
+ * - identifiers proper (names, IDs, the birth date, addresses, phone numbers, the institution), always
+ *   collected and searched everywhere, each in the way that suits it;
+ * - the values of every attribute the profile removes or replaces (dates, times, device identity,
+ *   descriptions, removed private elements, everything else): searched as whole values, within the
+ *   skip rule of `searchable`.
  */
-export type IdentifierKind = 'name' | 'id' | 'date' | 'address' | 'phone' | 'institution';
+export type IdentifierKind =
+  | 'name'
+  | 'id'
+  | 'date'
+  | 'address'
+  | 'phone'
+  | 'institution'
+  | 'time'
+  | 'device'
+  | 'description'
+  | 'private'
+  | 'other';
+
+/**
+ * Replaced values the quality check does not report inside an element the profile keeps as the source
+ * had it (a code meaning that repeats a removed description). Device identity and times are reported
+ * wherever they are, like the identifiers proper.
+ */
+export const EXCUSABLE_KINDS: ReadonlySet<IdentifierKind> = new Set(['description', 'private', 'other']);
 
 export interface Identifier {
   readonly kind: IdentifierKind;
   readonly value: string;
   /** The attribute it came from, so a profile that deliberately keeps that attribute can exclude it. */
   readonly tag: Tag;
+  /** A replaced value the profile keeps in another element of the object: text cleaning leaves it. */
+  readonly keptElsewhere?: boolean;
 }
 
 /** The attributes (other than PN, which are all names) whose values identify, and as what; one lookup per element. */
@@ -40,39 +69,111 @@ export function charsetOf(ds: Dataset): CharacterSet {
   return parseCharacterSet(el ? textValue(el, parseCharacterSet(undefined)) : undefined);
 }
 
-/** Collects identifying values from the whole data set (every depth: OtherPatientIDsSequence etc.). */
+/** A list of identifiers, with whitespace runs in values made single spaces (the matcher drops repeats). */
+export class IdentifierList {
+  readonly list: Identifier[] = [];
+
+  add(kind: IdentifierKind, value: string, tag: Tag): void {
+    let v = value.trim();
+    if (!v) return;
+    if (/\s\s|[\t\n\r\f\v]/.test(v)) v = v.replace(/\s+/g, ' ');
+    this.list.push({ kind, value: v, tag });
+  }
+}
+
+/** The identifiers proper of one element: the name parts of a PN, or the value of an attribute of KIND_OF. */
+export function addIdentifiersOf(el: Element, cs: CharacterSet, into: IdentifierList): void {
+  if (!el.value || el.value.length === 0) return;
+  if (el.vr === 'PN') {
+    for (const part of textValue(el, cs).split(/[\^=\\]/)) for (const word of part.split(/[\s,.]+/)) into.add('name', word, el.tag);
+    return;
+  }
+  const kind = KIND_OF.get(el.tag);
+  if (kind === undefined) return;
+  // IDs and phone numbers are multi-valued; a date, an address or an institution is taken whole.
+  if (kind === 'id' || kind === 'phone') for (const v of textValue(el, cs).split('\\')) into.add(kind, v, el.tag);
+  else into.add(kind, textValue(el, cs), el.tag);
+}
+
+/** Collects the identifiers proper from the whole data set (every depth: OtherPatientIDsSequence etc.). */
 export function collectIdentifiers(ds: Dataset): Identifier[] {
-  const out: Identifier[] = [];
-  const seen = new Set<string>();
-  const add = (kind: IdentifierKind, value: string, tag: Tag) => {
-    const v = value.trim().replace(/\s+/g, ' ');
-    const key = `${kind}|${v.toUpperCase()}|${tag}`;
-    if (v && !seen.has(key)) {
-      seen.add(key);
-      out.push({ kind, value: v, tag });
-    }
-  };
+  const out = new IdentifierList();
   const walk = (elements: Dataset, cs: CharacterSet) => {
     const levelCs = findElement(elements, TAG.SpecificCharacterSet) ? charsetOf(elements) : cs;
     for (const el of elements) {
-      if (el.items) {
-        for (const item of el.items) walk(item.elements, levelCs);
-        continue;
-      }
-      if (!el.value || el.value.length === 0) continue;
-      if (el.vr === 'PN') {
-        for (const part of textValue(el, levelCs).split(/[\^=\\]/)) for (const word of part.split(/[\s,.]+/)) add('name', word, el.tag);
-        continue;
-      }
-      const kind = KIND_OF.get(el.tag);
-      if (kind === undefined) continue;
-      // IDs and phone numbers are multi-valued; a date, an address or an institution is taken whole.
-      if (kind === 'id' || kind === 'phone') for (const v of textValue(el, levelCs).split('\\')) add(kind, v, el.tag);
-      else add(kind, textValue(el, levelCs), el.tag);
+      if (el.items) for (const item of el.items) walk(item.elements, levelCs);
+      else addIdentifiersOf(el, levelCs, out);
     }
   };
   walk(ds, charsetOf(ds));
-  return out;
+  return out.list;
+}
+
+/** The label of a replaced value, from its attribute (the finding names it; it never holds the value). */
+const KIND_BY_KEYWORD: ReadonlyArray<readonly [RegExp, IdentifierKind]> = [
+  [/Description|Comment|Text|Remark|Note|History|Reason|Label|Protocol|Diagnos|Occupation|Allerg|Indication/, 'description'],
+  [/Station|Device|Serial|DetectorID|GantryID|CassetteID|PlateID|GeneratorID|SourceManufacturer|Scanner/, 'device'],
+];
+const kindCache = new Map<Tag, IdentifierKind>();
+
+export function replacedKindOf(tag: Tag, vr: string): IdentifierKind {
+  if (isPrivateTag(tag)) return 'private';
+  if (vr === 'DA' || vr === 'DT') return 'date';
+  if (vr === 'TM') return 'time';
+  let kind = kindCache.get(tag);
+  if (kind === undefined) {
+    const keyword = lookupTag(tag)?.keyword ?? '';
+    kind = KIND_BY_KEYWORD.find(([re]) => re.test(keyword))?.[1] ?? 'other';
+    if (kindCache.size < 10_000) kindCache.set(tag, kind);
+  }
+  return kind;
+}
+
+/** VRs whose values are defined terms or numbers, not free text: never searched as replaced values. */
+const CODED_OR_NUMERIC = new Set(['CS', 'AS', 'DS', 'IS', 'UI', 'PN']);
+/** Opaque VRs that may hold text (private elements, unknown attributes); read only when printable. */
+const OPAQUE = new Set(['UN', 'OB', 'OW']);
+
+/** Printable single-byte text (trailing NUL or space padding aside): opaque bytes worth reading as text. */
+function printableText(bytes: Uint8Array): string | undefined {
+  let end = bytes.length;
+  while (end > 0 && (bytes[end - 1] === 0 || bytes[end - 1] === 0x20)) end--;
+  for (let i = 0; i < end; i++) {
+    const c = bytes[i];
+    if (c < 0x20 || c > 0x7e) return undefined;
+  }
+  return end ? latin1(bytes, end) : undefined;
+}
+
+/** HHMMSS of a TM value (or of the time part of a DT), if it has seconds. */
+const timeOf = (tm: string): string | undefined => /^(\d{6})/.exec(tm.trim())?.[1];
+
+/**
+ * The value of an element that the profile removes or replaces, as identifiers to look for: each value
+ * of a multi-valued element on its own, a DT as its date and its time (only its date when a date shift
+ * is what replaces it), and opaque bytes only when they are printable text. Names and the identifiers
+ * proper come from addIdentifiersOf.
+ */
+export function addReplacedValueOf(el: Element, cs: CharacterSet, into: IdentifierList, onlyShifted = false): void {
+  // The identifiers proper (KIND_OF) are collected as such, and searched their own way.
+  if (!el.value || el.value.length === 0 || CODED_OR_NUMERIC.has(el.vr) || KIND_OF.has(el.tag)) return;
+  if (el.vr === 'DA' || el.vr === 'DT' || el.vr === 'TM') {
+    for (const v of rawString(el.value).split('\\')) {
+      if (el.vr === 'DA') for (const d of v.split('-')) into.add('date', d, el.tag);
+      if (el.vr === 'DT') into.add('date', v.slice(0, 8), el.tag);
+      const t = el.vr === 'DA' || onlyShifted ? undefined : timeOf(el.vr === 'DT' ? v.slice(8) : v);
+      if (t) into.add('time', t, el.tag);
+    }
+    return;
+  }
+  const kind = replacedKindOf(el.tag, el.vr);
+  let text: string | undefined;
+  if (isTextVR(el.vr)) text = textValue(el, cs);
+  else if (OPAQUE.has(el.vr)) text = printableText(el.value);
+  if (!text) return;
+  // LT, ST and UT hold one value, in which a backslash is text.
+  const single = el.vr === 'LT' || el.vr === 'ST' || el.vr === 'UT' || el.vr === 'UR';
+  for (const v of single ? [text] : text.split('\\')) if (searchable({ kind, value: v.trim() })) into.add(kind, v, el.tag);
 }
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -80,22 +181,61 @@ const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const B = '(?<![\\p{L}\\p{N}_])';
 const E = '(?![\\p{L}\\p{N}_])';
 
-/** Spellings of a DA value people type into free text. */
+const spellings = new Map<string, string[]>();
+
+/** Spellings of a DA value people type into free text (memoised: a study's dates recur in every object). */
 function dateSpellings(da: string): string[] {
+  let out = spellings.get(da);
+  if (out) return out;
   const m = /^(\d{4})\.?(\d{2})\.?(\d{2})$/.exec(da);
-  if (!m) return [];
-  const [, y, mo, d] = m;
-  // A set: when day and month are equal, the day-first and month-first spellings are the same string.
-  return [...new Set([`${y}${mo}${d}`, `${y}-${mo}-${d}`, `${y}/${mo}/${d}`, `${y}.${mo}.${d}`, `${mo}/${d}/${y}`, `${d}/${mo}/${y}`, `${d}.${mo}.${y}`, `${mo}-${d}-${y}`, `${d}-${mo}-${y}`])];
+  if (!m) out = [];
+  else {
+    const [, y, mo, d] = m;
+    // A set: when day and month are equal, the day-first and month-first spellings are the same string.
+    out = [...new Set([`${y}${mo}${d}`, `${y}-${mo}-${d}`, `${y}/${mo}/${d}`, `${y}.${mo}.${d}`, `${mo}/${d}/${y}`, `${d}/${mo}/${y}`, `${d}.${mo}.${y}`, `${mo}-${d}-${y}`, `${d}-${mo}-${y}`])];
+  }
+  if (spellings.size >= 10_000) spellings.clear();
+  spellings.set(da, out);
+  return out;
 }
 
-/** Whether a value is specific enough to look for: short names and IDs would match everywhere. */
-function usable(id: Identifier): boolean {
+/** A long value is looked for by its first words: enough to be specific, and bounded for a whole document. */
+const MAX_PHRASE_WORDS = 16;
+
+/** The words of a value (runs of letters, digits and underscore), upper case; at most MAX_PHRASE_WORDS. */
+function wordsOf(upper: string): string[] {
+  const out: string[] = [];
+  let start = -1;
+  for (let i = 0; i <= upper.length && out.length < MAX_PHRASE_WORDS; i++) {
+    const word = i < upper.length && isWordChar(upper.charCodeAt(i));
+    if (word && start < 0) start = i;
+    else if (!word && start >= 0) {
+      out.push(upper.slice(start, i));
+      start = -1;
+    }
+  }
+  return out;
+}
+
+/**
+ * Whether a value is specific enough to look for without false alarms. This is the documented skip rule:
+ * - names: at least 2 characters, not digits only, not a placeholder or title (ANONYMOUS, DR, NAME);
+ * - IDs: at least 3 characters; dates: a full YYYYMMDD; phone numbers: at least 7 digits;
+ *   addresses and the institution: at least 6 characters;
+ * - times: HHMMSS at least, and not midnight (000000, the dummy);
+ * - other replaced values (device identity, descriptions, removed private elements, the rest), after
+ *   code strings, ages, numbers and UIDs were left out by VR (addReplacedValueOf):
+ *   - shorter than 4 characters: skipped ("MR1", "T2");
+ *   - no letter and fewer than 6 digits: skipped, numbers occur everywhere ("0.5", "512", "1.375:1");
+ *   - a single word without a digit: skipped, it is vocabulary ("CHEST", "ROUTINE", "RADIOLOGY", "YES");
+ *     people and institutions are found as names and institutions instead.
+ */
+export function searchable(id: Pick<Identifier, 'kind' | 'value'>, words?: readonly string[]): boolean {
   const v = id.value;
   switch (id.kind) {
     case 'name': {
       const u = v.toUpperCase();
-      return [...u].length >= 2 && !NEUTRAL.has(u) && !/^\d+$/.test(u);
+      return u.length >= 2 && !NEUTRAL.has(u) && !/^\d+$/.test(u);
     }
     case 'id':
       return v.length >= 3;
@@ -106,12 +246,23 @@ function usable(id: Identifier): boolean {
     case 'address':
     case 'institution':
       return v.length >= 6;
+    case 'time':
+      return /^\d{6}$/.test(v) && v !== '000000';
+    default: {
+      if (v.length < 4 || (v.includes(' ') && v.replace(/\s/g, '').length < 4)) return false;
+      if (!/\p{L}/u.test(v)) return v.replace(/\D/g, '').length >= 6;
+      return /\d/.test(v) || (words ?? wordsOf(v.toUpperCase())).length > 1;
+    }
   }
 }
 
-/** The regular expression source that finds a usable identifier in free text (for cleaning). */
+/** The spellings of a time people write (HHMMSS as stored, and HH:MM:SS), as word sequences. */
+const timeSpellings = (t: string): string[][] => [[t], [t.slice(0, 2), t.slice(2, 4), t.slice(4, 6)]];
+
+/** The regular expression source that finds a searchable identifier in free text (for cleaning). */
 function patternFor(id: Identifier): string {
   const v = id.value;
+  const words = (ws: string[]) => `${B}${ws.map(escape).join('[^\\p{L}\\p{N}_]+')}${E}`;
   switch (id.kind) {
     case 'name':
       return `${B}${escape(v)}${E}`;
@@ -123,9 +274,10 @@ function patternFor(id: Identifier): string {
       return dateSpellings(v).map(escape).join('|');
     case 'phone':
       return [...v.replace(/\D/g, '')].map(escape).join('[^\\p{L}\\p{N}]{0,3}');
-    case 'address':
-    case 'institution':
-      return v.split(/\s+/).map(escape).join('\\s+');
+    case 'time':
+      return timeSpellings(v).map(words).join('|');
+    default:
+      return words(wordsOf(v.toUpperCase()));
   }
 }
 
@@ -143,46 +295,108 @@ function isWordChar(c: number): boolean {
   return WORD_EXTRA.test(String.fromCharCode(c));
 }
 
+/** A value of several words, found where the same words follow each other in the text. */
+interface Phrase {
+  readonly kind: IdentifierKind;
+  /** The words after the first (which is the key it is filed under). */
+  readonly rest: readonly string[];
+}
+
+const CLEANER_ALTERNATIVES = 64;
+/** Kinds matched as words: their words are split once, for the skip rule and the matcher alike. */
+const WORD_KINDS = new Set<IdentifierKind>(['address', 'institution', 'device', 'description', 'private', 'other']);
+
+let lastIdentifiers: readonly Identifier[] | undefined;
+let lastMatcher: IdentifierMatcher | undefined;
+
+/** The matcher of a list of identifiers: the header stage's serves again the quality check of the same object. */
+export function matcherFor(identifiers: readonly Identifier[]): IdentifierMatcher {
+  if (identifiers !== lastIdentifiers || !lastMatcher) {
+    lastMatcher = new IdentifierMatcher(identifiers);
+    lastIdentifiers = identifiers;
+  }
+  return lastMatcher;
+}
+
+/** Word boundaries of the text being searched, reused from call to call. */
+const wordStarts: number[] = [];
+const wordEnds: number[] = [];
+
 /**
  * Finds identifying values in text, case-insensitively. Whole words (name parts, short and numeric
- * IDs) are looked up token by token; longer values (IDs, date spellings, addresses) as substrings;
- * phone numbers on the digits alone. No regular expression is built per object: this runs on every
- * text element of every output.
+ * IDs, one-word values) are looked up word by word, and values of several words by their first word;
+ * addresses and institutions as whole words too; longer IDs and date spellings as substrings; phone numbers on the digits
+ * alone. No regular expression is built per object: this runs on every text element of every output.
  */
 export class IdentifierMatcher {
   private readonly tokens = new Map<string, IdentifierKind>();
+  private readonly phrases = new Map<string, Phrase[]>();
   private readonly bounded: Array<{ kind: IdentifierKind; s: string }> = [];
-  private readonly substrings: Array<{ kind: IdentifierKind; s: string }> = [];
+  /** Substrings filed under a shorter one the text must contain first (a date's year), or under themselves. */
+  private readonly substrings = new Map<string, Array<{ kind: IdentifierKind; s: string }>>();
   private readonly phones: string[] = [];
-  /** The usable identifiers; their regular expression is built only when text is cleaned. */
+  /** Bit n set: some word looked up has n letters (31: 31 or more). Other words are not even sliced. */
+  private wordLengths = 0;
+  /** The searchable identifiers; their regular expression is built only when text is cleaned. */
   private readonly usable: Identifier[] = [];
-  private cleaner?: RegExp;
+  private cleaners?: RegExp[];
 
   constructor(identifiers: readonly Identifier[]) {
+    // The same value from several attributes (StudyDate, SeriesDate...) is looked for once.
+    const seen = new Set<string>();
     for (const id of identifiers) {
-      if (!usable(id)) continue;
-      this.usable.push(id);
       const u = id.value.toUpperCase();
+      const key = `${id.kind}|${u}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const words = WORD_KINDS.has(id.kind) ? wordsOf(u) : undefined;
+      if (!searchable(id, words)) continue;
+      this.usable.push(id);
       switch (id.kind) {
         case 'name':
         case 'id': {
           const wholeWord = id.kind === 'name' || /^\d+$/.test(u) || u.length < 5;
-          if (!wholeWord) this.substrings.push({ kind: id.kind, s: u });
-          else if ([...u].every((ch) => isWordChar(ch.charCodeAt(0)))) this.tokens.set(u, id.kind);
+          if (!wholeWord) this.substring(id.kind, u, u);
+          else if ([...u].every((ch) => isWordChar(ch.charCodeAt(0)))) this.token(u, id.kind);
           else this.bounded.push({ kind: id.kind, s: u });
           break;
         }
         case 'date':
-          for (const d of dateSpellings(id.value)) this.substrings.push({ kind: 'date', s: d });
+          // Every spelling holds the year: text without it is not searched for the rest.
+          for (const d of dateSpellings(id.value)) this.substring('date', d, id.value.slice(0, 4));
           break;
         case 'phone':
           this.phones.push(u.replace(/\D/g, ''));
           break;
-        case 'address':
-        case 'institution':
-          this.substrings.push({ kind: id.kind, s: u.replace(/\s+/g, ' ') });
+        case 'time':
+          for (const ws of timeSpellings(u)) this.words(ws, 'time');
+          break;
+        default:
+          // Addresses, institutions and the other replaced values, as whole words: "TOSHIBA" is not in "TOSHIBA_MEC".
+          this.words(words!, id.kind);
       }
     }
+  }
+
+  /** A kind whose finding is never excused wins a shared word over one that may be. */
+  private token(word: string, kind: IdentifierKind): void {
+    this.wordLengths |= 1 << Math.min(word.length, 31);
+    const had = this.tokens.get(word);
+    if (had === undefined || (EXCUSABLE_KINDS.has(had) && !EXCUSABLE_KINDS.has(kind))) this.tokens.set(word, kind);
+  }
+
+  private words(ws: readonly string[], kind: IdentifierKind): void {
+    if (ws.length === 1) return this.token(ws[0], kind);
+    this.wordLengths |= 1 << Math.min(ws[0].length, 31);
+    let list = this.phrases.get(ws[0]);
+    if (!list) this.phrases.set(ws[0], (list = []));
+    list.push({ kind, rest: ws.slice(1) });
+  }
+
+  private substring(kind: IdentifierKind, s: string, gate: string): void {
+    let list = this.substrings.get(gate);
+    if (!list) this.substrings.set(gate, (list = []));
+    list.push({ kind, s });
   }
 
   get empty(): boolean {
@@ -194,15 +408,30 @@ export class IdentifierMatcher {
     if (this.empty || text.length === 0) return hits;
     const want = (k: IdentifierKind) => !kinds || kinds.has(k);
     const upper = text.toUpperCase();
-    if (this.tokens.size) {
+    if (this.tokens.size || this.phrases.size) {
+      let n = 0;
       let start = -1;
       for (let i = 0; i <= upper.length; i++) {
         const word = i < upper.length && isWordChar(upper.charCodeAt(i));
         if (word && start < 0) start = i;
         else if (!word && start >= 0) {
-          const kind = this.tokens.get(upper.slice(start, i));
-          if (kind && want(kind)) hits.push({ kind, index: start, length: i - start });
+          wordStarts[n] = start;
+          wordEnds[n++] = i;
           start = -1;
+        }
+      }
+      for (let w = 0; w < n; w++) {
+        if ((this.wordLengths & (1 << Math.min(wordEnds[w] - wordStarts[w], 31))) === 0) continue;
+        const word = upper.slice(wordStarts[w], wordEnds[w]);
+        const kind = this.tokens.get(word);
+        if (kind && want(kind)) hits.push({ kind, index: wordStarts[w], length: wordEnds[w] - wordStarts[w] });
+        const candidates = this.phrases.get(word);
+        if (!candidates) continue;
+        for (const p of candidates) {
+          if (!want(p.kind) || w + p.rest.length >= n) continue;
+          let k = 0;
+          while (k < p.rest.length && upper.slice(wordStarts[w + 1 + k], wordEnds[w + 1 + k]) === p.rest[k]) k++;
+          if (k === p.rest.length) hits.push({ kind: p.kind, index: wordStarts[w], length: wordEnds[w + k] - wordStarts[w] });
         }
       }
     }
@@ -214,11 +443,15 @@ export class IdentifierMatcher {
         if (!before && !after) hits.push({ kind, index: i, length: s.length });
       }
     }
-    if (this.substrings.length) {
-      const spaced = upper.replace(/\s+/g, ' ');
-      for (const { kind, s } of this.substrings) {
-        const i = spaced.indexOf(s);
-        if (i >= 0 && want(kind)) hits.push({ kind, index: i, length: s.length });
+    if (this.substrings.size) {
+      // Whitespace runs count as one space; a value without a space is found the same in the text as it is.
+      let spaced: string | undefined;
+      for (const [gate, list] of this.substrings) {
+        if (!gate.includes(' ') && !upper.includes(gate)) continue;
+        for (const { kind, s } of list) {
+          const i = s.includes(' ') ? (spaced ??= upper.replace(/\s+/g, ' ')).indexOf(s) : upper.indexOf(s);
+          if (i >= 0 && want(kind)) hits.push({ kind, index: i, length: s.length });
+        }
       }
     }
     if (this.phones.length && want('phone')) {
@@ -231,8 +464,14 @@ export class IdentifierMatcher {
   /** Replaces every identifying value in the text with a neutral marker. */
   clean(text: string, marker = '***'): string {
     if (this.empty) return text;
-    // Longest first so that a full value is replaced before its parts. Built once, and only when cleaning.
-    this.cleaner ??= new RegExp(this.usable.map(patternFor).sort((a, b) => b.length - a.length).join('|'), 'giu');
-    return text.replace(this.cleaner, marker);
+    // Longest first so that a full value is replaced before its parts. Built once, and only when cleaning;
+    // in expressions of at most CLEANER_ALTERNATIVES each, which V8 compiles whatever the object holds.
+    if (!this.cleaners) {
+      const patterns = this.usable.filter((id) => !id.keptElsewhere).map(patternFor).sort((a, b) => b.length - a.length);
+      this.cleaners = [];
+      for (let i = 0; i < patterns.length; i += CLEANER_ALTERNATIVES) this.cleaners.push(new RegExp(patterns.slice(i, i + CLEANER_ALTERNATIVES).join('|'), 'giu'));
+    }
+    for (const re of this.cleaners) text = text.replace(re, marker);
+    return text;
   }
 }

@@ -1,13 +1,16 @@
 import { latin1, type CharacterSet } from '../dicom/charset.js';
-import { findElement, type Dataset, type DicomFile } from '../dicom/element.js';
+import { findElement, type Dataset, type DicomFile, type Element } from '../dicom/element.js';
 import { readDicom } from '../dicom/reader.js';
-import { TAG, formatTag, isPrivateTag, type Tag } from '../dicom/tag.js';
+import { TAG, formatTag, isPrivateCreatorTag, isPrivateTag, privateBlock, tagGroup, type Tag } from '../dicom/tag.js';
 import { rawString, textValue } from '../dicom/values.js';
 import { isTextVR } from '../dicom/vr.js';
 import { DeidError } from '../errors.js';
 import type { CompiledProfile } from '../profiles/compile.js';
+import type { PathEntry } from '../profiles/selector.js';
 import { DUMMY_VALUES } from './header.js';
-import { IdentifierMatcher, charsetOf, type Identifier, type IdentifierKind } from './identifiers.js';
+import { EXCUSABLE_KINDS, charsetOf, matcherFor, type Hit, type Identifier, type IdentifierKind } from './identifiers.js';
+import { RuleLookup, keepsValue } from './rule-lookup.js';
+import { sourceFacts } from './source-facts.js';
 
 /** A finding of the quality check. It names where and what kind, never the value itself. */
 export interface Finding {
@@ -33,41 +36,56 @@ export interface VerifyInput {
 }
 
 /** Kinds looked for per VR family: names are never in code strings, IDs never in numbers. */
-const KINDS_FOR_TEXT = new Set<IdentifierKind>(['name', 'id', 'date', 'address', 'phone']);
 const KINDS_FOR_CS = new Set<IdentifierKind>(['id']);
-const KINDS_FOR_DATES = new Set<IdentifierKind>(['date']);
+const KINDS_FOR_DATES = new Set<IdentifierKind>(['date', 'time']);
 const NUMERIC_TEXT = new Set(['DS', 'IS']);
 /** Our own marking elements: their text is fixed and not from the source. */
 const MARKING = new Set<Tag>([0x00120062, 0x00120063, 0x00120064, 0x00280303]);
 
-/** The values a profile sets (upper case), per profile: gathered once, not for every object. */
-const setValuesOf = new WeakMap<CompiledProfile, ReadonlySet<string>>();
-function setValues(p: CompiledProfile): ReadonlySet<string> {
-  let values = setValuesOf.get(p);
-  if (!values) {
-    const found = new Set<string>();
-    for (const r of p.byTag.values()) if (r.action.kind === 'set') found.add(r.action.value.toUpperCase());
-    setValuesOf.set(p, (values = found));
+/** The values a profile writes itself (upper case): the values it sets and our dummies. Per profile, not per object. */
+const outputValuesOf = new WeakMap<CompiledProfile, { values: ReadonlySet<string>; lengths: ReadonlySet<number> }>();
+function outputValues(p: CompiledProfile): { values: ReadonlySet<string>; lengths: ReadonlySet<number> } {
+  let out = outputValuesOf.get(p);
+  if (!out) {
+    const values = new Set<string>(DUMMY_VALUES);
+    for (const r of p.byTag.values()) if (r.action.kind === 'set') values.add(r.action.value.toUpperCase());
+    outputValuesOf.set(p, (out = { values, lengths: new Set([...values].map((v) => v.length)) }));
   }
-  return values;
+  return out;
 }
 
 /** Identifiers a profile deliberately outputs (kept attributes, set values, dummies) are not leaks. */
-function identifiersToCheck(input: VerifyInput): Identifier[] {
+function identifiersToCheck(input: VerifyInput): readonly Identifier[] {
   const p = input.profile;
-  const set = setValues(p);
-  return input.identifiers.filter((id) => {
+  const own = outputValues(p);
+  const wanted = (id: Identifier) => {
     const rule = p.byTag.get(id.tag);
     if (rule && rule.action.kind === 'K') return false;
-    const u = id.value.toUpperCase();
-    return !DUMMY_VALUES.has(u) && !set.has(u);
-  });
+    return !own.lengths.has(id.value.length) || !own.values.has(id.value.toUpperCase());
+  };
+  // The same array when nothing is left out, so that the header stage's matcher serves again.
+  return input.identifiers.every(wanted) ? input.identifiers : input.identifiers.filter(wanted);
+}
+
+/** Where a sequence item sits, for the path rules of an excuse: built into a path only for a finding. */
+interface Ancestor {
+  readonly tag: Tag;
+  readonly level: Dataset;
+  readonly cs: CharacterSet;
+  readonly parent?: Ancestor;
+}
+
+function pathOf(a: Ancestor | undefined): PathEntry[] {
+  const out: PathEntry[] = [];
+  for (; a; a = a.parent) out.unshift({ tag: a.tag, creator: isPrivateTag(a.tag) ? creatorOf(a.level, a.tag, a.cs) : undefined });
+  return out;
 }
 
 /**
  * The quality check, fail closed: re-parses the output bytes and scans every text-like element at
- * every depth (kept private elements and UN included) for the source's identifying values, and every
- * element for the source UIDs that were remapped.
+ * every depth (kept private elements and UN included) for the source's identifying values and the values
+ * of every attribute the profile removed or replaced, and every element for the source UIDs that were
+ * remapped.
  */
 export function verifyOutput(output: Uint8Array, input: VerifyInput): VerifyReport {
   let file: DicomFile;
@@ -79,12 +97,40 @@ export function verifyOutput(output: Uint8Array, input: VerifyInput): VerifyRepo
   return verifyDataset(file.dataset, input, file.meta);
 }
 
+/** The quality check of an output against its source, when only the two are at hand (`deid verify`, the verify stage). */
+export function verifyAgainstSource(source: DicomFile, output: Uint8Array, profile: CompiledProfile): VerifyReport {
+  return verifyOutput(output, { ...sourceFacts(source, profile), profile });
+}
+
+/** The creator of a private element's block at its level (looked up only for a finding). */
+function creatorOf(elements: Dataset, tag: Tag, cs: CharacterSet): string | undefined {
+  const creatorTag = ((tagGroup(tag) << 16) | privateBlock(tag)) >>> 0;
+  const el = elements.find((e) => e.tag === creatorTag && isPrivateCreatorTag(e.tag));
+  return el ? textValue(el, cs).trim() : undefined;
+}
+
 export function verifyDataset(dataset: Dataset, input: VerifyInput, meta: Dataset = []): VerifyReport {
   const ids = identifiersToCheck(input);
-  const matcher = new IdentifierMatcher(ids);
+  const matcher = matcherFor(ids);
   const uids = input.remappedUids;
   const findings: Finding[] = [];
+  const lookup = new RuleLookup(input.profile);
+  const datesShifted = input.profile.options.has('retain-long-modified-dates');
   let scanned = 0;
+
+  /**
+   * A replaced description, removed private value or other replaced value is not reported inside an
+   * element the profile keeps (a code meaning that quotes a removed description is there because the
+   * standard keeps that element; cleaned text had these very values removed, or keeps them because the
+   * object holds them in a kept element). Identifiers proper, dates, times and device identity are
+   * reported wherever they are, and everything is reported in the elements the header stage removed or wrote.
+   */
+  const excused = (hit: Hit, el: Element, level: Dataset, ancestors: Ancestor | undefined, cs: CharacterSet): boolean => {
+    if (!EXCUSABLE_KINDS.has(hit.kind)) return false;
+    const creator = isPrivateTag(el.tag) ? creatorOf(level, el.tag, cs) : undefined;
+    const path = input.profile.paths.length ? [...pathOf(ancestors), { tag: el.tag, creator }] : undefined;
+    return keepsValue(lookup.effective(el.tag, path, creator), el.tag, el.vr, creator, datesShifted);
+  };
 
   // Paths are built only for findings: the walk visits every element of every output.
   // Source UIDs almost always have a dot; then text without one cannot hold any, and is not split.
@@ -94,14 +140,15 @@ export function verifyDataset(dataset: Dataset, input: VerifyInput, meta: Datase
     for (const v of text.split(/[\\\s]+/)) if (uids.has(v.replace(/\0/g, ''))) findings.push({ code: 'DEID_ERR_VERIFY_UID', path: path(), kind: 'uid' });
   };
 
-  const walk = (elements: Dataset, prefix: string, inherited: CharacterSet) => {
+  const walk = (elements: Dataset, prefix: string, inherited: CharacterSet, ancestors: Ancestor | undefined) => {
     const cs = findElement(elements, TAG.SpecificCharacterSet) ? charsetOf(elements) : inherited;
     for (const el of elements) {
       if (MARKING.has(el.tag) && prefix === '') continue;
       const path = () => prefix + formatTag(el.tag);
       scanned++;
       if (el.items) {
-        el.items.forEach((item, i) => walk(item.elements, `${path()}[${i}]/`, cs));
+        const here: Ancestor = { tag: el.tag, level: elements, cs, parent: ancestors };
+        el.items.forEach((item, i) => walk(item.elements, `${path()}[${i}]/`, cs, here));
         continue;
       }
       if (!el.value || el.value.length === 0) continue;
@@ -110,30 +157,34 @@ export function verifyDataset(dataset: Dataset, input: VerifyInput, meta: Datase
       if (el.vr === 'UI') {
         checkUidText(rawString(el.value), path);
         continue;
-      } else if (el.vr === 'CS' || el.vr === 'AE' || el.vr === 'AS') {
+      } else if (el.vr === 'CS' || el.vr === 'AS') {
         text = textValue(el, cs);
         kinds = KINDS_FOR_CS;
       } else if (el.vr === 'DA' || el.vr === 'DT' || el.vr === 'TM') {
         text = textValue(el, cs);
+        // A date-time is searched as its date and its time.
+        if (el.vr === 'DT') text = text.split('\\').map((v) => `${v.slice(0, 8)} ${v.slice(8)}`).join('\\');
         kinds = KINDS_FOR_DATES;
       } else if (NUMERIC_TEXT.has(el.vr)) {
         continue;
       } else if (isTextVR(el.vr)) {
         text = textValue(el, cs);
-        kinds = KINDS_FOR_TEXT;
       } else if (el.vr === 'UN' || (isPrivateTag(el.tag) && (el.vr === 'OB' || el.vr === 'OW'))) {
         // Opaque bytes that a kept private element or an unknown VR may hide text in.
         text = latin1(el.value);
-        kinds = KINDS_FOR_TEXT;
       } else {
         continue;
       }
-      if (!matcher.empty) for (const hit of matcher.find(text, kinds)) findings.push({ code: 'DEID_ERR_VERIFY_LEAK', path: path(), kind: hit.kind });
+      if (!matcher.empty) {
+        for (const hit of matcher.find(text, kinds)) {
+          if (!excused(hit, el, elements, ancestors, cs)) findings.push({ code: 'DEID_ERR_VERIFY_LEAK', path: path(), kind: hit.kind });
+        }
+      }
       checkUidText(text, path);
     }
   };
   for (const el of meta) if (el.vr === 'UI' && el.value) checkUidText(rawString(el.value), () => formatTag(el.tag));
-  walk(dataset, '', charsetOf(dataset));
+  walk(dataset, '', charsetOf(dataset), undefined);
   return { ok: findings.length === 0, findings, elementsScanned: scanned, identifiersChecked: ids.length, uidsChecked: uids.size };
 }
 
