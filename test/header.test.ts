@@ -353,6 +353,28 @@ describe('private elements', () => {
   });
 });
 
+describe('UID validation', () => {
+  it('should refuse a UID attribute whose VR is not UI or whose value is not a UID, at any depth', () => {
+    const bad = [
+      el('SOPInstanceUID', 'US', u16(7)),
+      el('SeriesInstanceUID', 'AT', u16(0x0008, 0x0018)),
+      el('SOPInstanceUID', 'UI', ''),
+      el('SOPClassUID', 'UI', 'CT Image Storage'),
+      el('FrameOfReferenceUID', 'LO', '1.2.3.4'),
+      seq('ReferencedImageSequence', [[el('ReferencedSOPInstanceUID', 'UI', '1.2.3.abc')]]),
+    ];
+    for (const e of bad) expect(thrownCode(() => deid(baseDataset([e]))), JSON.stringify(e.tag)).toBe('DEID_ERR_BAD_UID');
+  });
+
+  it('should keep the other codes: no SOP Instance UID at all, and private elements, which their rules decide', () => {
+    const noSop = baseDataset().filter((e) => e.tag !== TAG.SOPInstanceUID);
+    expect(thrownCode(() => deid(noSop))).toBe('DEID_ERR_MISSING_SOP_INSTANCE_UID');
+    expect(thrownCode(() => deid(baseDataset([privateBlock(0x0009, 'ACME', 0x10, [[0x01, 'UI', 'not a uid']])])))).toBeUndefined();
+    // Multi-valued and padded UIDs, leading zeros included, are UIDs.
+    expect(thrownCode(() => deid(baseDataset([el('ReferencedSOPClassUID', 'UI', '1.2.840.10008.5.1.4.1.1.2\\1.2.03.4')])))).toBeUndefined();
+  });
+});
+
 describe('UID remapping', () => {
   const distKeyed = join(REPO_ROOT, 'dist', 'keyed.js');
   beforeAll(() => {

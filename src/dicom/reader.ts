@@ -1,5 +1,5 @@
 import { kMaxLength } from 'node:buffer';
-import { inflateRawSync, inflateSync } from 'node:zlib';
+import { constants as zlibConstants, inflateRawSync, inflateSync } from 'node:zlib';
 import { DeidError } from '../errors.js';
 import { implicitVR, lookupTag } from './dictionary.js';
 import type { DicomFile, Element, Encoding, Item } from './element.js';
@@ -248,10 +248,35 @@ export interface ReadOptions {
 }
 
 /**
+ * The usual deflate bomb is one element declaring gigabytes of zeros near the start. The first few
+ * kilobytes of the compressed data set are inflated alone, and the top-level lengths they declare are
+ * checked against the limit, before anything is inflated in full.
+ */
+function checkDeclaredStart(body: Uint8Array, cap: number): void {
+  let start: Buffer;
+  try {
+    start = inflateRawSync(body.subarray(0, 4096), { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength: 8 * 1024 * 1024 });
+  } catch {
+    return; // not raw deflate, or dense already: the capped inflate decides
+  }
+  const dv = new DataView(start.buffer, start.byteOffset, start.byteLength);
+  for (let pos = 0; pos + 12 <= start.length; ) {
+    const vr = String.fromCharCode(start[pos + 4], start[pos + 5]);
+    if (!isValidVR(vr)) return;
+    const long = hasLongHeader(vr);
+    const length = long ? dv.getUint32(pos + 8, true) : dv.getUint16(pos + 6, true);
+    if (length === UNDEFINED) return; // a sequence or fragments: the full read checks what is inside
+    if (length > cap) throw new DeidError('DEID_ERR_HOSTILE_SIZE', `declared length ${length}`);
+    pos += (long ? 12 : 8) + length;
+  }
+}
+
+/**
  * Inflates a deflated data set (raw deflate as PS3.5 A.5 says, or zlib-wrapped as some writers do) in
  * zlib's chunks, stopping at `cap`: the output is never allocated beyond the limit.
  */
 function inflateCapped(body: Uint8Array, cap: number): Uint8Array {
+  checkDeclaredStart(body, cap);
   const opts = { maxOutputLength: Math.max(1, Math.min(cap, kMaxLength)) };
   for (const inflate of [inflateRawSync, inflateSync]) {
     try {
