@@ -33,17 +33,18 @@ const uidCaches = new WeakMap<Uint8Array, Map<string, string>>();
 
 const ALPHABET = '0123456789ABCDEFGHJKLMNPQRSTUVWXYZ'; // no I, O: unambiguous when read aloud
 
-const pseudonymCaches = new WeakMap<Uint8Array, Map<string, string>>();
+const pseudonymCaches = new WeakMap<Uint8Array, Map<number, Map<string, string>>>();
 
 /**
  * A pseudonym of `length` characters from the keyed hash of a value: the base-34 digits of the HMAC as
  * a 256-bit number, least significant first. Memoised per secret: a patient's ID recurs in every object.
  */
 export function keyedHash(secret: Uint8Array, value: string, length: number): string {
-  let cache = pseudonymCaches.get(secret);
-  if (!cache) pseudonymCaches.set(secret, (cache = new Map()));
-  const key = `${length}\0${value}`;
-  let out = cache.get(key);
+  let bySecret = pseudonymCaches.get(secret);
+  if (!bySecret) pseudonymCaches.set(secret, (bySecret = new Map()));
+  let cache = bySecret.get(length);
+  if (!cache) bySecret.set(length, (cache = new Map()));
+  let out = cache.get(value);
   if (out !== undefined) return out;
   const h = hmac(secret, 'hash', value);
   // Long division of the big-endian 32-bit limbs by the base: each step stays well within 2^53.
@@ -60,7 +61,7 @@ export function keyedHash(secret: Uint8Array, value: string, length: number): st
     out += ALPHABET[rem];
   }
   if (cache.size >= 50_000) cache.clear();
-  cache.set(key, out);
+  cache.set(value, out);
   return out;
 }
 

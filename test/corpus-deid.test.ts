@@ -13,7 +13,8 @@ import { writeDicom } from '../src/dicom/writer.js';
 import { processObject } from '../src/pipeline/process-object.js';
 import { loadProfile } from '../src/profiles/profile.js';
 import { DUMMY_VALUES, deidentifyHeader } from '../src/stages/header.js';
-import { charsetOf, searchable } from '../src/stages/identifiers.js';
+import { charsetOf, searchable, type Identifier } from '../src/stages/identifiers.js';
+import { sourceFacts } from '../src/stages/source-facts.js';
 import { verifyOutput } from '../src/stages/verify.js';
 import { SECRET, TESTDATA_ROOT, testDataFile, thrownCode } from './helpers/dicom-builder.js';
 
@@ -106,6 +107,22 @@ describe.each(['basic', 'research'])('the shared corpus through processObject wi
     const findings = outcomes.filter((o) => !o.ok && o.code.startsWith('DEID_ERR_VERIFY'));
     expect(findings).toEqual([]);
     expect(outcomes.filter((o) => o.ok && o.rel.startsWith('tcia-burned-in/')).length).toBeGreaterThan(40);
+  });
+
+  it('should gather the same identifiers and remapped UIDs in the header stage as sourceFacts does on its own (deid verify, the verify stage)', () => {
+    const profile = loadProfile(passBurnedIn(profileName));
+    const key = (ids: readonly Identifier[]) => ids.map((i) => `${i.kind}|${i.value}|${i.tag}|${!!i.keptElsewhere}`).sort();
+    let compared = 0;
+    for (const o of outcomes) {
+      if (!o.ok) continue;
+      const src = readDicom(input(o.rel));
+      const header = deidentifyHeader(src, { profile, secret: SECRET });
+      const facts = sourceFacts(src, profile);
+      expect(key(header.identifiers), o.rel).toEqual(key(facts.identifiers));
+      expect([...header.remappedUids].sort(), o.rel).toEqual([...facts.remappedUids].sort());
+      compared++;
+    }
+    expect(compared).toBeGreaterThan(200);
   });
 
   it('should give one pseudonymous patient per source patient, and keep PatientID, PatientName and StudyID VR-valid', () => {

@@ -6,6 +6,7 @@ import { readDicom } from '../src/dicom/reader.js';
 import { processObject } from '../src/pipeline/process-object.js';
 import { loadProfile } from '../src/profiles/profile.js';
 import { CLI, REPO_ROOT, tempDir } from './helpers/corpus.js';
+import { startOrthanc } from './helpers/orthanc.js';
 import { SECRET, baseDataset, el, makeBytes, tempFolder, text } from './helpers/dicom-builder.js';
 
 const PATIENT_ID = /^[0-9A-HJ-NP-Z]{16}$/;
@@ -70,6 +71,25 @@ describe('keyed pseudonyms of the basic profile', () => {
       expect(runOnce('b')).toEqual(first);
     } finally {
       tmp.cleanup();
+    }
+  });
+
+  it('should show one patient per source patient in a real PACS (Orthanc)', async () => {
+    const orthanc = await startOrthanc();
+    try {
+      let study = 100;
+      for (const [id, name] of [['PID-A', 'Smith^John'], ['PID-B', 'Doe^Jane'], ['PID-C', 'Smith^John']]) {
+        for (let i = 0; i < 2; i++) {
+          const out = processObject(makeBytes(objectOf(id, name, study++)), { profile: loadProfile('basic'), secret: SECRET }).output;
+          const r = await fetch(`${orthanc.httpUrl}/instances`, { method: 'POST', body: out });
+          expect(r.ok).toBe(true);
+        }
+      }
+      const stats = await orthanc.get<{ CountPatients: number; CountStudies: number; CountInstances: number }>('/statistics');
+      // Two patients of the same name stay two: PACS tell patients apart by PatientID.
+      expect(stats).toMatchObject({ CountPatients: 3, CountStudies: 6, CountInstances: 6 });
+    } finally {
+      await orthanc.stop();
     }
   });
 

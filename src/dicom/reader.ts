@@ -98,6 +98,9 @@ class DatasetReader {
   /** Where the element readElement just read ends (a field, not a returned pair: one allocation fewer per element). */
   private next = 0;
 
+  /** Whether an explicit VR element said UN (whose dictionary VR a later stage may read it with). */
+  sawUN = false;
+
   private readElement(offset: number, end: number, explicit: boolean, depth: number): Element {
     const tag = ((this.u16(offset) << 16) | this.u16(offset + 2)) >>> 0;
     let vr: string;
@@ -111,6 +114,7 @@ class DatasetReader {
         this.need(offset, 12, end);
         length = this.declared(this.u32(offset + 8));
         pos = offset + 12;
+        if (vr === 'UN') this.sawUN = true;
       } else if (isValidVR(vr)) {
         length = this.u16(offset + 6);
         pos = offset + 8;
@@ -120,6 +124,7 @@ class DatasetReader {
         vr = 'UN';
         length = this.declared(this.u32(offset + 8));
         pos = offset + 12;
+        this.sawUN = true;
       }
     } else {
       vr = implicitVR(tag);
@@ -300,15 +305,16 @@ export function readDicom(input: Uint8Array, opts: ReadOptions = {}): DicomFile 
     const enc = detectBareDataset(input);
     if (!enc) throw new DeidError('DEID_ERR_NOT_DICOM');
     let dataset: Element[];
+    const reader = new DatasetReader(input, enc.littleEndian, maxLength);
     try {
-      [dataset] = new DatasetReader(input, enc.littleEndian, maxLength).readElements(0, input.length, enc.explicitVR, false, 0);
+      [dataset] = reader.readElements(0, input.length, enc.explicitVR, false, 0);
     } catch (e) {
       // Bare data sets are a guess: a file that does not parse as one is simply not DICOM.
       if (e instanceof DeidError && e.code !== 'DEID_ERR_TRUNCATED') throw new DeidError('DEID_ERR_NOT_DICOM', e.code);
       throw e;
     }
     const meta = dataset.filter((e) => e.tag >>> 16 === 0x0002);
-    return { meta, dataset: dataset.filter((e) => e.tag >>> 16 !== 0x0002), transferSyntaxUID: syntaxOf(enc), encoding: enc };
+    return { meta, dataset: dataset.filter((e) => e.tag >>> 16 !== 0x0002), transferSyntaxUID: syntaxOf(enc), encoding: enc, hasUN: reader.sawUN };
   }
 
   const preamble = input.subarray(0, 128);
@@ -333,8 +339,9 @@ export function readDicom(input: Uint8Array, opts: ReadOptions = {}): DicomFile 
 
   let body = input.subarray(offset);
   if (enc.deflated) body = inflateCapped(body, opts.maxBytes ?? DEFAULT_MAX_INFLATED_BYTES);
-  const [dataset] = new DatasetReader(body, enc.littleEndian, maxLength).readElements(0, body.length, enc.explicitVR, false, 0);
-  return { preamble, meta, dataset, transferSyntaxUID: ts, encoding: enc };
+  const reader = new DatasetReader(body, enc.littleEndian, maxLength);
+  const [dataset] = reader.readElements(0, body.length, enc.explicitVR, false, 0);
+  return { preamble, meta, dataset, transferSyntaxUID: ts, encoding: enc, hasUN: reader.sawUN };
 }
 
 /** End of the explicit VR LE element starting at `offset` (for reading the meta group element by element). */

@@ -1,5 +1,5 @@
 import { lookupTag } from './dictionary.js';
-import type { Dataset, Element, Item } from './element.js';
+import type { Dataset, DicomFile, Element, Item } from './element.js';
 import { isPrivateTag } from './tag.js';
 import { isValidVR, swapWidth } from './vr.js';
 
@@ -16,6 +16,13 @@ function dictionaryVR(el: Element): string | undefined {
   const vr = lookupTag(el.tag)?.vr;
   // Alternatives ("OB or OW", "US or SS") stay UN, and so do sequences the reader could not parse as items.
   return vr && vr !== 'UN' && vr !== 'SQ' && isValidVR(vr) ? vr : undefined;
+}
+
+/** The file with its standard UN elements read with their dictionary VRs; itself when the reader met no UN. */
+export function withDictionaryVRsOf(file: DicomFile): DicomFile {
+  if (file.hasUN === false) return file;
+  const dataset = withDictionaryVRs(file.dataset, file.encoding.littleEndian);
+  return dataset === file.dataset ? file : { ...file, dataset, hasUN: false };
 }
 
 /**

@@ -3,7 +3,7 @@ import { findElement, withElements, type Dataset, type DicomFile, type Element, 
 import { isUidAttribute } from '../dicom/dictionary.js';
 import { TAG, formatTag, isGroupLengthTag, isPrivateCreatorTag, isPrivateTag, privateBlock, tagElement, tagGroup, type Tag } from '../dicom/tag.js';
 import { isValidUid } from '../dicom/uid.js';
-import { withDictionaryVRs } from '../dicom/unknown-vr.js';
+import { withDictionaryVRsOf } from '../dicom/unknown-vr.js';
 import { asciiBytes, encodeValue, padEven, rawString, textValue, uidBytes } from '../dicom/values.js';
 import { MAX_LENGTH, isTextVR, usesCharset } from '../dicom/vr.js';
 import { DeidError } from '../errors.js';
@@ -12,9 +12,9 @@ import type { Action, CompiledProfile } from '../profiles/compile.js';
 import { keptTagsOf } from '../profiles/kept-identifiers.js';
 import { isSafePrivate } from '../profiles/safe-private.js';
 import type { PathEntry } from '../profiles/selector.js';
-import { charsetOf, matcherFor, type Identifier, type IdentifierMatcher } from './identifiers.js';
+import { charsetOf, matcherFor, type Identifier } from './identifiers.js';
 import { RuleLookup, keepsValue } from './rule-lookup.js';
-import { factsOf } from './source-facts.js';
+import { FactsCollector, remappedUidsOf, sequenceFate } from './source-facts.js';
 
 export interface HeaderContext {
   readonly profile: CompiledProfile;
@@ -80,14 +80,19 @@ class HeaderRun {
   /** Tags of the attributes this profile keeps against Table E.1-1, for the report of each object. */
   private readonly keptAgainstTable: ReadonlyMap<Tag, string>;
 
+  /** The source's identifiers, gathered as the walk goes (FactsCollector) for the quality check and for cleaning. */
+  readonly facts: FactsCollector;
+  /** Text to clean, once the walk has gathered every identifier: cleaned then, in place (finishCleaning). */
+  private readonly toClean = new Map<Element, CharacterSet>();
+
   constructor(
     private readonly profile: CompiledProfile,
     private readonly secret: Uint8Array,
-    private readonly matcher: IdentifierMatcher,
     private readonly remapSet: Set<string>,
     /** The patient's date offset, derived only when a date is shifted (an HMAC per object otherwise). */
     private readonly dateOffset: () => number,
   ) {
+    this.facts = new FactsCollector(profile);
     this.modifiedDates = profile.options.has('retain-long-modified-dates');
     this.lookup = new RuleLookup(profile);
     this.keptAgainstTable = keptTagsOf(profile);
@@ -124,13 +129,32 @@ class HeaderRun {
     return { tag: el.tag, vr: el.vr, value: asciiBytes(shifted.join('\\'), el.vr) };
   }
 
+  /**
+   * Text is cleaned of every identifying value of the object, so only after the walk has seen them all:
+   * the element goes into the output as a copy of its own, which finishCleaning finds and replaces.
+   */
   private cleanText(el: Element, cs: CharacterSet): Element {
-    if (this.matcher.empty || !el.value?.length || !isTextVR(el.vr) || el.vr === 'UI') return el;
-    const before = textValue(el, cs);
-    const after = this.matcher.clean(before);
-    if (after === before) return el;
-    this.report.cleaned++;
-    return this.text(el, after, cs);
+    if (!el.value?.length || !isTextVR(el.vr) || el.vr === 'UI') return el;
+    const placeholder: Element = { tag: el.tag, vr: el.vr, value: el.value };
+    this.toClean.set(placeholder, cs);
+    return placeholder;
+  }
+
+  /** Cleans the text set aside during the walk, in the output; returns the identifiers (and their matcher). */
+  finishCleaning(dataset: Element[]): Identifier[] {
+    const identifiers = this.facts.identifiers();
+    if (this.toClean.size === 0) return identifiers;
+    const matcher = matcherFor(identifiers);
+    const cleaned = new Map<Element, Element>();
+    for (const [el, cs] of this.toClean) {
+      const before = textValue(el, cs);
+      const after = matcher.clean(before);
+      if (after === before) continue;
+      this.report.cleaned++;
+      cleaned.set(el, this.text(el, after, cs));
+    }
+    if (cleaned.size) replaceElements(dataset, cleaned);
+    return identifiers;
   }
 
   private dummy(el: Element, cs: CharacterSet): Element {
@@ -250,6 +274,8 @@ class HeaderRun {
         const name = this.keptAgainstTable.get(el.tag)!;
         if (!kept.includes(name)) kept.push(name);
       }
+      if (!el.items) this.facts.element(el, action, creator, cs);
+      else this.facts.sequence(el, sequenceFate(action, el.tag, creator), cs);
       const result = this.apply(el, action, ancestors, entry, cs, clean);
       if (result) {
         out.push(result);
@@ -265,6 +291,16 @@ class HeaderRun {
     );
   }
 
+}
+
+/** Replaces elements by identity, at any depth, in a data set the header stage built (its arrays are its own). */
+function replaceElements(dataset: Element[], by: ReadonlyMap<Element, Element>): void {
+  for (let i = 0; i < dataset.length; i++) {
+    const el = dataset[i];
+    const replacement = by.get(el);
+    if (replacement) dataset[i] = replacement;
+    else if (el.items) for (const item of el.items) replaceElements(item.elements as Element[], by);
+  }
 }
 
 /**
@@ -313,7 +349,7 @@ function markDeidentified(ds: Element[], profile: CompiledProfile, datesShifted:
  * (the input is never changed). Throws a coded DeidError for anything it cannot handle safely.
  */
 export function deidentifyHeader(input: DicomFile, ctx: HeaderContext): HeaderResult {
-  const src: DicomFile = { ...input, dataset: withDictionaryVRs(input.dataset, input.encoding.littleEndian) };
+  const src = withDictionaryVRsOf(input);
   // The two UIDs the output is identified and filed by are checked before anything reads them.
   const sopClassEl = findElement(src.dataset, TAG.SOPClassUID);
   if (sopClassEl) checkUid(sopClassEl);
@@ -329,7 +365,7 @@ export function deidentifyHeader(input: DicomFile, ctx: HeaderContext): HeaderRe
     throw new DeidError('DEID_ERR_BURNED_IN');
   }
 
-  const { identifiers, remappedUids } = factsOf(src, ctx.profile);
+  const remappedUids = remappedUidsOf(src, ctx.profile);
   const cs = charsetOf(src.dataset);
   let offset: number | undefined;
   const dateOffset = () => {
@@ -341,8 +377,9 @@ export function deidentifyHeader(input: DicomFile, ctx: HeaderContext): HeaderRe
     return offset;
   };
 
-  const run = new HeaderRun(ctx.profile, ctx.secret, matcherFor(identifiers), remappedUids, dateOffset);
+  const run = new HeaderRun(ctx.profile, ctx.secret, remappedUids, dateOffset);
   let dataset = run.level(src.dataset, [], cs, false);
+  const identifiers = run.finishCleaning(dataset);
   const modified = ctx.profile.options.has('retain-long-modified-dates');
   if (modified) run.report.dateOffsetDays = dateOffset();
   dataset = markDeidentified(dataset, ctx.profile, modified);

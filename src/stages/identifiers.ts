@@ -81,6 +81,9 @@ export class IdentifierList {
   }
 }
 
+/** Whether an element can hold identifiers proper: a PN, or an attribute of KIND_OF. */
+export const holdsIdentifiers = (el: Element): boolean => el.vr === 'PN' || KIND_OF.has(el.tag);
+
 /** The identifiers proper of one element: the name parts of a PN, or the value of an attribute of KIND_OF. */
 export function addIdentifiersOf(el: Element, cs: CharacterSet, into: IdentifierList): void {
   if (!el.value || el.value.length === 0) return;
@@ -166,11 +169,11 @@ export function addReplacedValueOf(el: Element, cs: CharacterSet, into: Identifi
     }
     return;
   }
-  const kind = replacedKindOf(el.tag, el.vr);
   let text: string | undefined;
   if (isTextVR(el.vr)) text = textValue(el, cs);
   else if (OPAQUE.has(el.vr)) text = printableText(el.value);
   if (!text) return;
+  const kind = replacedKindOf(el.tag, el.vr);
   // LT, ST and UT hold one value, in which a backslash is text.
   const single = el.vr === 'LT' || el.vr === 'ST' || el.vr === 'UT' || el.vr === 'UR';
   for (const v of single ? [text] : text.split('\\')) if (searchable({ kind, value: v.trim() })) into.add(kind, v, el.tag);
@@ -230,7 +233,7 @@ function wordsOf(upper: string): string[] {
  *   - a single word without a digit: skipped, it is vocabulary ("CHEST", "ROUTINE", "RADIOLOGY", "YES");
  *     people and institutions are found as names and institutions instead.
  */
-export function searchable(id: Pick<Identifier, 'kind' | 'value'>, words?: readonly string[]): boolean {
+export function searchable(id: Pick<Identifier, 'kind' | 'value'>): boolean {
   const v = id.value;
   switch (id.kind) {
     case 'name': {
@@ -248,12 +251,34 @@ export function searchable(id: Pick<Identifier, 'kind' | 'value'>, words?: reado
       return v.length >= 6;
     case 'time':
       return /^\d{6}$/.test(v) && v !== '000000';
-    default: {
-      if (v.length < 4 || (v.includes(' ') && v.replace(/\s/g, '').length < 4)) return false;
-      if (!/\p{L}/u.test(v)) return v.replace(/\D/g, '').length >= 6;
-      return /\d/.test(v) || (words ?? wordsOf(v.toUpperCase())).length > 1;
-    }
+    default:
+      return wholeValueSearchable(v);
   }
+}
+
+/**
+ * The skip rule for replaced values, in one pass over the characters (it runs on every replaced value
+ * of every object): at least 4 characters besides spaces; without a letter, at least 6 digits; with
+ * letters, a digit or more than one word.
+ */
+function wholeValueSearchable(v: string): boolean {
+  let chars = 0;
+  let digits = 0;
+  let letters = false;
+  let words = 0;
+  let inWord = false;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c !== 0x20) chars++;
+    if (c >= 0x30 && c <= 0x39) digits++;
+    else if ((c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x80 && /\p{L}/u.test(v[i]))) letters = true;
+    const word = isWordChar(c);
+    if (word && !inWord) words++;
+    inWord = word;
+  }
+  if (chars < 4) return false;
+  if (!letters) return digits >= 6;
+  return digits > 0 || words > 1;
 }
 
 /** The spellings of a time people write (HHMMSS as stored, and HH:MM:SS), as word sequences. */
@@ -303,6 +328,27 @@ interface Phrase {
 }
 
 const CLEANER_ALTERNATIVES = 64;
+
+/** What the matcher derives from a value, kept from object to object: a study's values recur in each of its objects. */
+interface Prepared {
+  readonly upper: string;
+  readonly words?: readonly string[];
+  readonly searchable: boolean;
+}
+const preparedValues = new Map<string, Prepared>();
+
+function prepare(id: Identifier): Prepared {
+  const key = `${id.kind}\0${id.value}`;
+  let p = preparedValues.get(key);
+  if (!p) {
+    const upper = id.value.toUpperCase();
+    const words = WORD_KINDS.has(id.kind) ? wordsOf(upper) : undefined;
+    p = { upper, words, searchable: searchable(id) };
+    if (preparedValues.size >= 20_000) preparedValues.clear();
+    preparedValues.set(key, p);
+  }
+  return p;
+}
 /** Kinds matched as words: their words are split once, for the skip rule and the matcher alike. */
 const WORD_KINDS = new Set<IdentifierKind>(['address', 'institution', 'device', 'description', 'private', 'other']);
 
@@ -317,6 +363,8 @@ export function matcherFor(identifiers: readonly Identifier[]): IdentifierMatche
   }
   return lastMatcher;
 }
+
+const everyKind = () => true;
 
 /** Word boundaries of the text being searched, reused from call to call. */
 const wordStarts: number[] = [];
@@ -343,14 +391,13 @@ export class IdentifierMatcher {
 
   constructor(identifiers: readonly Identifier[]) {
     // The same value from several attributes (StudyDate, SeriesDate...) is looked for once.
-    const seen = new Set<string>();
+    const seen = new Set<Prepared>();
     for (const id of identifiers) {
-      const u = id.value.toUpperCase();
-      const key = `${id.kind}|${u}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      const words = WORD_KINDS.has(id.kind) ? wordsOf(u) : undefined;
-      if (!searchable(id, words)) continue;
+      const p = prepare(id);
+      if (!p.searchable || seen.has(p)) continue;
+      seen.add(p);
+      const u = p.upper;
+      const words = p.words;
       this.usable.push(id);
       switch (id.kind) {
         case 'name':
@@ -403,10 +450,15 @@ export class IdentifierMatcher {
     return this.usable.length === 0;
   }
 
+  /** How many values it looks for (after the skip rule). */
+  get size(): number {
+    return this.usable.length;
+  }
+
   find(text: string, kinds?: ReadonlySet<IdentifierKind>): Hit[] {
     const hits: Hit[] = [];
     if (this.empty || text.length === 0) return hits;
-    const want = (k: IdentifierKind) => !kinds || kinds.has(k);
+    const want = kinds ? (k: IdentifierKind) => kinds.has(k) : everyKind;
     const upper = text.toUpperCase();
     if (this.tokens.size || this.phrases.size) {
       let n = 0;

@@ -1,13 +1,13 @@
 import type { CharacterSet } from '../dicom/charset.js';
 import { findElement, type Dataset, type DicomFile, type Element } from '../dicom/element.js';
 import { TAG, isGroupLengthTag, isPrivateCreatorTag, isPrivateTag, privateBlock, tagElement, tagGroup } from '../dicom/tag.js';
-import { withDictionaryVRs } from '../dicom/unknown-vr.js';
+import { withDictionaryVRsOf } from '../dicom/unknown-vr.js';
 import { rawString, textValue } from '../dicom/values.js';
-import { isRegistryUid } from '../keyed.js';
-import type { CompiledProfile } from '../profiles/compile.js';
-import type { PathEntry } from '../profiles/selector.js';
 import { isTextVR } from '../dicom/vr.js';
-import { EXCUSABLE_KINDS, IdentifierList, addIdentifiersOf, addReplacedValueOf, charsetOf, type Identifier } from './identifiers.js';
+import { isRegistryUid } from '../keyed.js';
+import type { Action, CompiledProfile } from '../profiles/compile.js';
+import type { PathEntry } from '../profiles/selector.js';
+import { EXCUSABLE_KINDS, IdentifierList, addIdentifiersOf, addReplacedValueOf, charsetOf, holdsIdentifiers, type Identifier } from './identifiers.js';
 import { RuleLookup, keepsValue } from './rule-lookup.js';
 
 /** What the header stage and the quality check need to know about a source before it is changed. */
@@ -23,35 +23,34 @@ export interface SourceFacts {
 }
 
 /** The private creators of a level, by (group << 8 | block). */
-function creatorsOf(elements: Dataset, cs: CharacterSet): Map<number, string> | undefined {
+export function creatorsOf(elements: Dataset, cs: CharacterSet): Map<number, string> | undefined {
   let creators: Map<number, string> | undefined;
   for (const el of elements) if (isPrivateCreatorTag(el.tag)) (creators ??= new Map()).set((tagGroup(el.tag) << 8) | tagElement(el.tag), textValue(el, cs).trim());
   return creators;
 }
 
+/** Binary numbers hold nothing to look for, and tell nothing about kept text. */
+const BINARY_NUMBERS = new Set(['US', 'SS', 'UL', 'SL', 'FL', 'FD', 'AT', 'OF', 'OD', 'OL', 'OV', 'SV', 'UV']);
+
 /**
- * Marks the replaced descriptions, private values and other values that the profile outputs anyway,
- * because the same object holds the same value in an element the profile keeps (a removed private copy
- * of BodyPartExamined's WHOLE BODY): cleaning leaves them in kept text, and the quality check reports
- * them only where the header stage removed or wrote them.
+ * What the header stage does with a sequence: removes its content (X, Z, an unsafe private sequence),
+ * walks its items applying the rules (K, D, U, C, a safe private sequence), or leaves it as it is.
  */
-function markKeptElsewhere(identifiers: Identifier[], kept: ReadonlyArray<readonly [Element, CharacterSet]>): Identifier[] {
-  if (kept.length === 0) return identifiers;
-  const candidates = new Set<string>();
-  for (const id of identifiers) if (EXCUSABLE_KINDS.has(id.kind)) candidates.add(id.value.toUpperCase());
-  if (candidates.size === 0) return identifiers;
-  const longest = Math.max(...[...candidates].map((c) => c.length));
-  const found = new Set<string>();
-  for (const [el, cs] of kept) {
-    // Decoded only when short enough to equal a candidate: most kept text is not.
-    if (el.value!.length > longest * 4 + 2) continue;
-    for (const v of textValue(el, cs).split('\\')) {
-      const u = v.trim().replace(/\s+/g, ' ').toUpperCase();
-      if (candidates.has(u)) found.add(u);
-    }
+export function sequenceFate(action: Action, tag: number, creator: string | undefined): 'removed' | 'walked' | 'kept' {
+  switch (action.kind) {
+    case 'X':
+    case 'Z':
+      return 'removed';
+    case 'safePrivate':
+      return keepsValue(action, tag, 'SQ', creator, false) ? 'walked' : 'removed';
+    case 'K':
+    case 'D':
+    case 'U':
+    case 'C':
+      return 'walked';
+    default:
+      return 'kept';
   }
-  if (found.size === 0) return identifiers;
-  return identifiers.map((id) => (EXCUSABLE_KINDS.has(id.kind) && found.has(id.value.toUpperCase()) ? { ...id, keptElsewhere: true } : id));
 }
 
 const cleaning = new WeakMap<CompiledProfile, boolean>();
@@ -67,56 +66,128 @@ function cleansText(profile: CompiledProfile): boolean {
 }
 
 /**
- * Walks the source once, resolving every element's action as the header stage will, and gathers the
- * identifiers and the remapped UIDs. Values inside a removed or emptied sequence count as replaced.
+ * What each element of a source contributes to the identifiers, given the action the header stage
+ * takes on it: one definition for the header stage, which collects while it works, and for sourceFacts,
+ * which walks a source on its own (the quality check of `deid verify` and of the verify stage).
  */
-export function sourceFacts(src: DicomFile, profile: CompiledProfile): SourceFacts {
-  return factsOf({ ...src, dataset: withDictionaryVRs(src.dataset, src.encoding.littleEndian) }, profile);
+export class FactsCollector {
+  private readonly list = new IdentifierList();
+  private readonly datesShifted: boolean;
+  /** Kept text, gathered only for a profile with C rules (markKeptElsewhere serves its cleaning). */
+  private readonly kept: Array<readonly [Element, CharacterSet]> | undefined;
+
+  constructor(profile: CompiledProfile) {
+    this.datesShifted = profile.options.has('retain-long-modified-dates');
+    this.kept = cleansText(profile) ? [] : undefined;
+  }
+
+  /** A non-sequence element and the action taken on it. */
+  element(el: Element, action: Action, creator: string | undefined, cs: CharacterSet): void {
+    if (!el.value || el.value.length === 0 || BINARY_NUMBERS.has(el.vr)) return;
+    if (holdsIdentifiers(el)) addIdentifiersOf(el, cs, this.list);
+    if (el.vr === 'UI') return;
+    if (!keepsValue(action, el.tag, el.vr, creator, this.datesShifted)) {
+      // A date the profile shifts is replaced, and a date-time's time is kept.
+      addReplacedValueOf(el, cs, this.list, keepsValue(action, el.tag, el.vr, creator, false));
+    } else if (this.kept && isTextVR(el.vr)) this.kept.push([el, cs]);
+  }
+
+  /** A sequence and its fate: removed content is all replaced; content left as it is holds only identifiers proper. */
+  sequence(el: Element, fate: 'removed' | 'walked' | 'kept', cs: CharacterSet): void {
+    if (fate === 'walked') return; // its elements come one by one
+    const walk = (elements: Dataset, inherited: CharacterSet) => {
+      const levelCs = findElement(elements, TAG.SpecificCharacterSet) ? charsetOf(elements) : inherited;
+      for (const e of elements) {
+        if (e.items) for (const item of e.items) walk(item.elements, levelCs);
+        else if (e.value?.length && !BINARY_NUMBERS.has(e.vr)) {
+          addIdentifiersOf(e, levelCs, this.list);
+          if (fate === 'removed') addReplacedValueOf(e, levelCs, this.list);
+        }
+      }
+    };
+    for (const item of el.items ?? []) walk(item.elements, cs);
+  }
+
+  /**
+   * The identifiers, with the replaced descriptions, private values and other values that the profile
+   * outputs anyway marked keptElsewhere: the same object holds them in an element the profile keeps (a
+   * removed private copy of BodyPartExamined's WHOLE BODY). Cleaning leaves them in kept text, and the
+   * quality check reports them only where the header stage removed or wrote them.
+   */
+  identifiers(): Identifier[] {
+    const identifiers = this.list.list;
+    if (!this.kept?.length) return identifiers;
+    const candidates = new Set<string>();
+    for (const id of identifiers) if (EXCUSABLE_KINDS.has(id.kind)) candidates.add(id.value.toUpperCase());
+    if (candidates.size === 0) return identifiers;
+    const longest = Math.max(...[...candidates].map((c) => c.length));
+    const found = new Set<string>();
+    for (const [el, cs] of this.kept) {
+      // Decoded only when short enough to equal a candidate: most kept text is not.
+      if (el.value!.length > longest * 4 + 2) continue;
+      for (const v of textValue(el, cs).split('\\')) {
+        const u = v.trim().replace(/\s+/g, ' ').toUpperCase();
+        if (candidates.has(u)) found.add(u);
+      }
+    }
+    if (found.size === 0) return identifiers;
+    return identifiers.map((id) => (EXCUSABLE_KINDS.has(id.kind) && found.has(id.value.toUpperCase()) ? { ...id, keptElsewhere: true } : id));
+  }
 }
 
-/** sourceFacts of a file whose standard elements sent as UN were already read with their dictionary VR. */
-export function factsOf(src: DicomFile, profile: CompiledProfile): SourceFacts {
+/**
+ * The source UIDs a profile remaps (U, D or hash on a UI element), which every other reference to them
+ * must follow: gathered before the header stage starts, from the UI elements alone.
+ */
+export function remappedUidsOf(src: DicomFile, profile: CompiledProfile): Set<string> {
+  const uids = new Set<string>();
+  if (profile.options.has('retain-uids')) return uids;
   const lookup = new RuleLookup(profile);
   const needPath = profile.paths.length > 0;
-  const datesShifted = profile.options.has('retain-long-modified-dates');
-  const keepUids = profile.options.has('retain-uids');
-  const identifiers = new IdentifierList();
-  const uids = new Set<string>();
-  const kept: Array<readonly [Element, CharacterSet]> = [];
+  const walk = (elements: Dataset, ancestors: readonly PathEntry[]) => {
+    for (const el of elements) {
+      if (el.items) {
+        for (const item of el.items) walk(item.elements, needPath ? [...ancestors, { tag: el.tag }] : ancestors);
+        continue;
+      }
+      if (el.vr !== 'UI' || !el.value?.length || isPrivateTag(el.tag)) continue;
+      const a = lookup.effective(el.tag, needPath ? [...ancestors, { tag: el.tag }] : undefined, undefined);
+      if (a.kind === 'U' || a.kind === 'D' || a.kind === 'hash') {
+        for (const v of rawString(el.value).split('\\')) if (v.trim() && !isRegistryUid(v.trim())) uids.add(v.trim());
+      }
+    }
+  };
+  walk(src.dataset, []);
+  const metaUid = rawString(src.meta.find((e) => e.tag === TAG.MediaStorageSOPInstanceUID)?.value);
+  if (metaUid && !isRegistryUid(metaUid)) uids.add(metaUid);
+  return uids;
+}
 
-  // Kept text is gathered only for a profile that cleans text (markKeptElsewhere serves the cleaning).
-  const cleans = cleansText(profile);
-  const walk = (elements: Dataset, ancestors: readonly PathEntry[], inherited: CharacterSet, removed: boolean) => {
+/**
+ * What the header stage would gather, for a source on its own: every element's action resolved as the
+ * header stage resolves it, and each passed to the same FactsCollector.
+ */
+export function sourceFacts(input: DicomFile, profile: CompiledProfile): SourceFacts {
+  const src = withDictionaryVRsOf(input);
+  const lookup = new RuleLookup(profile);
+  const needPath = profile.paths.length > 0;
+  const facts = new FactsCollector(profile);
+  const walk = (elements: Dataset, ancestors: readonly PathEntry[], inherited: CharacterSet) => {
     const cs = findElement(elements, TAG.SpecificCharacterSet) ? charsetOf(elements) : inherited;
     const creators = creatorsOf(elements, cs);
     for (const el of elements) {
-      if (isGroupLengthTag(el.tag) || isPrivateCreatorTag(el.tag)) continue;
-      const priv = isPrivateTag(el.tag);
-      const creator = priv ? creators?.get((tagGroup(el.tag) << 8) | privateBlock(el.tag)) : undefined;
+      if (BINARY_NUMBERS.has(el.vr) || isGroupLengthTag(el.tag) || isPrivateCreatorTag(el.tag)) continue;
+      const creator = isPrivateTag(el.tag) ? creators?.get((tagGroup(el.tag) << 8) | privateBlock(el.tag)) : undefined;
       const path = needPath ? [...ancestors, { tag: el.tag, creator }] : undefined;
       const action = lookup.effective(el.tag, path, creator);
-      if (el.items) {
-        const gone = removed || action.kind === 'X' || action.kind === 'Z' || (action.kind === 'safePrivate' && !keepsValue(action, el.tag, el.vr, creator, false));
-        for (const item of el.items) walk(item.elements, path ?? ancestors, cs, gone);
-        continue;
+      if (!el.items) facts.element(el, action, creator, cs);
+      else {
+        const fate = sequenceFate(action, el.tag, creator);
+        if (fate === 'walked') for (const item of el.items) walk(item.elements, path ?? ancestors, cs);
+        else facts.sequence(el, fate, cs);
       }
-      if (!el.value || el.value.length === 0) continue;
-      addIdentifiersOf(el, cs, identifiers);
-      if (el.vr === 'UI') {
-        if (!keepUids && !priv && (action.kind === 'U' || action.kind === 'D' || action.kind === 'hash')) {
-          for (const v of rawString(el.value).split('\\')) if (v.trim() && !isRegistryUid(v.trim())) uids.add(v.trim());
-        }
-      } else if (removed || !keepsValue(action, el.tag, el.vr, creator, datesShifted)) {
-        // A date the profile shifts is replaced, and a date-time's time is kept.
-        addReplacedValueOf(el, cs, identifiers, !removed && keepsValue(action, el.tag, el.vr, creator, false));
-      }
-      else if (cleans && isTextVR(el.vr)) kept.push([el, cs]);
     }
   };
-  walk(src.dataset, [], charsetOf(src.dataset), false);
-  if (!keepUids) {
-    const metaUid = rawString(src.meta.find((e) => e.tag === TAG.MediaStorageSOPInstanceUID)?.value);
-    if (metaUid && !isRegistryUid(metaUid)) uids.add(metaUid);
-  }
-  return { identifiers: markKeptElsewhere(identifiers.list, kept), remappedUids: uids };
+  walk(src.dataset, [], charsetOf(src.dataset));
+  return { identifiers: facts.identifiers(), remappedUids: remappedUidsOf(src, profile) };
 }

@@ -23,6 +23,7 @@ export interface VerifyReport {
   readonly ok: boolean;
   readonly findings: readonly Finding[];
   readonly elementsScanned: number;
+  /** Values looked for: identifiers proper and replaced values, within the skip rule. */
   readonly identifiersChecked: number;
   readonly uidsChecked: number;
 }
@@ -42,14 +43,26 @@ const NUMERIC_TEXT = new Set(['DS', 'IS']);
 /** Our own marking elements: their text is fixed and not from the source. */
 const MARKING = new Set<Tag>([0x00120062, 0x00120063, 0x00120064, 0x00280303]);
 
-/** The values a profile writes itself (upper case): the values it sets and our dummies. Per profile, not per object. */
-const outputValuesOf = new WeakMap<CompiledProfile, { values: ReadonlySet<string>; lengths: ReadonlySet<number> }>();
-function outputValues(p: CompiledProfile): { values: ReadonlySet<string>; lengths: ReadonlySet<number> } {
+interface OutputValues {
+  /** The values the profile writes itself (upper case): the values it sets, and our dummies. */
+  readonly values: ReadonlySet<string>;
+  readonly lengths: ReadonlySet<number>;
+  /** Attributes a rule keeps (K): their identifiers are output on purpose. */
+  readonly keptTags: ReadonlySet<number>;
+}
+
+/** Per profile, not per object. */
+const outputValuesOf = new WeakMap<CompiledProfile, OutputValues>();
+function outputValues(p: CompiledProfile): OutputValues {
   let out = outputValuesOf.get(p);
   if (!out) {
     const values = new Set<string>(DUMMY_VALUES);
-    for (const r of p.byTag.values()) if (r.action.kind === 'set') values.add(r.action.value.toUpperCase());
-    outputValuesOf.set(p, (out = { values, lengths: new Set([...values].map((v) => v.length)) }));
+    const keptTags = new Set<number>();
+    for (const [tag, r] of p.byTag) {
+      if (r.action.kind === 'set') values.add(r.action.value.toUpperCase());
+      if (r.action.kind === 'K') keptTags.add(tag);
+    }
+    outputValuesOf.set(p, (out = { values, lengths: new Set([...values].map((v) => v.length)), keptTags }));
   }
   return out;
 }
@@ -58,11 +71,8 @@ function outputValues(p: CompiledProfile): { values: ReadonlySet<string>; length
 function identifiersToCheck(input: VerifyInput): readonly Identifier[] {
   const p = input.profile;
   const own = outputValues(p);
-  const wanted = (id: Identifier) => {
-    const rule = p.byTag.get(id.tag);
-    if (rule && rule.action.kind === 'K') return false;
-    return !own.lengths.has(id.value.length) || !own.values.has(id.value.toUpperCase());
-  };
+  const wanted = (id: Identifier) =>
+    (own.keptTags.size === 0 || !own.keptTags.has(id.tag)) && (!own.lengths.has(id.value.length) || !own.values.has(id.value.toUpperCase()));
   // The same array when nothing is left out, so that the header stage's matcher serves again.
   return input.identifiers.every(wanted) ? input.identifiers : input.identifiers.filter(wanted);
 }
@@ -185,7 +195,7 @@ export function verifyDataset(dataset: Dataset, input: VerifyInput, meta: Datase
   };
   for (const el of meta) if (el.vr === 'UI' && el.value) checkUidText(rawString(el.value), () => formatTag(el.tag));
   walk(dataset, '', charsetOf(dataset), undefined);
-  return { ok: findings.length === 0, findings, elementsScanned: scanned, identifiersChecked: ids.length, uidsChecked: uids.size };
+  return { ok: findings.length === 0, findings, elementsScanned: scanned, identifiersChecked: matcher.size, uidsChecked: uids.size };
 }
 
 /** Fails closed: a report with findings becomes a coded error naming the first place (never the value). */
