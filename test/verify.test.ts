@@ -7,7 +7,8 @@ import { writeDicom } from '../src/dicom/writer.js';
 import { processObject } from '../src/pipeline/process-object.js';
 import { loadProfile, type CompiledProfile } from '../src/profiles/profile.js';
 import { deidentifyHeader } from '../src/stages/header.js';
-import { IdentifierList, IdentifierMatcher, addReplacedValueOf, collectIdentifiers, searchable } from '../src/stages/identifiers.js';
+import { IdentifierMatcher, searchable } from '../src/stages/identifier-matcher.js';
+import { IdentifierList, addReplacedValueOf, collectIdentifiers } from '../src/stages/identifiers.js';
 import { verifyDataset, verifyOutput, type VerifyReport } from '../src/stages/verify.js';
 import { SECRET, baseDataset, el, makeBytes, makeFile, parseCharacterSet, privateBlock, seq, tagOf, tempFolder, text, thrown } from './helpers/dicom-builder.js';
 

@@ -12,7 +12,8 @@ import type { Action, CompiledProfile } from '../profiles/compile.js';
 import { keptTagsOf } from '../profiles/kept-identifiers.js';
 import { isSafePrivate } from '../profiles/safe-private.js';
 import type { PathEntry } from '../profiles/selector.js';
-import { charsetOf, matcherFor, type Identifier } from './identifiers.js';
+import { matcherFor } from './identifier-matcher.js';
+import { charsetOf, type Identifier } from './identifiers.js';
 import { RuleLookup, keepsValue } from './rule-lookup.js';
 import { FactsCollector, remappedUidsOf, sequenceFate } from './source-facts.js';
 

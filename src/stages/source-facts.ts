@@ -7,7 +7,8 @@ import { isTextVR } from '../dicom/vr.js';
 import { isRegistryUid } from '../keyed.js';
 import type { Action, CompiledProfile } from '../profiles/compile.js';
 import type { PathEntry } from '../profiles/selector.js';
-import { EXCUSABLE_KINDS, IdentifierList, addIdentifiersOf, addReplacedValueOf, charsetOf, holdsIdentifiers, type Identifier } from './identifiers.js';
+import { EXCUSABLE_KINDS } from './identifier-matcher.js';
+import { IdentifierList, addIdentifiersOf, addReplacedValueOf, charsetOf, holdsIdentifiers, type Identifier } from './identifiers.js';
 import { RuleLookup, keepsValue } from './rule-lookup.js';
 
 /** What the header stage and the quality check need to know about a source before it is changed. */

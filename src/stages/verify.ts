@@ -8,7 +8,8 @@ import { DeidError } from '../errors.js';
 import type { CompiledProfile } from '../profiles/compile.js';
 import type { PathEntry } from '../profiles/selector.js';
 import { DUMMY_VALUES } from './header.js';
-import { EXCUSABLE_KINDS, charsetOf, matcherFor, type Hit, type Identifier, type IdentifierKind } from './identifiers.js';
+import { EXCUSABLE_KINDS, matcherFor, type Hit, type Identifier, type IdentifierKind } from './identifier-matcher.js';
+import { charsetOf } from './identifiers.js';
 import { RuleLookup, keepsValue } from './rule-lookup.js';
 import { sourceFacts } from './source-facts.js';
 
