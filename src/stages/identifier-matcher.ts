@@ -39,6 +39,7 @@ export interface Identifier {
 const NEUTRAL = new Set(['ANONYMOUS', 'ANONYMIZED', 'ANON', 'UNKNOWN', 'NONE', 'NA', 'MR', 'MRS', 'MS', 'DR', 'JR', 'SR', 'II', 'III', 'PHD', 'MD', 'PATIENT', 'TEST',
   // Placeholder names such as "Last Name^First Name"
   'NAME', 'LAST', 'FIRST', 'MIDDLE', 'FAMILY', 'GIVEN']);
+
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 // Underscore joins words in codes such as OB_GENERAL or SIEMENS_RIS, so it counts as a word character.
 const B = '(?<![\\p{L}\\p{N}_])';
