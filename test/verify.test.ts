@@ -1,5 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { withElement, type Element } from '../src/dicom/element.js';
+import { withElement, withElements, type Element } from '../src/dicom/element.js';
 import { readDicom } from '../src/dicom/reader.js';
 import { formatTag, makeTag } from '../src/dicom/tag.js';
 import { TS } from '../src/dicom/transfer-syntax.js';
@@ -10,6 +13,7 @@ import { deidentifyHeader } from '../src/stages/header.js';
 import { IdentifierMatcher, searchable } from '../src/stages/identifier-matcher.js';
 import { IdentifierList, addReplacedValueOf, collectIdentifiers } from '../src/stages/identifiers.js';
 import { verifyDataset, verifyOutput, type VerifyReport } from '../src/stages/verify.js';
+import { CLI, corpusFile, tempDir } from './helpers/corpus.js';
 import { SECRET, baseDataset, el, makeBytes, makeFile, parseCharacterSet, privateBlock, seq, tagOf, tempFolder, text, thrown } from './helpers/dicom-builder.js';
 
 const folders: Array<{ cleanup: () => void }> = [];
@@ -314,3 +318,35 @@ function putBackInto(src: Element[], keyword: string, profile: CompiledProfile):
     profile,
   });
 }
+
+describe('deid verify on a de-identified CT with four source values put back', () => {
+  it('should fail on each of them, naming path and kind and never the value, and pass the untouched output', () => {
+    const tmp = tempDir();
+    try {
+      const ct = corpusFile('pydicom/CT_small.dcm');
+      const secretFile = join(tmp.path, 'secret');
+      writeFileSync(secretFile, 'a-site-secret-for-tests-0123456789\n');
+      const run = spawnSync(process.execPath, [CLI, 'run', ct, '--out', join(tmp.path, 'out'), '--quarantine', join(tmp.path, 'q'), '--secret-file', secretFile], { encoding: 'utf8' });
+      expect(run.status, run.stderr).toBe(0);
+      const outPath = readdirSync(join(tmp.path, 'out'), { recursive: true, withFileTypes: true }).find((d) => d.isFile())!;
+      const output = join(outPath.parentPath, outPath.name);
+      const src = readDicom(readFileSync(ct)).dataset;
+      const back = [0x00080080, 0x00080020, 0x00081010, 0x00090010, 0x00091004].map((tag) => src.find((e) => e.tag === tag)!);
+      const tampered = join(tmp.path, 'tampered.dcm');
+      const out = readDicom(readFileSync(output));
+      writeFileSync(tampered, writeDicom({ ...out, dataset: withElements(out.dataset, back) }));
+
+      const verify = (file: string) => spawnSync(process.execPath, [CLI, 'verify', ct, file], { encoding: 'utf8' });
+      const bad = verify(tampered);
+      expect(bad.status).toBe(2);
+      expect(bad.stdout).toContain('quality check: FAIL');
+      for (const line of ['(0008,0080)  (institution)', '(0008,0020)  (date)', '(0008,1010)  (device)', '(0009,1004)  (private)']) expect(bad.stdout).toContain(`DEID_ERR_VERIFY_LEAK  ${line}`);
+      for (const value of ['JFK', '20040119', 'CT01_OC0', 'HiSpeed']) expect(bad.stdout).not.toContain(value);
+      const good = verify(output);
+      expect(good.status, good.stdout).toBe(0);
+      expect(good.stdout).toContain('quality check: PASS');
+    } finally {
+      tmp.cleanup();
+    }
+  });
+});
