@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, copyFileSync, fstatSync, mkdirSync, openSync, readSync, renameSync, statSync } from 'node:fs';
+import { closeSync, copyFileSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ScratchBuffer } from '../dicom/scratch-buffer.js';
 import { DeidError, toDeidError, type ErrorCode } from '../errors.js';
@@ -59,23 +59,29 @@ function quarantineOversized(job: FileJob, s: RunSettings, size: number): FileRe
   return { path: job.path, ok: false, code: err.code, bytesIn: size, bytesOut: 0 };
 }
 
+/** A file over the size limit: it is not read (quarantineOversized copies it as it is). */
+class TooLarge {
+  constructor(readonly size: number) {}
+}
+
+type Read = (path: string, maxBytes: number) => Buffer | TooLarge;
+
 /** Reads an input within the size limit, or says why not (an unreadable file stays where it is). */
-function readInput(job: FileJob, s: RunSettings, read: (p: string) => Buffer): Buffer | FileResult {
-  let input: Buffer;
-  let size: number;
+function readInput(job: FileJob, s: RunSettings, read: Read): Buffer | FileResult {
+  let input: Buffer | TooLarge;
   try {
-    size = statSync(job.path).size;
+    input = read(job.path, s.maxBytes);
   } catch {
     return { path: job.path, ok: false, code: 'DEID_ERR_READ', bytesIn: 0, bytesOut: 0 };
   }
   // The size is checked before anything is allocated for it.
-  if (size > s.maxBytes) return quarantineOversized(job, s, size);
-  try {
-    input = read(job.path);
-  } catch {
-    return { path: job.path, ok: false, code: 'DEID_ERR_READ', bytesIn: 0, bytesOut: 0 };
-  }
-  return input.length > s.maxBytes ? quarantineInput(job, s, input, new DeidError('DEID_ERR_HOSTILE_SIZE', `${input.length} bytes`)) : input;
+  return input instanceof TooLarge ? quarantineOversized(job, s, input.size) : input;
+}
+
+/** A whole file in a buffer of its own, for callers that keep several files at once. */
+export function readWholeFile(path: string, maxBytes: number): Buffer | TooLarge {
+  const size = statSync(path).size;
+  return size > maxBytes ? new TooLarge(size) : readFileSync(path);
 }
 
 function quarantineInput(job: FileJob, s: RunSettings, input: Buffer, e: unknown): FileResult {
@@ -96,10 +102,11 @@ const outputArea = new ScratchBuffer();
 const MAX_READ = 2 ** 31 - 1;
 
 /** Reads a whole file into this thread's input area (valid until the next read on this thread). */
-function readIntoInputArea(path: string): Buffer {
+function readIntoInputArea(path: string, maxBytes: number): Buffer | TooLarge {
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
+    if (size > maxBytes) return new TooLarge(size);
     if (size > MAX_READ) throw new RangeError('file too large to read');
     const buf = inputArea.take(size);
     let got = 0;
@@ -139,7 +146,7 @@ export function processFile(job: FileJob, s: RunSettings, profile: CompiledProfi
  * workers), so files are processed concurrently on one thread and the pool does the parallel work.
  * Several files are in flight at once here, so each has buffers of its own.
  */
-export async function processFileAsync(job: FileJob, s: RunSettings, profile: CompiledProfile, secret: Buffer, read: (p: string) => Buffer): Promise<FileResult> {
+export async function processFileAsync(job: FileJob, s: RunSettings, profile: CompiledProfile, secret: Buffer, read: Read = readWholeFile): Promise<FileResult> {
   const input = readInput(job, s, read);
   if (!Buffer.isBuffer(input)) return input;
   try {

@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ErrorCode } from '../errors.js';
@@ -106,7 +106,7 @@ export async function runFiles(
     try {
       await Promise.all(
         Array.from({ length: Math.min(concurrency, jobs.length) }, async () => {
-          while (next < jobs.length) onResult(await processFileAsync(jobs[next++], settings, compiled, secret, readFileSync));
+          while (next < jobs.length) onResult(await processFileAsync(jobs[next++], settings, compiled, secret));
         }),
       );
     } finally {

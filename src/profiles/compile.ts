@@ -163,6 +163,11 @@ function compileAction(raw: RawRule, options: ReadonlySet<OptionName>, baseDir: 
   return { kind: 'dateShift' };
 }
 
+/** A hash of everything that changes what a compiled profile does: its files and the options, sorted. */
+export function fingerprintOf(chain: ProfileChain, sortedOptions: readonly string[]): string {
+  return createHash('sha256').update(JSON.stringify({ chain: chain.map((r) => r.raw), options: sortedOptions })).digest('hex');
+}
+
 /** Compiles a validated chain for the selected options into the maps the header stage looks rules up in. */
 export function compileProfile(chain: ProfileChain, extraOptions: readonly string[] = []): CompiledProfile {
   const options = new Set(checkOptions([...chain.flatMap((r) => r.raw.options ?? []), ...extraOptions]));
@@ -221,7 +226,7 @@ export function compileProfile(chain: ProfileChain, extraOptions: readonly strin
     // 113101 (Clean Pixel Data) is added by the pixel stage, and only to images it cleaned and verified.
     methodCodes: [BASIC_PROFILE_CODE, ...sortedOptions.filter((o) => o !== 'clean-pixel-data').map(optionCode)],
     pixels: options.has('clean-pixel-data') ? compilePixelSettings(chain) : undefined,
-    fingerprint: createHash('sha256').update(JSON.stringify({ chain: chain.map((r) => r.raw), options: sortedOptions })).digest('hex'),
+    fingerprint: fingerprintOf(chain, sortedOptions),
   };
   return compiled;
 }

@@ -3,7 +3,7 @@ import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ErrorObject } from 'ajv';
 import { DeidError } from '../errors.js';
-import { compileProfile, type CompiledProfile, type ProfileChain, type RawProfile } from './compile.js';
+import { compileProfile, fingerprintOf, type CompiledProfile, type ProfileChain, type RawProfile } from './compile.js';
 import { keptIdentifiers } from './kept-identifiers.js';
 import { validate as validateGenerated } from './profile-schema.generated.js';
 import { parseYaml } from './yaml.js';
@@ -98,6 +98,9 @@ export function loadProfile(nameOrPath: string, extraOptions: readonly string[] 
  */
 export function withKeptIdentifiers(profile: CompiledProfile): CompiledProfile {
   if (profile.keptIdentifiers) return profile;
-  const table = loadProfile(join(BUILTIN_DIR, 'basic.yaml'), [...profile.options]);
+  const basic = join(BUILTIN_DIR, 'basic.yaml');
+  // The built-in basic profile is the table: nothing to compare (and no second compilation at start-up).
+  if (profile.fingerprint === fingerprintOf(readProfileChain(basic), [...profile.options].sort())) return { ...profile, keptIdentifiers: [] };
+  const table = loadProfile(basic, [...profile.options]);
   return { ...profile, keptIdentifiers: keptIdentifiers(profile, table) };
 }
