@@ -225,7 +225,12 @@ export function matcherFor(identifiers: readonly Identifier[]): IdentifierMatche
   return lastMatcher;
 }
 
-const everyKind = () => true;
+const NO_HITS: Hit[] = [];
+const withHit = (hits: Hit[], h: Hit): Hit[] => {
+  if (hits === NO_HITS) return [h];
+  hits.push(h);
+  return hits;
+};
 
 /** Word boundaries of the text being searched, reused from call to call. */
 const wordStarts: number[] = [];
@@ -317,9 +322,9 @@ export class IdentifierMatcher {
   }
 
   find(text: string, kinds?: ReadonlySet<IdentifierKind>): Hit[] {
-    const hits: Hit[] = [];
+    // Most text holds nothing: the list is made on the first hit.
+    let hits: Hit[] = NO_HITS;
     if (this.empty || text.length === 0) return hits;
-    const want = kinds ? (k: IdentifierKind) => kinds.has(k) : everyKind;
     const upper = text.toUpperCase();
     if (this.tokens.size || this.phrases.size) {
       let n = 0;
@@ -337,23 +342,23 @@ export class IdentifierMatcher {
         if ((this.wordLengths & (1 << Math.min(wordEnds[w] - wordStarts[w], 31))) === 0) continue;
         const word = upper.slice(wordStarts[w], wordEnds[w]);
         const kind = this.tokens.get(word);
-        if (kind && want(kind)) hits.push({ kind, index: wordStarts[w], length: wordEnds[w] - wordStarts[w] });
+        if (kind && (!kinds || kinds.has(kind))) hits = withHit(hits, { kind, index: wordStarts[w], length: wordEnds[w] - wordStarts[w] });
         const candidates = this.phrases.get(word);
         if (!candidates) continue;
         for (const p of candidates) {
-          if (!want(p.kind) || w + p.rest.length >= n) continue;
+          if ((kinds && !kinds.has(p.kind)) || w + p.rest.length >= n) continue;
           let k = 0;
           while (k < p.rest.length && upper.slice(wordStarts[w + 1 + k], wordEnds[w + 1 + k]) === p.rest[k]) k++;
-          if (k === p.rest.length) hits.push({ kind: p.kind, index: wordStarts[w], length: wordEnds[w + k] - wordStarts[w] });
+          if (k === p.rest.length) hits = withHit(hits, { kind: p.kind, index: wordStarts[w], length: wordEnds[w + k] - wordStarts[w] });
         }
       }
     }
     for (const { kind, s } of this.bounded) {
-      if (!want(kind)) continue;
+      if (kinds && !kinds.has(kind)) continue;
       for (let i = upper.indexOf(s); i >= 0; i = upper.indexOf(s, i + 1)) {
         const before = i > 0 && isWordChar(upper.charCodeAt(i - 1));
         const after = i + s.length < upper.length && isWordChar(upper.charCodeAt(i + s.length));
-        if (!before && !after) hits.push({ kind, index: i, length: s.length });
+        if (!before && !after) hits = withHit(hits, { kind, index: i, length: s.length });
       }
     }
     if (this.substrings.size) {
@@ -363,13 +368,13 @@ export class IdentifierMatcher {
         if (!gate.includes(' ') && !upper.includes(gate)) continue;
         for (const { kind, s } of list) {
           const i = s.includes(' ') ? (spaced ??= upper.replace(/\s+/g, ' ')).indexOf(s) : upper.indexOf(s);
-          if (i >= 0 && want(kind)) hits.push({ kind, index: i, length: s.length });
+          if (i >= 0 && (!kinds || kinds.has(kind))) hits = withHit(hits, { kind, index: i, length: s.length });
         }
       }
     }
-    if (this.phones.length && want('phone')) {
+    if (this.phones.length && (!kinds || kinds.has('phone'))) {
       const digits = upper.replace(/\D/g, '');
-      for (const p of this.phones) if (digits.includes(p)) hits.push({ kind: 'phone', index: 0, length: p.length });
+      for (const p of this.phones) if (digits.includes(p)) hits = withHit(hits, { kind: 'phone', index: 0, length: p.length });
     }
     return hits;
   }
