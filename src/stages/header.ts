@@ -2,7 +2,7 @@ import { encodeText, type CharacterSet } from '../dicom/charset.js';
 import { findElement, withElements, type Dataset, type DicomFile, type Element, type Item } from '../dicom/element.js';
 import { isUidAttribute } from '../dicom/dictionary.js';
 import { TAG, formatTag, isGroupLengthTag, isPrivateCreatorTag, isPrivateTag, privateBlock, tagElement, tagGroup, type Tag } from '../dicom/tag.js';
-import { isValidUid } from '../dicom/uid.js';
+import { isValidUidList } from '../dicom/uid.js';
 import { withDictionaryVRsOf } from '../dicom/unknown-vr.js';
 import { asciiBytes, encodeValue, padEven, rawString, textValue, uidBytes } from '../dicom/values.js';
 import { MAX_LENGTH, isTextVR, usesCharset } from '../dicom/vr.js';
@@ -84,7 +84,7 @@ class HeaderRun {
   /** The source's identifiers, gathered as the walk goes (FactsCollector) for the quality check and for cleaning. */
   readonly facts: FactsCollector;
   /** Text to clean, once the walk has gathered every identifier: cleaned then, in place (finishCleaning). */
-  private readonly toClean = new Map<Element, CharacterSet>();
+  private toClean?: Map<Element, CharacterSet>;
 
   constructor(
     private readonly profile: CompiledProfile,
@@ -137,14 +137,14 @@ class HeaderRun {
   private cleanText(el: Element, cs: CharacterSet): Element {
     if (!el.value?.length || !isTextVR(el.vr) || el.vr === 'UI') return el;
     const placeholder: Element = { tag: el.tag, vr: el.vr, value: el.value };
-    this.toClean.set(placeholder, cs);
+    (this.toClean ??= new Map()).set(placeholder, cs);
     return placeholder;
   }
 
   /** Cleans the text set aside during the walk, in the output; returns the identifiers (and their matcher). */
   finishCleaning(dataset: Element[]): Identifier[] {
     const identifiers = this.facts.identifiers();
-    if (this.toClean.size === 0) return identifiers;
+    if (!this.toClean) return identifiers;
     const matcher = matcherFor(identifiers);
     const cleaned = new Map<Element, Element>();
     for (const [el, cs] of this.toClean) {
@@ -314,11 +314,7 @@ function checkUid(el: Element): void {
     if (isUidAttribute(el.tag)) throw new DeidError('DEID_ERR_BAD_UID', `${formatTag(el.tag)} has VR ${el.vr.replace(/[^A-Z]/g, '?')}`);
     return;
   }
-  if (!el.value?.length) return;
-  for (const v of rawString(el.value).split('\\')) {
-    const uid = v.trim();
-    if (uid && !isValidUid(uid)) throw new DeidError('DEID_ERR_BAD_UID', `${formatTag(el.tag)} value is not a UID`);
-  }
+  if (el.value?.length && !isValidUidList(el.value)) throw new DeidError('DEID_ERR_BAD_UID', `${formatTag(el.tag)} value is not a UID`);
 }
 
 function marker(tag: Tag, vr: string, s: string): Element {

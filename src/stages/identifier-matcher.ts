@@ -95,8 +95,12 @@ function wordsOf(upper: string): string[] {
  *     people and institutions are found as names and institutions instead.
  */
 export function searchable(id: Pick<Identifier, 'kind' | 'value'>): boolean {
-  const v = id.value;
-  switch (id.kind) {
+  return searchableValue(id.kind, id.value);
+}
+
+/** searchable, for a kind and a value apart. */
+export function searchableValue(kind: IdentifierKind, v: string): boolean {
+  switch (kind) {
     case 'name': {
       const u = v.toUpperCase();
       return u.length >= 2 && !NEUTRAL.has(u) && !/^\d+$/.test(u);
@@ -196,17 +200,23 @@ interface Prepared {
   readonly words?: readonly string[];
   readonly searchable: boolean;
 }
-const preparedValues = new Map<string, Prepared>();
+const preparedValues = new Map<IdentifierKind, Map<string, Prepared>>();
+let preparedCount = 0;
 
 function prepare(id: Identifier): Prepared {
-  const key = `${id.kind}\0${id.value}`;
-  let p = preparedValues.get(key);
+  let byValue = preparedValues.get(id.kind);
+  if (!byValue) preparedValues.set(id.kind, (byValue = new Map()));
+  let p = byValue.get(id.value);
   if (!p) {
     const upper = id.value.toUpperCase();
     const words = WORD_KINDS.has(id.kind) ? wordsOf(upper) : undefined;
-    p = { upper, words, searchable: searchable(id) };
-    if (preparedValues.size >= 20_000) preparedValues.clear();
-    preparedValues.set(key, p);
+    p = { upper, words, searchable: searchableValue(id.kind, id.value) };
+    // Bounded: values of a hostile or endless stream could vary without end.
+    if (++preparedCount > 20_000) {
+      preparedValues.clear();
+      preparedCount = 0;
+    }
+    byValue.set(id.value, p);
   }
   return p;
 }

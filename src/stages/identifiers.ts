@@ -4,7 +4,7 @@ import { findElement, type Dataset, type Element } from '../dicom/element.js';
 import { TAG, isPrivateTag, type Tag } from '../dicom/tag.js';
 import { rawString, textValue } from '../dicom/values.js';
 import { isTextVR } from '../dicom/vr.js';
-import { searchable, type Identifier, type IdentifierKind } from './identifier-matcher.js';
+import { searchableValue, type Identifier, type IdentifierKind } from './identifier-matcher.js';
 
 /**
  * The identifying values of a source data set, gathered element by element: the identifiers proper
@@ -138,5 +138,5 @@ export function addReplacedValueOf(el: Element, cs: CharacterSet, into: Identifi
   const kind = replacedKindOf(el.tag, el.vr);
   // LT, ST and UT hold one value, in which a backslash is text.
   const single = el.vr === 'LT' || el.vr === 'ST' || el.vr === 'UT' || el.vr === 'UR';
-  for (const v of single ? [text] : text.split('\\')) if (searchable({ kind, value: v.trim() })) into.add(kind, v, el.tag);
+  for (const v of single ? [text] : text.split('\\')) if (searchableValue(kind, v.trim())) into.add(kind, v, el.tag);
 }

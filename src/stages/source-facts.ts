@@ -84,13 +84,20 @@ export class FactsCollector {
 
   /** A non-sequence element and the action taken on it. */
   element(el: Element, action: Action, creator: string | undefined, cs: CharacterSet): void {
-    if (!el.value || el.value.length === 0 || BINARY_NUMBERS.has(el.vr)) return;
-    if (holdsIdentifiers(el)) addIdentifiersOf(el, cs, this.list);
-    if (el.vr === 'UI') return;
-    if (!keepsValue(action, el.tag, el.vr, creator, this.datesShifted)) {
+    const value = el.value;
+    if (!value || value.length === 0) return;
+    const vr = el.vr;
+    if (vr === 'PN' || holdsIdentifiers(el)) addIdentifiersOf(el, cs, this.list);
+    // Most elements are kept as they are (K, or no rule): only their identifiers proper count.
+    if (action.kind === 'K' && vr !== 'DA' && vr !== 'DT') {
+      if (this.kept && isTextVR(vr)) this.kept.push([el, cs]);
+      return;
+    }
+    if (vr === 'UI' || BINARY_NUMBERS.has(vr)) return;
+    if (!keepsValue(action, el.tag, vr, creator, this.datesShifted)) {
       // A date the profile shifts is replaced, and a date-time's time is kept.
-      addReplacedValueOf(el, cs, this.list, keepsValue(action, el.tag, el.vr, creator, false));
-    } else if (this.kept && isTextVR(el.vr)) this.kept.push([el, cs]);
+      addReplacedValueOf(el, cs, this.list, keepsValue(action, el.tag, vr, creator, false));
+    } else if (this.kept && isTextVR(vr)) this.kept.push([el, cs]);
   }
 
   /** A sequence and its fate: removed content is all replaced; content left as it is holds only identifiers proper. */
