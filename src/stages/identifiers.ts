@@ -110,6 +110,24 @@ function printableText(bytes: Uint8Array): string | undefined {
   return end ? latin1(bytes, end) : undefined;
 }
 
+/**
+ * Whether the bytes of a value may hold a searchable whole value at all: 4 characters besides padding,
+ * and a letter (or a byte of another character set) or 6 digits. Most removed values are short numbers,
+ * which this settles without decoding them.
+ */
+function mayBeSearchable(bytes: Uint8Array): boolean {
+  let end = bytes.length;
+  while (end > 0 && (bytes[end - 1] === 0 || bytes[end - 1] === 0x20)) end--;
+  if (end < 4) return false;
+  let digits = 0;
+  for (let i = 0; i < end; i++) {
+    const c = bytes[i] | 0x20; // ASCII letters in lower case
+    if ((c >= 0x61 && c <= 0x7a) || bytes[i] >= 0x80) return true;
+    if (c >= 0x30 && c <= 0x39) digits++;
+  }
+  return digits >= 6;
+}
+
 /** HHMMSS of a TM value (or of the time part of a DT), if it has seconds. */
 const timeOf = (tm: string): string | undefined => /^(\d{6})/.exec(tm.trim())?.[1];
 
@@ -131,6 +149,7 @@ export function addReplacedValueOf(el: Element, cs: CharacterSet, into: Identifi
     }
     return;
   }
+  if (!mayBeSearchable(el.value)) return;
   let text: string | undefined;
   if (isTextVR(el.vr)) text = textValue(el, cs);
   else if (OPAQUE.has(el.vr)) text = printableText(el.value);

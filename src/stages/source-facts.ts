@@ -106,6 +106,8 @@ export class FactsCollector {
     const walk = (elements: Dataset, inherited: CharacterSet) => {
       const levelCs = findElement(elements, TAG.SpecificCharacterSet) ? charsetOf(elements) : inherited;
       for (const e of elements) {
+        // Private creators name a block, not anyone; group lengths are numbers.
+        if (isPrivateCreatorTag(e.tag) || isGroupLengthTag(e.tag)) continue;
         if (e.items) for (const item of e.items) walk(item.elements, levelCs);
         else if (e.value?.length && !BINARY_NUMBERS.has(e.vr)) {
           addIdentifiersOf(e, levelCs, this.list);
