@@ -199,7 +199,10 @@ interface Prepared {
   readonly upper: string;
   readonly words?: readonly string[];
   readonly searchable: boolean;
+  /** The last matcher that took it in (its serial): repeats within one object are taken once. */
+  takenBy: number;
 }
+let matchers = 0;
 const preparedValues = new Map<IdentifierKind, Map<string, Prepared>>();
 let preparedCount = 0;
 
@@ -210,7 +213,7 @@ function prepare(id: Identifier): Prepared {
   if (!p) {
     const upper = id.value.toUpperCase();
     const words = WORD_KINDS.has(id.kind) ? wordsOf(upper) : undefined;
-    p = { upper, words, searchable: searchableValue(id.kind, id.value) };
+    p = { upper, words, searchable: searchableValue(id.kind, id.value), takenBy: 0 };
     // Bounded: values of a hostile or endless stream could vary without end.
     if (++preparedCount > 20_000) {
       preparedValues.clear();
@@ -261,17 +264,19 @@ export class IdentifierMatcher {
   private readonly phones: string[] = [];
   /** Bit n set: some word looked up has n letters (31: 31 or more). Other words are not even sliced. */
   private wordLengths = 0;
+  /** Likewise the first character of the words looked up (ASCII; other characters are always looked up). */
+  private readonly firstChars = new Uint8Array(128);
   /** The searchable identifiers; their regular expression is built only when text is cleaned. */
   private readonly usable: Identifier[] = [];
   private cleaners?: RegExp[];
 
   constructor(identifiers: readonly Identifier[]) {
     // The same value from several attributes (StudyDate, SeriesDate...) is looked for once.
-    const seen = new Set<Prepared>();
+    const serial = ++matchers;
     for (const id of identifiers) {
       const p = prepare(id);
-      if (!p.searchable || seen.has(p)) continue;
-      seen.add(p);
+      if (!p.searchable || p.takenBy === serial) continue;
+      p.takenBy = serial;
       const u = p.upper;
       const words = p.words;
       this.usable.push(id);
@@ -304,6 +309,7 @@ export class IdentifierMatcher {
   /** A kind whose finding is never excused wins a shared word over one that may be. */
   private token(word: string, kind: IdentifierKind): void {
     this.wordLengths |= 1 << Math.min(word.length, 31);
+    this.firstChars[word.charCodeAt(0) & 0x7f] = 1;
     const had = this.tokens.get(word);
     if (had === undefined || (EXCUSABLE_KINDS.has(had) && !EXCUSABLE_KINDS.has(kind))) this.tokens.set(word, kind);
   }
@@ -311,6 +317,7 @@ export class IdentifierMatcher {
   private words(ws: readonly string[], kind: IdentifierKind): void {
     if (ws.length === 1) return this.token(ws[0], kind);
     this.wordLengths |= 1 << Math.min(ws[0].length, 31);
+    this.firstChars[ws[0].charCodeAt(0) & 0x7f] = 1;
     let list = this.phrases.get(ws[0]);
     if (!list) this.phrases.set(ws[0], (list = []));
     list.push({ kind, rest: ws.slice(1) });
@@ -350,6 +357,8 @@ export class IdentifierMatcher {
       }
       for (let w = 0; w < n; w++) {
         if ((this.wordLengths & (1 << Math.min(wordEnds[w] - wordStarts[w], 31))) === 0) continue;
+        const first = upper.charCodeAt(wordStarts[w]);
+        if (first < 128 && this.firstChars[first] === 0) continue;
         const word = upper.slice(wordStarts[w], wordEnds[w]);
         const kind = this.tokens.get(word);
         if (kind && (!kinds || kinds.has(kind))) hits = withHit(hits, { kind, index: wordStarts[w], length: wordEnds[w] - wordStarts[w] });
