@@ -92,9 +92,33 @@ function yamlString(s) {
   return JSON.stringify(s);
 }
 
+/**
+ * The generator rule for pseudonyms. The attributes by which a PACS, an archive or a folder export tells
+ * patients and studies apart get, where Table E.1-1 has them emptied or dummied (Z or D), a keyed
+ * pseudonym of their source value instead of a fixed word: the same patient keeps one pseudonym across
+ * files, runs and machines, and two patients never share one (a fixed dummy merged every patient into
+ * one, and an empty Study ID makes some PACS merge the studies of a day). Z allows a dummy value and D
+ * asks for one; the pseudonym is VR-valid (LO and SH for the IDs, a PN of two components for the name).
+ */
+const PSEUDONYMS = new Map([
+  ['Patient ID', { length: 16 }],
+  ["Patient's Name", { prefix: 'ANON^', length: 10 }],
+  ['Study ID', { length: 10 }],
+]);
+
+function pseudonymFor(row) {
+  const p = PSEUDONYMS.get(row.name);
+  if (!p) return '';
+  // A new edition that keeps or removes one of these attributes must be looked at, not followed blindly.
+  if (!/^(Z|D|X\/D|X\/Z\/D|Z\/D)$/.test(row.basic_profile)) throw new Error(`pseudonym for ${row.name}, whose action is ${row.basic_profile}`);
+  const fields = [p.prefix ? `prefix: ${yamlString(p.prefix)}` : '', `length: ${p.length}`].filter(Boolean).join(', ');
+  return `, pseudonym: { ${fields} }`;
+}
+
 function generateBasicProfile() {
   const table = readJson('e1_1.json');
   const lines = [];
+  const pseudonyms = new Set();
   for (const r of table.rows) {
     const select = r.tag.startsWith('(gggg') ? 'private' : r.tag.toLowerCase().replace(/[0-9a-f]{4}/g, (g) => g.toUpperCase());
     const opts = Object.entries(r.options)
@@ -104,11 +128,15 @@ function generateBasicProfile() {
       })
       .join(', ');
     const optPart = opts ? `, options: { ${opts} }` : '';
-    lines.push(`  - { select: ${yamlString(select)}, action: ${r.basic_profile}${optPart}, name: ${yamlString(r.name)} }`);
+    const pseudonym = pseudonymFor(r);
+    if (pseudonym) pseudonyms.add(r.name);
+    lines.push(`  - { select: ${yamlString(select)}, action: ${r.basic_profile}${optPart}${pseudonym}, name: ${yamlString(r.name)} }`);
   }
+  for (const name of PSEUDONYMS.keys()) if (!pseudonyms.has(name)) throw new Error(`no Table E.1-1 row named ${name}`);
   return (
     banner(`standard/e1_1.json (${table.table}, content_sha256 ${table.content_sha256})`, table.edition, '#') +
     `# One line per row of the table: the attribute, its Basic Profile action code, the option columns, and its name.\n` +
+    `# pseudonym: where the code writes a value, a keyed pseudonym of the source value (scripts/generate-tables.mjs, PSEUDONYMS).\n` +
     `name: basic\n` +
     `description: PS3.15 Basic Application Level Confidentiality Profile (${table.edition})\n` +
     `edition: ${yamlString(table.edition)}\n` +

@@ -4,17 +4,19 @@ import { parseArgs } from 'node:util';
 import { DeidError, ERRORS, isDeidError } from './errors.js';
 import { collectFiles, runFiles, type RunSummary } from './cli/run.js';
 import { BASIC_PROFILE_CODE, OPTIONS, OPTION_NAMES, optionCode } from './profiles/options.js';
-import { compileProfile, listBuiltinProfiles, loadProfile, readProfileChain } from './profiles/profile.js';
+import { describeKept } from './profiles/kept-identifiers.js';
+import { compileProfile, listBuiltinProfiles, loadProfile, readProfileChain, withKeptIdentifiers, type CompiledProfile } from './profiles/profile.js';
 import { loadSecret } from './secret.js';
 
 const USAGE = `deid — DICOM de-identification (PS3.15 Annex E)
 
 Usage:
   deid run <file-or-folder>... --out <dir> --quarantine <dir> [--profile basic|<name>|<path>]
-           [--option <name>]... [--secret-file <path>] [--jobs N] [--json]
+           [--option <name>]... [--secret-file <path>] [--jobs N] [--json] [--strict]
+           [--max-bytes N]      (object size limit, inflated data sets and declared lengths included; default 1 GiB)
            [--previews <dir>]   (with --option clean-pixel-data: before/after PNGs of masked images)
   deid verify <original> <deidentified> [--profile <p>] [--option <name>]...
-  deid profiles
+  deid profiles [--check <profile> [--option <name>]... [--strict]]
   deid import ctp <DicomAnonymizer.script> [--lookup <LookupTable.properties>] [--allow-partial] -o <profile.yaml>
                   [--name <name>] [--param NAME=VALUE]... [--extends <profile> (default basic) | --standalone] [--json]
   deid import ctp-pixels <DicomPixelAnonymizer.script> [--allow-partial] -o <signatures.yaml> [--json]
@@ -23,11 +25,14 @@ Usage:
   deid reid --id-map <dir> [--reid-key <file>] --original <value>  (the pseudonyms)
   deid map export --id-map <dir> [--reid-key <file>] --format midi-b --out <dir>
 
+--strict: refuse a profile that keeps attributes PS3.15 Table E.1-1 removes or replaces (otherwise listed as a warning).
+
 Exit codes: 0 every file de-identified, 2 some file quarantined (or verify found a leak, or import found
 rules without a translation), 1 usage or configuration error.
 `;
 
-const DEFAULT_MAX_BYTES = 2 * 1024 ** 3;
+/** The same object size limit as the service's default maxObjectBytes. */
+const DEFAULT_MAX_BYTES = 1024 ** 3;
 
 function fail(code: keyof typeof ERRORS, detail?: string): never {
   throw new DeidError(code, detail);
@@ -48,6 +53,29 @@ function printSummary(s: RunSummary, out: string, quarantine: string): void {
   console.log(lines.join('\n'));
 }
 
+/**
+ * Lists the attributes a profile keeps against Table E.1-1 on stderr, or in strict mode refuses the
+ * profile. Returns the profile with the list, which the header stage records in each object's report.
+ */
+function checkKeptIdentifiers(profile: CompiledProfile, strict: boolean): CompiledProfile {
+  const checked = withKeptIdentifiers(profile);
+  const kept = checked.keptIdentifiers ?? [];
+  if (kept.length === 0) return checked;
+  if (strict) fail('DEID_ERR_PROFILE_KEEPS_IDENTIFIERS', `${profile.name} keeps ${kept.length}: ${kept.map((k) => k.select).join(', ')}`.slice(0, 2000));
+  process.stderr.write(
+    `deid: warning: profile '${profile.name}' keeps ${kept.length} attribute(s) that PS3.15 Table E.1-1 removes or replaces (--strict refuses this):\n` +
+      kept.map((k) => `  ${describeKept(k)}\n`).join(''),
+  );
+  return checked;
+}
+
+function parseMaxBytes(s: string | undefined): number {
+  if (s === undefined) return DEFAULT_MAX_BYTES;
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 1) fail('DEID_ERR_USAGE', '--max-bytes takes a positive whole number of bytes');
+  return n;
+}
+
 async function cmdRun(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -62,6 +90,7 @@ async function cmdRun(argv: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
       'max-bytes': { type: 'string' },
       previews: { type: 'string' },
+      strict: { type: 'boolean', default: false },
     },
   });
   if (positionals.length === 0) fail('DEID_ERR_USAGE', 'give at least one file or folder');
@@ -69,7 +98,8 @@ async function cmdRun(argv: string[]): Promise<number> {
   if (!values.quarantine) fail('DEID_ERR_USAGE', '--quarantine <dir> is required');
   // Read and check the profile up front so that a bad profile or option stops here, before any file is touched.
   const chain = readProfileChain(values.profile!);
-  const compiled = compileProfile(chain, values.option!);
+  const compiled = checkKeptIdentifiers(compileProfile(chain, values.option!), values.strict!);
+  const maxBytes = parseMaxBytes(values['max-bytes']);
   const secret = loadSecret(values['secret-file']);
   if (secret.created) process.stderr.write(`deid: generated a new secret at ${secret.path}; it is used again next time, so the same inputs map the same way. Keep it safe.\n`);
   let jobs;
@@ -88,12 +118,12 @@ async function cmdRun(argv: string[]): Promise<number> {
       secretHex: secret.key.toString('hex'),
       outDir: out,
       quarantineDir: quarantine,
-      maxBytes: values['max-bytes'] ? Number(values['max-bytes']) : DEFAULT_MAX_BYTES,
+      maxBytes,
       previewsDir: values.previews ? resolve(values.previews) : undefined,
     },
     { compiled, threads: values.jobs ? Number(values.jobs) : undefined, progress: process.stderr.isTTY && !values.json },
   );
-  if (values.json) console.log(JSON.stringify(summary));
+  if (values.json) console.log(JSON.stringify({ ...summary, keptIdentifiers: compiled.keptIdentifiers?.map((k) => k.select) ?? [] }));
   else printSummary(summary, out, quarantine);
   return summary.quarantined > 0 ? 2 : 0;
 }
@@ -107,18 +137,8 @@ async function cmdVerify(argv: string[]): Promise<number> {
   if (positionals.length !== 2) fail('DEID_ERR_USAGE', 'verify takes <original> <deidentified>');
   const profile = loadProfile(values.profile!, values.option!);
   // Loaded here, not at the top: `deid run` does this work in its worker threads, not on the main thread.
-  const [{ readDicom }, { uidsRemappedBy }, { collectIdentifiers }, { verifyOutput }] = await Promise.all([
-    import('./dicom/reader.js'),
-    import('./stages/header.js'),
-    import('./stages/identifiers.js'),
-    import('./stages/verify.js'),
-  ]);
-  const original = readDicom(readFileSync(positionals[0]));
-  const report = verifyOutput(readFileSync(positionals[1]), {
-    identifiers: collectIdentifiers(original.dataset),
-    remappedUids: uidsRemappedBy(original, profile),
-    profile,
-  });
+  const [{ readDicom }, { verifyAgainstSource }] = await Promise.all([import('./dicom/reader.js'), import('./stages/verify.js')]);
+  const report = verifyAgainstSource(readDicom(readFileSync(positionals[0])), readFileSync(positionals[1]), profile);
   if (values.json) console.log(JSON.stringify(report, null, 2));
   else {
     console.log(`quality check: ${report.ok ? 'PASS' : 'FAIL'}`);
@@ -130,7 +150,19 @@ async function cmdVerify(argv: string[]): Promise<number> {
   return report.ok ? 0 : 2;
 }
 
-function cmdProfiles(): number {
+function cmdProfiles(argv: string[]): number {
+  const { values } = parseArgs({
+    args: argv,
+    options: { check: { type: 'string' }, option: { type: 'string', multiple: true, default: [] }, strict: { type: 'boolean', default: false } },
+  });
+  if (values.check !== undefined) {
+    // Validates the profile (an invalid one throws DEID_ERR_PROFILE_INVALID) and lists what it keeps.
+    const profile = checkKeptIdentifiers(loadProfile(values.check, values.option!), values.strict!);
+    console.log(`profile '${profile.name}': valid; options: ${[...profile.options].sort().join(', ') || 'none'}`);
+    const kept = profile.keptIdentifiers?.length ?? 0;
+    console.log(kept ? `keeps ${kept} attribute(s) that Table E.1-1 removes or replaces (listed above)` : 'keeps nothing that Table E.1-1 removes or replaces');
+    return 0;
+  }
   console.log('Built-in profiles:');
   for (const p of listBuiltinProfiles()) console.log(`  ${p.name.padEnd(12)} ${p.description}`);
   console.log(`\nEvery output records ${BASIC_PROFILE_CODE.value} (${BASIC_PROFILE_CODE.meaning}) plus one code per option.`);
@@ -139,6 +171,7 @@ function cmdProfiles(): number {
     const c = optionCode(o);
     console.log(`  ${o.padEnd(32)} ${c.value}  ${OPTIONS[o]}`);
   }
+  console.log('\n`deid profiles --check <profile>` validates a profile and lists what it keeps against Table E.1-1.');
   return 0;
 }
 
@@ -151,7 +184,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'verify':
         return await cmdVerify(rest);
       case 'profiles':
-        return cmdProfiles();
+        return cmdProfiles(rest);
       case 'reid':
         return await (await import('./cli/idmap-commands.js')).reidCommand(rest);
       case 'map':

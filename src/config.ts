@@ -29,6 +29,8 @@ export interface ServiceConfig {
   maxObjectBytes: number;
   /** Run pipeline workers in this process (serve does unless told otherwise; a pure ingest node sets false). */
   workers: boolean;
+  /** Refuse to start with a profile that keeps attributes PS3.15 Table E.1-1 removes or replaces. */
+  strict: boolean;
 }
 
 const STAGE_NAMES = ['filter', 'header', 'pixels', 'verify', 'export'] as const;
@@ -103,6 +105,7 @@ const SCHEMA = {
     },
     maxObjectBytes: { type: 'integer', minimum: 1024 },
     workers: { type: 'boolean' },
+    strict: { type: 'boolean' },
   },
 } as const;
 
@@ -118,6 +121,7 @@ export function defaultConfig(): ServiceConfig {
     auth: {},
     maxObjectBytes: 1024 * 1024 * 1024,
     workers: true,
+    strict: false,
   };
 }
 
@@ -133,6 +137,7 @@ export interface ConfigFlags {
   secretFile?: string;
   export?: string[];
   redis?: string;
+  strict?: boolean;
 }
 
 function deepMerge<T>(base: T, over: Partial<T>): T {
@@ -196,6 +201,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
   if (flags.httpPort) cfg.http.port = intOf(flags.httpPort, '--http-port');
   if (flags.secretFile) cfg.secretFile = flags.secretFile;
   if (flags.redis) cfg.redis = flags.redis;
+  if (flags.strict) cfg.strict = true;
 
   const header = stage(cfg, 'header');
   const exporter = stage(cfg, 'export');

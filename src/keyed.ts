@@ -33,16 +33,35 @@ const uidCaches = new WeakMap<Uint8Array, Map<string, string>>();
 
 const ALPHABET = '0123456789ABCDEFGHJKLMNPQRSTUVWXYZ'; // no I, O: unambiguous when read aloud
 
-/** A pseudonym of `length` characters from the keyed hash of a value. */
+const pseudonymCaches = new WeakMap<Uint8Array, Map<number, Map<string, string>>>();
+
+/**
+ * A pseudonym of `length` characters from the keyed hash of a value: the base-34 digits of the HMAC as
+ * a 256-bit number, least significant first. Memoised per secret: a patient's ID recurs in every object.
+ */
 export function keyedHash(secret: Uint8Array, value: string, length: number): string {
+  let bySecret = pseudonymCaches.get(secret);
+  if (!bySecret) pseudonymCaches.set(secret, (bySecret = new Map()));
+  let cache = bySecret.get(length);
+  if (!cache) bySecret.set(length, (cache = new Map()));
+  let out = cache.get(value);
+  if (out !== undefined) return out;
   const h = hmac(secret, 'hash', value);
-  let n = BigInt('0x' + h.toString('hex'));
-  let out = '';
-  const base = BigInt(ALPHABET.length);
+  // Long division of the big-endian 32-bit limbs by the base: each step stays well within 2^53.
+  const limbs = Array.from({ length: h.length / 4 }, (_, i) => h.readUInt32BE(i * 4));
+  const base = ALPHABET.length;
+  out = '';
   for (let i = 0; i < length; i++) {
-    out += ALPHABET[Number(n % base)];
-    n /= base;
+    let rem = 0;
+    for (let j = 0; j < limbs.length; j++) {
+      const cur = rem * 0x1_0000_0000 + limbs[j];
+      limbs[j] = Math.floor(cur / base);
+      rem = cur % base;
+    }
+    out += ALPHABET[rem];
   }
+  if (cache.size >= 50_000) cache.clear();
+  cache.set(value, out);
   return out;
 }
 

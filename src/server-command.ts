@@ -18,6 +18,7 @@ export async function serveCommand(cmd: 'serve' | 'worker', argv: string[]): Pro
       'secret-file': { type: 'string' },
       export: { type: 'string', multiple: true },
       redis: { type: 'string' },
+      strict: { type: 'boolean' },
     },
   });
   const cfg = loadConfig({
@@ -31,6 +32,7 @@ export async function serveCommand(cmd: 'serve' | 'worker', argv: string[]): Pro
     secretFile: values['secret-file'],
     export: values.export,
     redis: values.redis,
+    strict: values.strict,
   });
   const log = createLogger(cmd === 'worker' ? 'deid-worker' : 'deid');
   const service = await startService(cfg, { workersOnly: cmd === 'worker', logger: log });

@@ -4,15 +4,19 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CharacterSet } from '../src/dicom/charset.js';
-import { findElement, type Dataset } from '../src/dicom/element.js';
+import { findElement, withElement, type Dataset } from '../src/dicom/element.js';
 import { readDicom } from '../src/dicom/reader.js';
-import { TAG } from '../src/dicom/tag.js';
-import { textValue } from '../src/dicom/values.js';
+import { TAG, formatTag } from '../src/dicom/tag.js';
+import { rawString, textValue } from '../src/dicom/values.js';
 import { isTextVR } from '../src/dicom/vr.js';
+import { writeDicom } from '../src/dicom/writer.js';
 import { processObject } from '../src/pipeline/process-object.js';
 import { loadProfile } from '../src/profiles/profile.js';
-import { DUMMY_VALUES } from '../src/stages/header.js';
-import { charsetOf } from '../src/stages/identifiers.js';
+import { DUMMY_VALUES, deidentifyHeader } from '../src/stages/header.js';
+import { searchable } from '../src/stages/identifier-matcher.js';
+import { charsetOf, type Identifier } from '../src/stages/identifiers.js';
+import { sourceValues } from '../src/stages/source-values.js';
+import { verifyOutput } from '../src/stages/verify.js';
 import { SECRET, TESTDATA_ROOT, testDataFile, thrownCode } from './helpers/dicom-builder.js';
 
 type Outcome = { rel: string; ok: true; output: Buffer } | { rel: string; ok: false; code: string };
@@ -38,8 +42,9 @@ const input = (rel: string): Buffer => {
   return b;
 };
 
+/** Every file through processObject; images that declare burned-in text go through too (their headers are checked here). */
 function runCorpus(profileName: string): Outcome[] {
-  const profile = loadProfile(profileName);
+  const profile = loadProfile(passBurnedIn(profileName));
   return corpusFiles().map((rel): Outcome => {
     try {
       return { rel, ok: true, output: processObject(input(rel), { profile, secret: SECRET }).output };
@@ -60,6 +65,11 @@ function textValues(ds: Dataset, inherited?: CharacterSet): string[] {
   }
   return out;
 }
+
+const text = (ds: Dataset, tag: number): string => {
+  const e = findElement(ds, tag);
+  return e ? textValue(e, charsetOf(ds)).trim() : '';
+};
 
 const patientName = (ds: Dataset): string => {
   const e = findElement(ds, TAG.PatientName);
@@ -90,6 +100,51 @@ describe.each(['basic', 'research'])('the shared corpus through processObject wi
     expect(codeOf('pydicom/dicomdirtests/DICOMDIR')).toBe('DEID_ERR_DICOMDIR');
     expect(codeOf('pydicom/nested_priv_SQ.dcm')).toBe('DEID_ERR_MISSING_SOP_INSTANCE_UID');
     expect(codeOf('README.md')).toBe('DEID_ERR_NOT_DICOM');
+    // Every standard attribute of this file is coded UN: read with its dictionary VR, its UIDs are remapped, not zeroed.
+    expect(codeOf('pydicom/rtdose_rle.dcm')).toBe('ok');
+  });
+
+  it('should raise no quality-check finding on any output of the corpus (the real TCIA headers included)', () => {
+    const findings = outcomes.filter((o) => !o.ok && o.code.startsWith('DEID_ERR_VERIFY'));
+    expect(findings).toEqual([]);
+    expect(outcomes.filter((o) => o.ok && o.rel.startsWith('tcia-burned-in/')).length).toBeGreaterThan(40);
+  });
+
+  it('should gather the same identifiers and remapped UIDs in the header stage as sourceValues does on its own (deid verify, the verify stage)', () => {
+    const profile = loadProfile(passBurnedIn(profileName));
+    const key = (ids: readonly Identifier[]) => ids.map((i) => `${i.kind}|${i.value}|${i.tag}|${!!i.keptElsewhere}`).sort();
+    let compared = 0;
+    for (const o of outcomes) {
+      if (!o.ok) continue;
+      const src = readDicom(input(o.rel));
+      const header = deidentifyHeader(src, { profile, secret: SECRET });
+      const facts = sourceValues(src, profile);
+      expect(key(header.identifiers), o.rel).toEqual(key(facts.identifiers));
+      expect([...header.remappedUids].sort(), o.rel).toEqual([...facts.remappedUids].sort());
+      compared++;
+    }
+    expect(compared).toBeGreaterThan(200);
+  });
+
+  it('should give one pseudonymous patient per source patient, and keep PatientID, PatientName and StudyID VR-valid', () => {
+    const outputsOf = new Map<string, Set<string>>();
+    for (const o of outcomes) {
+      if (!o.ok) continue;
+      const src = findElement(readDicom(input(o.rel)).dataset, TAG.PatientID);
+      const srcId = src?.value ? rawString(src.value).trim() : '';
+      const out = readDicom(o.output).dataset;
+      const outId = text(out, TAG.PatientID);
+      if (!srcId) continue;
+      expect(outId, o.rel).toMatch(/^[0-9A-HJ-NP-Z]{16}$/);
+      expect(text(out, TAG.PatientName), o.rel).toMatch(/^ANON\^[0-9A-HJ-NP-Z]{10}$/);
+      const studyId = text(out, 0x00200010);
+      if (studyId) expect(studyId, o.rel).toMatch(/^[0-9A-HJ-NP-Z]{10}$/);
+      outputsOf.set(srcId, (outputsOf.get(srcId) ?? new Set()).add(outId));
+    }
+    expect(outputsOf.size).toBeGreaterThan(30);
+    for (const [srcId, outs] of outputsOf) expect(outs.size, `source patient ${srcId.length} chars`).toBe(1);
+    const pseudonyms = [...outputsOf.values()].map((s) => [...s][0]);
+    expect(new Set(pseudonyms).size).toBe(outputsOf.size);
   });
 
   it('should write outputs that parse again and hold no PatientName of the source', () => {
@@ -128,6 +183,8 @@ const DCIODVFY_SAMPLE = [
   'pydicom/examples_overlay.dcm',
   'pydicom/rtplan.dcm',
   'deid-data/ultrasounds/GREYSCALE_IMAGE.dcm',
+  // Coded all UN by its writer: read with dictionary VRs, the output should be no worse.
+  'pydicom/rtdose_rle.dcm',
 ];
 
 /** A profile file extending a built-in one with passBurnedInAnnotation, for header-only checks. */
@@ -138,6 +195,33 @@ function passBurnedIn(base: string): string {
   writeFileSync(path, `name: ${base}-pass\nextends: ${base}\npassBurnedInAnnotation: true\n`);
   return path;
 }
+
+describe('the quality check against the real TCIA headers', () => {
+  it.each(['basic', 'research'])('should catch, with %s, every replaced value put back into its own element, and name only path and kind', (profileName) => {
+    const profile = loadProfile(profileName);
+    const kinds = new Map<string, number>();
+    for (const rel of corpusFiles().filter((f) => f.startsWith('tcia-burned-in/') && f.endsWith('.dcm'))) {
+      const src = readDicom(input(rel));
+      const header = deidentifyHeader(src, { profile, secret: SECRET });
+      const replaced = new Map<number, string>();
+      for (const id of header.identifiers) if (searchable(id)) replaced.set(id.tag, id.kind);
+      for (const el of src.dataset) {
+        const kind = replaced.get(el.tag);
+        const now = findElement(header.file.dataset, el.tag);
+        if (!kind || el.items || (now?.value && Buffer.compare(now.value, el.value!) === 0)) continue;
+        const back = writeDicom({ ...header.file, dataset: withElement(header.file.dataset, el) });
+        const report = verifyOutput(back, { identifiers: header.identifiers, remappedUids: header.remappedUids, profile });
+        expect(report.findings.map((f) => f.path), `${rel} ${formatTag(el.tag)}`).toContain(formatTag(el.tag));
+        expect(JSON.stringify(report)).not.toContain(rawString(el.value).trim().slice(0, 12));
+        kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+      }
+    }
+    // The categories the real headers hold: names, IDs, dates, the institution and addresses, phone numbers,
+    // descriptions, private values, and with basic also times and device identity.
+    for (const k of ['name', 'id', 'date', 'institution', 'address', 'phone', 'other']) expect(kinds.get(k) ?? 0, k).toBeGreaterThan(5);
+    if (profileName === 'basic') for (const k of ['time', 'description', 'private', 'device']) expect(kinds.get(k) ?? 0, k).toBeGreaterThan(0);
+  });
+});
 
 describe('images that declare burned-in annotation', () => {
   it('should be quarantined by a profile that does not clean pixels, and pass with clean-pixel-data or an explicit opt-out', () => {

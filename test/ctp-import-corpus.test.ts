@@ -8,9 +8,8 @@ import { TAG } from '../src/dicom/tag.js';
 import { rawString, textValue } from '../src/dicom/values.js';
 import { remapUid } from '../src/keyed.js';
 import { loadProfile } from '../src/profiles/profile.js';
-import { uidsRemappedBy } from '../src/stages/header.js';
-import { charsetOf, collectIdentifiers } from '../src/stages/identifiers.js';
-import { verifyOutput } from '../src/stages/verify.js';
+import { charsetOf } from '../src/stages/identifiers.js';
+import { verifyAgainstSource } from '../src/stages/verify.js';
 import { CLI, corpusFile, corpusFiles, tempDir, TESTDATA } from './helpers/corpus.js';
 
 /**
@@ -32,7 +31,8 @@ function deid(args: string[]) {
 /** The sources of the corpus that parse, by their SOP Instance UID. */
 const sources = new Map<string, Array<{ rel: string; bytes: Buffer }>>();
 const unUidSources: Array<{ rel: string; bytes: Buffer }> = [];
-const REFUSALS = new Set(['DEID_ERR_NOT_DICOM', 'DEID_ERR_DICOMDIR', 'DEID_ERR_MISSING_SOP_INSTANCE_UID', 'DEID_ERR_TRUNCATED', 'DEID_ERR_MISSING_TRANSFER_SYNTAX', 'DEID_ERR_BURNED_IN']);
+// HOSTILE_SIZE: pydicom/SC_rgb_jpeg.dcm declares a length beyond the 1 GiB object limit.
+const REFUSALS = new Set(['DEID_ERR_NOT_DICOM', 'DEID_ERR_DICOMDIR', 'DEID_ERR_MISSING_SOP_INSTANCE_UID', 'DEID_ERR_TRUNCATED', 'DEID_ERR_MISSING_TRANSFER_SYNTAX', 'DEID_ERR_BURNED_IN', 'DEID_ERR_HOSTILE_SIZE']);
 
 /** A CTP lookup table for TCIA-Basic's @lookup(this,ptid): every PatientID of the corpus, as a site would map them. */
 function writeLookupTable(path: string): number {
@@ -79,8 +79,7 @@ function verifyOutputs(out: string, profilePath: string): number {
     expect(candidates.length, `${path}: no source maps to it`).toBeGreaterThan(0);
     const output = readFileSync(path);
     const passes = candidates.some((c) => {
-      const src = readDicom(c.bytes);
-      return verifyOutput(output, { identifiers: collectIdentifiers(src.dataset), remappedUids: uidsRemappedBy(src, profile), profile }).ok;
+      return verifyAgainstSource(readDicom(c.bytes), output, profile).ok;
     });
     expect(passes, `${candidates[0].rel}: the output fails the quality check`).toBe(true);
     checked++;

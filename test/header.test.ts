@@ -140,7 +140,8 @@ rules:
 
   it('should write zero length for Z', () => {
     const out = deid(baseDataset([el('AccessionNumber', 'SH', 'ACC0001'), el('ReferringPhysicianName', 'PN', 'Who^Doctor')])).file.dataset;
-    for (const kw of ['PatientName', 'PatientBirthDate', 'AccessionNumber', 'ReferringPhysicianName']) {
+    // PatientName is Z too, but the generated basic profile gives it a keyed pseudonym (Z allows a dummy).
+    for (const kw of ['PatientBirthDate', 'AccessionNumber', 'ReferringPhysicianName']) {
       expect(get(out, kw), kw).toBeDefined();
       expect(get(out, kw)!.value!.length, kw).toBe(0);
     }
@@ -205,8 +206,9 @@ describe('rules at every depth', () => {
   it('should apply the same rule to PatientName three levels deep as at the top', () => {
     const src = baseDataset([nested([el('PatientName', 'PN', 'Smith^John'), el('PersonName', 'PN', 'Doe^Jane'), el('OtherPatientIDs', 'LO', 'X1')])]);
     const out = deid(src).file.dataset;
-    expect(deep(out, 'PatientName')!.value!.length).toBe(0); // Z, as at the top
-    expect(get(out, 'PatientName')!.value!.length).toBe(0);
+    // The same pseudonym as at the top, for the same name.
+    expect(rawString(deep(out, 'PatientName')!.value)).toMatch(/^ANON\^[0-9A-HJ-NP-Z]{10}$/);
+    expect(rawString(deep(out, 'PatientName')!.value)).toBe(rawString(get(out, 'PatientName')!.value));
     expect(rawString(deep(out, 'PersonName')!.value)).not.toBe('Doe^Jane'); // D
     expect(deep(out, 'PersonName')!.value!.length).toBeGreaterThan(0);
     expect(deep(out, 'OtherPatientIDs')).toBeUndefined(); // X
@@ -348,6 +350,28 @@ describe('private elements', () => {
     expect(get(cleaned, makeTag(0x6000, 0x3000))).toBeUndefined();
     expect(get(cleaned, makeTag(0x6002, 0x3000))).toBeUndefined();
     expect(text(cleaned, makeTag(0x5002, 0x0022))).toBe('curve description');
+  });
+});
+
+describe('UID validation', () => {
+  it('should refuse a UID attribute whose VR is not UI or whose value is not a UID, at any depth', () => {
+    const bad = [
+      el('SOPInstanceUID', 'US', u16(7)),
+      el('SeriesInstanceUID', 'AT', u16(0x0008, 0x0018)),
+      el('SOPInstanceUID', 'UI', ''),
+      el('SOPClassUID', 'UI', 'CT Image Storage'),
+      el('FrameOfReferenceUID', 'LO', '1.2.3.4'),
+      seq('ReferencedImageSequence', [[el('ReferencedSOPInstanceUID', 'UI', '1.2.3.abc')]]),
+    ];
+    for (const e of bad) expect(thrownCode(() => deid(baseDataset([e]))), JSON.stringify(e.tag)).toBe('DEID_ERR_BAD_UID');
+  });
+
+  it('should keep the other codes: no SOP Instance UID at all, and private elements, which their rules decide', () => {
+    const noSop = baseDataset().filter((e) => e.tag !== TAG.SOPInstanceUID);
+    expect(thrownCode(() => deid(noSop))).toBe('DEID_ERR_MISSING_SOP_INSTANCE_UID');
+    expect(thrownCode(() => deid(baseDataset([privateBlock(0x0009, 'ACME', 0x10, [[0x01, 'UI', 'not a uid']])])))).toBeUndefined();
+    // Multi-valued and padded UIDs, leading zeros included, are UIDs.
+    expect(thrownCode(() => deid(baseDataset([el('ReferencedSOPClassUID', 'UI', '1.2.840.10008.5.1.4.1.1.2\\1.2.03.4')])))).toBeUndefined();
   });
 });
 

@@ -131,7 +131,9 @@ describe('extends', () => {
     // Not overridden: still the Basic Profile's rule.
     expect(p.byTag.get(TAG.PatientID)?.from).toBe('basic');
     expect(p.byTag.get(TAG.SOPInstanceUID)?.action.kind).toBe('U');
-    expect(loadProfile('basic').byTag.get(TAG.PatientName)?.action.kind).toBe('Z');
+    // Table E.1-1 says Z; the generator's pseudonym rule makes it a keyed hash.
+    expect(loadProfile('basic').byTag.get(TAG.PatientName)?.code).toBe('Z');
+    expect(loadProfile('basic').byTag.get(TAG.PatientName)?.action).toEqual({ kind: 'hash', length: 10, prefix: 'ANON^' });
 
     const out = run(p, baseDataset()).file.dataset;
     expect(text(out, 'PatientName')).toBe('SUBJECT');

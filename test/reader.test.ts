@@ -9,6 +9,8 @@ import { rawString } from '../src/dicom/values.js';
 import { ScratchBuffer } from '../src/dicom/scratch-buffer.js';
 import { encodeDataset, encodeMetaHeader, writeDicom } from '../src/dicom/writer.js';
 import { DeidError } from '../src/errors.js';
+import { isValidUid } from '../src/dicom/uid.js';
+import { withDictionaryVRs } from '../src/dicom/unknown-vr.js';
 import { corpusFile } from './helpers/corpus.js';
 
 const code = (f: () => unknown): string | undefined => {
@@ -120,5 +122,56 @@ describe('writing into a reused scratch buffer', () => {
     const again = scratch.take(16 * 1024);
     expect(again.buffer).toBe(kept.buffer);
     expect(again.byteOffset).toBe(kept.byteOffset);
+  });
+});
+
+describe('size limits and UIDs in the reader', () => {
+  const ct = readFileSync(corpusFile('pydicom/CT_small.dcm'));
+
+  it('should stop inflating a deflated data set at the size limit, and read it within the limit', () => {
+    const dfl = readFileSync(corpusFile('pydicom/image_dfl.dcm'));
+    const f = readDicom(dfl);
+    const inflated = encodeDataset(f.dataset, TS.ExplicitLE).length;
+    expect(inflated).toBeGreaterThan(dfl.length * 2);
+    expect(code(() => readDicom(dfl, { maxBytes: Math.floor(inflated / 2) }))).toBe('DEID_ERR_HOSTILE_SIZE');
+    expect(readDicom(dfl, { maxBytes: inflated + 1024 }).dataset.length).toBe(f.dataset.length);
+  });
+
+  it('should refuse a declared length beyond the size limit as hostile, and beyond the data as truncated', () => {
+    const bad = Buffer.from(ct);
+    // Pixel Data (7FE0,0010) OW: its 4-byte length.
+    const at = bad.lastIndexOf(Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x57]));
+    bad.writeUInt32LE(0x7ffffff0, at + 8);
+    expect(code(() => readDicom(bad, { maxBytes: ct.length }))).toBe('DEID_ERR_HOSTILE_SIZE');
+    expect(code(() => readDicom(bad))).toBe('DEID_ERR_TRUNCATED');
+    expect(readDicom(ct, { maxBytes: ct.length }).dataset.length).toBeGreaterThan(50);
+  });
+
+  it('should refuse a transfer syntax that is not a UID as DEID_ERR_BAD_UID, and a UID it does not know as unsupported', () => {
+    const f = readDicom(ct);
+    expect(code(() => readDicom(writeDicom(f, { transferSyntaxUID: 'explicit-le' })))).toBe('DEID_ERR_BAD_UID');
+    expect(code(() => readDicom(writeDicom(f, { transferSyntaxUID: '1.2.840.10008.1.2.1..1' })))).toBe('DEID_ERR_BAD_UID');
+    expect(code(() => readDicom(writeDicom(f, { transferSyntaxUID: '1.2.3.4' })))).toBe('DEID_ERR_UNSUPPORTED_TRANSFER_SYNTAX');
+  });
+
+  it('should check UID syntax: digits and single dots, at most 64 characters, leading zeros tolerated', () => {
+    for (const good of ['1.2.840.10008.1.2', '2.25.329800735698586629295641978511506172918', '1.2.03.4', '0']) expect(isValidUid(good), good).toBe(true);
+    for (const bad of ['', '1..2', '.1.2', '1.2.', '1.2.3a', '1.2 3', `1.${'2'.repeat(63)}`]) expect(isValidUid(bad), bad).toBe(false);
+  });
+});
+
+describe('standard attributes sent as UN', () => {
+  it('should read them with their dictionary VR, values untouched, and leave unknown and private ones UN', () => {
+    const f = readDicom(readFileSync(corpusFile('pydicom/rtdose_rle.dcm')));
+    expect(findElement(f.dataset, TAG.SOPInstanceUID)!.vr).toBe('UN');
+    const ds = withDictionaryVRs(f.dataset, true);
+    for (const [tag, vr] of [[TAG.SOPInstanceUID, 'UI'], [TAG.PatientName, 'PN'], [0x00080020, 'DA'], [0x00280010, 'US']] as const) {
+      expect(findElement(ds, tag)!.vr).toBe(vr);
+      expect(findElement(ds, tag)!.value).toBe(findElement(f.dataset, tag)!.value);
+    }
+    const unknown = [{ tag: 0x00189999, vr: 'UN', value: Uint8Array.of(1, 2) }, { tag: 0x00091001, vr: 'UN', value: Uint8Array.of(3, 4) }];
+    expect(withDictionaryVRs(unknown, true)).toBe(unknown);
+    // Big endian UN bytes of a binary VR are swapped to the little endian the writer uses.
+    expect([...withDictionaryVRs([{ tag: 0x00280010, vr: 'UN', value: Uint8Array.of(0x02, 0x00) }], false)[0].value!]).toEqual([0x00, 0x02]);
   });
 });

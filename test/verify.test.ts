@@ -1,14 +1,20 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Element } from '../src/dicom/element.js';
-import { makeTag } from '../src/dicom/tag.js';
+import { withElement, withElements, type Element } from '../src/dicom/element.js';
+import { readDicom } from '../src/dicom/reader.js';
+import { formatTag, makeTag } from '../src/dicom/tag.js';
 import { TS } from '../src/dicom/transfer-syntax.js';
 import { writeDicom } from '../src/dicom/writer.js';
 import { processObject } from '../src/pipeline/process-object.js';
 import { loadProfile, type CompiledProfile } from '../src/profiles/profile.js';
 import { deidentifyHeader } from '../src/stages/header.js';
-import { collectIdentifiers } from '../src/stages/identifiers.js';
+import { IdentifierMatcher, searchable } from '../src/stages/identifier-matcher.js';
+import { IdentifierList, addReplacedValueOf, collectIdentifiers } from '../src/stages/identifiers.js';
 import { verifyDataset, verifyOutput, type VerifyReport } from '../src/stages/verify.js';
-import { SECRET, baseDataset, el, makeBytes, makeFile, privateBlock, seq, tempFolder, thrown } from './helpers/dicom-builder.js';
+import { CLI, corpusFile, tempDir } from './helpers/corpus.js';
+import { SECRET, baseDataset, el, makeBytes, makeFile, parseCharacterSet, privateBlock, seq, tagOf, tempFolder, text, thrown } from './helpers/dicom-builder.js';
 
 const folders: Array<{ cleanup: () => void }> = [];
 afterAll(() => folders.forEach((f) => f.cleanup()));
@@ -156,8 +162,200 @@ describe('quality check', () => {
     expect(r.verify.ok).toBe(true);
   });
 
+  it('should not report a removed time that an element the profile keeps holds as its own value, but report it anywhere else', () => {
+    // CTP scripts keep ContentTime and remove InstanceCreationTime; the two are often the same instant.
+    const profile = profileFromYaml('name: keeps-time\nextends: basic\nrules:\n  - { select: ContentTime, action: keep }\n  - { select: ImageComments, action: keep }\n');
+    const same = [el('InstanceCreationTime', 'TM', '160527'), el('ContentTime', 'TM', '160527.250')];
+    expect(processObject(makeBytes(baseDataset(same)), { profile, secret: SECRET }).verify.findings).toEqual([]);
+    const quoted = processObject.bind(null, makeBytes(baseDataset([...same, el('ImageComments', 'LT', 'created 160527')])), { profile, secret: SECRET });
+    expect(thrown(quoted)).toMatchObject({ code: 'DEID_ERR_VERIFY_LEAK' });
+  });
+
   it('should refuse output it cannot parse again', () => {
     const e = thrown(() => verifyOutput(Buffer.from('not dicom at all'), { identifiers: [], remappedUids: new Set(), profile: loadProfile('basic') }));
     expect(e.code).toBe('DEID_ERR_VERIFY_REPARSE');
+  });
+});
+
+describe('quality check: every attribute the profile removes or replaces', () => {
+  /** A CT with a value in every category the check covers, nothing identifying anywhere else. */
+  const source = () =>
+    baseDataset([
+      el('InstitutionName', 'LO', 'Scott Community Hospital'),
+      el('InstitutionAddress', 'ST', '334 Michael Manor Sarahview, PA 56560'),
+      el('StudyTime', 'TM', '085957'),
+      el('StationName', 'SH', 'CTAWP73396'),
+      el('DeviceSerialNumber', 'LO', 'SN-0042-77'),
+      el('PerformingPhysicianName', 'PN', 'Brown^Peter'),
+      el('OperatorsName', 'PN', 'Hughes^Kathleen'),
+      el('ImageComments', 'LT', 'follow-up of the left lung nodule'),
+      el('StudyDescription', 'LO', 'CT CHEST W CONTRAST'),
+      privateBlock(0x0009, 'ACME_IDEN_01', 0x10, [[0x01, 'LO', 'Ward 7B bed 12']]),
+    ]);
+
+  /** The de-identified output with one source element put back, and the check's findings on it. */
+  function putBack(tag: string | number, profile = loadProfile('basic')) {
+    const src = source();
+    const header = deidentifyHeader(makeFile(src), { profile, secret: SECRET });
+    const original = src.find((e) => e.tag === tagOf(tag))!;
+    const output = writeDicom({ ...header.file, dataset: withElement(header.file.dataset, original) });
+    return verifyOutput(output, { identifiers: header.identifiers, remappedUids: header.remappedUids, profile });
+  }
+
+  it('should pass the de-identified output itself', () => {
+    const src = source();
+    const r = processObject(makeBytes(src), { profile: loadProfile('basic'), secret: SECRET });
+    expect(r.verify.findings).toEqual([]);
+  });
+
+  it.each([
+    ['InstitutionName', 'institution'],
+    ['InstitutionAddress', 'institution'],
+    ['StudyDate', 'date'],
+    ['StudyTime', 'time'],
+    ['StationName', 'device'],
+    ['DeviceSerialNumber', 'device'],
+    ['PerformingPhysicianName', 'name'],
+    ['OperatorsName', 'name'],
+    ['ImageComments', 'description'],
+    ['StudyDescription', 'description'],
+    ['(0009,1001)', 'private'],
+  ])('should find %s put back into a de-identified CT, as a %s, without its value', (tag, kind) => {
+    const report = putBack(tag);
+    expect(report.ok).toBe(false);
+    expect(report.findings).toContainEqual({ code: 'DEID_ERR_VERIFY_LEAK', path: formatTag(tagOf(tag)), kind });
+    const json = JSON.stringify(report).toUpperCase();
+    for (const v of ['SCOTT', 'MICHAEL', '085957', 'CTAWP73396', 'SN-0042', 'BROWN', 'HUGHES', 'NODULE', 'CONTRAST', 'WARD 7B']) expect(json).not.toContain(v);
+  });
+
+  it('should find a removed value copied into another element the header stage wrote', () => {
+    const src = source();
+    const header = deidentifyHeader(makeFile(src), { profile: loadProfile('basic'), secret: SECRET });
+    const leaked = withElement(header.file.dataset, el('PatientID', 'LO', 'CTAWP73396'));
+    const report = verifyDataset(leaked, { identifiers: header.identifiers, remappedUids: header.remappedUids, profile: loadProfile('basic') });
+    expect(report.findings).toContainEqual({ code: 'DEID_ERR_VERIFY_LEAK', path: '(0010,0020)', kind: 'device' });
+  });
+
+  it('should quarantine the object in the pipeline when a kept private element quotes a removed value', () => {
+    const profile = profileFromYaml('name: keeps-private\nextends: basic\nrules:\n  - { select: \'(0011,"ACME_NOTES",01)\', action: keep }\n');
+    const src = baseDataset([el('StationName', 'SH', 'CTAWP73396'), privateBlock(0x0011, 'ACME_NOTES', 0x10, [[0x01, 'LO', 'scanned on CTAWP73396']])]);
+    const e = thrown(() => processObject(makeBytes(src), { profile, secret: SECRET }));
+    expect(e.code).toBe('DEID_ERR_VERIFY_LEAK');
+    expect(e.message).toContain('(0011,1001)');
+    expect(e.message).not.toContain('CTAWP73396');
+  });
+
+  it('should not report a removed description that a code meaning the standard keeps repeats, but report it put back', () => {
+    const src = baseDataset([
+      el('AcquisitionDeviceProcessingDescription', 'LO', 'CHEST AP PORT X-WISE GRID'),
+      seq('PerformedProtocolCodeSequence', [[el('CodeValue', 'SH', 'FCR0200'), el('CodingSchemeDesignator', 'SH', '99FUJI'), el('CodeMeaning', 'LO', 'CHEST AP PORT X-WISE GRID')]]),
+    ]);
+    const profile = loadProfile('basic');
+    expect(processObject(makeBytes(src), { profile, secret: SECRET }).verify.ok).toBe(true);
+    const report = putBackInto(src, 'AcquisitionDeviceProcessingDescription', profile);
+    expect(report.findings.map((f) => f.path)).toEqual(['(0018,1400)']);
+  });
+
+  it('should keep in cleaned text a removed private value that the object keeps in a standard attribute', () => {
+    // research cleans descriptions; WHOLE BODY is in BodyPartExamined, which the standard keeps.
+    const src = baseDataset([
+      el('BodyPartExamined', 'CS', 'WHOLE BODY'),
+      el('StudyDescription', 'LO', 'Whole Body Bone'),
+      privateBlock(0x0009, 'ACME_ACQ_01', 0x10, [[0x20, 'LO', 'WHOLE BODY']]),
+      privateBlock(0x0019, 'ACME_ACQ_02', 0x10, [[0x20, 'LO', 'Bed 7 Scott']]),
+      el('SeriesDescription', 'LO', 'Whole Body from Bed 7 Scott'),
+    ]);
+    const r = processObject(makeBytes(src), { profile: loadProfile('research'), secret: SECRET });
+    const out = readDicom(r.output).dataset;
+    expect(text(out, 'StudyDescription')).toBe('Whole Body Bone');
+    // A removed private value kept nowhere else is cleaned out of the description.
+    expect(text(out, 'SeriesDescription')).toBe('Whole Body from ***');
+    expect(r.verify.ok).toBe(true);
+  });
+});
+
+describe('the skip rule for values too short or too common to search', () => {
+  it.each([
+    ['other', 'MR1', false],
+    ['other', 'T2', false],
+    ['private', '1.375:1', false],
+    ['private', '512', false],
+    ['device', '12345', false],
+    ['device', '123456', true],
+    ['description', 'CHEST', false],
+    ['description', 'ROUTINE', false],
+    ['description', 'YES', false],
+    ['other', 'RADIOLOGY', false],
+    ['description', 'CHEST AP', true],
+    ['device', 'CTAWP73396', true],
+    ['device', 'ANGIO1', true],
+    ['private', 'Ward 7B', true],
+    ['time', '085957', true],
+    ['time', '0859', false],
+    ['time', '000000', false],
+    ['date', '20130713', true],
+    ['date', '2013', false],
+    ['name', 'DR', false],
+    ['name', 'Li', true],
+    ['id', 'S1', false],
+    ['institution', 'TOSHIBA', true],
+  ] as const)('should treat %s %j as searchable: %s', (kind, value, expected) => {
+    expect(searchable({ kind, value })).toBe(expected);
+  });
+
+  it('should never take code strings, ages, numbers or UIDs as replaced values', () => {
+    const ids = new IdentifierList();
+    for (const e of [el('BodyPartExamined', 'CS', 'WHOLE BODY'), el('PatientAge', 'AS', '037Y'), el('PatientWeight', 'DS', '71.500'), el('StudyInstanceUID', 'UI', '1.2.3.4')]) addReplacedValueOf(e, parseCharacterSet(undefined), ids);
+    expect(ids.list).toEqual([]);
+  });
+
+  it('should look for a whole value as its words, not inside other words', () => {
+    const m = new IdentifierMatcher([{ kind: 'institution', value: 'TOSHIBA', tag: 0x00080080 }, { kind: 'description', value: 'CHEST AP', tag: 0x00081030 }]);
+    expect(m.find('TOSHIBA_MEC')).toEqual([]);
+    expect(m.find('made by Toshiba').map((h) => h.kind)).toEqual(['institution']);
+    expect(m.find('XR CHEST-AP portable').map((h) => h.kind)).toEqual(['description']);
+    expect(m.find('CHESTAP')).toEqual([]);
+  });
+});
+
+function putBackInto(src: Element[], keyword: string, profile: CompiledProfile): VerifyReport {
+  const header = deidentifyHeader(makeFile(src), { profile, secret: SECRET });
+  const original = src.find((e) => e.tag === tagOf(keyword))!;
+  return verifyOutput(writeDicom({ ...header.file, dataset: withElement(header.file.dataset, original) }), {
+    identifiers: header.identifiers,
+    remappedUids: header.remappedUids,
+    profile,
+  });
+}
+
+describe('deid verify on a de-identified CT with four source values put back', () => {
+  it('should fail on each of them, naming path and kind and never the value, and pass the untouched output', () => {
+    const tmp = tempDir();
+    try {
+      const ct = corpusFile('pydicom/CT_small.dcm');
+      const secretFile = join(tmp.path, 'secret');
+      writeFileSync(secretFile, 'a-site-secret-for-tests-0123456789\n');
+      const run = spawnSync(process.execPath, [CLI, 'run', ct, '--out', join(tmp.path, 'out'), '--quarantine', join(tmp.path, 'q'), '--secret-file', secretFile], { encoding: 'utf8' });
+      expect(run.status, run.stderr).toBe(0);
+      const outPath = readdirSync(join(tmp.path, 'out'), { recursive: true, withFileTypes: true }).find((d) => d.isFile())!;
+      const output = join(outPath.parentPath, outPath.name);
+      const src = readDicom(readFileSync(ct)).dataset;
+      const back = [0x00080080, 0x00080020, 0x00081010, 0x00090010, 0x00091004].map((tag) => src.find((e) => e.tag === tag)!);
+      const tampered = join(tmp.path, 'tampered.dcm');
+      const out = readDicom(readFileSync(output));
+      writeFileSync(tampered, writeDicom({ ...out, dataset: withElements(out.dataset, back) }));
+
+      const verify = (file: string) => spawnSync(process.execPath, [CLI, 'verify', ct, file], { encoding: 'utf8' });
+      const bad = verify(tampered);
+      expect(bad.status).toBe(2);
+      expect(bad.stdout).toContain('quality check: FAIL');
+      for (const line of ['(0008,0080)  (institution)', '(0008,0020)  (date)', '(0008,1010)  (device)', '(0009,1004)  (private)']) expect(bad.stdout).toContain(`DEID_ERR_VERIFY_LEAK  ${line}`);
+      for (const value of ['JFK', '20040119', 'CT01_OC0', 'HiSpeed']) expect(bad.stdout).not.toContain(value);
+      const good = verify(output);
+      expect(good.status, good.stdout).toBe(0);
+      expect(good.stdout).toContain('quality check: PASS');
+    } finally {
+      tmp.cleanup();
+    }
   });
 });

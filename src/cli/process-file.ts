@@ -1,9 +1,10 @@
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, copyFileSync, fstatSync, openSync, readFileSync, readSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ScratchBuffer } from '../dicom/scratch-buffer.js';
 import { DeidError, toDeidError, type ErrorCode } from '../errors.js';
-import { writeFileAtomicSync } from '../pipeline/durable-fs.js';
-import { placeOutput, quarantineFile } from '../pipeline/file-outputs.js';
+import { ensureDirSync, tempNameFor, unlinkQuietly, writeFileAtomicSync } from '../pipeline/durable-fs.js';
+import { placeOutput, quarantineFile, type QuarantineReason } from '../pipeline/file-outputs.js';
 import type { Destination } from '../pipeline/ports.js';
 import { processAndExport } from '../pipeline/process-object.js';
 import type { CompiledProfile, ProfileChain } from '../profiles/compile.js';
@@ -36,15 +37,59 @@ export interface FileResult {
   readonly pixels?: 'cleaned' | 'skipped';
 }
 
-/** Reads an input within the size limit, or says why not (an unreadable file stays where it is). */
-function readInput(job: FileJob, s: RunSettings, read: (p: string) => Buffer): Buffer | FileResult {
-  let input: Buffer;
+/**
+ * Quarantines a file over the size limit without reading it into memory: hashed in chunks, copied by
+ * the kernel, named by its content hash as quarantineFile names what it is given.
+ */
+function quarantineOversized(job: FileJob, s: RunSettings, size: number): FileResult {
+  const err = new DeidError('DEID_ERR_HOSTILE_SIZE', `${size} bytes`);
+  const hash = createHash('sha256');
+  const chunk = Buffer.allocUnsafe(1 << 20);
+  const fd = openSync(job.path, 'r');
   try {
-    input = read(job.path);
+    for (let n; (n = readSync(fd, chunk, 0, chunk.length, null)) > 0; ) hash.update(chunk.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  const id = hash.digest('hex').slice(0, 32);
+  ensureDirSync(s.quarantineDir);
+  const target = join(s.quarantineDir, `${id}.dcm`);
+  const tmp = tempNameFor(target);
+  try {
+    copyFileSync(job.path, tmp);
+    renameSync(tmp, target);
+  } catch (e) {
+    unlinkQuietly(tmp);
+    throw e;
+  }
+  const reason: QuarantineReason = { code: err.code, message: err.message, stage: 'deid run', source: job.rel, at: new Date().toISOString() };
+  writeFileAtomicSync(join(s.quarantineDir, `${id}.reason.json`), Buffer.from(JSON.stringify(reason, null, 2) + '\n'));
+  return { path: job.path, ok: false, code: err.code, bytesIn: size, bytesOut: 0 };
+}
+
+/** A file over the size limit: it is not read (quarantineOversized copies it as it is). */
+class TooLarge {
+  constructor(readonly size: number) {}
+}
+
+type Read = (path: string, maxBytes: number) => Buffer | TooLarge;
+
+/** Reads an input within the size limit, or says why not (an unreadable file stays where it is). */
+function readInput(job: FileJob, s: RunSettings, read: Read): Buffer | FileResult {
+  let input: Buffer | TooLarge;
+  try {
+    input = read(job.path, s.maxBytes);
   } catch {
     return { path: job.path, ok: false, code: 'DEID_ERR_READ', bytesIn: 0, bytesOut: 0 };
   }
-  return input.length > s.maxBytes ? quarantineInput(job, s, input, new DeidError('DEID_ERR_HOSTILE_SIZE', `${input.length} bytes`)) : input;
+  // The size is checked before anything is allocated for it.
+  return input instanceof TooLarge ? quarantineOversized(job, s, input.size) : input;
+}
+
+/** A whole file in a buffer of its own, for callers that keep several files at once. */
+export function readWholeFile(path: string, maxBytes: number): Buffer | TooLarge {
+  const size = statSync(path).size;
+  return size > maxBytes ? new TooLarge(size) : readFileSync(path);
 }
 
 function quarantineInput(job: FileJob, s: RunSettings, input: Buffer, e: unknown): FileResult {
@@ -65,10 +110,11 @@ const outputArea = new ScratchBuffer();
 const MAX_READ = 2 ** 31 - 1;
 
 /** Reads a whole file into this thread's input area (valid until the next read on this thread). */
-function readIntoInputArea(path: string): Buffer {
+function readIntoInputArea(path: string, maxBytes: number): Buffer | TooLarge {
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
+    if (size > maxBytes) return new TooLarge(size);
     if (size > MAX_READ) throw new RangeError('file too large to read');
     const buf = inputArea.take(size);
     let got = 0;
@@ -108,13 +154,14 @@ function outputFolder(outDir: string): Destination {
  * where files are processed concurrently and the OCR pool does the parallel work).
  */
 export async function processFile(job: FileJob, s: RunSettings, profile: CompiledProfile, secret: Buffer, opts: { reuseBuffers: boolean }): Promise<FileResult> {
-  const input = readInput(job, s, opts.reuseBuffers ? readIntoInputArea : readFileSync);
+  const input = readInput(job, s, opts.reuseBuffers ? readIntoInputArea : readWholeFile);
   if (!Buffer.isBuffer(input)) return input;
   try {
     const r = await processAndExport(input, {
       profile,
       secret,
       scratch: opts.reuseBuffers ? outputArea : undefined,
+      maxBytes: s.maxBytes,
       previews: !!s.previewsDir,
       destinations: [outputFolder(s.outDir)],
     });

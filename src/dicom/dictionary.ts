@@ -79,6 +79,20 @@ export function lookupTag(tag: Tag): DictEntry | undefined {
   return undefined;
 }
 
+let uiTags: Set<Tag> | undefined;
+
+/** Whether the dictionary gives a (non-repeating) attribute the VR UI: one pass over the text, then a set lookup. */
+export function isUidAttribute(tag: Tag): boolean {
+  if (!uiTags) {
+    uiTags = new Set();
+    for (let i = DICTIONARY_TEXT.indexOf('|UI|'); i >= 0; i = DICTIONARY_TEXT.indexOf('|UI|', i + 4)) {
+      const start = DICTIONARY_TEXT.lastIndexOf('\n', i) + 1;
+      uiTags.add(parseInt(DICTIONARY_TEXT.slice(start, start + 8), 16));
+    }
+  }
+  return uiTags.has(tag);
+}
+
 /** The single VR to use when a file does not say (implicit VR): the first of "OB or OW" style alternatives. */
 export function implicitVR(tag: Tag): string {
   const e = lookupTag(tag);

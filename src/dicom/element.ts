@@ -43,6 +43,8 @@ export interface DicomFile {
   /** Transfer syntax of the data set as read (for bare data sets: the one detected). */
   readonly transferSyntaxUID: string;
   readonly encoding: Encoding;
+  /** Set by the reader: whether some element was sent with VR UN (withDictionaryVRs has work then). */
+  readonly hasUN?: boolean;
 }
 
 export function findElement(ds: Dataset, tag: Tag): Element | undefined {

@@ -1,13 +1,20 @@
-import { inflateRawSync, inflateSync } from 'node:zlib';
+import { kMaxLength } from 'node:buffer';
+import { constants as zlibConstants, inflateRawSync, inflateSync } from 'node:zlib';
 import { DeidError } from '../errors.js';
 import { implicitVR, lookupTag } from './dictionary.js';
 import type { DicomFile, Element, Encoding, Item } from './element.js';
 import { TAG, formatTag, type Tag } from './tag.js';
 import { TS, encodingOf } from './transfer-syntax.js';
+import { isValidUid } from './uid.js';
 import { hasLongHeader, isValidVR, swapWidth } from './vr.js';
 
 const UNDEFINED = 0xffffffff;
 const MAX_DEPTH = 64;
+/**
+ * Without a size limit from the caller, a deflated data set inflates to at most this (the service's
+ * default object limit): a few kilobytes of deflate can declare gigabytes.
+ */
+export const DEFAULT_MAX_INFLATED_BYTES = 1024 ** 3;
 
 const vrCache = new Map<number, string>();
 function vrString(a: number, b: number): string {
@@ -36,6 +43,8 @@ class DatasetReader {
   constructor(
     private readonly buf: Uint8Array,
     private readonly le: boolean,
+    /** Declared lengths beyond this are hostile, whatever the buffer holds (the object size limit). */
+    private readonly maxLength: number,
   ) {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
@@ -50,6 +59,12 @@ class DatasetReader {
   /** A plain Uint8Array over the input: Buffer#subarray goes through a species lookup and a subclass constructor. */
   private bytes(offset: number, length: number): Uint8Array {
     return new Uint8Array(this.buf.buffer, this.buf.byteOffset + offset, length);
+  }
+
+  /** A declared length is checked against the size limit before anything trusts it. */
+  private declared(length: number): number {
+    if (length !== UNDEFINED && length > this.maxLength) throw new DeidError('DEID_ERR_HOSTILE_SIZE', `declared length ${length}`);
+    return length;
   }
 
   private need(offset: number, n: number, end: number): void {
@@ -83,6 +98,9 @@ class DatasetReader {
   /** Where the element readElement just read ends (a field, not a returned pair: one allocation fewer per element). */
   private next = 0;
 
+  /** Whether an explicit VR element said UN (whose dictionary VR a later stage may read it with). */
+  sawUN = false;
+
   private readElement(offset: number, end: number, explicit: boolean, depth: number): Element {
     const tag = ((this.u16(offset) << 16) | this.u16(offset + 2)) >>> 0;
     let vr: string;
@@ -94,8 +112,9 @@ class DatasetReader {
       vr = vrString(a, b);
       if (hasLongHeader(vr)) {
         this.need(offset, 12, end);
-        length = this.u32(offset + 8);
+        length = this.declared(this.u32(offset + 8));
         pos = offset + 12;
+        if (vr === 'UN') this.sawUN = true;
       } else if (isValidVR(vr)) {
         length = this.u16(offset + 6);
         pos = offset + 8;
@@ -103,12 +122,13 @@ class DatasetReader {
         // An invalid VR code: read like dcmtk does (4-byte length after 2 reserved bytes) and treat it as UN.
         this.need(offset, 12, end);
         vr = 'UN';
-        length = this.u32(offset + 8);
+        length = this.declared(this.u32(offset + 8));
         pos = offset + 12;
+        this.sawUN = true;
       }
     } else {
       vr = implicitVR(tag);
-      length = this.u32(offset + 4);
+      length = this.declared(this.u32(offset + 4));
       pos = offset + 8;
     }
 
@@ -117,7 +137,7 @@ class DatasetReader {
       if (vr === 'SQ' || vr === 'UN' || !explicit) {
         // UN (or unknown implicit) with undefined length is a sequence of implicit VR LE items (CP-246).
         const implicitItems = vr !== 'SQ' || !explicit;
-        const reader = implicitItems && !this.le ? new DatasetReader(this.buf, true) : this;
+        const reader = implicitItems && !this.le ? new DatasetReader(this.buf, true, this.maxLength) : this;
         const [items, next] = reader.readItems(pos, end, implicitItems ? false : explicit, true, depth);
         this.next = next;
         return { tag, vr, items, undefinedLength: true, implicitItems: explicit && implicitItems };
@@ -135,7 +155,7 @@ class DatasetReader {
     if (vr === 'UN' && length > 0 && lookupTag(tag)?.vr === 'SQ') {
       // A standard sequence sent as UN: its bytes are implicit VR LE items (CP-246). Parse them if they are.
       try {
-        const reader = this.le ? this : new DatasetReader(this.buf, true);
+        const reader = this.le ? this : new DatasetReader(this.buf, true, this.maxLength);
         const [items] = reader.readItems(pos, valueEnd, false, false, depth);
         this.next = valueEnd;
         return { tag, vr, items, undefinedLength: false, implicitItems: explicit };
@@ -157,7 +177,7 @@ class DatasetReader {
     while (offset < end) {
       this.need(offset, 8, end);
       const tag = ((this.u16(offset) << 16) | this.u16(offset + 2)) >>> 0;
-      const length = this.u32(offset + 4);
+      const length = this.declared(this.u32(offset + 4));
       if (tag === TAG.SequenceDelimitationItem) {
         if (!untilDelimiter) throw new DeidError('DEID_ERR_BAD_STRUCTURE', `unexpected sequence delimiter at ${offset}`);
         return [items, offset + 8];
@@ -183,7 +203,7 @@ class DatasetReader {
     while (offset < end) {
       this.need(offset, 8, end);
       const t = ((this.u16(offset) << 16) | this.u16(offset + 2)) >>> 0;
-      const length = this.u32(offset + 4);
+      const length = this.declared(this.u32(offset + 4));
       if (t === TAG.SequenceDelimitationItem) {
         this.next = offset + 8;
         return { tag, vr, fragments, undefinedLength: true };
@@ -224,8 +244,53 @@ function syntaxOf(e: Encoding): string {
 }
 
 export interface ReadOptions {
-  /** Reject objects larger than this many bytes (hostile sizes). */
+  /**
+   * The object size limit: an input larger than this, a deflated data set that inflates beyond it, or a
+   * declared length beyond it is refused (DEID_ERR_HOSTILE_SIZE). Without it, inflation stops at
+   * DEFAULT_MAX_INFLATED_BYTES and lengths are only checked against the data.
+   */
   readonly maxBytes?: number;
+}
+
+/**
+ * The usual deflate bomb is one element declaring gigabytes of zeros near the start. The first few
+ * kilobytes of the compressed data set are inflated alone, and the top-level lengths they declare are
+ * checked against the limit, before anything is inflated in full.
+ */
+function checkDeclaredStart(body: Uint8Array, cap: number): void {
+  let start: Buffer;
+  try {
+    start = inflateRawSync(body.subarray(0, 4096), { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength: 8 * 1024 * 1024 });
+  } catch {
+    return; // not raw deflate, or dense already: the capped inflate decides
+  }
+  const dv = new DataView(start.buffer, start.byteOffset, start.byteLength);
+  for (let pos = 0; pos + 12 <= start.length; ) {
+    const vr = String.fromCharCode(start[pos + 4], start[pos + 5]);
+    if (!isValidVR(vr)) return;
+    const long = hasLongHeader(vr);
+    const length = long ? dv.getUint32(pos + 8, true) : dv.getUint16(pos + 6, true);
+    if (length === UNDEFINED) return; // a sequence or fragments: the full read checks what is inside
+    if (length > cap) throw new DeidError('DEID_ERR_HOSTILE_SIZE', `declared length ${length}`);
+    pos += (long ? 12 : 8) + length;
+  }
+}
+
+/**
+ * Inflates a deflated data set (raw deflate as PS3.5 A.5 says, or zlib-wrapped as some writers do) in
+ * zlib's chunks, stopping at `cap`: the output is never allocated beyond the limit.
+ */
+function inflateCapped(body: Uint8Array, cap: number): Uint8Array {
+  checkDeclaredStart(body, cap);
+  const opts = { maxOutputLength: Math.max(1, Math.min(cap, kMaxLength)) };
+  for (const inflate of [inflateRawSync, inflateSync]) {
+    try {
+      return inflate(body, opts);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new DeidError('DEID_ERR_HOSTILE_SIZE', `inflated data set over ${cap} bytes`);
+    }
+  }
+  throw new DeidError('DEID_ERR_DEFLATE');
 }
 
 /**
@@ -234,42 +299,38 @@ export interface ReadOptions {
  */
 export function readDicom(input: Uint8Array, opts: ReadOptions = {}): DicomFile {
   if (opts.maxBytes !== undefined && input.length > opts.maxBytes) throw new DeidError('DEID_ERR_HOSTILE_SIZE', `${input.length} bytes`);
+  const maxLength = opts.maxBytes ?? UNDEFINED - 1;
   if (!hasPart10Preamble(input)) {
     const enc = detectBareDataset(input);
     if (!enc) throw new DeidError('DEID_ERR_NOT_DICOM');
     let dataset: Element[];
+    const reader = new DatasetReader(input, enc.littleEndian, maxLength);
     try {
-      [dataset] = new DatasetReader(input, enc.littleEndian).readElements(0, input.length, enc.explicitVR, false, 0);
+      [dataset] = reader.readElements(0, input.length, enc.explicitVR, false, 0);
     } catch (e) {
       // Bare data sets are a guess: a file that does not parse as one is simply not DICOM.
       if (e instanceof DeidError && e.code !== 'DEID_ERR_TRUNCATED') throw new DeidError('DEID_ERR_NOT_DICOM', e.code);
       throw e;
     }
     const meta = dataset.filter((e) => e.tag >>> 16 === 0x0002);
-    return { meta, dataset: dataset.filter((e) => e.tag >>> 16 !== 0x0002), transferSyntaxUID: syntaxOf(enc), encoding: enc };
+    return { meta, dataset: dataset.filter((e) => e.tag >>> 16 !== 0x0002), transferSyntaxUID: syntaxOf(enc), encoding: enc, hasUN: reader.sawUN };
   }
 
   const preamble = input.subarray(0, 128);
-  const { meta, datasetOffset: offset } = readMetaGroup(input);
-  const ts = asciiValue(meta.find((e) => e.tag === TAG.TransferSyntaxUID));
+  const { meta, datasetOffset: offset } = readMetaGroup(input, maxLength);
+  const tsElement = meta.find((e) => e.tag === TAG.TransferSyntaxUID);
+  const ts = asciiValue(tsElement);
   if (!ts) throw new DeidError('DEID_ERR_MISSING_TRANSFER_SYNTAX');
+  // Text that is not a UID (or a binary VR) is a malformed header, not a syntax some other reader knows.
+  if (tsElement!.vr !== 'UI' || !isValidUid(ts)) throw new DeidError('DEID_ERR_BAD_UID', formatTag(TAG.TransferSyntaxUID));
   const enc = encodingOf(ts);
-  if (!enc) throw new DeidError('DEID_ERR_UNSUPPORTED_TRANSFER_SYNTAX', ts.replace(/[^0-9.]/g, '').slice(0, 64));
+  if (!enc) throw new DeidError('DEID_ERR_UNSUPPORTED_TRANSFER_SYNTAX', ts.slice(0, 64));
 
   let body = input.subarray(offset);
-  if (enc.deflated) {
-    try {
-      body = inflateRawSync(body);
-    } catch {
-      try {
-        body = inflateSync(body);
-      } catch {
-        throw new DeidError('DEID_ERR_DEFLATE');
-      }
-    }
-  }
-  const [dataset] = new DatasetReader(body, enc.littleEndian).readElements(0, body.length, enc.explicitVR, false, 0);
-  return { preamble, meta, dataset, transferSyntaxUID: ts, encoding: enc };
+  if (enc.deflated) body = inflateCapped(body, opts.maxBytes ?? DEFAULT_MAX_INFLATED_BYTES);
+  const reader = new DatasetReader(body, enc.littleEndian, maxLength);
+  const [dataset] = reader.readElements(0, body.length, enc.explicitVR, false, 0);
+  return { preamble, meta, dataset, transferSyntaxUID: ts, encoding: enc, hasUN: reader.sawUN };
 }
 
 /** Whether the bytes start with a 128-byte preamble and "DICM" (a Part 10 file, not a bare data set). */
@@ -280,8 +341,8 @@ export const hasPart10Preamble = (input: Uint8Array): boolean =>
  * Reads the file meta group (explicit VR little endian, after the preamble) of a Part 10 file, and
  * where its data set starts, without touching the data set. Throws a coded error when it is cut short.
  */
-export function readMetaGroup(input: Uint8Array): { meta: Element[]; datasetOffset: number } {
-  const metaReader = new DatasetReader(input, true);
+export function readMetaGroup(input: Uint8Array, maxLength = UNDEFINED - 1): { meta: Element[]; datasetOffset: number } {
+  const metaReader = new DatasetReader(input, true, maxLength);
   // Meta elements are explicit VR LE; read them one element at a time until the group changes.
   const meta: Element[] = [];
   let offset = 132;

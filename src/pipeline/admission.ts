@@ -44,7 +44,7 @@ export class Admission {
     let file: DicomFile;
     try {
       if (bytes.length > this.p.opts.maxObjectBytes) throw new DeidError('DEID_ERR_HOSTILE_SIZE', `${bytes.length} bytes`);
-      file = readDicom(bytes);
+      file = readDicom(bytes, { maxBytes: this.p.opts.maxObjectBytes });
     } catch (e) {
       const code = isDeidError(e) ? e.code : 'DEID_ERR_INTERNAL';
       try {

@@ -6,7 +6,9 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { stageConfig, type ServiceConfig } from '../config.js';
-import { loadProfile } from '../profiles/profile.js';
+import { DeidError } from '../errors.js';
+import { describeKept } from '../profiles/kept-identifiers.js';
+import { loadProfile, withKeptIdentifiers } from '../profiles/profile.js';
 import { loadSecret } from '../secret.js';
 import { CachedStore } from './cached-store.js';
 import type { Destination } from './ports.js';
@@ -39,7 +41,10 @@ export function buildPipeline(cfg: ServiceConfig, deps: PipelineDeps): BuiltPipe
   const header = stageConfig(cfg, 'header')!;
   const exporter = stageConfig(cfg, 'export')!;
   const filter = stageConfig(cfg, 'filter');
-  const profile = loadProfile(header.profile ?? 'basic', header.options ?? []);
+  const profile = withKeptIdentifiers(loadProfile(header.profile ?? 'basic', header.options ?? []));
+  const kept = (profile.keptIdentifiers ?? []).map(describeKept);
+  if (kept.length && cfg.strict) throw new DeidError('DEID_ERR_PROFILE_KEEPS_IDENTIFIERS', `${profile.name}: ${kept.join('; ')}`.slice(0, 2000));
+  if (kept.length) deps.log.warn({ profile: profile.name, kept }, 'the profile keeps attributes that PS3.15 Table E.1-1 removes or replaces');
   const destinations = (exporter.destinations ?? []).map((d) => deps.destination(d, { stowToken: cfg.auth.exportToken }));
   const folder = new LocalFolderStore(join(cfg.dataDir, 'spool'));
   const store = deps.cacheReads ? new CachedStore(folder) : folder;

@@ -28,6 +28,9 @@ export type Action =
 export interface Rule {
   readonly steps: readonly Step[];
   readonly action: Action;
+  /** The selector as written, and the action code as written when it is one (Table E.1-1's, in basic). */
+  readonly select: string;
+  readonly code?: string;
   /** The profile the rule came from, and the attribute name it records (for reports). */
   readonly from: string;
   readonly name?: string;
@@ -56,12 +59,28 @@ export interface CompiledProfile {
   readonly generalize?: GeneralizeSettings;
   /** A hash of everything that changes the output, for job keys. */
   readonly fingerprint: string;
+  /** Attributes this profile keeps although Table E.1-1 removes or replaces them (withKeptIdentifiers). */
+  readonly keptIdentifiers?: readonly KeptIdentifier[];
+}
+
+/** An attribute a profile keeps (or cleans, or date-shifts) where Table E.1-1, with the same options, does not. */
+export interface KeptIdentifier {
+  /** The selector, e.g. "(0010,0030)", "(0029,\"SIEMENS CSA HEADER\",10)" or "private". */
+  readonly select: string;
+  readonly tag?: Tag;
+  /** The attribute's name in Table E.1-1. */
+  readonly name: string;
+  /** Its action code in Table E.1-1 (the Basic Profile column), and what the profile does instead. */
+  readonly tableAction: string;
+  readonly action: 'keep' | 'clean' | 'dateshift';
 }
 
 export interface RawRule {
   select: string;
   action: string | Record<string, any>;
   options?: Record<string, string>;
+  /** Where the code writes a value (D, or Z's optional dummy), a keyed pseudonym of the source value. */
+  pseudonym?: { length?: number; prefix?: string };
   name?: string;
 }
 
@@ -145,12 +164,18 @@ function compileAction(raw: RawRule, options: ReadonlySet<OptionName>, baseDir: 
     for (const [o, c] of opts) if (o.startsWith('clean-')) code = resolveCode(c, isSequence);
     for (const [o, c] of opts) if (o.startsWith('retain-')) code = resolveCode(c, isSequence);
     if (raw.select === 'private' && code === 'C') return { kind: 'safePrivate' };
+    if (raw.pseudonym && (code === 'D' || code === 'Z') && !isSequence) return { kind: 'hash', length: raw.pseudonym.length ?? 16, prefix: raw.pseudonym.prefix ?? '' };
     return { kind: code };
   }
   if ('hash' in a) return { kind: 'hash', length: a.hash?.length ?? 16, prefix: a.hash?.prefix ?? '' };
   if ('set' in a) return { kind: 'set', value: a.set };
   if ('lookup' in a) return { kind: 'lookup', table: readLookupTable(a.lookup.file, baseDir, a.lookup.keyType) };
   return { kind: 'dateShift' };
+}
+
+/** A hash of everything that changes what a compiled profile does: its files and the options, sorted. */
+export function fingerprintOf(chain: ProfileChain, sortedOptions: readonly string[]): string {
+  return createHash('sha256').update(JSON.stringify({ chain: chain.map((r) => r.raw), options: sortedOptions })).digest('hex');
 }
 
 /** Compiles a validated chain for the selected options into the maps the header stage looks rules up in. */
@@ -178,7 +203,7 @@ export function compileProfile(chain: ProfileChain, extraOptions: readonly strin
         if (e instanceof DeidError) throw e;
         throw new DeidError('DEID_ERR_PROFILE_INVALID', `${raw.name} rule ${i + 1}: ${(e as Error).message}`);
       }
-      const rule: Rule = { steps, action, from: raw.name, name: r.name };
+      const rule: Rule = { steps, action, select: r.select, code: typeof r.action === 'string' ? r.action : undefined, from: raw.name, name: r.name };
       const s = steps[0];
       if (steps.length > 1) paths.push(rule);
       else if (s.kind === 'tag') {
@@ -212,7 +237,7 @@ export function compileProfile(chain: ProfileChain, extraOptions: readonly strin
     methodCodes: [BASIC_PROFILE_CODE, ...sortedOptions.filter((o) => o !== 'clean-pixel-data').map(optionCode)],
     pixels: options.has('clean-pixel-data') ? compilePixelSettings(chain) : undefined,
     generalize: compileGeneralize(chain),
-    fingerprint: createHash('sha256').update(JSON.stringify({ chain: chain.map((r) => r.raw), options: sortedOptions })).digest('hex'),
+    fingerprint: fingerprintOf(chain, sortedOptions),
   };
   return compiled;
 }

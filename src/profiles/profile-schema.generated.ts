@@ -3,11 +3,11 @@
 
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$id":"https://deid.local/profile.schema.json","type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[A-Za-z0-9._-]{1,64}$"},"description":{"type":"string"},"edition":{"type":"string"},"extends":{"type":"string","minLength":1},"options":{"type":"array","items":{"type":"string"},"uniqueItems":true},"removeUnlisted":{"type":"boolean","description":"Allow-list mode: remove every element no rule names."},"passBurnedInAnnotation":{"type":"boolean","description":"Without clean-pixel-data, images that declare BurnedInAnnotation YES are quarantined unless this is true."},"dateShift":{"type":"object","additionalProperties":false,"properties":{"minDays":{"type":"integer"},"maxDays":{"type":"integer"}}},"generalize":{"type":"object","additionalProperties":false,"properties":{"ageOver89":{"type":"boolean","description":"Safe Harbor: every age of 90 years or more (in any unit) becomes 090Y."},"ageBins":{"type":"integer","minimum":1,"maximum":90,"description":"Ages become the lower end of their bin of this many years."},"weightRoundKg":{"type":"number","exclusiveMinimum":0,"maximum":100,"description":"PatientWeight rounded to the nearest multiple of this many kg."},"sizeRoundCm":{"type":"number","exclusiveMinimum":0,"maximum":100,"description":"PatientSize rounded to the nearest multiple of this many cm."}},"description":"Generalisation of kept quasi-identifiers: Safe Harbor ages, age bins, rounded weight and size."},"rules":{"type":"array","items":{"$ref":"#/$defs/rule"}},"pixels":{"$ref":"#/$defs/pixels","description":"Settings of the pixel stage (the clean-pixel-data option)."}},"$defs":{"pixels":{"type":"object","additionalProperties":false,"properties":{"mode":{"enum":["all-text","sensitive-text"]},"scope":{"enum":["known","all"]},"modalities":{"type":"array","items":{"type":"string","pattern":"^[A-Z0-9]{1,16}$"}},"sopClasses":{"type":"array","items":{"type":"string","pattern":"^[0-9.]{1,64}$"}},"ocr":{"type":"boolean"},"ultrasoundRegions":{"type":"boolean"},"margin":{"type":"integer","minimum":0,"maximum":64},"minConfidence":{"type":"number","minimum":0,"maximum":100},"builtinSignatures":{"type":"boolean"},"signatureFiles":{"type":"array","items":{"type":"string","minLength":1}},"signatures":{"type":"array","items":{"$ref":"#/$defs/pixelSignature"}}}},"pixelSignature":{"type":"object","additionalProperties":false,"required":["name","regions"],"properties":{"name":{"type":"string","minLength":1},"description":{"type":"string"},"when":{"oneOf":[{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}},{"type":"array","minItems":1,"items":{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}}}]},"anyOf":{"type":"array","minItems":1,"items":{"oneOf":[{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}},{"type":"array","minItems":1,"items":{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}}}]}},"regions":{"type":"array","minItems":1,"items":{"type":"array","minItems":4,"maxItems":4,"items":{"type":"integer"}}}}},"code":{"type":"string","pattern":"^(D|Z|X|K|C|U)(/(D|Z|X|K|C|U)\\*?)*$"},"rule":{"type":"object","additionalProperties":false,"required":["select","action"],"properties":{"select":{"type":"string","minLength":1},"name":{"type":"string"},"action":{"$ref":"#/$defs/action"},"options":{"type":"object","additionalProperties":{"$ref":"#/$defs/code"}}}},"action":{"oneOf":[{"$ref":"#/$defs/code"},{"enum":["keep","remove","hash","dateshift","clean","remap","empty","dummy"]},{"type":"object","additionalProperties":false,"required":["hash"],"properties":{"hash":{"type":"object","additionalProperties":false,"properties":{"length":{"type":"integer","minimum":4,"maximum":64},"prefix":{"type":"string","maxLength":16}}}}},{"type":"object","additionalProperties":false,"required":["set"],"properties":{"set":{"type":"string"}}},{"type":"object","additionalProperties":false,"required":["lookup"],"properties":{"lookup":{"type":"object","additionalProperties":false,"required":["file"],"properties":{"file":{"type":"string"},"keyType":{"type":"string","minLength":1,"description":"Read the file as a CTP LookupTable.properties (keyType/original = new) and use the entries of this key type."}}}}},{"type":"object","additionalProperties":false,"required":["dateShift"],"properties":{"dateShift":{"type":"object"}}}]}}};
+const schema11 = {"$id":"https://deid.local/profile.schema.json","type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[A-Za-z0-9._-]{1,64}$"},"description":{"type":"string"},"edition":{"type":"string"},"extends":{"type":"string","minLength":1},"options":{"type":"array","items":{"type":"string"},"uniqueItems":true},"removeUnlisted":{"type":"boolean","description":"Allow-list mode: remove every element no rule names."},"passBurnedInAnnotation":{"type":"boolean","description":"Without clean-pixel-data, images that declare BurnedInAnnotation YES are quarantined unless this is true."},"dateShift":{"type":"object","additionalProperties":false,"properties":{"minDays":{"type":"integer"},"maxDays":{"type":"integer"}}},"generalize":{"type":"object","additionalProperties":false,"properties":{"ageOver89":{"type":"boolean","description":"Safe Harbor: every age of 90 years or more (in any unit) becomes 090Y."},"ageBins":{"type":"integer","minimum":1,"maximum":90,"description":"Ages become the lower end of their bin of this many years."},"weightRoundKg":{"type":"number","exclusiveMinimum":0,"maximum":100,"description":"PatientWeight rounded to the nearest multiple of this many kg."},"sizeRoundCm":{"type":"number","exclusiveMinimum":0,"maximum":100,"description":"PatientSize rounded to the nearest multiple of this many cm."}},"description":"Generalisation of kept quasi-identifiers: Safe Harbor ages, age bins, rounded weight and size."},"rules":{"type":"array","items":{"$ref":"#/$defs/rule"}},"pixels":{"$ref":"#/$defs/pixels","description":"Settings of the pixel stage (the clean-pixel-data option)."}},"$defs":{"pixels":{"type":"object","additionalProperties":false,"properties":{"mode":{"enum":["all-text","sensitive-text"]},"scope":{"enum":["known","all"]},"modalities":{"type":"array","items":{"type":"string","pattern":"^[A-Z0-9]{1,16}$"}},"sopClasses":{"type":"array","items":{"type":"string","pattern":"^[0-9.]{1,64}$"}},"ocr":{"type":"boolean"},"ultrasoundRegions":{"type":"boolean"},"margin":{"type":"integer","minimum":0,"maximum":64},"minConfidence":{"type":"number","minimum":0,"maximum":100},"builtinSignatures":{"type":"boolean"},"signatureFiles":{"type":"array","items":{"type":"string","minLength":1}},"signatures":{"type":"array","items":{"$ref":"#/$defs/pixelSignature"}}}},"pixelSignature":{"type":"object","additionalProperties":false,"required":["name","regions"],"properties":{"name":{"type":"string","minLength":1},"description":{"type":"string"},"when":{"oneOf":[{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}},{"type":"array","minItems":1,"items":{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}}}]},"anyOf":{"type":"array","minItems":1,"items":{"oneOf":[{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}},{"type":"array","minItems":1,"items":{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}}}]}},"regions":{"type":"array","minItems":1,"items":{"type":"array","minItems":4,"maxItems":4,"items":{"type":"integer"}}}}},"code":{"type":"string","pattern":"^(D|Z|X|K|C|U)(/(D|Z|X|K|C|U)\\*?)*$"},"rule":{"type":"object","additionalProperties":false,"required":["select","action"],"properties":{"select":{"type":"string","minLength":1},"name":{"type":"string"},"action":{"$ref":"#/$defs/action"},"options":{"type":"object","additionalProperties":{"$ref":"#/$defs/code"}},"pseudonym":{"type":"object","additionalProperties":false,"description":"Where the code writes a value (D, or Z, which may write a dummy), write a keyed pseudonym of the source value instead.","properties":{"length":{"type":"integer","minimum":4,"maximum":64},"prefix":{"type":"string","maxLength":16}}}}},"action":{"oneOf":[{"$ref":"#/$defs/code"},{"enum":["keep","remove","hash","dateshift","clean","remap","empty","dummy"]},{"type":"object","additionalProperties":false,"required":["hash"],"properties":{"hash":{"type":"object","additionalProperties":false,"properties":{"length":{"type":"integer","minimum":4,"maximum":64},"prefix":{"type":"string","maxLength":16}}}}},{"type":"object","additionalProperties":false,"required":["set"],"properties":{"set":{"type":"string"}}},{"type":"object","additionalProperties":false,"required":["lookup"],"properties":{"lookup":{"type":"object","additionalProperties":false,"required":["file"],"properties":{"file":{"type":"string"},"keyType":{"type":"string","minLength":1,"description":"Read the file as a CTP LookupTable.properties (keyType/original = new) and use the entries of this key type."}}}}},{"type":"object","additionalProperties":false,"required":["dateShift"],"properties":{"dateShift":{"type":"object"}}}]}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = ((s) => [...s].length);
 const pattern0 = new RegExp("^[A-Za-z0-9._-]{1,64}$", "u");
-const schema12 = {"type":"object","additionalProperties":false,"required":["select","action"],"properties":{"select":{"type":"string","minLength":1},"name":{"type":"string"},"action":{"$ref":"#/$defs/action"},"options":{"type":"object","additionalProperties":{"$ref":"#/$defs/code"}}}};
+const schema12 = {"type":"object","additionalProperties":false,"required":["select","action"],"properties":{"select":{"type":"string","minLength":1},"name":{"type":"string"},"action":{"$ref":"#/$defs/action"},"options":{"type":"object","additionalProperties":{"$ref":"#/$defs/code"}},"pseudonym":{"type":"object","additionalProperties":false,"description":"Where the code writes a value (D, or Z, which may write a dummy), write a keyed pseudonym of the source value instead.","properties":{"length":{"type":"integer","minimum":4,"maximum":64},"prefix":{"type":"string","maxLength":16}}}}};
 const schema14 = {"type":"string","pattern":"^(D|Z|X|K|C|U)(/(D|Z|X|K|C|U)\\*?)*$"};
 const schema13 = {"oneOf":[{"$ref":"#/$defs/code"},{"enum":["keep","remove","hash","dateshift","clean","remap","empty","dummy"]},{"type":"object","additionalProperties":false,"required":["hash"],"properties":{"hash":{"type":"object","additionalProperties":false,"properties":{"length":{"type":"integer","minimum":4,"maximum":64},"prefix":{"type":"string","maxLength":16}}}}},{"type":"object","additionalProperties":false,"required":["set"],"properties":{"set":{"type":"string"}}},{"type":"object","additionalProperties":false,"required":["lookup"],"properties":{"lookup":{"type":"object","additionalProperties":false,"required":["file"],"properties":{"file":{"type":"string"},"keyType":{"type":"string","minLength":1,"description":"Read the file as a CTP LookupTable.properties (keyType/original = new) and use the entries of this key type."}}}}},{"type":"object","additionalProperties":false,"required":["dateShift"],"properties":{"dateShift":{"type":"object"}}}]};
 const pattern1 = new RegExp("^(D|Z|X|K|C|U)(/(D|Z|X|K|C|U)\\*?)*$", "u");
@@ -489,7 +489,7 @@ vErrors.push(err1);
 errors++;
 }
 for(const key0 in data){
-if(!((((key0 === "select") || (key0 === "name")) || (key0 === "action")) || (key0 === "options"))){
+if(!(((((key0 === "select") || (key0 === "name")) || (key0 === "action")) || (key0 === "options")) || (key0 === "pseudonym"))){
 const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err2];
@@ -583,14 +583,101 @@ vErrors.push(err8);
 errors++;
 }
 }
-}
-else {
-const err9 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data.pseudonym !== undefined){
+let data5 = data.pseudonym;
+if(data5 && typeof data5 == "object" && !Array.isArray(data5)){
+for(const key2 in data5){
+if(!((key2 === "length") || (key2 === "prefix"))){
+const err9 = {instancePath:instancePath+"/pseudonym",schemaPath:"#/properties/pseudonym/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err9];
 }
 else {
 vErrors.push(err9);
+}
+errors++;
+}
+}
+if(data5.length !== undefined){
+let data6 = data5.length;
+if(!((typeof data6 == "number") && (!(data6 % 1) && !isNaN(data6)))){
+const err10 = {instancePath:instancePath+"/pseudonym/length",schemaPath:"#/properties/pseudonym/properties/length/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err10];
+}
+else {
+vErrors.push(err10);
+}
+errors++;
+}
+if(typeof data6 == "number"){
+if(data6 > 64 || isNaN(data6)){
+const err11 = {instancePath:instancePath+"/pseudonym/length",schemaPath:"#/properties/pseudonym/properties/length/maximum",keyword:"maximum",params:{comparison: "<=", limit: 64},message:"must be <= 64"};
+if(vErrors === null){
+vErrors = [err11];
+}
+else {
+vErrors.push(err11);
+}
+errors++;
+}
+if(data6 < 4 || isNaN(data6)){
+const err12 = {instancePath:instancePath+"/pseudonym/length",schemaPath:"#/properties/pseudonym/properties/length/minimum",keyword:"minimum",params:{comparison: ">=", limit: 4},message:"must be >= 4"};
+if(vErrors === null){
+vErrors = [err12];
+}
+else {
+vErrors.push(err12);
+}
+errors++;
+}
+}
+}
+if(data5.prefix !== undefined){
+let data7 = data5.prefix;
+if(typeof data7 === "string"){
+if(func3(data7) > 16){
+const err13 = {instancePath:instancePath+"/pseudonym/prefix",schemaPath:"#/properties/pseudonym/properties/prefix/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+if(vErrors === null){
+vErrors = [err13];
+}
+else {
+vErrors.push(err13);
+}
+errors++;
+}
+}
+else {
+const err14 = {instancePath:instancePath+"/pseudonym/prefix",schemaPath:"#/properties/pseudonym/properties/prefix/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err14];
+}
+else {
+vErrors.push(err14);
+}
+errors++;
+}
+}
+}
+else {
+const err15 = {instancePath:instancePath+"/pseudonym",schemaPath:"#/properties/pseudonym/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err15];
+}
+else {
+vErrors.push(err15);
+}
+errors++;
+}
+}
+}
+else {
+const err16 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err16];
+}
+else {
+vErrors.push(err16);
 }
 errors++;
 }

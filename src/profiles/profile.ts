@@ -3,7 +3,8 @@ import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ErrorObject } from 'ajv';
 import { DeidError } from '../errors.js';
-import { compileProfile, type CompiledProfile, type ProfileChain, type RawProfile } from './compile.js';
+import { compileProfile, fingerprintOf, type CompiledProfile, type ProfileChain, type RawProfile } from './compile.js';
+import { keptIdentifiers } from './kept-identifiers.js';
 import { validate as validateGenerated } from './profile-schema.generated.js';
 import { parseYaml } from './yaml.js';
 
@@ -89,3 +90,17 @@ export function loadProfile(nameOrPath: string, extraOptions: readonly string[] 
   return compiled;
 }
 
+
+/**
+ * The profile with the attributes it keeps against PS3.15 Table E.1-1 listed (keptIdentifiers): the table
+ * is the built-in basic profile, compiled with the same options. Commands list them at start-up, and the
+ * header stage records the ones each object has.
+ */
+export function withKeptIdentifiers(profile: CompiledProfile): CompiledProfile {
+  if (profile.keptIdentifiers) return profile;
+  const basic = join(BUILTIN_DIR, 'basic.yaml');
+  // The built-in basic profile is the table: nothing to compare (and no second compilation at start-up).
+  if (profile.fingerprint === fingerprintOf(readProfileChain(basic), [...profile.options].sort())) return { ...profile, keptIdentifiers: [] };
+  const table = loadProfile(basic, [...profile.options]);
+  return { ...profile, keptIdentifiers: keptIdentifiers(profile, table) };
+}

@@ -40,6 +40,12 @@ export const PROFILE_SCHEMA = {
         name: { type: 'string' },
         action: { $ref: '#/$defs/action' },
         options: { type: 'object', additionalProperties: { $ref: '#/$defs/code' } },
+        pseudonym: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'Where the code writes a value (D, or Z, which may write a dummy), write a keyed pseudonym of the source value instead.',
+          properties: { length: { type: 'integer', minimum: 4, maximum: 64 }, prefix: { type: 'string', maxLength: 16 } },
+        },
       },
     },
     action: {

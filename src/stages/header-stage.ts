@@ -8,9 +8,10 @@ import { Part10 } from '../dicom/part10.js';
 import { TAG } from '../dicom/tag.js';
 import { outputSyntaxFor } from '../dicom/transfer-syntax.js';
 import { rawString, textValue } from '../dicom/values.js';
-import { deidentifyHeader, patientDateOffset, uidsRemappedBy, type HeaderContext } from './header.js';
-import { charsetOf, collectIdentifiers } from './identifiers.js';
-import type { NewIdentity, ObjectFacts, ObjectIdentity, OriginalIdentity, Stage } from './stage.js';
+import { deidentifyHeader, patientDateOffset, type HeaderContext } from './header.js';
+import { charsetOf } from './identifiers.js';
+import { sourceValues } from './source-values.js';
+import type { NewIdentity, ObjectFacts, ObjectIdentity, OriginalIdentity, Stage, StageWarning } from './stage.js';
 
 export type { HeaderContext };
 
@@ -47,15 +48,18 @@ function originalOf(source: DicomFile): OriginalIdentity {
  */
 export function sourceFacts(source: DicomFile, ctx: HeaderContext): ObjectFacts {
   return {
-    identifiers: collectIdentifiers(source.dataset),
-    remappedUids: uidsRemappedBy(source, ctx.profile),
+    ...sourceValues(source, ctx.profile),
     original: originalOf(source),
     ...(ctx.profile.options.has('retain-long-modified-dates') ? { dateOffsetDays: patientDateOffset(source, ctx) } : {}),
   };
 }
 
+/** An attribute the profile keeps although Table E.1-1 removes or replaces it (its tag and name, never its value). */
+const KEPT_IDENTIFIER = 'kept-identifier';
+
 export const headerStage: Stage<HeaderContext> = (object, ctx) => {
   const r = deidentifyHeader(object.current.file, ctx);
+  const warnings: StageWarning[] | undefined = r.keptIdentifiers?.map((detail) => ({ kind: KEPT_IDENTIFIER, detail }));
   return {
     output: Part10.ofFile(r.file),
     facts: {
@@ -65,6 +69,7 @@ export const headerStage: Stage<HeaderContext> = (object, ctx) => {
       ...(r.report.dateOffsetDays !== undefined ? { dateOffsetDays: r.report.dateOffsetDays } : {}),
       identity: newIdentityOf(r.file),
       header: r.report,
+      ...(warnings ? { warnings } : {}),
     },
   };
 };

@@ -1,16 +1,23 @@
 import { encodeText, type CharacterSet } from '../dicom/charset.js';
 import { repeatingForKeyword } from '../dicom/dictionary.js';
 import { findElement, withElements, type Dataset, type DicomFile, type Element, type Item } from '../dicom/element.js';
-import { TAG, isGroupLengthTag, isPrivateCreatorTag, isPrivateTag, privateBlock, tagElement, tagGroup, type Tag } from '../dicom/tag.js';
+import { isUidAttribute } from '../dicom/dictionary.js';
+import { TAG, formatTag, isGroupLengthTag, isPrivateCreatorTag, isPrivateTag, privateBlock, tagElement, tagGroup, type Tag } from '../dicom/tag.js';
+import { isValidUidList } from '../dicom/uid.js';
+import { withDictionaryVRsOf } from '../dicom/unknown-vr.js';
 import { asciiBytes, encodeValue, padEven, rawString, textValue, uidBytes } from '../dicom/values.js';
 import { MAX_LENGTH, isTextVR, usesCharset } from '../dicom/vr.js';
 import { DeidError } from '../errors.js';
 import { dateOffsetDays, isRegistryUid, keyedHash, remapUid } from '../keyed.js';
-import { type Action, type CompiledProfile, privateKey } from '../profiles/compile.js';
+import type { Action, CompiledProfile } from '../profiles/compile.js';
+import { keptTagsOf } from '../profiles/kept-identifiers.js';
 import { isSafePrivate, safePrivateSource } from '../profiles/safe-private.js';
-import { pathMatches, type PathEntry } from '../profiles/selector.js';
+import type { PathEntry } from '../profiles/selector.js';
 import { generalizeElement, isGeneralized } from './generalize.js';
-import { IdentifierMatcher, charsetOf, collectIdentifiers, type Identifier } from './identifiers.js';
+import { matcherFor } from './identifier-matcher.js';
+import { charsetOf, type Identifier } from './identifiers.js';
+import { RuleLookup, keepsValue } from './rule-lookup.js';
+import { ValueCollector, creatorsOf, remappedUidsOf, sequenceFate } from './source-values.js';
 
 export interface HeaderContext {
   readonly profile: CompiledProfile;
@@ -51,13 +58,15 @@ export interface HeaderReport {
 
 export interface HeaderResult {
   readonly file: DicomFile;
-  /** Identifying values of the source, for the quality check. */
+  /** Identifying values of the source and the values of every attribute replaced, for the quality check. */
   readonly identifiers: readonly Identifier[];
   /** Source UIDs that were remapped and so must not appear in the output. */
   readonly remappedUids: ReadonlySet<string>;
   readonly report: HeaderReport;
   /** Every element of the source at every depth (private creators aside), when the context asks. */
   readonly dispositions?: readonly ElementDisposition[];
+  /** Attributes of this object that the profile kept although Table E.1-1 removes or replaces them ("(0010,0030) Patient's Birth Date"). */
+  readonly keptIdentifiers?: readonly string[];
 }
 
 const DICOMDIR_SOP_CLASS = '1.2.840.10008.1.3.10';
@@ -69,11 +78,6 @@ const DUMMY: Record<string, string> = {
   PN: 'ANONYMOUS', UR: 'urn:anonymized',
 };
 export const DUMMY_VALUES: ReadonlySet<string> = new Set(Object.values(DUMMY));
-
-/** In allow-list mode these stay even when no rule names them, so the object remains an image. */
-const STRUCTURAL = (tag: Tag) => tag === TAG.SpecificCharacterSet || tag === TAG.SOPClassUID || tagGroup(tag) === 0x0028 || tag === TAG.PixelData;
-/** ...and these identify it, so they stay too, but remapped. */
-const STRUCTURAL_UIDS = new Set<Tag>([TAG.SOPInstanceUID, TAG.StudyInstanceUID, TAG.SeriesInstanceUID, TAG.FrameOfReferenceUID]);
 
 /** OverlayData (60xx,3000): a repeating group of the dictionary, matched by mask. */
 const OVERLAY_DATA = repeatingForKeyword('OverlayData')!;
@@ -95,94 +99,38 @@ export function shiftDateString(value: string, days: number): string | undefined
   return full.slice(0, d ? 8 : mo ? 6 : 4) + rest;
 }
 
-const REMOVE: Action = { kind: 'X' };
-
-function resolveTag(p: CompiledProfile, tag: Tag, creator: string | undefined): Action | undefined {
-  if (isPrivateTag(tag)) {
-    if (creator !== undefined) {
-      const r = p.byPrivate.get(privateKey(tagGroup(tag), creator, tag & 0xff)) ?? p.byPrivate.get(privateKey(tagGroup(tag), creator, undefined));
-      if (r) return r.action;
-    }
-    const r = p.byTag.get(tag);
-    if (r) return r.action;
-    // Private elements are removed unless a rule or Retain Safe Private keeps them.
-    return p.anyPrivate?.action ?? REMOVE;
-  }
-  const r = p.byTag.get(tag);
-  if (r) return r.action;
-  for (const m of p.masks) {
-    const s = m.steps[0];
-    if (s.kind === 'mask' && ((tag & s.mask) >>> 0) === s.value) return m.action;
-  }
-  // Odd groups 0001-0007 are neither standard nor private (PS3.5 7.1): their content is unknown, so remove them.
-  if ((tagGroup(tag) & 1) === 1) return REMOVE;
-  return undefined;
-}
-
-/**
- * Tag and (creator, tag) lookups memoised per profile: the same few hundred tags recur in every object,
- * and building the private-rule keys was the header stage's largest cost. Bounded against hostile input.
- */
-class ActionMemo {
-  private size = 0;
-  private readonly standard = new Map<Tag, Action | null>();
-  private readonly byCreator = new Map<string | undefined, Map<Tag, Action | null>>();
-
-  constructor(private readonly profile: CompiledProfile) {}
-
-  action(tag: Tag, creator: string | undefined): Action | undefined {
-    const priv = isPrivateTag(tag);
-    let byTag = this.standard;
-    if (priv) {
-      byTag = this.byCreator.get(creator)!;
-      if (!byTag) this.byCreator.set(creator, (byTag = new Map()));
-    }
-    const hit = byTag.get(tag);
-    if (hit !== undefined) return hit ?? undefined;
-    const action = resolveTag(this.profile, tag, creator);
-    if (++this.size > MEMO_LIMIT) {
-      this.standard.clear();
-      this.byCreator.clear();
-      this.size = 0;
-    } else byTag.set(tag, action ?? null);
-    return action;
-  }
-}
-
-const memos = new WeakMap<CompiledProfile, ActionMemo>();
-const MEMO_LIMIT = 100_000;
-
-function actionMemo(p: CompiledProfile): ActionMemo {
-  let memo = memos.get(p);
-  if (!memo) memos.set(p, (memo = new ActionMemo(p)));
-  return memo;
-}
-
 class HeaderRun {
   readonly report: HeaderReport = { removed: 0, emptied: 0, dummied: 0, remapped: 0, cleaned: 0, shifted: 0, hashed: 0, set: 0, privateKept: 0, privateRemoved: 0, generalized: 0 };
   /** Filled only when the context asks for dispositions. */
   readonly dispositions?: ElementDisposition[];
   private readonly modifiedDates: boolean;
-  private readonly memo: ActionMemo;
+  private readonly lookup: RuleLookup;
+  /** Tags of the attributes this profile keeps against Table E.1-1, for the report of each object. */
+  private readonly keptAgainstTable: ReadonlyMap<Tag, string>;
+  /** The kept attributes this object holds (keptAgainstTable's names), in the order met. */
+  keptIdentifiers?: string[];
+
+  /** The source's values the output must not hold, gathered as the walk goes: for the quality check and for cleaning. */
+  readonly values: ValueCollector;
+  /**
+   * Text to clean, once the walk has gathered every identifier: cleaned then, in place (finishCleaning),
+   * with the index of its disposition when they are recorded.
+   */
+  private toClean?: Map<Element, { readonly cs: CharacterSet; disposition?: number }>;
 
   constructor(
     private readonly profile: CompiledProfile,
     private readonly secret: Uint8Array,
-    private readonly matcher: IdentifierMatcher,
     private readonly remapSet: Set<string>,
     /** The patient's date offset, derived only when a date is shifted (an HMAC per object otherwise). */
     private readonly dateOffset: () => number,
     recordDispositions = false,
   ) {
+    this.values = new ValueCollector(profile);
     this.modifiedDates = profile.options.has('retain-long-modified-dates');
-    this.memo = actionMemo(profile);
+    this.lookup = new RuleLookup(profile);
+    this.keptAgainstTable = keptTagsOf(profile);
     if (recordDispositions) this.dispositions = [];
-  }
-
-  /** The action for an element, most specific rule first; undefined means no rule names it. */
-  resolve(tag: Tag, path: readonly PathEntry[] | undefined, creator: string | undefined): Action | undefined {
-    if (path) for (const r of this.profile.paths) if (pathMatches(r.steps, path)) return r.action;
-    return this.memo.action(tag, creator);
   }
 
   private uid(value: string): string {
@@ -216,13 +164,33 @@ class HeaderRun {
     return { tag: el.tag, vr: el.vr, value: asciiBytes(shifted.join('\\'), el.vr) };
   }
 
+  /**
+   * Text is cleaned of every identifying value of the object, so only after the walk has seen them all:
+   * the element goes into the output as a copy of its own, which finishCleaning finds and replaces.
+   */
   private cleanText(el: Element, cs: CharacterSet): Element {
-    if (this.matcher.empty || !el.value?.length || !isTextVR(el.vr) || el.vr === 'UI') return el;
-    const before = textValue(el, cs);
-    const after = this.matcher.clean(before);
-    if (after === before) return el;
-    this.report.cleaned++;
-    return this.text(el, after, cs);
+    if (!el.value?.length || !isTextVR(el.vr) || el.vr === 'UI') return el;
+    const placeholder: Element = { tag: el.tag, vr: el.vr, value: el.value };
+    (this.toClean ??= new Map()).set(placeholder, { cs });
+    return placeholder;
+  }
+
+  /** Cleans the text set aside during the walk, in the output; returns the identifiers (and their matcher). */
+  finishCleaning(dataset: Element[]): Identifier[] {
+    const identifiers = this.values.identifiers();
+    if (!this.toClean) return identifiers;
+    const matcher = matcherFor(identifiers);
+    const cleaned = new Map<Element, Element>();
+    for (const [el, { cs, disposition }] of this.toClean) {
+      const before = textValue(el, cs);
+      const after = matcher.clean(before);
+      if (after === before) continue;
+      this.report.cleaned++;
+      cleaned.set(el, this.text(el, after, cs));
+      if (disposition !== undefined) this.dispositions![disposition] = { ...this.dispositions![disposition], disposition: 'cleaned' };
+    }
+    if (cleaned.size) replaceElements(dataset, cleaned);
+    return identifiers;
   }
 
   private dummy(el: Element, cs: CharacterSet): Element {
@@ -335,11 +303,19 @@ class HeaderRun {
       }
       const priv = isPrivateTag(el.tag);
       const blockKey = priv ? (tagGroup(el.tag) << 8) | privateBlock(el.tag) : 0;
-      const creator = priv ? creators.get(blockKey) : undefined;
+      const creator = priv ? creators?.get(blockKey) : undefined;
       const entry: PathEntry = { tag: el.tag, creator };
-      let action = this.resolve(el.tag, needPath ? [...ancestors, entry] : undefined, creator);
-      if (!action) action = this.unlisted(el.tag);
+      if (!priv) checkUid(el);
+      let action = this.lookup.resolve(el.tag, needPath ? [...ancestors, entry] : undefined, creator);
+      if (!action) action = this.lookup.unlisted(el.tag);
       else if (priv && action.kind === 'X') this.report.privateRemoved++;
+      if (this.keptAgainstTable.size && el.value?.length && this.keptAgainstTable.has(el.tag) && keepsValue(action, el.tag, el.vr, creator, false)) {
+        const kept = (this.keptIdentifiers ??= []);
+        const name = this.keptAgainstTable.get(el.tag)!;
+        if (!kept.includes(name)) kept.push(name);
+      }
+      if (!el.items) this.values.element(el, action, creator, cs);
+      else this.values.sequence(el, sequenceFate(action, el.tag, creator), cs);
       let result = this.apply(el, action, ancestors, entry, cs, clean);
       let generalized = false;
       if (gen && result && isGeneralized(el.tag, gen)) {
@@ -348,7 +324,10 @@ class HeaderRun {
         result = g;
       }
       if (this.dispositions) {
-        this.dispositions.push(dispositionOf(el, action, result, creator, ancestors.length, generalized));
+        // Text set aside for cleaning counts as kept until finishCleaning knows whether it changed.
+        const pending = result && this.toClean?.get(result);
+        if (pending) pending.disposition = this.dispositions.length;
+        this.dispositions.push(dispositionOf(el, action, pending ? el : result, creator, ancestors.length, generalized));
         // What a removed or emptied sequence held was seen, and went with it.
         if (el.items?.length && !result?.items?.length) this.recordRemoved(el.items, ancestors.length + 1, cs);
       }
@@ -357,7 +336,7 @@ class HeaderRun {
         if (priv) keptBlocks.add(blockKey);
       } else if (((el.tag & OVERLAY_DATA.mask) >>> 0) === OVERLAY_DATA.value) droppedOverlays.add(tagGroup(el.tag));
     }
-    if (creators.size === 0 && droppedOverlays.size === 0) return out;
+    if (!creators && droppedOverlays.size === 0) return out;
     if (this.dispositions && droppedOverlays.size) {
       for (let i = recorded; i < this.dispositions.length; i++) {
         const d = this.dispositions[i];
@@ -378,41 +357,22 @@ class HeaderRun {
       const creators = creatorsOf(item.elements, cs);
       for (const el of item.elements) {
         if (isPrivateCreatorTag(el.tag)) continue;
-        const creator = isPrivateTag(el.tag) ? creators.get((tagGroup(el.tag) << 8) | privateBlock(el.tag)) : undefined;
+        const creator = isPrivateTag(el.tag) ? creators?.get((tagGroup(el.tag) << 8) | privateBlock(el.tag)) : undefined;
         this.dispositions!.push({ tag: el.tag, ...(creator !== undefined ? { creator } : {}), depth, disposition: 'removed' });
         if (el.items) this.recordRemoved(el.items, depth + 1, cs);
       }
     }
   }
-
-  private unlisted(tag: Tag): Action {
-    if (!this.profile.removeUnlisted || STRUCTURAL(tag)) return { kind: 'K' };
-    return STRUCTURAL_UIDS.has(tag) ? { kind: 'U' } : { kind: 'X' };
-  }
-
-  /** UIDs that some rule remaps, collected first so that every other reference to them is remapped too. */
-  collectRemapped(elements: Dataset, ancestors: readonly PathEntry[], into: Set<string>): void {
-    const needPath = this.profile.paths.length > 0;
-    for (const el of elements) {
-      if (el.items) {
-        const path = [...ancestors, { tag: el.tag }];
-        for (const item of el.items) this.collectRemapped(item.elements, path, into);
-        continue;
-      }
-      if (el.vr !== 'UI' || !el.value?.length || isPrivateTag(el.tag)) continue;
-      const a = this.resolve(el.tag, needPath ? [...ancestors, { tag: el.tag }] : undefined, undefined) ?? this.unlisted(el.tag);
-      if ( (a.kind === 'U' || a.kind === 'D' || a.kind === 'hash')) {
-        for (const v of rawString(el.value).split('\\')) if (v.trim() && !isRegistryUid(v.trim())) into.add(v.trim());
-      }
-    }
-  }
 }
 
-/** The private creators of one data set level, by (group << 8 | block). */
-function creatorsOf(elements: Dataset, cs: CharacterSet): Map<number, string> {
-  const creators = new Map<number, string>();
-  for (const el of elements) if (isPrivateCreatorTag(el.tag)) creators.set((tagGroup(el.tag) << 8) | tagElement(el.tag), textValue(el, cs).trim());
-  return creators;
+/** Replaces elements by identity, at any depth, in a data set the header stage built (its arrays are its own). */
+function replaceElements(dataset: Element[], by: ReadonlyMap<Element, Element>): void {
+  for (let i = 0; i < dataset.length; i++) {
+    const el = dataset[i];
+    const replacement = by.get(el);
+    if (replacement) dataset[i] = replacement;
+    else if (el.items) for (const item of el.items) replaceElements(item.elements as Element[], by);
+  }
 }
 
 const isDate = (vr: string) => vr === 'DA' || vr === 'DT';
@@ -433,14 +393,17 @@ function dispositionOf(el: Element, action: Action, result: Element | undefined,
   return { tag: el.tag, creator, depth, disposition, ...(keptBy ? { keptBy } : {}) };
 }
 
-/** The source UIDs a profile remaps (what `deid verify` checks for when it has only the two files). */
-export function uidsRemappedBy(src: DicomFile, profile: CompiledProfile): Set<string> {
-  const out = new Set<string>();
-  if (profile.options.has('retain-uids')) return out;
-  new HeaderRun(profile, new Uint8Array(0), new IdentifierMatcher([]), out, () => 0).collectRemapped(src.dataset, [], out);
-  const metaUid = rawString(src.meta.find((e) => e.tag === TAG.MediaStorageSOPInstanceUID)?.value);
-  if (metaUid && !isRegistryUid(metaUid)) out.add(metaUid);
-  return out;
+/**
+ * A UID attribute must be a UI element whose values are UIDs: anything else would pass through a remap
+ * as opaque bytes (a SOP Instance UID coded US came out as zeros). Empty values are Type 2 blanks.
+ */
+function checkUid(el: Element): void {
+  if (el.items) return;
+  if (el.vr !== 'UI') {
+    if (isUidAttribute(el.tag)) throw new DeidError('DEID_ERR_BAD_UID', `${formatTag(el.tag)} has VR ${el.vr.replace(/[^A-Z]/g, '?')}`);
+    return;
+  }
+  if (el.value?.length && !isValidUidList(el.value)) throw new DeidError('DEID_ERR_BAD_UID', `${formatTag(el.tag)} value is not a UID`);
 }
 
 function marker(tag: Tag, vr: string, s: string): Element {
@@ -478,33 +441,40 @@ export function patientDateOffset(src: DicomFile, ctx: HeaderContext): number {
  * The header stage: applies the profile to every element at every depth and returns a new file
  * (the input is never changed). Throws a coded DeidError for anything it cannot handle safely.
  */
-export function deidentifyHeader(src: DicomFile, ctx: HeaderContext): HeaderResult {
-  const sopClass = rawString(findElement(src.dataset, TAG.SOPClassUID)?.value) || rawString(src.meta.find((e) => e.tag === TAG.MediaStorageSOPClassUID)?.value);
+export function deidentifyHeader(input: DicomFile, ctx: HeaderContext): HeaderResult {
+  const src = withDictionaryVRsOf(input);
+  // The two UIDs the output is identified and filed by are checked before anything reads them.
+  const sopClassEl = findElement(src.dataset, TAG.SOPClassUID);
+  if (sopClassEl) checkUid(sopClassEl);
+  const sopClass = rawString(sopClassEl?.value) || rawString(src.meta.find((e) => e.tag === TAG.MediaStorageSOPClassUID)?.value);
   if (sopClass === DICOMDIR_SOP_CLASS) throw new DeidError('DEID_ERR_DICOMDIR');
-  const sopInstance = rawString(findElement(src.dataset, TAG.SOPInstanceUID)?.value);
-  if (!sopInstance) throw new DeidError('DEID_ERR_MISSING_SOP_INSTANCE_UID');
+  const sopInstanceEl = findElement(src.dataset, TAG.SOPInstanceUID);
+  if (!sopInstanceEl) throw new DeidError('DEID_ERR_MISSING_SOP_INSTANCE_UID');
+  checkUid(sopInstanceEl);
+  if (!rawString(sopInstanceEl.value)) throw new DeidError('DEID_ERR_BAD_UID', `${formatTag(TAG.SOPInstanceUID)} is empty`);
   // Fail closed: an image that says it has text burned into its pixels never leaves uncleaned by accident.
   const p = ctx.profile;
   if (!p.options.has('clean-pixel-data') && !p.passBurnedInAnnotation && rawString(findElement(src.dataset, TAG.BurnedInAnnotation)?.value).trim().toUpperCase() === 'YES') {
     throw new DeidError('DEID_ERR_BURNED_IN');
   }
 
-  const identifiers = collectIdentifiers(src.dataset);
+  const remappedUids = remappedUidsOf(src, ctx.profile);
   const cs = charsetOf(src.dataset);
   let offset: number | undefined;
   const dateOffset = () => (offset ??= patientDateOffset(src, ctx));
 
-  const remapSet = uidsRemappedBy(src, ctx.profile);
-  const run = new HeaderRun(ctx.profile, ctx.secret, new IdentifierMatcher(identifiers), remapSet, dateOffset, ctx.dispositions);
+  const run = new HeaderRun(ctx.profile, ctx.secret, remappedUids, dateOffset, ctx.dispositions);
   let dataset = run.level(src.dataset, [], cs, false);
+  const identifiers = run.finishCleaning(dataset);
   const modified = ctx.profile.options.has('retain-long-modified-dates');
   if (modified) run.report.dateOffsetDays = dateOffset();
   dataset = markDeidentified(dataset, ctx.profile, modified);
   return {
     file: { meta: [], dataset, transferSyntaxUID: src.transferSyntaxUID, encoding: src.encoding },
     identifiers,
-    remappedUids: remapSet,
+    remappedUids,
     report: run.report,
     ...(run.dispositions ? { dispositions: run.dispositions } : {}),
+    ...(run.keptIdentifiers ? { keptIdentifiers: run.keptIdentifiers } : {}),
   };
 }

@@ -1,21 +1,18 @@
-import { parseCharacterSet, type CharacterSet } from '../dicom/charset.js';
-import { findElement, type Dataset } from '../dicom/element.js';
-import { TAG, type Tag } from '../dicom/tag.js';
-import { textValue } from '../dicom/values.js';
+import { latin1, parseCharacterSet, type CharacterSet } from '../dicom/charset.js';
+import { lookupTag } from '../dicom/dictionary.js';
+import { findElement, type Dataset, type Element } from '../dicom/element.js';
+import { TAG, isPrivateTag, type Tag } from '../dicom/tag.js';
+import { rawString, textValue } from '../dicom/values.js';
+import { isTextVR } from '../dicom/vr.js';
+import { searchableValue, type Identifier, type IdentifierKind } from './identifier-matcher.js';
 
 /**
- * The identifying values of a source data set, and one matcher used both to clean free text (C) and
- * to prove, after de-identification, that none of them is left (verify). Using the same matcher for
- * both means whatever cleaning removes, verification looks for.
+ * The identifying values of a source data set, gathered element by element: the identifiers proper
+ * (names, IDs, the birth date, addresses, phone numbers, the institution), always collected, and the
+ * values of every attribute the profile removes or replaces (dates, times, device identity, descriptions,
+ * removed private elements, everything else). What is looked for, and how, is identifier-matcher.ts.
  */
-export type IdentifierKind = 'name' | 'id' | 'date' | 'address' | 'phone' | 'institution';
-
-export interface Identifier {
-  readonly kind: IdentifierKind;
-  readonly value: string;
-  /** The attribute it came from, so a profile that deliberately keeps that attribute can exclude it. */
-  readonly tag: Tag;
-}
+export type { Identifier, IdentifierKind } from './identifier-matcher.js';
 
 /** The attributes (other than PN, which are all names) whose values identify, and as what; one lookup per element. */
 const KIND_OF = new Map<Tag, IdentifierKind>([
@@ -29,210 +26,136 @@ const KIND_OF = new Map<Tag, IdentifierKind>([
   [TAG.InstitutionName, 'institution'],
   [TAG.InstitutionAddress, 'institution'],
 ]);
-
-/** Words that are never identifying on their own, so a name made of them cannot match everywhere. */
-const NEUTRAL = new Set(['ANONYMOUS', 'ANONYMIZED', 'ANON', 'UNKNOWN', 'NONE', 'NA', 'MR', 'MRS', 'MS', 'DR', 'JR', 'SR', 'II', 'III', 'PHD', 'MD', 'PATIENT', 'TEST',
-  // Placeholder names such as "Last Name^First Name"
-  'NAME', 'LAST', 'FIRST', 'MIDDLE', 'FAMILY', 'GIVEN']);
-
 export function charsetOf(ds: Dataset): CharacterSet {
   const el = findElement(ds, TAG.SpecificCharacterSet);
   return parseCharacterSet(el ? textValue(el, parseCharacterSet(undefined)) : undefined);
 }
 
-/** Collects identifying values from the whole data set (every depth: OtherPatientIDsSequence etc.). */
+/** A list of identifiers, with whitespace runs in values made single spaces (the matcher drops repeats). */
+export class IdentifierList {
+  readonly list: Identifier[] = [];
+
+  add(kind: IdentifierKind, value: string, tag: Tag): void {
+    let v = value.trim();
+    if (!v) return;
+    if (/\s\s|[\t\n\r\f\v]/.test(v)) v = v.replace(/\s+/g, ' ');
+    this.list.push({ kind, value: v, tag });
+  }
+}
+
+/** Whether an element can hold identifiers proper: a PN, or an attribute of KIND_OF. */
+export const holdsIdentifiers = (el: Element): boolean => el.vr === 'PN' || KIND_OF.has(el.tag);
+
+/** The identifiers proper of one element: the name parts of a PN, or the value of an attribute of KIND_OF. */
+export function addIdentifiersOf(el: Element, cs: CharacterSet, into: IdentifierList): void {
+  if (!el.value || el.value.length === 0) return;
+  if (el.vr === 'PN') {
+    for (const part of textValue(el, cs).split(/[\^=\\]/)) for (const word of part.split(/[\s,.]+/)) into.add('name', word, el.tag);
+    return;
+  }
+  const kind = KIND_OF.get(el.tag);
+  if (kind === undefined) return;
+  // IDs and phone numbers are multi-valued; a date, an address or an institution is taken whole.
+  if (kind === 'id' || kind === 'phone') for (const v of textValue(el, cs).split('\\')) into.add(kind, v, el.tag);
+  else into.add(kind, textValue(el, cs), el.tag);
+}
+
+/** Collects the identifiers proper from the whole data set (every depth: OtherPatientIDsSequence etc.). */
 export function collectIdentifiers(ds: Dataset): Identifier[] {
-  const out: Identifier[] = [];
-  const seen = new Set<string>();
-  const add = (kind: IdentifierKind, value: string, tag: Tag) => {
-    const v = value.trim().replace(/\s+/g, ' ');
-    const key = `${kind}|${v.toUpperCase()}|${tag}`;
-    if (v && !seen.has(key)) {
-      seen.add(key);
-      out.push({ kind, value: v, tag });
-    }
-  };
+  const out = new IdentifierList();
   const walk = (elements: Dataset, cs: CharacterSet) => {
     const levelCs = findElement(elements, TAG.SpecificCharacterSet) ? charsetOf(elements) : cs;
     for (const el of elements) {
-      if (el.items) {
-        for (const item of el.items) walk(item.elements, levelCs);
-        continue;
-      }
-      if (!el.value || el.value.length === 0) continue;
-      if (el.vr === 'PN') {
-        for (const part of textValue(el, levelCs).split(/[\^=\\]/)) for (const word of part.split(/[\s,.]+/)) add('name', word, el.tag);
-        continue;
-      }
-      const kind = KIND_OF.get(el.tag);
-      if (kind === undefined) continue;
-      // IDs and phone numbers are multi-valued; a date, an address or an institution is taken whole.
-      if (kind === 'id' || kind === 'phone') for (const v of textValue(el, levelCs).split('\\')) add(kind, v, el.tag);
-      else add(kind, textValue(el, levelCs), el.tag);
+      if (el.items) for (const item of el.items) walk(item.elements, levelCs);
+      else addIdentifiersOf(el, levelCs, out);
     }
   };
   walk(ds, charsetOf(ds));
-  return out;
+  return out.list;
 }
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-// Underscore joins words in codes such as OB_GENERAL or SIEMENS_RIS, so it counts as a word character.
-const B = '(?<![\\p{L}\\p{N}_])';
-const E = '(?![\\p{L}\\p{N}_])';
+/** The label of a replaced value, from its attribute (the finding names it; it never holds the value). */
+const KIND_BY_KEYWORD: ReadonlyArray<readonly [RegExp, IdentifierKind]> = [
+  [/Description|Comment|Text|Remark|Note|History|Reason|Label|Protocol|Diagnos|Occupation|Allerg|Indication/, 'description'],
+  [/Station|Device|Serial|DetectorID|GantryID|CassetteID|PlateID|GeneratorID|SourceManufacturer|Scanner/, 'device'],
+];
+const kindCache = new Map<Tag, IdentifierKind>();
 
-/** Spellings of a DA value people type into free text. */
-function dateSpellings(da: string): string[] {
-  const m = /^(\d{4})\.?(\d{2})\.?(\d{2})$/.exec(da);
-  if (!m) return [];
-  const [, y, mo, d] = m;
-  // A set: when day and month are equal, the day-first and month-first spellings are the same string.
-  return [...new Set([`${y}${mo}${d}`, `${y}-${mo}-${d}`, `${y}/${mo}/${d}`, `${y}.${mo}.${d}`, `${mo}/${d}/${y}`, `${d}/${mo}/${y}`, `${d}.${mo}.${y}`, `${mo}-${d}-${y}`, `${d}-${mo}-${y}`])];
-}
-
-/** Whether a value is specific enough to look for: short names and IDs would match everywhere. */
-function usable(id: Identifier): boolean {
-  const v = id.value;
-  switch (id.kind) {
-    case 'name': {
-      const u = v.toUpperCase();
-      return [...u].length >= 2 && !NEUTRAL.has(u) && !/^\d+$/.test(u);
-    }
-    case 'id':
-      return v.length >= 3;
-    case 'date':
-      return dateSpellings(v).length > 0;
-    case 'phone':
-      return v.replace(/\D/g, '').length >= 7;
-    case 'address':
-    case 'institution':
-      return v.length >= 6;
+export function replacedKindOf(tag: Tag, vr: string): IdentifierKind {
+  if (isPrivateTag(tag)) return 'private';
+  if (vr === 'DA' || vr === 'DT') return 'date';
+  if (vr === 'TM') return 'time';
+  let kind = kindCache.get(tag);
+  if (kind === undefined) {
+    const keyword = lookupTag(tag)?.keyword ?? '';
+    kind = KIND_BY_KEYWORD.find(([re]) => re.test(keyword))?.[1] ?? 'other';
+    if (kindCache.size < 10_000) kindCache.set(tag, kind);
   }
+  return kind;
 }
 
-/** The regular expression source that finds a usable identifier in free text (for cleaning). */
-function patternFor(id: Identifier): string {
-  const v = id.value;
-  switch (id.kind) {
-    case 'name':
-      return `${B}${escape(v)}${E}`;
-    case 'id':
-      // Digit-only IDs match as whole numbers (digits occur everywhere); others anywhere, once long enough.
-      if (/^\d+$/.test(v)) return `${B}${v}${E}`;
-      return v.length >= 5 ? escape(v) : `${B}${escape(v)}${E}`;
-    case 'date':
-      return dateSpellings(v).map(escape).join('|');
-    case 'phone':
-      return [...v.replace(/\D/g, '')].map(escape).join('[^\\p{L}\\p{N}]{0,3}');
-    case 'address':
-    case 'institution':
-      return v.split(/\s+/).map(escape).join('\\s+');
+/** VRs whose values are defined terms or numbers, not free text: never searched as replaced values. */
+const CODED_OR_NUMERIC = new Set(['CS', 'AS', 'DS', 'IS', 'UI', 'PN']);
+/** Opaque VRs that may hold text (private elements, unknown attributes); read only when printable. */
+const OPAQUE = new Set(['UN', 'OB', 'OW']);
+
+/** Printable single-byte text (trailing NUL or space padding aside): opaque bytes worth reading as text. */
+function printableText(bytes: Uint8Array): string | undefined {
+  let end = bytes.length;
+  while (end > 0 && (bytes[end - 1] === 0 || bytes[end - 1] === 0x20)) end--;
+  for (let i = 0; i < end; i++) {
+    const c = bytes[i];
+    if (c < 0x20 || c > 0x7e) return undefined;
   }
-}
-
-export interface Hit {
-  readonly kind: IdentifierKind;
-  readonly index: number;
-  readonly length: number;
-}
-
-const WORD_EXTRA = /[\p{L}\p{N}]/u;
-/** Letters, digits and underscore (which joins words in codes such as OB_GENERAL). */
-function isWordChar(c: number): boolean {
-  if (c < 128) return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
-  if (c >= 0xd800 && c <= 0xdfff) return true;
-  return WORD_EXTRA.test(String.fromCharCode(c));
+  return end ? latin1(bytes, end) : undefined;
 }
 
 /**
- * Finds identifying values in text, case-insensitively. Whole words (name parts, short and numeric
- * IDs) are looked up token by token; longer values (IDs, date spellings, addresses) as substrings;
- * phone numbers on the digits alone. No regular expression is built per object: this runs on every
- * text element of every output.
+ * Whether the bytes of a value may hold a searchable whole value at all: 4 characters besides padding,
+ * and a letter (or a byte of another character set) or 6 digits. Most removed values are short numbers,
+ * which this settles without decoding them.
  */
-export class IdentifierMatcher {
-  private readonly tokens = new Map<string, IdentifierKind>();
-  private readonly bounded: Array<{ kind: IdentifierKind; s: string }> = [];
-  private readonly substrings: Array<{ kind: IdentifierKind; s: string }> = [];
-  private readonly phones: string[] = [];
-  /** The usable identifiers; their regular expression is built only when text is cleaned. */
-  private readonly usable: Identifier[] = [];
-  private cleaner?: RegExp;
-
-  constructor(identifiers: readonly Identifier[]) {
-    for (const id of identifiers) {
-      if (!usable(id)) continue;
-      this.usable.push(id);
-      const u = id.value.toUpperCase();
-      switch (id.kind) {
-        case 'name':
-        case 'id': {
-          const wholeWord = id.kind === 'name' || /^\d+$/.test(u) || u.length < 5;
-          if (!wholeWord) this.substrings.push({ kind: id.kind, s: u });
-          else if ([...u].every((ch) => isWordChar(ch.charCodeAt(0)))) this.tokens.set(u, id.kind);
-          else this.bounded.push({ kind: id.kind, s: u });
-          break;
-        }
-        case 'date':
-          for (const d of dateSpellings(id.value)) this.substrings.push({ kind: 'date', s: d });
-          break;
-        case 'phone':
-          this.phones.push(u.replace(/\D/g, ''));
-          break;
-        case 'address':
-        case 'institution':
-          this.substrings.push({ kind: id.kind, s: u.replace(/\s+/g, ' ') });
-      }
-    }
+function mayBeSearchable(bytes: Uint8Array): boolean {
+  let end = bytes.length;
+  while (end > 0 && (bytes[end - 1] === 0 || bytes[end - 1] === 0x20)) end--;
+  if (end < 4) return false;
+  let digits = 0;
+  for (let i = 0; i < end; i++) {
+    const c = bytes[i] | 0x20; // ASCII letters in lower case
+    if ((c >= 0x61 && c <= 0x7a) || bytes[i] >= 0x80) return true;
+    if (c >= 0x30 && c <= 0x39) digits++;
   }
+  return digits >= 6;
+}
 
-  get empty(): boolean {
-    return this.usable.length === 0;
-  }
+/** HHMMSS of a TM value (or of the time part of a DT), if it has seconds. */
+const timeOf = (tm: string): string | undefined => /^(\d{6})/.exec(tm.trim())?.[1];
 
-  find(text: string, kinds?: ReadonlySet<IdentifierKind>): Hit[] {
-    const hits: Hit[] = [];
-    if (this.empty || text.length === 0) return hits;
-    const want = (k: IdentifierKind) => !kinds || kinds.has(k);
-    const upper = text.toUpperCase();
-    if (this.tokens.size) {
-      let start = -1;
-      for (let i = 0; i <= upper.length; i++) {
-        const word = i < upper.length && isWordChar(upper.charCodeAt(i));
-        if (word && start < 0) start = i;
-        else if (!word && start >= 0) {
-          const kind = this.tokens.get(upper.slice(start, i));
-          if (kind && want(kind)) hits.push({ kind, index: start, length: i - start });
-          start = -1;
-        }
-      }
+/**
+ * The value of an element that the profile removes or replaces, as identifiers to look for: each value
+ * of a multi-valued element on its own, a DT as its date and its time (only its date when a date shift
+ * is what replaces it), and opaque bytes only when they are printable text. Names and the identifiers
+ * proper come from addIdentifiersOf.
+ */
+export function addReplacedValueOf(el: Element, cs: CharacterSet, into: IdentifierList, onlyShifted = false): void {
+  // The identifiers proper (KIND_OF) are collected as such, and searched their own way.
+  if (!el.value || el.value.length === 0 || CODED_OR_NUMERIC.has(el.vr) || KIND_OF.has(el.tag)) return;
+  if (el.vr === 'DA' || el.vr === 'DT' || el.vr === 'TM') {
+    for (const v of rawString(el.value).split('\\')) {
+      if (el.vr === 'DA') for (const d of v.split('-')) into.add('date', d, el.tag);
+      if (el.vr === 'DT') into.add('date', v.slice(0, 8), el.tag);
+      const t = el.vr === 'DA' || onlyShifted ? undefined : timeOf(el.vr === 'DT' ? v.slice(8) : v);
+      if (t) into.add('time', t, el.tag);
     }
-    for (const { kind, s } of this.bounded) {
-      if (!want(kind)) continue;
-      for (let i = upper.indexOf(s); i >= 0; i = upper.indexOf(s, i + 1)) {
-        const before = i > 0 && isWordChar(upper.charCodeAt(i - 1));
-        const after = i + s.length < upper.length && isWordChar(upper.charCodeAt(i + s.length));
-        if (!before && !after) hits.push({ kind, index: i, length: s.length });
-      }
-    }
-    if (this.substrings.length) {
-      const spaced = upper.replace(/\s+/g, ' ');
-      for (const { kind, s } of this.substrings) {
-        const i = spaced.indexOf(s);
-        if (i >= 0 && want(kind)) hits.push({ kind, index: i, length: s.length });
-      }
-    }
-    if (this.phones.length && want('phone')) {
-      const digits = upper.replace(/\D/g, '');
-      for (const p of this.phones) if (digits.includes(p)) hits.push({ kind: 'phone', index: 0, length: p.length });
-    }
-    return hits;
+    return;
   }
-
-  /** Replaces every identifying value in the text with a neutral marker. */
-  clean(text: string, marker = '***'): string {
-    if (this.empty) return text;
-    // Longest first so that a full value is replaced before its parts. Built once, and only when cleaning.
-    this.cleaner ??= new RegExp(this.usable.map(patternFor).sort((a, b) => b.length - a.length).join('|'), 'giu');
-    return text.replace(this.cleaner, marker);
-  }
+  if (!mayBeSearchable(el.value)) return;
+  let text: string | undefined;
+  if (isTextVR(el.vr)) text = textValue(el, cs);
+  else if (OPAQUE.has(el.vr)) text = printableText(el.value);
+  if (!text) return;
+  const kind = replacedKindOf(el.tag, el.vr);
+  // LT, ST and UT hold one value, in which a backslash is text.
+  const single = el.vr === 'LT' || el.vr === 'ST' || el.vr === 'UT' || el.vr === 'UR';
+  for (const v of single ? [text] : text.split('\\')) if (searchableValue(kind, v.trim())) into.add(kind, v, el.tag);
 }

@@ -1,3 +1,4 @@
+import { NEUTRAL } from '../identifier-matcher.js';
 import type { Identifier } from '../identifiers.js';
 import { grow, type Box } from './text-regions.js';
 
@@ -19,10 +20,6 @@ export interface TextWord {
   /** Read in a large region dominated by image texture (a whole frame of echo, colour flow): judged strictly. */
   readonly dense?: boolean;
 }
-
-/** Name parts that identify no one (placeholders, titles). */
-const NEUTRAL = new Set(['ANONYMOUS', 'ANONYMIZED', 'ANON', 'UNKNOWN', 'NONE', 'NA', 'MR', 'MRS', 'MS', 'DR', 'JR', 'SR', 'II', 'III', 'PHD', 'MD', 'PATIENT', 'TEST',
-  'NAME', 'LAST', 'FIRST', 'MIDDLE', 'FAMILY', 'GIVEN']);
 
 const DATE_PATTERNS = [
   /\b\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b/, // 08/29/1951, 29.08.51
