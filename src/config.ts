@@ -29,6 +29,12 @@ export interface ServiceConfig {
   maxObjectBytes: number;
   /** Run pipeline workers in this process (serve does unless told otherwise; a pure ingest node sets false). */
   workers: boolean;
+  /**
+   * Clean burned-in text from pixels (the clean-pixel-data option) whatever options the header stage
+   * lists: on by default, so that a new installation never exports burned-in PHI. false turns it off
+   * (text-prone images are then refused, see stages/burned-in.ts).
+   */
+  cleanPixelData: boolean;
 }
 
 const STAGE_NAMES = ['filter', 'header', 'pixels', 'verify', 'export'] as const;
@@ -103,6 +109,7 @@ const SCHEMA = {
     },
     maxObjectBytes: { type: 'integer', minimum: 1024 },
     workers: { type: 'boolean' },
+    cleanPixelData: { type: 'boolean' },
   },
 } as const;
 
@@ -118,6 +125,7 @@ export function defaultConfig(): ServiceConfig {
     auth: {},
     maxObjectBytes: 1024 * 1024 * 1024,
     workers: true,
+    cleanPixelData: true,
   };
 }
 
@@ -205,6 +213,8 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
   if (profile) header.profile = profile;
   if (options) header.options = options;
   if (exportTo) exporter.destinations = exportTo;
+  if (e.DEID_CLEAN_PIXEL_DATA) cfg.cleanPixelData = !/^(0|false|no|off)$/i.test(e.DEID_CLEAN_PIXEL_DATA);
+  if (cfg.cleanPixelData && !header.options?.includes('clean-pixel-data')) header.options = [...(header.options ?? []), 'clean-pixel-data'];
 
   cfg.dataDir = resolve(base, cfg.dataDir);
   if (cfg.secretFile) cfg.secretFile = resolve(base, cfg.secretFile);

