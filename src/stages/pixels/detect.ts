@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { findText, type FindOptions, type NamedRender, type TextLine } from './find-text.js';
 import type { OcrPool } from './ocr-pool.js';
 import { crop, renderLocalContrast, type Gray8 } from './render.js';
-import { clampBox, grow, mergeBoxes, type Box } from './text-regions.js';
+import { clampBox, grow, intersects, mergeBoxes, type Box } from './text-regions.js';
 
 /**
  * Finding the text lines of an image's frames (find-text.ts does one image):
@@ -45,6 +45,9 @@ function hashCrop(g: Gray8, b: Box): string {
   return h.digest('hex');
 }
 
+/** Changed pixels that make an 8×8 cell a changing one: a digit of a clock changes about half a dozen. */
+const MIN_CHANGED = 6;
+
 /** Pixels differing by more than this between frames count as changing (compression noise stays below). */
 const TEMPORAL_TOLERANCE = 6;
 
@@ -82,7 +85,7 @@ function temporalLayers(frames: FrameSource): { composites: Gray8[]; small: Box[
   const label = new Int32Array(cw * ch).fill(-1);
   const comps: Array<{ cells: number[]; box: Box }> = [];
   for (let i = 0; i < count.length; i++) {
-    if (count[i] < 16 || label[i] >= 0) continue;
+    if (count[i] < MIN_CHANGED || label[i] >= 0) continue;
     const cells: number[] = [];
     const stack = [i];
     label[i] = comps.length;
@@ -94,7 +97,7 @@ function temporalLayers(frames: FrameSource): { composites: Gray8[]; small: Box[
       for (const [nx, ny] of [[x - 1, y], [x + 1, y], [x, y - 1], [x, y + 1]]) {
         if (nx < 0 || ny < 0 || nx >= cw || ny >= ch) continue;
         const k = ny * cw + nx;
-        if (count[k] >= 16 && label[k] < 0) {
+        if (count[k] >= MIN_CHANGED && label[k] < 0) {
           label[k] = comps.length;
           stack.push(k);
         }
@@ -134,6 +137,28 @@ function temporalLayers(frames: FrameSource): { composites: Gray8[]; small: Box[
 const compositeLocal = (g: Gray8): NamedRender => ({ name: 'local', gray: renderLocalContrast(g.data, g.width, g.height) });
 
 /** Reads the text lines of every frame; boxes are in frame pixels. */
+/** Context read around a small changing area, at least. */
+const CONTEXT = 24;
+
+/**
+ * A changing area on a text line (the seconds of a clock, a frame counter after its label) is part
+ * of that line: the line is extended over it, in every frame, whatever was read in it.
+ */
+function joinChangingAreas(perFrame: FrameLine[], areas: readonly Box[]): void {
+  for (const [i, { frame, line }] of perFrame.entries()) {
+    const b = { ...line.box };
+    const h = b.y1 - b.y0;
+    for (const a of areas) {
+      const overlapY = Math.min(a.y1, b.y1) - Math.max(a.y0, b.y0);
+      const gap = Math.max(a.x0 - b.x1, b.x0 - a.x1);
+      if (overlapY < 0.5 * Math.min(h, a.y1 - a.y0) || gap > h) continue;
+      b.x0 = Math.min(b.x0, a.x0);
+      b.x1 = Math.max(b.x1, a.x1);
+    }
+    perFrame[i] = { frame, line: { ...line, box: b } };
+  }
+}
+
 export async function readText(frames: FrameSource, pool: OcrPool, opts: FindOptions): Promise<ReadResult> {
   const perFrame: FrameLine[] = [];
   const regions: Box[] = [];
@@ -155,7 +180,8 @@ export async function readText(frames: FrameSource, pool: OcrPool, opts: FindOpt
   } else {
     const layers = temporalLayers(frames);
     for (const composite of layers.composites) take(0, await findText([{ name: 'stored', gray: composite }], () => compositeLocal(composite), pool, opts));
-    // Changing areas: once per distinct content.
+    // Changing areas: once per distinct content, read with the text around them (a clock's last
+    // digit alone is too little for the detector), keeping what touches the area.
     const seen = new Set<string>();
     for (let i = 0; i < frames.count && layers.small.length; i++) {
       const g = frames.gray(i);
@@ -163,10 +189,14 @@ export async function readText(frames: FrameSource, pool: OcrPool, opts: FindOpt
         const key = `${k}:${hashCrop(g, b)}`;
         if (seen.has(key)) continue;
         seen.add(key);
-        const part = (r: NamedRender) => ({ name: r.name, gray: crop(r.gray, b.x0, b.y0, b.x1, b.y1) });
-        take(i, await findText(frames.renders(i).map(part), () => part(frames.local(i)), pool, opts), b);
+        const context = clampBox(grow(b, Math.max(CONTEXT, 2 * (b.y1 - b.y0))), frames.width, frames.height);
+        const part = (r: NamedRender) => ({ name: r.name, gray: crop(r.gray, context.x0, context.y0, context.x1, context.y1) });
+        const found = await findText(frames.renders(i).map(part), () => part(frames.local(i)), pool, opts);
+        const near = grow({ x0: b.x0 - context.x0, y0: b.y0 - context.y0, x1: b.x1 - context.x0, y1: b.y1 - context.y0 }, 2);
+        take(i, { ...found, lines: found.lines.filter((l) => intersects(l.box, near)) }, context);
       }
     }
+    joinChangingAreas(perFrame, layers.small);
   }
   return { lines: perFrame.map((p) => p.line), perFrame, regions: mergeBoxes(regions), dropped, detections, recognitions };
 }

@@ -26,15 +26,18 @@ export interface TextWord {
 const NEUTRAL = new Set(['ANONYMOUS', 'ANONYMIZED', 'ANON', 'UNKNOWN', 'NONE', 'NA', 'MR', 'MRS', 'MS', 'DR', 'JR', 'SR', 'II', 'III', 'PHD', 'MD', 'PATIENT', 'TEST',
   'NAME', 'LAST', 'FIRST', 'MIDDLE', 'FAMILY', 'GIVEN']);
 
+// Bounded by non-digits rather than word boundaries: a recogniser often drops the spaces around a
+// value ("DOB:08/29/1951MCCHS").
 const DATE_PATTERNS = [
-  /\b\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b/, // 08/29/1951, 29.08.51
-  /\b\d{4}[/.-]\d{1,2}[/.-]\d{1,2}\b/, // 1951-08-29
-  /\b(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\b/, // 19510829
-  /\b\d{1,2}[-\s]?(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)[A-Z]*[-\s,]*\d{2,4}\b/i, // 29-AUG-1951
-  /\b(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)[A-Z]*[-\s]\d{1,2},?[-\s]\d{2,4}\b/i, // Aug 29, 1951
+  /(?<!\d)\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}(?!\d)/, // 08/29/1951, 29.08.51
+  /(?<!\d)\d{4}[/.-]\d{1,2}[/.-]\d{1,2}(?!\d)/, // 1951-08-29
+  /(?<!\d)(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?!\d)/, // 19510829
+  /(?<!\d)\d{1,2}[-\s]?(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)[A-Z]*[-\s,]*\d{2,4}(?!\d)/i, // 29-AUG-1951
+  /(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)[A-Z]*[-\s]?\d{1,2},?[-\s]?\d{2,4}(?!\d)/i, // Aug 29, 1951
+  /(?<!\d)(19|20)\d{2}\s?(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)[A-Z]*\s?\d{1,2}(?!\d)/i, // 1999 Sep 23
 ];
-const TIME_PATTERN = /\b\d{1,2}:\d{2}(:\d{2})?\s*(AM|PM)?\b/i;
-/** Six or more digits in a row: medical record, accession and phone numbers. */
+const TIME_PATTERN = /(?<!\d)\d{1,2}:\d{2}(:\d{2})?\s*(AM|PM)?(?!\d)/i;
+/** Six or more digits in a row (separators aside): medical record, accession and phone numbers. */
 const DIGIT_RUN = /\d{6,}/;
 
 const alnum = (s: string) => s.toUpperCase().replace(/[^\p{L}\p{N}]/gu, '');
@@ -54,6 +57,24 @@ function within(a: string, b: string, max: number): boolean {
     prev = cur;
   }
   return prev[b.length] <= max;
+}
+
+/** Whether some stretch of `t` is `v` with at most `max` edits. */
+function containsWithin(t: string, v: string, max: number): boolean {
+  if (t.length < v.length - max) return false;
+  for (let i = 0; i + v.length - max <= t.length; i++) {
+    for (const len of [v.length - 1, v.length, v.length + 1]) {
+      if (len <= 0 || i + len > t.length) continue;
+      if (within(t.slice(i, i + len), v, max)) return true;
+    }
+  }
+  return false;
+}
+
+/** Whether `t` ends with the first `min` or more characters of `v` (a value cut off at the edge or by "…"). */
+function endsWithStartOf(t: string, v: string, min: number): boolean {
+  for (let k = v.length - 1; k >= min; k--) if (t.endsWith(v.slice(0, k))) return true;
+  return false;
 }
 
 export type SensitiveKind = 'name' | 'id' | 'date' | 'time' | 'digits' | 'institution' | 'address' | 'phone';
@@ -82,7 +103,11 @@ export class PhiMatcher {
     }
   }
 
-  /** The kind of identifying content in an OCR word (or a run of words), or undefined. */
+  /**
+   * The kind of identifying content in a word or a whole line as read, or undefined. Values are also
+   * found inside a longer reading (the recogniser drops spaces: "NAME:ZZZPATIENT"), read with one
+   * error when they are long enough to stay specific, and cut short at the end of the text.
+   */
   sensitive(text: string, confidence = 100): SensitiveKind | undefined {
     const t = alnum(text);
     if (t.length === 0) return undefined;
@@ -91,15 +116,21 @@ export class PhiMatcher {
       // Truncated on screen ("PATIENTFI…") or read with one error: long enough to be specific.
       if (t.length >= 4 && n.length >= 4 && (n.startsWith(t) || t.startsWith(n))) return 'name';
       if (t.length >= 5 && within(t, n, 1)) return 'name';
-      if (n.length >= 4 && t.length > n.length && t.includes(n)) return 'name';
+      if (n.length >= 4 && t.includes(n)) return 'name';
+      if (n.length >= 6 && (containsWithin(t, n, 1) || endsWithStartOf(t, n, 5))) return 'name';
     }
     for (const id of this.ids) {
       if (t === id) return 'id';
       if (id.length >= 5 && (t.includes(id) || (t.length >= 5 && id.includes(t)))) return 'id';
       if (t.length >= 6 && within(t, id, 1)) return 'id';
+      if (id.length >= 6 && containsWithin(t, id, 1)) return 'id';
     }
-    for (const w of this.words) if (t === w || (t.length >= 5 && within(t, w, 1)) || (t.length >= 4 && w.startsWith(t) && t.length >= w.length - 3)) return 'institution';
-    // Patterns are judged only on words read with some confidence: noise can look like digits.
+    for (const w of this.words) {
+      if (t === w || (t.length >= 5 && within(t, w, 1)) || (t.length >= 4 && w.startsWith(t) && t.length >= w.length - 3)) return 'institution';
+      if (w.length >= 5 && (t.includes(w) || endsWithStartOf(t, w, 5))) return 'institution';
+      if (w.length >= 6 && containsWithin(t, w, 1)) return 'institution';
+    }
+    // Patterns are judged only on text read with some confidence: noise can look like digits.
     if (confidence >= 40) {
       if (DATE_PATTERNS.some((p) => p.test(text))) return 'date';
       if (TIME_PATTERN.test(text)) return 'time';
@@ -153,7 +184,7 @@ export function decideMasks(lines: readonly TextLine[], mode: PixelMode, matcher
     masked++;
     if (!line.read) unread++;
     const h = line.box.y1 - line.box.y0;
-    boxes.push(grow(line.box, Math.max(opts.margin, Math.ceil(0.2 * h))));
+    boxes.push(grow(line.box, Math.max(opts.margin, Math.ceil(0.3 * h))));
   }
   return { boxes: mergeLineBoxes(boxes), masked, unread, kept };
 }
