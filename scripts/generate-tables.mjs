@@ -66,6 +66,28 @@ function generateDictionary() {
   );
 }
 
+/** Every keyword of the dictionary (not the repeating groups) with its tag, in tag order. */
+function dictionaryKeywords() {
+  const out = [];
+  for (const r of readJson('attributes.json')) {
+    if (!r.keyword || !/^[A-Z][A-Za-z0-9]*$/.test(r.keyword)) continue;
+    const m = /^\(([0-9A-F]{4}),([0-9A-F]{4})\)$/i.exec(r.tag);
+    if (m) out.push([r.keyword, (m[1] + m[2]).toUpperCase()]);
+  }
+  return out.sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+}
+
+function generateTags() {
+  const rows = dictionaryKeywords();
+  if (new Set(rows.map(([k]) => k)).size !== rows.length) throw new Error('a keyword of the dictionary names two tags');
+  return (
+    banner('standard/attributes.json (PS3.6 data dictionary)', 'as extracted') +
+    `// Every keyword of the dictionary with its tag, (group << 16 | element). A const enum: the build writes each\n` +
+    `// number in place with its name as a comment, so no table of 5,000 entries is loaded at start-up.\n` +
+    `export const enum TAG {\n${rows.map(([k, t]) => `  ${k} = 0x${t},`).join('\n')}\n}\n`
+  );
+}
+
 function yamlString(s) {
   return JSON.stringify(s);
 }
@@ -167,6 +189,7 @@ function generateMethodCodes() {
 export function generateAll() {
   return new Map([
     ['src/dicom/dictionary.generated.ts', generateDictionary()],
+    ['src/dicom/tags.generated.ts', generateTags()],
     ['profiles/basic.yaml', generateBasicProfile()],
     ['src/profiles/safe-private.generated.ts', generateSafePrivate()],
     ['src/profiles/deid-method-codes.generated.ts', generateMethodCodes()],

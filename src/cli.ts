@@ -15,9 +15,16 @@ Usage:
            [--previews <dir>]   (with --option clean-pixel-data: before/after PNGs of masked images)
   deid verify <original> <deidentified> [--profile <p>] [--option <name>]...
   deid profiles
+  deid import ctp <DicomAnonymizer.script> [--lookup <LookupTable.properties>] [--allow-partial] -o <profile.yaml>
+                  [--name <name>] [--param NAME=VALUE]... [--extends <profile> (default basic) | --standalone] [--json]
+  deid import ctp-pixels <DicomPixelAnonymizer.script> [--allow-partial] -o <signatures.yaml> [--json]
   deid serve [...]        (the service; see README)
+  deid reid --id-map <dir> [--reid-key <file>] <new id>            (the original: needs the re-identification key)
+  deid reid --id-map <dir> [--reid-key <file>] --original <value>  (the pseudonyms)
+  deid map export --id-map <dir> [--reid-key <file>] --format midi-b --out <dir>
 
-Exit codes: 0 every file de-identified, 2 some file quarantined (or verify found a leak), 1 usage or configuration error.
+Exit codes: 0 every file de-identified, 2 some file quarantined (or verify found a leak, or import found
+rules without a translation), 1 usage or configuration error.
 `;
 
 const DEFAULT_MAX_BYTES = 2 * 1024 ** 3;
@@ -145,6 +152,14 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdVerify(rest);
       case 'profiles':
         return cmdProfiles();
+      case 'reid':
+        return await (await import('./cli/idmap-commands.js')).reidCommand(rest);
+      case 'map':
+        return await (await import('./cli/idmap-commands.js')).mapCommand(rest);
+      case 'import': {
+        const { importCommand } = await import('./cli/import.js');
+        return await importCommand(rest);
+      }
       case 'serve':
       case 'worker': {
         const { serveCommand } = await import('./server-command.js');

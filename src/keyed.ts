@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 
 /**
  * Keyed, deterministic derivations from the site secret: any worker on any machine derives the same
@@ -51,4 +51,20 @@ export function dateOffsetDays(secret: Uint8Array, patientId: string, minDays: n
   const span = maxDays - minDays + 1;
   if (span <= 1) return minDays;
   return minDays + (hmac(secret, 'dateshift', patientId).readUInt32BE(0) % span);
+}
+
+/**
+ * The key a study is tracked under: a keyed hash of its original StudyInstanceUID, the only thing
+ * about a study that is ever stored (objects without one share "no-study").
+ */
+export function studyKey(secret: Uint8Array, studyInstanceUid: string): string {
+  return createHmac('sha256', secret).update(`study|${studyInstanceUid || 'no-study'}`).digest('hex').slice(0, 32);
+}
+
+/**
+ * A hash of everything that changes a stage's output: the profile's fingerprint and the secret (by an
+ * HMAC, never its value). Job keys include it, so that another profile or secret gives other jobs.
+ */
+export function configHash(secret: Uint8Array, profileFingerprint: string): string {
+  return createHash('sha256').update(`${profileFingerprint}|${createHmac('sha256', secret).update('config').digest('hex')}`).digest('hex').slice(0, 16);
 }

@@ -1,21 +1,15 @@
+/**
+ * The pipeline thread's entry (started by pipeline/thread-host.ts): it builds its own pipeline from
+ * the configuration and runs the stages; study events and metrics go back to the main thread.
+ */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ServiceConfig } from './config.js';
+import { createDestination } from './export/index.js';
 import { createLogger } from './logger.js';
-import type { PipelineObserver, StageName } from './pipeline/runtime.js';
-import type { JobData } from './pipeline/queue/types.js';
+import { buildPipeline } from './pipeline/assemble.js';
+import type { PipelineObserver } from './pipeline/runtime.js';
 import { RedisStudyTracker, type StudyEvent, type StudyRecord, type StudyTracker } from './pipeline/studies.js';
-import { buildPipeline } from './server.js';
-
-/** One event from the pipeline thread to the main thread, which owns study tracking and metrics. */
-export type ThreadEvent =
-  | { type: 'study'; id: string; event: StudyEvent }
-  | { type: 'observe'; method: 'stageDone' | 'stageRetried' | 'quarantined'; args: unknown[] };
-
-/** Thread → main: events in batches (one message per object per stage costs more than the work). */
-export type ThreadMessage = { type: 'events'; events: ThreadEvent[] };
-
-/** Main → thread: a received object's first job with its bytes (embedded queue), or 'close'. */
-export type MainMessage = 'close' | { type: 'job'; stage: StageName; job: JobData; bytes: Uint8Array };
+import type { MainMessage, ThreadEvent, ThreadMessage } from './pipeline/thread-protocol.js';
 
 let pending: ThreadEvent[] = [];
 let flushTimer: NodeJS.Timeout | undefined;
@@ -61,7 +55,7 @@ if (parentPort) {
   const cfg = (workerData as { cfg: ServiceConfig }).cfg;
   const log = createLogger('deid-pipeline');
   const tracker: StudyTracker = cfg.redis ? new RedisStudyTracker(cfg.redis) : new ForwardingTracker();
-  const built = buildPipeline(cfg, { tracker, observer, log, cacheReads: true });
+  const built = buildPipeline(cfg, { tracker, observer, log, cacheReads: true, destination: createDestination });
   built.pipeline.start();
   parentPort.on('message', (m: MainMessage) => {
     if (m !== 'close') {

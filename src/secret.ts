@@ -40,3 +40,14 @@ export function loadSecret(path?: string, opts: { create?: boolean } = {}): Secr
     throw new DeidError('DEID_ERR_SECRET', `${p}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
   }
 }
+
+/**
+ * A token for an API: read from `path`, or generated there once (mode 0600). `created` says that this
+ * call made it, so that the caller can say where it is.
+ */
+export function loadOrCreateToken(path: string): { token: string; created: boolean } {
+  if (existsSync(path)) return { token: readFileSync(path, 'utf8').trim(), created: false };
+  const token = randomBytes(24).toString('base64url');
+  writeFileSync(path, token + '\n', { mode: 0o600 });
+  return { token, created: true };
+}

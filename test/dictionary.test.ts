@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { implicitVR, keywordOf, lookupTag, repeatingForKeyword, tagForKeyword } from '../src/dicom/dictionary.js';
+import { TAG } from '../src/dicom/tag.js';
 import { corpusFile } from './helpers/corpus.js';
 
 describe('the data dictionary', () => {
@@ -30,5 +31,22 @@ describe('the data dictionary', () => {
     expect(implicitVR(0x7fe00010)).toBe('OW');
     expect(implicitVR(0x00280010)).toBe('US');
     expect(implicitVR(0x00091001)).toBe('UN');
+  });
+});
+
+describe('the tag constants', () => {
+  it('should name each tag by its dictionary keyword, generated from the same table', () => {
+    const named: Array<[string, number]> = [
+      ['SOPInstanceUID', TAG.SOPInstanceUID],
+      ['BurnedInAnnotation', TAG.BurnedInAnnotation],
+      ['FileMetaInformationGroupLength', TAG.FileMetaInformationGroupLength],
+      ['RegionLocationMaxY1', TAG.RegionLocationMaxY1],
+      ['SegmentedBluePaletteColorLookupTableData', TAG.SegmentedBluePaletteColorLookupTableData],
+      ['Item', TAG.Item],
+      ['SequenceDelimitationItem', TAG.SequenceDelimitationItem],
+    ];
+    for (const [keyword, tag] of named) expect(tag, keyword).toBe(tagForKeyword(keyword));
+    expect(TAG.PixelData).toBe(0x7fe00010);
+    expect(keywordOf(TAG.DeidentificationMethodCodeSequence)).toBe('DeidentificationMethodCodeSequence');
   });
 });

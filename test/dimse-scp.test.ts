@@ -9,12 +9,13 @@ import { writeDicom } from '../src/dicom/writer.js';
 import { withElement } from '../src/dicom/element.js';
 import { uidBytes } from '../src/dicom/values.js';
 import { DeidError } from '../src/errors.js';
-import { splitPart10 } from '../src/export/dimse-part10.js';
+import { splitPart10 } from '../src/dicom/part10.js';
 import { startDimseScp, type DimseScpHandle } from '../src/ingest/dimse-scp.js';
 import type { Ingest, IngestOutcome, IngestSource } from '../src/pipeline/ports.js';
 import { baseDataset, makeBytes, u16, el } from './helpers/dicom-builder.js';
 import { corpusFile, tempDir } from './helpers/corpus.js';
-import { runEchoscu, runStorescu, spawnStorescu, spawnTool, startStorescp, storeResponses, waitUntil, type Storescp } from './helpers/dcmtk.js';
+import { waitFor } from './helpers/ports.js';
+import { runEchoscu, runStorescu, spawnStorescu, spawnTool, startStorescp, storeResponses, type Storescp } from './helpers/dcmtk.js';
 
 interface Received {
   readonly bytes: Buffer;
@@ -213,7 +214,7 @@ describe('DIMSE SCP: answers', () => {
     });
     const h = await scpWith(fake.ingest);
     const run = spawnStorescu({ port: h.port, files: [corpusFile('pydicom/CT_small.dcm')] });
-    await waitUntil(() => fake.received.length === 1, 10_000, 'the object to reach ingest');
+    await waitFor(() => fake.received.length === 1, 10_000, 'the object to reach ingest');
     await new Promise((r) => setTimeout(r, 300));
     expect(run.child.exitCode).toBeNull();
     expect(storeResponses(run.output())).toEqual([]);
@@ -279,11 +280,11 @@ describe('DIMSE SCP: answers', () => {
     const fake = recordingIngest();
     const h = await scpWith(fake.ingest, { logger, maxPduLength: 16384 });
     const run = spawnStorescu({ port: h.port, files: [big] });
-    await waitUntil(() => lines.some((l) => l.includes('C-STORE data started')), 20_000, 'the transfer to start');
+    await waitFor(() => lines.some((l) => l.includes('C-STORE data started')), 20_000, 'the transfer to start');
     run.child.kill('SIGKILL');
     const r = await run.result;
     expect(r.signal).toBe('SIGKILL');
-    await waitUntil(() => lines.some((l) => l.includes('partial object dropped')), 5_000, 'the SCP to drop the partial object');
+    await waitFor(() => lines.some((l) => l.includes('partial object dropped')), 5_000, 'the SCP to drop the partial object');
     expect(fake.received).toHaveLength(0);
     const next = await runStorescu({ port: h.port, files: [corpusFile('pydicom/CT_small.dcm')] });
     expect(next.code, next.output).toBe(0);
@@ -304,7 +305,7 @@ describe('DIMSE SCP: answers', () => {
     });
     const h = await startDimseScp({ host: '127.0.0.1', port: 0, aeTitle: 'DEID', allowedCallingAEs: [], maxPduLength: 65536, ingest: fake.ingest });
     const run = spawnStorescu({ port: h.port, files: [corpusFile('pydicom/CT_small.dcm'), corpusFile('pydicom/MR_small.dcm')] });
-    await waitUntil(() => fake.received.length === 1, 10_000, 'the object to reach ingest');
+    await waitFor(() => fake.received.length === 1, 10_000, 'the object to reach ingest');
     let closed = false;
     const closing = h.close().then(() => (closed = true));
     await new Promise((r) => setTimeout(r, 200));

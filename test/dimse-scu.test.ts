@@ -5,13 +5,15 @@ import { readDicom } from '../src/dicom/reader.js';
 import { TS } from '../src/dicom/transfer-syntax.js';
 import { encodeDataset } from '../src/dicom/writer.js';
 import { DeidError } from '../src/errors.js';
-import { splitPart10 } from '../src/export/dimse-part10.js';
-import { DimseDestination, isRetryableStatus, isSuccessOrWarning, parseDimseUrl } from '../src/export/dimse-scu.js';
+import { splitPart10 } from '../src/dicom/part10.js';
+import { isRetryableStatus, isSuccessOrWarning } from '../src/dimse/status.js';
+import { DimseDestination, parseDimseUrl } from '../src/export/dimse-scu.js';
 import { startDimseScp, type DimseScpHandle } from '../src/ingest/dimse-scp.js';
-import { ExportError, type ExportInfo, type Ingest, type IngestOutcome } from '../src/pipeline/ports.js';
+import { type ExportInfo, type Ingest, type IngestOutcome } from '../src/pipeline/ports.js';
 import { corpusFile } from './helpers/corpus.js';
-import { freePort, startStorescp, waitUntil, type Storescp } from './helpers/dcmtk.js';
+import { startStorescp, type Storescp } from './helpers/dcmtk.js';
 import { startOrthanc, type OrthancHandle } from './helpers/orthanc.js';
+import { freePort, waitFor } from './helpers/ports.js';
 
 /** A corpus file's bytes and the ExportInfo the pipeline would pass with it. */
 function load(rel: string): { bytes: Buffer; info: ExportInfo; ds: Buffer; ts: string } {
@@ -33,12 +35,12 @@ function receivedFor(scp: Storescp, sopInstanceUid: string): Buffer {
   return readFileSync(f);
 }
 
-async function rejectionOf(p: Promise<unknown>): Promise<ExportError> {
+async function rejectionOf(p: Promise<unknown>): Promise<DeidError> {
   try {
     await p;
   } catch (e) {
-    expect(e).toBeInstanceOf(ExportError);
-    return e as ExportError;
+    expect(e).toBeInstanceOf(DeidError);
+    return e as DeidError;
   }
   throw new Error('expected the send to fail');
 }
@@ -129,7 +131,7 @@ describe('DIMSE SCU → dcmtk storescp +B', () => {
     const ct = load('pydicom/CT_small.dcm');
     await d.send(ct.bytes, ct.info);
     expect(d.associated).toBe(true);
-    await waitUntil(() => !d.associated, 5000, 'the idle association to be released');
+    await waitFor(() => !d.associated, 5000, 'the idle association to be released');
     await d.send(ct.bytes, ct.info);
     expect(d.associationsOpened).toBe(2);
   });
@@ -175,7 +177,7 @@ describe('DIMSE SCU → dcmtk storescp +B', () => {
     await d.close();
     expect(d.associated).toBe(false);
     // storescp saw an A-RELEASE (not an abort or a dropped connection).
-    await waitUntil(() => (storescp.log().match(/Association Release/g) ?? []).length > releasesBefore, 5000, 'the release');
+    await waitFor(() => (storescp.log().match(/Association Release/g) ?? []).length > releasesBefore, 5000, 'the release');
     const e = await rejectionOf(d.send(ct.bytes, ct.info));
     expect(e.retryable).toBe(true);
   });

@@ -7,7 +7,7 @@ import { readDicom } from '../src/dicom/reader.js';
 import { TAG } from '../src/dicom/tag.js';
 import { rawString } from '../src/dicom/values.js';
 import { FolderDestination } from '../src/export/folder.js';
-import { ExportError, type Destination, type ExportInfo } from '../src/pipeline/ports.js';
+import { exportFailure, type Destination, type ExportInfo } from '../src/pipeline/ports.js';
 import { createQueue } from '../src/pipeline/queue/index.js';
 import type { JobQueue } from '../src/pipeline/queue/types.js';
 import { Pipeline, type StageName } from '../src/pipeline/runtime.js';
@@ -17,6 +17,7 @@ import { FileStudyTracker } from '../src/pipeline/studies.js';
 import { loadProfile } from '../src/profiles/profile.js';
 import { shutdownSharedOcrPool } from '../src/stages/pixels/ocr-pool.js';
 import { corpusFile, tempDir } from './helpers/corpus.js';
+import { waitFor } from './helpers/ports.js';
 
 const silent = pino({ level: 'silent' });
 const STAGES: StageName[] = ['filter', 'header', 'verify', 'export'];
@@ -26,13 +27,7 @@ function filesUnder(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => join(d.parentPath, d.name));
 }
 
-async function until(check: () => boolean | Promise<boolean>, ms = 15000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error('timed out waiting for the pipeline');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const until = (check: () => boolean | Promise<boolean>, ms = 15000): Promise<unknown> => waitFor(check, ms, 'the pipeline');
 
 /** A destination that fails a given number of times, then records what it gets. */
 class FlakyDestination implements Destination {
@@ -43,7 +38,7 @@ class FlakyDestination implements Destination {
     private readonly retryable = true,
   ) {}
   async send(_b: Uint8Array, info: ExportInfo): Promise<void> {
-    if (this.failures-- > 0) throw new ExportError('destination unavailable', this.retryable);
+    if (this.failures-- > 0) throw exportFailure(this.retryable, 'destination unavailable');
     this.received.push(info);
   }
   async close(): Promise<void> {}

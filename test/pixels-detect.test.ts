@@ -14,7 +14,6 @@ import { frameSource, voiWindowOf } from '../src/stages/pixels/clean-pixels.js';
 import { readText } from '../src/stages/pixels/detect.js';
 import { maskFrame } from '../src/stages/pixels/mask.js';
 import { OcrPool } from '../src/stages/pixels/ocr-pool.js';
-import { PhiMatcher } from '../src/stages/pixels/phi-boxes.js';
 import { renderGray, sampleReader, type Gray8 } from '../src/stages/pixels/render.js';
 import { analyseText, boxArea, type Box } from '../src/stages/pixels/text-regions.js';
 import { verifyPixels } from '../src/stages/pixels/verify-pixels.js';

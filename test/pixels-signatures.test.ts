@@ -65,7 +65,12 @@ describe('signature parsing', () => {
     [{ name: 'a', regions: [[0, 0, 0, 10]] }, 'zero width'],
     [{ name: 'a', regions: [] }, 'no regions'],
     [{ name: 'a', when: { NotAnAttribute: 'x' }, regions: [[0, 0, 1, 1]] }, 'unknown attribute'],
-    [{ name: 'a', when: { Modality: { like: 'US' } }, regions: [[0, 0, 1, 1]] }, 'unknown operator'],
+    [{ name: 'a', when: { Modality: { resembles: 'US' } }, regions: [[0, 0, 1, 1]] }, 'unknown operator'],
+    [{ name: 'a', when: { Modality: { equals: 'US', contains: 'U' } }, regions: [[0, 0, 1, 1]] }, 'two operators'],
+    [{ name: 'a', when: { Modality: { not: true } }, regions: [[0, 0, 1, 1]] }, 'a modifier without an operator'],
+    [{ name: 'a', when: { Modality: { equals: 'US', not: 'yes' } }, regions: [[0, 0, 1, 1]] }, 'a modifier that is not a boolean'],
+    [{ name: 'a', when: { Rows: { lessThan: 'many' } }, regions: [[0, 0, 1, 1]] }, 'a comparison without a number'],
+    [{ name: 'a', when: [], regions: [[0, 0, 1, 1]] }, 'an empty list of conditions'],
     [{ name: 'a', when: { Modality: { matches: '([' } }, regions: [[0, 0, 1, 1]] }, 'bad regular expression'],
     [{ name: 'a', colour: 'red', regions: [[0, 0, 1, 1]] }, 'unknown field'],
   ])('should refuse an invalid signature (%#: %s) with DEID_ERR_PROFILE_INVALID', (raw, _why) => {
@@ -119,6 +124,65 @@ describe('signature matching', () => {
     expect(signatureMatches(sig({ DeviceSerialNumber: { present: false } }), f.dataset)).toBe(true);
     expect(signatureMatches(sig({ DeviceSerialNumber: { present: true } }), f.dataset)).toBe(false);
     expect(signatureMatches(sig({ Manufacturer: 'ge healthcare' }), f.dataset)).toBe(true);
+  });
+
+  it('should read endsWith, wildcards, numeric comparisons, not, caseSensitive and a repeated attribute', () => {
+    const f = imageFile({
+      rows: 480,
+      columns: 640,
+      bitsAllocated: 8,
+      photometric: 'MONOCHROME2',
+      modality: 'US',
+      extra: [txt(0x00080008, 'CS', 'DERIVED\\SECONDARY\\SCREEN SAVE'), txt(0x00080070, 'LO', 'GE Healthcare'), txt(0x00081090, 'LO', 'LOGIQ E9'), txt(0x00281050, 'DS', '40\\50')],
+    });
+    const holds = (when: unknown) => signatureMatches(compileSignature({ name: 't', when: when as never, regions: [[0, 0, 1, 1]] }, 't'), f.dataset);
+    expect(holds({ ManufacturerModelName: { endsWith: 'e9' } })).toBe(true);
+    expect(holds({ ManufacturerModelName: { endsWith: 'e9', caseSensitive: true } })).toBe(false);
+    expect(holds({ Manufacturer: { contains: 'GE', caseSensitive: true } })).toBe(true);
+    // Wildcards: a bare value with `*`, or `like`; each value of a multi-valued attribute is tried.
+    expect(holds({ Manufacturer: 'GE*' })).toBe(true);
+    expect(holds({ ImageType: '*SCREEN*' })).toBe(true);
+    expect(holds({ ImageType: { like: 'SECOND?RY' } })).toBe(true);
+    expect(holds({ ImageType: { like: 'second?ry', caseSensitive: true } })).toBe(false);
+    expect(holds({ Manufacturer: 'GE' })).toBe(false);
+    // Numbers: binary US values and the first value of a DS.
+    expect(holds({ Rows: { greaterThan: 479 }, Columns: { lessThan: '641' } })).toBe(true);
+    expect(holds({ Rows: { greaterThan: 480 } })).toBe(false);
+    expect(holds({ WindowCenter: { lessThan: 41 } })).toBe(true);
+    expect(holds({ WindowWidth: { lessThan: 41 } })).toBe(false); // absent: no comparison holds
+    // not: the test negated; an absent attribute fails a test, so its negation holds.
+    expect(holds({ Manufacturer: { contains: 'siemens', not: true } })).toBe(true);
+    expect(holds({ Manufacturer: { contains: 'ge', not: true } })).toBe(false);
+    expect(holds({ DeviceSerialNumber: { equals: 'X', not: true } })).toBe(true);
+    // The same attribute twice: a list of maps, all of which must hold.
+    expect(holds([{ ManufacturerModelName: { startsWith: 'LOGIQ' } }, { ManufacturerModelName: { contains: 'E10', not: true } }])).toBe(true);
+    expect(holds([{ ManufacturerModelName: { startsWith: 'LOGIQ' } }, { ManufacturerModelName: { contains: 'E9', not: true } }])).toBe(false);
+    const anyOf = compileSignature({ name: 't', when: { Modality: 'US' }, anyOf: [[{ Rows: 1 }, { Columns: 640 }], { Rows: 480 }], regions: [[0, 0, 1, 1]] }, 't');
+    expect(anyOf.groups.map((g) => g.length)).toEqual([3, 2]);
+    expect(signatureMatches(anyOf, f.dataset)).toBe(true);
+  });
+
+  it('should read file meta attributes (ImplementationVersionName) from the meta information it is given', () => {
+    const f = corpus('deid-data/ultrasounds/GREYSCALE_IMAGE.dcm');
+    const name = rawString(findElement(f.meta, 0x00020013)?.value).trim();
+    expect(name.length).toBeGreaterThan(0);
+    const sig = compileSignature({ name: 't', when: { ImplementationVersionName: name.slice(0, 3) + '*' }, regions: [[0, 0, 1, 1]] }, 't');
+    expect(signatureMatches(sig, f.dataset, undefined, f.meta)).toBe(true);
+    expect(signatureMatches(sig, f.dataset)).toBe(false);
+    expect(matchSignatures([sig], f.dataset, 1024, 768, f.meta).map((h) => h.name)).toEqual(['t']);
+  });
+
+  it('should accept the extended condition forms in the profile schema and refuse two operators in one condition', () => {
+    const validate = new Ajv({ strict: false }).compile({ ...PROFILE_SCHEMA, $id: 'sig-test-2', $ref: '#/$defs/pixelSignature', type: undefined, required: undefined, properties: undefined, additionalProperties: undefined });
+    const ok = {
+      name: 'x',
+      when: [{ ImageType: '*SCREEN*' }, { ImageType: { contains: 'DERIVED', not: true, caseSensitive: true } }],
+      anyOf: [{ Rows: { lessThan: 500 } }, [{ Columns: { greaterThan: '600' } }, { Manufacturer: { endsWith: 'care' } }]],
+      regions: [[0, 0, 1, 1]],
+    };
+    expect(validate(ok), JSON.stringify(validate.errors)).toBe(true);
+    expect(validate({ name: 'x', when: { Modality: { equals: 'US', contains: 'U' } }, regions: [[0, 0, 1, 1]] })).toBe(false);
+    expect(validate({ name: 'x', when: { Modality: { not: true } }, regions: [[0, 0, 1, 1]] })).toBe(false);
   });
 
   it('should count negative coordinates from the right and bottom edges, clipped to the image', () => {

@@ -1,18 +1,18 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import ts from 'typescript';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type JobData, type JobInfo, type JobQueue, type StageCounts, createQueue } from '../src/pipeline/queue/index.js';
 import { REPO_ROOT, tempDir } from './helpers/corpus.js';
+import { waitFor } from './helpers/ports.js';
+import { startRedis, type RedisHandle } from './helpers/redis.js';
 
 // One contract, two engines: every test below runs against the embedded queue and against BullMQ
 // on a redis-server started here. Child processes run the queue code transpiled from src/ into a
 // temp folder, so this suite never depends on a stale or half-built dist/.
 
-const REDIS_SERVER = '/usr/bin/redis-server';
 const FIXTURE = join(REPO_ROOT, 'test', 'fixtures', 'queue-worker.mjs');
 const STAGE = 'header';
 // Short BullMQ locks so that a killed worker's job is found stalled within a few seconds.
@@ -20,69 +20,23 @@ const BULL_OPTS = { lockDurationMs: 4000, stalledIntervalMs: 500 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function ping(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createConnection({ port, host: '127.0.0.1' });
-    let buf = '';
-    s.setTimeout(500, () => s.destroy());
-    s.on('connect', () => s.write('PING\r\n'));
-    s.on('data', (d) => {
-      buf += d.toString();
-      if (buf.includes('\r\n')) s.end();
-    });
-    s.on('close', () => resolve(buf.startsWith('+PONG')));
-    s.on('error', () => undefined);
-  });
-}
-
-async function startRedis(): Promise<{ url: string; stop: () => Promise<void> }> {
-  if (!existsSync(REDIS_SERVER)) throw new Error(`${REDIS_SERVER} is missing: install the Debian package redis-server`);
-  const port = await freePort();
-  const proc = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: 'ignore',
-  });
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  await waitFor('redis-server to answer PING', () => ping(port), 10_000);
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    stop: async () => {
-      proc.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
-/** Transpiles src/pipeline/queue/*.ts to plain ESM for the child processes (node_modules linked in). */
+/**
+ * Transpiles src/pipeline/queue/*.ts, and the pipeline modules they import, to plain ESM for the
+ * child processes (node_modules linked in), keeping their relative layout.
+ */
 function buildQueueModule(outDir: string): string {
-  const src = join(REPO_ROOT, 'src', 'pipeline', 'queue');
+  const pipeline = join(REPO_ROOT, 'src', 'pipeline');
   writeFileSync(join(outDir, 'package.json'), '{"type":"module"}');
   symlinkSync(join(REPO_ROOT, 'node_modules'), join(outDir, 'node_modules'), 'dir');
-  for (const f of readdirSync(src).filter((n) => n.endsWith('.ts'))) {
-    const { outputText } = ts.transpileModule(readFileSync(join(src, f), 'utf8'), {
+  mkdirSync(join(outDir, 'queue'));
+  const files = [...readdirSync(join(pipeline, 'queue')).filter((n) => n.endsWith('.ts')).map((n) => `queue/${n}`), 'durable-fs.ts'];
+  for (const f of files) {
+    const { outputText } = ts.transpileModule(readFileSync(join(pipeline, f), 'utf8'), {
       compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 },
     });
     writeFileSync(join(outDir, f.replace(/\.ts$/, '.js')), outputText);
   }
-  return pathToFileURL(join(outDir, 'index.js')).href;
+  return pathToFileURL(join(outDir, 'queue', 'index.js')).href;
 }
 
 interface Child {
@@ -105,7 +59,7 @@ interface Engine {
 
 const tmp = tempDir('deid-queue-');
 let moduleUrl = '';
-let redis: { url: string; stop: () => Promise<void> } | undefined;
+let redis: RedisHandle | undefined;
 
 const engines: Engine[] = [
   {
@@ -177,10 +131,10 @@ describe.each(engines)('$name job queue', (engine) => {
   }
 
   const settled = (q: JobQueue, want: Partial<StageCounts>, timeoutMs = 5000) =>
-    waitFor(`counts ${JSON.stringify(want)}`, async () => {
+    waitFor(async () => {
       const c = await q.counts(STAGE);
       return Object.entries(want).every(([k, v]) => c[k as keyof StageCounts] === v);
-    }, timeoutMs);
+    }, timeoutMs, `counts ${JSON.stringify(want)}`);
 
   function startChild(cfg: Record<string, unknown>): Child {
     const proc = spawn(process.execPath, [FIXTURE, moduleUrl, JSON.stringify({ ...engine.childConfig(ns), stage: STAGE, ...cfg })], {
@@ -353,10 +307,10 @@ describe.each(engines)('$name job queue', (engine) => {
     next();
     const log = join(tmp.path, ns, 'deliveries.log');
     const child = startChild({ concurrency: 1, mode: 'hang', log });
-    await waitFor('the child to start', () => child.lines.includes('ready'));
+    await waitFor(() => child.lines.includes('ready'), 5000, 'the child to start');
     const q = open();
     await q.add(STAGE, job('crash-me'));
-    await waitFor('the child to take the job', () => child.lines.includes('start crash-me'), 5000);
+    await waitFor(() => child.lines.includes('start crash-me'), 5000, 'the child to take the job');
 
     // A live owner keeps its job: a second process on the stage must not take it.
     const peer = open();
@@ -371,7 +325,7 @@ describe.each(engines)('$name job queue', (engine) => {
     const fresh = open();
     const r = recorder();
     fresh.process(STAGE, 1, r.handler);
-    await waitFor('the job to come back', () => r.seen.length > 0, engine.recoveryMs);
+    await waitFor(() => r.seen.length > 0, engine.recoveryMs, 'the job to come back');
     await settled(fresh, { done: 1, queued: 0, active: 0 });
     expect(r.seen.map(({ id, attempt }) => ({ id, attempt }))).toEqual([{ id: 'crash-me', attempt: 2 }]);
   });
@@ -380,12 +334,12 @@ describe.each(engines)('$name job queue', (engine) => {
     next();
     const log = join(tmp.path, ns, 'deliveries.log');
     const workers = [0, 1].map(() => startChild({ concurrency: 2, mode: 'work', workMs: 15, log }));
-    await waitFor('both children to start', () => workers.every((w) => w.lines.includes('ready')));
+    await waitFor(() => workers.every((w) => w.lines.includes('ready')), 5000, 'both children to start');
     const q = open();
     const ids = Array.from({ length: 60 }, (_, i) => `s${i}`);
     await Promise.all(ids.map((id) => q.add(STAGE, job(id))));
     const lines = () => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : []);
-    await waitFor('60 deliveries', () => lines().length >= 60, 10_000);
+    await waitFor(() => lines().length >= 60, 10_000, '60 deliveries');
     await settled(q, { queued: 0, active: 0 });
     await sleep(300); // room for a duplicate to show up
 

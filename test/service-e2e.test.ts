@@ -6,7 +6,7 @@ import { remapUid } from '../src/keyed.js';
 import { corpusFile, tempDir } from './helpers/corpus.js';
 import { runStorescu, storeResponses } from './helpers/dcmtk.js';
 import { startOrthanc, type OrthancHandle } from './helpers/orthanc.js';
-import { freePort, waitFor } from './helpers/ports.js';
+import { listenOnFreePort, waitFor } from './helpers/ports.js';
 import { startServiceProcess, type ServiceProcess } from './helpers/service.js';
 import { writeStudy, type StudyFile } from './helpers/study.js';
 
@@ -54,7 +54,6 @@ describe('the service end to end, with real peers (embedded queue)', () => {
 
   beforeAll(async () => {
     orthanc = await startOrthanc();
-    const hookPort = await freePort();
     webhook = createServer((req, res) => {
       let body = '';
       req.on('data', (d) => (body += d));
@@ -62,7 +61,8 @@ describe('the service end to end, with real peers (embedded queue)', () => {
         completed.push(JSON.parse(body));
         res.end('ok');
       });
-    }).listen(hookPort, '127.0.0.1');
+    });
+    const hookPort = await listenOnFreePort(webhook);
     const secretFile = join(tmp.path, 'secret');
     writeFileSync(secretFile, SECRET);
     const config = join(tmp.path, 'deid.yaml');

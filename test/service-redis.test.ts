@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,41 +5,18 @@ import { remapUid } from '../src/keyed.js';
 import { tempDir } from './helpers/corpus.js';
 import { runStorescu, storeResponses } from './helpers/dcmtk.js';
 import { startOrthanc, type OrthancHandle } from './helpers/orthanc.js';
-import { freePort, waitFor } from './helpers/ports.js';
+import { waitFor } from './helpers/ports.js';
+import { startRedis, type RedisHandle } from './helpers/redis.js';
 import { startServiceProcess, type ServiceProcess } from './helpers/service.js';
 import { writeStudy } from './helpers/study.js';
 
 const SECRET = 'redis-mode-secret-0123456789abcdef';
 
-async function startRedis(): Promise<{ url: string; stop(): Promise<void> }> {
-  const port = await freePort();
-  const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  const url = `redis://127.0.0.1:${port}`;
-  const { Redis } = await import('ioredis');
-  await waitFor(async () => {
-    const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    try {
-      await r.connect();
-      return (await r.ping()) === 'PONG';
-    } finally {
-      r.disconnect();
-    }
-  }, 15_000, 'redis-server');
-  return {
-    url,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
-}
-
 /** Scale-out: ingest in `deid serve --redis`, the pipeline in two `deid worker` processes sharing the spool. */
 describe('the service with BullMQ on Redis and two workers', () => {
   const tmp = tempDir('deid-redis-');
   let orthanc: OrthancHandle;
-  let redis: Awaited<ReturnType<typeof startRedis>>;
+  let redis: RedisHandle;
   let service: ServiceProcess;
   const workers: ServiceProcess[] = [];
 

@@ -1,30 +1,9 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CachedStore } from '../src/pipeline/cached-store.js';
-import { LocalFolderStore, isNotFound, type ObjectStore } from '../src/pipeline/storage.js';
+import { LocalFolderStore, isNotFound } from '../src/pipeline/storage.js';
 import { tempDir } from './helpers/corpus.js';
-
-/** Counts the reads that reach the folder. */
-class CountingStore implements ObjectStore {
-  reads = 0;
-  constructor(private readonly inner: ObjectStore) {}
-  put(k: string, d: Uint8Array, o?: { durable?: boolean }) {
-    return this.inner.put(k, d, o);
-  }
-  get(k: string) {
-    this.reads++;
-    return this.inner.get(k);
-  }
-  rename(a: string, b: string) {
-    return this.inner.rename(a, b);
-  }
-  list(p: string) {
-    return this.inner.list(p);
-  }
-  delete(k: string) {
-    return this.inner.delete(k);
-  }
-}
+import { CountingStore } from './helpers/stores.js';
 
 describe('the storage port', () => {
   const tmp = tempDir('deid-store-');

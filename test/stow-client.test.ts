@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDestination } from '../src/export/index.js';
 import { StowDestination } from '../src/export/stow-client.js';
 import { parseMediaType, parseMultipart, registerStow } from '../src/http/stow.js';
-import { ExportError, type Destination, type ExportInfo, type Ingest, type IngestOutcome } from '../src/pipeline/ports.js';
+import { type Destination, type ExportInfo, type Ingest, type IngestOutcome } from '../src/pipeline/ports.js';
+import { DeidError } from '../src/errors.js';
 import { corpusFile } from './helpers/corpus.js';
 
 const CT = new Uint8Array(readFileSync(corpusFile('pydicom/CT_small.dcm')));
@@ -81,9 +82,9 @@ async function outcome(dest: Destination): Promise<'ok' | 'retryable' | 'final'>
     await dest.send(CT, INFO);
     return 'ok';
   } catch (e) {
-    expect(e).toBeInstanceOf(ExportError);
+    expect(e).toBeInstanceOf(DeidError);
     expect((e as Error).message).not.toContain(CT_SOP);
-    return (e as ExportError).retryable ? 'retryable' : 'final';
+    return (e as DeidError).retryable ? 'retryable' : 'final';
   }
 }
 

@@ -12,7 +12,8 @@ import { TAG } from '../src/dicom/tag.js';
 import { rawString } from '../src/dicom/values.js';
 import { StowDestination } from '../src/export/stow-client.js';
 import { registerStow } from '../src/http/stow.js';
-import { ExportError, type ExportInfo, type Ingest } from '../src/pipeline/ports.js';
+import { type ExportInfo, type Ingest } from '../src/pipeline/ports.js';
+import { DeidError } from '../src/errors.js';
 import { corpusFile } from './helpers/corpus.js';
 import type { OrthancHandle } from './helpers/orthanc.js';
 import { orthancDicomWebAvailable, orthancLookup, orthancStowTo, orthancUpload, startOrthancDicomWeb } from './helpers/orthanc-dicomweb.js';
@@ -100,8 +101,8 @@ describe.skipIf(!orthancDicomWebAvailable())('STOW-RS with Orthanc (transport)',
       () => undefined,
       (e: unknown) => e,
     );
-    expect(err).toBeInstanceOf(ExportError);
-    expect((err as ExportError).retryable).toBe(false);
+    expect(err).toBeInstanceOf(DeidError);
+    expect((err as DeidError).retryable).toBe(false);
     await dest.close();
   });
 });

@@ -1,9 +1,11 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { ScratchBuffer } from '../dicom/scratch-buffer.js';
 import { DeidError, toDeidError, type ErrorCode } from '../errors.js';
-import { placeOutput, quarantineFile, writeFileAtomic } from '../pipeline/file-outputs.js';
-import { processObject, processObjectAsync, type ProcessedObject } from '../pipeline/process-object.js';
+import { writeFileAtomicSync } from '../pipeline/durable-fs.js';
+import { placeOutput, quarantineFile } from '../pipeline/file-outputs.js';
+import type { Destination } from '../pipeline/ports.js';
+import { processAndExport } from '../pipeline/process-object.js';
 import type { CompiledProfile, ProfileChain } from '../profiles/compile.js';
 
 export interface RunSettings {
@@ -81,45 +83,49 @@ function readIntoInputArea(path: string): Buffer {
   }
 }
 
-/**
- * De-identifies one file: output on success, original plus reason in quarantine on any failure.
- * Synchronous from read to write, so that it can use this thread's reused input and output areas.
- */
-export function processFile(job: FileJob, s: RunSettings, profile: CompiledProfile, secret: Buffer): FileResult {
-  const input = readInput(job, s, readIntoInputArea);
-  if (!Buffer.isBuffer(input)) return input;
-  try {
-    const r = processObject(input, { profile, secret, scratch: outputArea });
-    try {
-      placeOutput(s.outDir, r.studyInstanceUid, r.seriesInstanceUid, r.sopInstanceUid, r.output);
-    } catch (e) {
-      throw new DeidError('DEID_ERR_OUTPUT', (e as NodeJS.ErrnoException).code ?? 'write failed');
-    }
-    return { path: job.path, ok: true, bytesIn: input.length, bytesOut: r.output.length };
-  } catch (e) {
-    return quarantineInput(job, s, input, e);
-  }
+/** `deid run`'s destination: the output folder, where nothing is ever overwritten (file-outputs.ts). */
+function outputFolder(outDir: string): Destination {
+  return {
+    name: outDir,
+    async send(part10, info) {
+      try {
+        placeOutput(outDir, info.studyInstanceUid, info.seriesInstanceUid, info.sopInstanceUid, part10);
+      } catch (e) {
+        throw new DeidError('DEID_ERR_OUTPUT', (e as NodeJS.ErrnoException).code ?? 'write failed');
+      }
+    },
+    async close() {},
+  };
 }
 
 /**
- * The same for profiles with clean-pixel-data: the pixel stage is asynchronous (OCR in a pool of
- * workers), so files are processed concurrently on one thread and the pool does the parallel work.
- * Several files are in flight at once here, so each has buffers of its own.
+ * De-identifies one file through every stage, the output folder as the export's destination: output
+ * on success, original plus reason in quarantine on any failure.
+ *
+ * With `reuseBuffers`, the input is read into this thread's input area and the output encoded into
+ * its output area: the caller must finish each file before it starts the next (the header-only run,
+ * one file after another per thread). Without, each file has buffers of its own (clean-pixel-data,
+ * where files are processed concurrently and the OCR pool does the parallel work).
  */
-export async function processFileAsync(job: FileJob, s: RunSettings, profile: CompiledProfile, secret: Buffer, read: (p: string) => Buffer): Promise<FileResult> {
-  const input = readInput(job, s, read);
+export async function processFile(job: FileJob, s: RunSettings, profile: CompiledProfile, secret: Buffer, opts: { reuseBuffers: boolean }): Promise<FileResult> {
+  const input = readInput(job, s, opts.reuseBuffers ? readIntoInputArea : readFileSync);
   if (!Buffer.isBuffer(input)) return input;
   try {
-    const r: ProcessedObject & { previews?: { before: Buffer; after: Buffer } } = await processObjectAsync(input, { profile, secret, previews: !!s.previewsDir });
-    try {
-      placeOutput(s.outDir, r.studyInstanceUid, r.seriesInstanceUid, r.sopInstanceUid, r.output);
-      if (s.previewsDir && r.previews && r.pixels?.pixelsMasked) {
+    const r = await processAndExport(input, {
+      profile,
+      secret,
+      scratch: opts.reuseBuffers ? outputArea : undefined,
+      previews: !!s.previewsDir,
+      destinations: [outputFolder(s.outDir)],
+    });
+    if (s.previewsDir && r.previews && r.pixels?.pixelsMasked) {
+      try {
         // Named by the new SOP Instance UID, beside nothing that identifies the patient.
-        writeFileAtomic(join(s.previewsDir, `${r.sopInstanceUid}.before.png`), r.previews.before);
-        writeFileAtomic(join(s.previewsDir, `${r.sopInstanceUid}.after.png`), r.previews.after);
+        writeFileAtomicSync(join(s.previewsDir, `${r.sopInstanceUid}.before.png`), r.previews.before);
+        writeFileAtomicSync(join(s.previewsDir, `${r.sopInstanceUid}.after.png`), r.previews.after);
+      } catch (e) {
+        throw new DeidError('DEID_ERR_OUTPUT', (e as NodeJS.ErrnoException).code ?? 'write failed');
       }
-    } catch (e) {
-      throw new DeidError('DEID_ERR_OUTPUT', (e as NodeJS.ErrnoException).code ?? 'write failed');
     }
     return { path: job.path, ok: true, bytesIn: input.length, bytesOut: r.output.length, pixels: r.pixels?.action };
   } catch (e) {

@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ErrorCode } from '../errors.js';
@@ -99,14 +99,14 @@ export async function runFiles(
     // clean-pixel-data: OCR runs in one pool of workers sized to the cores, so files are processed
     // concurrently on this thread (decode, mask and encode are quick next to OCR).
     const { shutdownSharedOcrPool, sharedOcrPool } = await import('../stages/pixels/ocr-pool.js');
-    const { processFileAsync } = await import('./process-file.js');
+    const { processFile } = await import('./process-file.js');
     const secret = Buffer.from(settings.secretHex, 'hex');
     const concurrency = Math.max(2, sharedOcrPool().size * 2);
     let next = 0;
     try {
       await Promise.all(
         Array.from({ length: Math.min(concurrency, jobs.length) }, async () => {
-          while (next < jobs.length) onResult(await processFileAsync(jobs[next++], settings, compiled, secret, readFileSync));
+          while (next < jobs.length) onResult(await processFile(jobs[next++], settings, compiled, secret, { reuseBuffers: false }));
         }),
       );
     } finally {
@@ -131,7 +131,7 @@ export async function runFiles(
       const { processFile } = await import('./process-file.js');
       const secret = Buffer.from(settings.secretHex, 'hex');
       for (let batch = take(); batch.length; batch = take()) {
-        for (const j of batch) onResult(processFile(j, settings, compiled, secret));
+        for (const j of batch) onResult(await processFile(j, settings, compiled, secret, { reuseBuffers: true }));
         // Let the workers' results and requests in between batches.
         await new Promise((r) => setImmediate(r));
       }

@@ -1,5 +1,5 @@
 import { DICTIONARY_TEXT, REPEATING_TEXT } from './dictionary.generated.js';
-import { isPrivateCreatorTag, isPrivateTag, tagElement, type Tag } from './tag.js';
+import { TAG, isPrivateCreatorTag, isPrivateTag, tagElement, type Tag } from './tag.js';
 
 export interface DictEntry {
   readonly vr: string;
@@ -83,7 +83,7 @@ export function lookupTag(tag: Tag): DictEntry | undefined {
 export function implicitVR(tag: Tag): string {
   const e = lookupTag(tag);
   if (!e) return 'UN';
-  if (tag === 0x7fe00010) return 'OW';
+  if (tag === TAG.PixelData) return 'OW';
   return e.vr.length === 2 ? e.vr : e.vr.slice(0, 2);
 }
 

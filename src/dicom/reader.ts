@@ -234,8 +234,7 @@ export interface ReadOptions {
  */
 export function readDicom(input: Uint8Array, opts: ReadOptions = {}): DicomFile {
   if (opts.maxBytes !== undefined && input.length > opts.maxBytes) throw new DeidError('DEID_ERR_HOSTILE_SIZE', `${input.length} bytes`);
-  const hasPreamble = input.length >= 132 && input[128] === 0x44 && input[129] === 0x49 && input[130] === 0x43 && input[131] === 0x4d;
-  if (!hasPreamble) {
+  if (!hasPart10Preamble(input)) {
     const enc = detectBareDataset(input);
     if (!enc) throw new DeidError('DEID_ERR_NOT_DICOM');
     let dataset: Element[];
@@ -251,17 +250,7 @@ export function readDicom(input: Uint8Array, opts: ReadOptions = {}): DicomFile 
   }
 
   const preamble = input.subarray(0, 128);
-  const metaReader = new DatasetReader(input, true);
-  // Meta elements are explicit VR LE; read them one group at a time until the group changes.
-  const meta: Element[] = [];
-  let offset = 132;
-  while (offset + 8 <= input.length) {
-    const group = input[offset] | (input[offset + 1] << 8);
-    if (group !== 0x0002) break;
-    const [els, next] = metaReader.readElements(offset, Math.min(input.length, nextElementEnd(input, offset)), true, false, 0);
-    meta.push(...els);
-    offset = next;
-  }
+  const { meta, datasetOffset: offset } = readMetaGroup(input);
   const ts = asciiValue(meta.find((e) => e.tag === TAG.TransferSyntaxUID));
   if (!ts) throw new DeidError('DEID_ERR_MISSING_TRANSFER_SYNTAX');
   const enc = encodingOf(ts);
@@ -281,6 +270,29 @@ export function readDicom(input: Uint8Array, opts: ReadOptions = {}): DicomFile 
   }
   const [dataset] = new DatasetReader(body, enc.littleEndian).readElements(0, body.length, enc.explicitVR, false, 0);
   return { preamble, meta, dataset, transferSyntaxUID: ts, encoding: enc };
+}
+
+/** Whether the bytes start with a 128-byte preamble and "DICM" (a Part 10 file, not a bare data set). */
+export const hasPart10Preamble = (input: Uint8Array): boolean =>
+  input.length >= 132 && input[128] === 0x44 && input[129] === 0x49 && input[130] === 0x43 && input[131] === 0x4d;
+
+/**
+ * Reads the file meta group (explicit VR little endian, after the preamble) of a Part 10 file, and
+ * where its data set starts, without touching the data set. Throws a coded error when it is cut short.
+ */
+export function readMetaGroup(input: Uint8Array): { meta: Element[]; datasetOffset: number } {
+  const metaReader = new DatasetReader(input, true);
+  // Meta elements are explicit VR LE; read them one element at a time until the group changes.
+  const meta: Element[] = [];
+  let offset = 132;
+  while (offset + 8 <= input.length) {
+    const group = input[offset] | (input[offset + 1] << 8);
+    if (group !== 0x0002) break;
+    const [els, next] = metaReader.readElements(offset, Math.min(input.length, nextElementEnd(input, offset)), true, false, 0);
+    meta.push(...els);
+    offset = next;
+  }
+  return { meta, datasetOffset: offset };
 }
 
 /** End of the explicit VR LE element starting at `offset` (for reading the meta group element by element). */

@@ -1,26 +1,8 @@
 /** Tags are uint32 numbers: (group << 16) | element. */
 export type Tag = number;
 
-export const TAG = {
-  FileMetaGroupLength: 0x00020000,
-  MediaStorageSOPClassUID: 0x00020002,
-  MediaStorageSOPInstanceUID: 0x00020003,
-  TransferSyntaxUID: 0x00020010,
-  ImplementationClassUID: 0x00020012,
-  ImplementationVersionName: 0x00020013,
-  SpecificCharacterSet: 0x00080005,
-  SOPClassUID: 0x00080016,
-  SOPInstanceUID: 0x00080018,
-  Modality: 0x00080060,
-  PatientName: 0x00100010,
-  PatientID: 0x00100020,
-  StudyInstanceUID: 0x0020000d,
-  SeriesInstanceUID: 0x0020000e,
-  PixelData: 0x7fe00010,
-  Item: 0xfffee000,
-  ItemDelimitationItem: 0xfffee00d,
-  SequenceDelimitationItem: 0xfffee0dd,
-} as const;
+/** Every keyword of the data dictionary as its tag (generated: src/dicom/tags.generated.ts). */
+export { TAG } from './tags.generated.js';
 
 export const tagGroup = (t: Tag): number => t >>> 16;
 export const tagElement = (t: Tag): number => t & 0xffff;

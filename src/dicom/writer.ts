@@ -181,7 +181,7 @@ function metaElement(tag: number, vr: string, value: Uint8Array): Element {
 export function buildMeta(file: DicomFile, transferSyntaxUID: string, keepImplementation = false): Element[] {
   const byTag = new Map<number, Element>();
   for (const e of file.meta) if (!isGroupLengthTag(e.tag)) byTag.set(e.tag, e);
-  byTag.set(0x00020001, byTag.get(0x00020001) ?? metaElement(0x00020001, 'OB', Uint8Array.of(0, 1)));
+  byTag.set(TAG.FileMetaInformationVersion, byTag.get(TAG.FileMetaInformationVersion) ?? metaElement(TAG.FileMetaInformationVersion, 'OB', Uint8Array.of(0, 1)));
   for (const [metaTag, dsTag] of [
     [TAG.MediaStorageSOPClassUID, TAG.SOPClassUID],
     [TAG.MediaStorageSOPInstanceUID, TAG.SOPInstanceUID],
@@ -195,7 +195,7 @@ export function buildMeta(file: DicomFile, transferSyntaxUID: string, keepImplem
     byTag.set(TAG.ImplementationVersionName, metaElement(TAG.ImplementationVersionName, 'SH', asciiBytes(IMPLEMENTATION_VERSION_NAME, 'SH')));
   }
   const elements = [...byTag.values()].sort((a, b) => a.tag - b.tag);
-  return [metaElement(TAG.FileMetaGroupLength, 'UL', new Uint8Array(4)), ...elements];
+  return [metaElement(TAG.FileMetaInformationGroupLength, 'UL', new Uint8Array(4)), ...elements];
 }
 
 /** The preamble, DICM and the meta group (recomputed) for a file in the given transfer syntax. */

@@ -19,24 +19,27 @@
  */
 import net, { type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { DeidError } from '../errors.js';
+import { DeidError, isDeidError } from '../errors.js';
 import { readDicom } from '../dicom/reader.js';
+import { splitPart10 } from '../dicom/part10.js';
 import { TS, isNativeSyntax } from '../dicom/transfer-syntax.js';
 import { encodeDataset } from '../dicom/writer.js';
 import {
-  ABORT_REASON_NOT_SPECIFIED,
-  ABORT_SOURCE_SERVICE_USER,
+  AbortReason,
+  AbortSource,
   AssociationClass,
   CStoreRequest,
   DatasetBase,
   NetworkBase,
   PC_RESULT,
-  REJECT,
+  RejectReason,
+  RejectResult,
+  RejectSource,
   type NetworkInstance,
-} from '../ingest/dcmjs-dimse-internals.js';
-import { useLeanSend } from '../ingest/dimse-wire.js';
-import { ExportError, type Destination, type ExportInfo } from '../pipeline/ports.js';
-import { splitPart10 } from './dimse-part10.js';
+} from '../dimse/library.js';
+import { formatStatus, isRetryableStatus, isSuccessOrWarning } from '../dimse/status.js';
+import { useLeanSend } from '../dimse/wire.js';
+import { exportFailure, type Destination, type ExportInfo } from '../pipeline/ports.js';
 
 export interface DimseDestinationOptions {
   /** Release the association after this long without a send (default 10 s). */
@@ -99,14 +102,7 @@ export function dimseUrlOf(t: DimseTarget): string {
   return `dicom://${encodeURIComponent(t.calledAE)}:${encodeURIComponent(t.callingAE)}@${host}:${t.port}`;
 }
 
-/** C-STORE status classes (PS3.7 Annex C, PS3.4 B.2.3). */
-export function isSuccessOrWarning(status: number): boolean {
-  return status === 0x0000 || status === 0x0001 || status === 0x0107 || status === 0x0116 || (status >= 0xb000 && status <= 0xbfff);
-}
-export function isRetryableStatus(status: number): boolean {
-  return (status >= 0xa700 && status <= 0xa7ff) || status === 0x0213 || status === 0xfe00;
-}
-const hex = (n: number) => `0x${n.toString(16).padStart(4, '0').toUpperCase()}`;
+const hex = formatStatus;
 
 /** A data set whose encoding is the given bytes: dcmjs-dimse sends them as they are. */
 class RawDataset extends DatasetBase {
@@ -128,18 +124,6 @@ class RawDataset extends DatasetBase {
 const NO_TIMEOUT = 2 ** 31 - 1;
 const RETRYABLE_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EAI_AGAIN', 'ENOTFOUND', 'EADDRNOTAVAIL']);
 
-/** A failure of the association itself (as opposed to a C-STORE status). */
-class LinkError extends ExportError {
-  constructor(
-    message: string,
-    retryable: boolean,
-    /** The association was lost before the response: the object may be sent again on a new one. */
-    readonly lost = false,
-  ) {
-    super(message, retryable);
-  }
-}
-
 type Pair = readonly [sopClassUid: string, transferSyntaxUid: string];
 const pairKey = (p: Pair) => `${p[0]}|${p[1]}`;
 const LE = [TS.ExplicitLE, TS.ImplicitLE] as const;
@@ -155,7 +139,7 @@ function contextsFor([sop, ts]: Pair): Array<[string, string[]]> {
 class Link {
   closed = false;
   sent = 0;
-  private failPending?: (e: LinkError) => void;
+  private failPending?: (e: DeidError) => void;
 
   private constructor(
     private readonly nw: NetworkInstance,
@@ -189,33 +173,33 @@ class Link {
     const link = new Link(nw, socket, opts.timeoutMs, new Set(pairs.map(pairKey)));
     nw.on('close', () => {
       link.closed = true;
-      link.fail(new LinkError('connection closed by the destination', true, true));
+      link.fail(exportFailure(true, 'connection closed by the destination'));
     });
     nw.on('networkError', (e) => {
       link.closed = true;
       const timeout = /timeout/i.test(e.message);
       const code = errno ?? (timeout ? 'ETIMEDOUT' : undefined);
-      link.fail(new LinkError(timeout ? 'no answer from the destination in time' : `connection error ${code ?? ''}`.trim(), code === undefined || RETRYABLE_ERRNO.has(code), true));
+      link.fail(exportFailure(code === undefined || RETRYABLE_ERRNO.has(code), timeout ? 'no answer from the destination in time' : `connection error ${code ?? ''}`.trim()));
       socket.destroy();
     });
     nw.on('associationReleaseRequested', () => {
       // The peer releases (rare for an SCP): answer, and let it close the connection.
       link.closed = true;
       nw.sendAssociationReleaseResponse();
-      link.fail(new LinkError('association released by the destination', true, true));
+      link.fail(exportFailure(true, 'association released by the destination'));
     });
     nw.on('abort', () => {
       link.closed = true;
-      link.fail(new LinkError('association aborted by the destination', true, true));
+      link.fail(exportFailure(true, 'association aborted by the destination'));
       socket.destroy();
     });
     return link.run<Link>((resolve, reject) => {
       nw.on('connect', () => nw.sendAssociationRequest(assoc));
       nw.on('associationAccepted', () => resolve(link));
       nw.on('associationRejected', (r) => {
-        const transient = r.result === REJECT.Transient;
-        const why = r.reason === REJECT.ReasonCallingAeNotRecognized && r.source === REJECT.SourceServiceUser ? 'calling AE not recognized' : r.reason === REJECT.ReasonCalledAeNotRecognized && r.source === REJECT.SourceServiceUser ? 'called AE not recognized' : `result ${r.result}, source ${r.source}, reason ${r.reason}`;
-        reject(new LinkError(`association rejected (${transient ? 'transient' : 'permanent'}: ${why})`, transient));
+        const transient = r.result === RejectResult.Transient;
+        const why = r.reason === RejectReason.CallingAeNotRecognized && r.source === RejectSource.ServiceUser ? 'calling AE not recognized' : r.reason === RejectReason.CalledAeNotRecognized && r.source === RejectSource.ServiceUser ? 'called AE not recognized' : `result ${r.result}, source ${r.source}, reason ${r.reason}`;
+        reject(exportFailure(transient, `association rejected (${transient ? 'transient' : 'permanent'}: ${why})`));
         link.closed = true;
         socket.destroy();
       });
@@ -226,8 +210,8 @@ class Link {
   }
 
   /** Runs one operation with the inactivity timeout armed; connection loss rejects it. */
-  private run<T>(body: (resolve: (v: T) => void, reject: (e: LinkError) => void) => void): Promise<T> {
-    if (this.closed) return Promise.reject(new LinkError('connection closed by the destination', true, true));
+  private run<T>(body: (resolve: (v: T) => void, reject: (e: DeidError) => void) => void): Promise<T> {
+    if (this.closed) return Promise.reject(exportFailure(true, 'connection closed by the destination'));
     return new Promise<T>((resolve, reject) => {
       this.socket.setTimeout(this.timeoutMs);
       const done = () => {
@@ -251,12 +235,12 @@ class Link {
         );
       } catch (e) {
         done();
-        reject(new LinkError(`C-STORE could not be sent (${(e as Error).name})`, false));
+        reject(exportFailure(false, `C-STORE could not be sent (${(e as Error).name})`));
       }
     });
   }
 
-  private fail(e: LinkError): void {
+  private fail(e: DeidError): void {
     this.failPending?.(e);
   }
 
@@ -276,13 +260,13 @@ class Link {
       req.on('response', (r) => {
         status = r.getStatus();
         comment = r.getErrorComment();
-        this.nw.dimseStream = undefined; // see dcmjs-dimse-internals: the library would keep appending to it
+        this.nw.dimseStream = undefined; // see dimse/library.ts: the library would keep appending to it
       });
       req.on('done', () => {
         // The library never forgets a request; drop it so the association does not grow.
         const i = this.nw.pending.indexOf(req);
         if (i >= 0) this.nw.pending.splice(i, 1);
-        if (status === undefined) reject(new LinkError('C-STORE was not sent (no usable presentation context)', false));
+        if (status === undefined) reject(exportFailure(false, 'C-STORE was not sent (no usable presentation context)'));
         else resolve({ status, comment });
       });
       this.sent++;
@@ -307,7 +291,7 @@ class Link {
   }
 
   abort(): void {
-    if (!this.closed && !this.socket.destroyed) this.nw.sendAbort(ABORT_SOURCE_SERVICE_USER, ABORT_REASON_NOT_SPECIFIED);
+    if (!this.closed && !this.socket.destroyed) this.nw.sendAbort(AbortSource.ServiceUser, AbortReason.NotSpecified);
     this.closed = true;
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 500).unref();
@@ -358,7 +342,7 @@ export class DimseDestination implements Destination {
   }
 
   send(part10: Uint8Array, info: ExportInfo): Promise<void> {
-    if (this.closed) return Promise.reject(new ExportError(`destination ${this.name} is closed`, true));
+    if (this.closed) return Promise.reject(exportFailure(true, `destination ${this.name} is closed`));
     const lane = this.pickLane();
     lane.load++;
     return this.enqueue(lane, () => this.sendOne(lane, part10, info)).finally(() => lane.load--);
@@ -420,11 +404,11 @@ export class DimseDestination implements Destination {
     clearTimeout(lane.idleTimer);
     try {
       const parts = splitPart10(part10);
-      if (!parts) throw new ExportError('not a Part 10 file (no preamble or a cut meta group)', false);
+      if (!parts) throw exportFailure(false, 'not a Part 10 file (no preamble or a cut meta group)');
       const sop = parts.sopClassUid || info.sopClassUid;
       const iuid = parts.sopInstanceUid || info.sopInstanceUid;
       const ts = parts.transferSyntaxUid || info.transferSyntaxUid;
-      if (!sop || !iuid || !ts) throw new ExportError('the meta group lacks the SOP class, SOP instance or transfer syntax UID', false);
+      if (!sop || !iuid || !ts) throw exportFailure(false, 'the meta group lacks the SOP class, SOP instance or transfer syntax UID');
       const pair: Pair = [sop, ts];
       this.pairs.delete(pairKey(pair));
       this.pairs.set(pairKey(pair), pair);
@@ -444,17 +428,13 @@ export class DimseDestination implements Destination {
           return await this.enqueue(first, () => this.sendOne(first, part10, info));
         }
         const reused = link.sent > 0;
+        const dataset = this.datasetFor(link, part10, parts.datasetOffset, pair, iuid);
+        let status: number;
         try {
-          const dataset = this.datasetFor(link, part10, parts.datasetOffset, pair, iuid);
-          const { status } = await link.store(dataset);
-          if (isSuccessOrWarning(status)) {
-            if (status !== 0) this.log?.info({ status: hex(status) }, 'C-STORE succeeded with a warning');
-            return;
-          }
-          this.log?.warn({ status: hex(status) }, 'C-STORE refused');
-          throw new ExportError(`C-STORE to ${this.name} failed with status ${hex(status)}`, isRetryableStatus(status));
+          ({ status } = await link.store(dataset));
         } catch (e) {
-          if (e instanceof LinkError && e.lost) {
+          if (link.closed) {
+            // The association was lost before the response: the object may go again on a new one.
             lane.link = undefined;
             // The peer dropped an association we had kept open (idle timeout on its side): once, at once.
             if (reused && attempt === 0) {
@@ -464,10 +444,16 @@ export class DimseDestination implements Destination {
           }
           throw e;
         }
+        if (isSuccessOrWarning(status)) {
+          if (status !== 0) this.log?.info({ status: hex(status) }, 'C-STORE succeeded with a warning');
+          return;
+        }
+        this.log?.warn({ status: hex(status) }, 'C-STORE refused');
+        throw exportFailure(isRetryableStatus(status), `C-STORE to ${this.name} failed with status ${hex(status)}`);
       }
     } catch (e) {
-      if (e instanceof ExportError) throw e;
-      throw new ExportError(`C-STORE to ${this.name} failed (${(e as Error)?.name ?? 'error'})`, false);
+      if (isDeidError(e)) throw e;
+      throw exportFailure(false, `C-STORE to ${this.name} failed (${(e as Error)?.name ?? 'error'})`);
     } finally {
       if (!this.closed) this.armIdle(lane);
     }
@@ -487,9 +473,9 @@ export class DimseDestination implements Destination {
       this.log?.debug({ contexts: this.pairs.size }, 'association opened');
       return link;
     } catch (e) {
-      const err = e instanceof ExportError ? e : new ExportError(`cannot reach ${this.name}`, true);
-      this.log?.warn({ err: err.message, retryable: err.retryable }, 'association failed');
-      throw new ExportError(`${err.message} (${this.name})`, err.retryable);
+      const err = isDeidError(e) ? e : exportFailure(true, `cannot reach ${this.name}`);
+      this.log?.warn({ err: err.detail, retryable: err.retryable }, 'association failed');
+      throw exportFailure(err.retryable, `${err.detail} (${this.name})`);
     }
   }
 
@@ -504,12 +490,12 @@ export class DimseDestination implements Destination {
         try {
           body = encodeDataset(readDicom(part10).dataset, target);
         } catch (e) {
-          throw new ExportError(`the object could not be re-encoded for ${this.name} (${(e as Error).name})`, false);
+          throw exportFailure(false, `the object could not be re-encoded for ${this.name} (${(e as Error).name})`);
         }
         this.log?.debug({ from: ts, to: target }, 'sending re-encoded: the destination refused the original syntax');
         return new RawDataset(body, sop, iuid, target);
       }
     }
-    throw new ExportError(`${this.name} does not accept SOP class ${sop} in transfer syntax ${ts}`, false);
+    throw exportFailure(false, `${this.name} does not accept SOP class ${sop} in transfer syntax ${ts}`);
   }
 }

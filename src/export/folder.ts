@@ -1,12 +1,14 @@
 import { join } from 'node:path';
-import { writeFileAtomic } from '../pipeline/file-outputs.js';
-import { ExportError, type Destination, type ExportInfo } from '../pipeline/ports.js';
+import { DirSyncers, writeFileAtomic } from '../pipeline/durable-fs.js';
+import { exportFailure, type Destination, type ExportInfo } from '../pipeline/ports.js';
 
 const safe = (s: string) => (s || 'unknown').replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64);
 
 /** Writes each object to <root>/<new PatientID>/<new study>/<new series>/<new SOP instance>.dcm, durably. */
 export class FolderDestination implements Destination {
   readonly name: string;
+  /** Directory fsyncs of concurrent sends into one series folder, coalesced. */
+  private readonly syncers = new DirSyncers();
 
   constructor(private readonly root: string) {
     this.name = `folder:${root}`;
@@ -15,13 +17,16 @@ export class FolderDestination implements Destination {
   async send(part10: Uint8Array, info: ExportInfo): Promise<void> {
     const target = join(this.root, safe(info.patientId), safe(info.studyInstanceUid), safe(info.seriesInstanceUid), `${safe(info.sopInstanceUid)}.dcm`);
     try {
-      writeFileAtomic(target, part10, true);
+      // Durable, directory entry included: the spooled original is deleted once this resolves.
+      await writeFileAtomic(target, part10, { durable: true, syncers: this.syncers });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       // A full or read-only disk may clear up; a bad path will not.
-      throw new ExportError(`folder write failed: ${code ?? 'error'}`, code === 'ENOSPC' || code === 'EAGAIN' || code === 'EBUSY');
+      throw exportFailure(code === 'ENOSPC' || code === 'EAGAIN' || code === 'EBUSY', `folder write failed: ${code ?? 'error'}`);
     }
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.syncers.close();
+  }
 }

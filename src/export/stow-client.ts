@@ -2,7 +2,8 @@
  * STOW-RS export: POSTs each object to `<base>/studies` as a one-part
  * `multipart/related; type="application/dicom"` request (PS3.18 §10.5).
  *
- * Outcome → ExportError.retryable (the pipeline retries with backoff, then quarantines):
+ * Outcome → DEID_ERR_EXPORT_FAILED (retryable: the pipeline retries with backoff, then quarantines)
+ * or DEID_ERR_EXPORT_REFUSED (final):
  *   200                                → delivered (unless the body lists a failure: then as 202);
  *   202 / 409 with FailedSOPSequence   → refused; retryable only for Failure Reason A7xx (out of resources);
  *   202 without a failure item         → delivered with warnings;
@@ -17,7 +18,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { DeidError } from '../errors.js';
-import { ExportError, type Destination, type ExportInfo } from '../pipeline/ports.js';
+import { exportFailure, type Destination, type ExportInfo } from '../pipeline/ports.js';
 
 export interface StowDestinationOptions {
   /** Sent as `Authorization: Bearer <token>`; wins over credentials in the URL. */
@@ -76,7 +77,7 @@ export class StowDestination implements Destination {
       // Reading the whole answer frees the connection for reuse.
       text = await res.text();
     } catch (e) {
-      throw new ExportError(`STOW-RS request failed: ${networkReason(e)}`, true);
+      throw exportFailure(true, `STOW-RS request failed: ${networkReason(e)}`);
     }
 
     const status = res.status;
@@ -85,16 +86,16 @@ export class StowDestination implements Destination {
       const reasons = answer?.failureReasons ?? [];
       if (reasons.length > 0) {
         const retryable = reasons.some((r) => (r & 0xff00) === 0xa700);
-        throw new ExportError(`STOW-RS HTTP ${status}, FailureReason ${reasons.map(hex4).join(',')}`, retryable);
+        throw exportFailure(retryable, `STOW-RS HTTP ${status}, FailureReason ${reasons.map(hex4).join(',')}`);
       }
       if (status === 200) return;
       if (status === 202 && answer && answer.referenced > 0) return; // stored, with warnings
-      throw new ExportError(`STOW-RS HTTP ${status} without a readable FailedSOPSequence`, false);
+      throw exportFailure(false, `STOW-RS HTTP ${status} without a readable FailedSOPSequence`);
     }
     if (status >= 200 && status < 300) return;
-    if (status === 408 || status === 429 || status >= 500) throw new ExportError(`STOW-RS HTTP ${status}`, true);
-    if (status >= 300 && status < 400) throw new ExportError(`STOW-RS HTTP ${status}: redirects are not followed; configure the final URL`, false);
-    throw new ExportError(`STOW-RS HTTP ${status}`, false);
+    if (status === 408 || status === 429 || status >= 500) throw exportFailure(true, `STOW-RS HTTP ${status}`);
+    if (status >= 300 && status < 400) throw exportFailure(false, `STOW-RS HTTP ${status}: redirects are not followed; configure the final URL`);
+    throw exportFailure(false, `STOW-RS HTTP ${status}`);
   }
 
   async close(): Promise<void> {

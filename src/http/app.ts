@@ -1,9 +1,8 @@
-import { timingSafeEqual } from 'node:crypto';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { ERRORS, type ErrorCode } from '../errors.js';
+import Fastify, { type FastifyInstance } from 'fastify';
 import type { Pipeline } from '../pipeline/runtime.js';
 import type { StudyTracker } from '../pipeline/studies.js';
 import type { Metrics } from './metrics.js';
+import { bearerMatches, sendError } from './replies.js';
 
 export interface AppOptions {
   readonly pipeline: Pipeline;
@@ -18,19 +17,6 @@ export interface AppOptions {
   readonly bodyLimit?: number;
   readonly logger?: boolean;
   readonly engine: string;
-}
-
-export function sendError(reply: FastifyReply, status: number, code: ErrorCode, detail?: string): FastifyReply {
-  return reply.code(status).type('application/json').send({ code, message: ERRORS[code], ...(detail ? { detail } : {}) });
-}
-
-/** Constant-time comparison of a bearer token. */
-export function bearerMatches(req: FastifyRequest, token: string): boolean {
-  const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
-  if (!m) return false;
-  const a = Buffer.from(m[1].trim());
-  const b = Buffer.from(token);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /**
@@ -53,7 +39,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     api.addHook('onRequest', async (req, reply) => {
       if (!bearerMatches(req, opts.adminToken)) {
         reply.header('WWW-Authenticate', 'Bearer realm="deid admin"');
-        return sendError(reply, 401, 'DEID_ERR_UNAUTHORIZED');
+        return sendError(reply, 'DEID_ERR_UNAUTHORIZED');
       }
     });
     api.get('/api/status', async () => ({
@@ -64,23 +50,23 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     api.get('/api/studies', async () => ({ studies: await opts.tracker.list() }));
     api.get<{ Params: { id: string } }>('/api/studies/:id', async (req, reply) => {
       const s = /^[0-9a-f]{32}$/.test(req.params.id) ? await opts.tracker.get(req.params.id) : undefined;
-      return s ?? sendError(reply, 404, 'DEID_ERR_NOT_FOUND');
+      return s ?? sendError(reply, 'DEID_ERR_NOT_FOUND');
     });
     api.get('/api/quarantine', async () => ({ entries: await opts.pipeline.quarantine.list() }));
     api.get<{ Params: { id: string } }>('/api/quarantine/:id', async (req, reply) => {
       const e = await opts.pipeline.quarantine.get(req.params.id);
-      return e ?? sendError(reply, 404, 'DEID_ERR_NOT_FOUND');
+      return e ?? sendError(reply, 'DEID_ERR_NOT_FOUND');
     });
     api.get<{ Params: { id: string } }>('/api/quarantine/:id/object', async (req, reply) => {
       const e = await opts.pipeline.quarantine.get(req.params.id);
-      if (!e) return sendError(reply, 404, 'DEID_ERR_NOT_FOUND');
+      if (!e) return sendError(reply, 'DEID_ERR_NOT_FOUND');
       return reply.type('application/dicom').send(await opts.pipeline.quarantine.object(e.id));
     });
     api.post<{ Params: { id: string } }>('/api/quarantine/:id/requeue', async (req, reply) =>
-      (await opts.pipeline.requeue(req.params.id)) ? reply.code(202).send({ requeued: req.params.id }) : sendError(reply, 404, 'DEID_ERR_NOT_FOUND'),
+      (await opts.pipeline.requeue(req.params.id)) ? reply.code(202).send({ requeued: req.params.id }) : sendError(reply, 'DEID_ERR_NOT_FOUND'),
     );
     api.delete<{ Params: { id: string } }>('/api/quarantine/:id', async (req, reply) =>
-      (await opts.pipeline.quarantine.delete(req.params.id)) ? reply.code(204).send() : sendError(reply, 404, 'DEID_ERR_NOT_FOUND'),
+      (await opts.pipeline.quarantine.delete(req.params.id)) ? reply.code(204).send() : sendError(reply, 'DEID_ERR_NOT_FOUND'),
     );
   });
 

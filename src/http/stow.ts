@@ -16,11 +16,13 @@
  *   401  bearer token configured and missing/wrong (WWW-Authenticate: Bearer);
  *   413  body larger than maxBodyBytes (never buffered beyond the limit);
  *   415  any other media type, or a `type` parameter other than application/dicom.
- * Errors before any instance is looked at get `{code, message, detail?}` JSON (the catalogue's text).
+ * Errors before any instance is looked at get `{code, message, detail?}` JSON (the catalogue's text
+ * and HTTP status).
  *
- * Failure reasons (PS3.18 Table I.2-2): A700 out of resources; A900 instance not in the study named
- * by the URL; C000 cannot understand (not DICOM, truncated, corrupt, wrong part media type);
- * C122 transfer syntax not supported; 0110 processing failure (anything else).
+ * Failure reasons (PS3.18 Table I.2-2) come from the error catalogue (src/errors.ts): A700 out of
+ * resources; A900 instance not in the study named by the URL; C000 cannot understand (not DICOM,
+ * truncated, corrupt, wrong part media type); C122 transfer syntax not supported; 0110 processing
+ * failure (anything else).
  * A part that cannot be parsed has no UIDs we could report: its FailedSOPSequence item carries
  * ReferencedSOPClassUID/ReferencedSOPInstanceUID with no value (zero-length, DICOM JSON model
  * F.2.5) so that every failed part still has an item, in part order. Unparseable parts are not
@@ -30,14 +32,14 @@
  *
  * Nothing here logs or returns a patient value: logs carry part indexes and codes only.
  */
-import { timingSafeEqual } from 'node:crypto';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { findElement } from '../dicom/element.js';
 import { readDicom } from '../dicom/reader.js';
 import { TAG } from '../dicom/tag.js';
 import { rawString } from '../dicom/values.js';
-import { DeidError, ERRORS, isDeidError, type ErrorCode } from '../errors.js';
+import { DeidError, STATUS, errorSpec, isDeidError, type ErrorCode } from '../errors.js';
 import type { Ingest, IngestOutcome } from '../pipeline/ports.js';
+import { bearerMatches, sendError } from './replies.js';
 
 export interface StowOptions {
   readonly ingest: Ingest;
@@ -48,16 +50,6 @@ export interface StowOptions {
   /** How many parts of one request are handed to `ingest` at a time (default 4). */
   readonly concurrency?: number;
 }
-
-/** Failure Reason (0008,1197) values used in FailedSOPSequence (PS3.18 Table I.2-2). */
-export const FailureReason = {
-  ProcessingFailure: 0x0110,
-  OutOfResources: 0xa700,
-  /** Used here for "instance not in the study named by the URL" (A9xx: does not match). */
-  StudyMismatch: 0xa900,
-  CannotUnderstand: 0xc000,
-  TransferSyntaxNotSupported: 0xc122,
-} as const;
 
 const DICOM_JSON = 'application/dicom+json';
 const RETRY_AFTER_SECONDS = 30;
@@ -199,7 +191,7 @@ function responseBody(results: readonly PartResult[]): JsonDataset {
   if (failed.length > 0) {
     body['00081198'] = {
       vr: 'SQ',
-      Value: failed.map((r) => ({ '00081150': ui(r.sopClassUid), '00081155': ui(r.sopInstanceUid), '00081197': { vr: 'US', Value: [r.reason ?? FailureReason.ProcessingFailure] } })),
+      Value: failed.map((r) => ({ '00081150': ui(r.sopClassUid), '00081155': ui(r.sopInstanceUid), '00081197': { vr: 'US', Value: [r.reason ?? STATUS.ProcessingFailure] } })),
     };
   }
   if (stored.length > 0) {
@@ -211,74 +203,21 @@ function responseBody(results: readonly PartResult[]): JsonDataset {
   return body;
 }
 
-/** The failure reason for a coded error met while reading or ingesting an instance. */
-export function failureReasonFor(code: ErrorCode): number {
-  switch (code) {
-    case 'DEID_ERR_OUT_OF_RESOURCES':
-      return FailureReason.OutOfResources;
-    case 'DEID_ERR_STUDY_MISMATCH':
-      return FailureReason.StudyMismatch;
-    case 'DEID_ERR_UNSUPPORTED_TRANSFER_SYNTAX':
-      return FailureReason.TransferSyntaxNotSupported;
-    case 'DEID_ERR_NOT_DICOM':
-    case 'DEID_ERR_TRUNCATED':
-    case 'DEID_ERR_BAD_LENGTH':
-    case 'DEID_ERR_BAD_STRUCTURE':
-    case 'DEID_ERR_MISSING_TRANSFER_SYNTAX':
-    case 'DEID_ERR_DEFLATE':
-    case 'DEID_ERR_DICOMDIR':
-    case 'DEID_ERR_MISSING_SOP_INSTANCE_UID':
-    case 'DEID_ERR_HOSTILE_SIZE':
-    case 'DEID_ERR_MEDIA_TYPE':
-      return FailureReason.CannotUnderstand;
-    default:
-      return FailureReason.ProcessingFailure;
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Routes
 // ---------------------------------------------------------------------------------------------
 
-/** An HTTP-level refusal raised before any instance is looked at. */
-class StowHttpError extends DeidError {
-  constructor(
-    readonly statusCode: number,
-    code: ErrorCode,
-    detail?: string,
-  ) {
-    super(code, detail);
-  }
-}
-
-function sendCoded(reply: FastifyReply, status: number, code: ErrorCode, detail?: string): FastifyReply {
-  return reply
-    .code(status)
-    .type('application/json')
-    .send({ code, message: ERRORS[code], ...(detail ? { detail } : {}) });
-}
-
-function bearerOk(req: FastifyRequest, token: string): boolean {
-  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(req.headers.authorization ?? '');
-  if (!m) return false;
-  const given = Buffer.from(m[1], 'utf8');
-  const want = Buffer.from(token, 'utf8');
-  // Compare equal-length buffers in constant time; a length mismatch still costs one comparison.
-  const same = timingSafeEqual(given.length === want.length ? given : want, want);
-  return same && given.length === want.length;
-}
-
-/** Checks the request's Content-Type; returns the boundary or throws a StowHttpError (415/400). */
+/** Checks the request's Content-Type; returns the boundary or throws DEID_ERR_MEDIA_TYPE (415) or DEID_ERR_MULTIPART (400). */
 function boundaryOf(contentType: string | undefined): string {
   const mt = parseMediaType(contentType);
-  if (!mt || mt.essence !== 'multipart/related') throw new StowHttpError(415, 'DEID_ERR_MEDIA_TYPE', mt ? mt.essence : 'no Content-Type');
+  if (!mt || mt.essence !== 'multipart/related') throw new DeidError('DEID_ERR_MEDIA_TYPE', mt ? mt.essence : 'no Content-Type');
   const type = mt.params.get('type');
   // The type parameter names the root (here: every) part's type; absent is tolerated.
   if (type !== undefined && type.split(';')[0].trim().toLowerCase() !== 'application/dicom') {
-    throw new StowHttpError(415, 'DEID_ERR_MEDIA_TYPE', `type=${type.replace(/[^\w/+.-]/g, '').slice(0, 64)}`);
+    throw new DeidError('DEID_ERR_MEDIA_TYPE', `type=${type.replace(/[^\w/+.-]/g, '').slice(0, 64)}`);
   }
   const boundary = mt.params.get('boundary');
-  if (!boundary || boundary.length > 200) throw new StowHttpError(400, 'DEID_ERR_MULTIPART', 'no boundary parameter');
+  if (!boundary || boundary.length > 200) throw new DeidError('DEID_ERR_MULTIPART', 'no boundary parameter');
   return boundary;
 }
 
@@ -292,35 +231,35 @@ export function registerStow(app: FastifyInstance, opts: StowOptions): void {
     scope.addContentTypeParser('multipart/related', { parseAs: 'buffer', bodyLimit: opts.maxBodyBytes }, (_req, body, done) => done(null, body));
     scope.addContentTypeParser('*', (req, _payload, done) => {
       const mt = parseMediaType(req.headers['content-type']);
-      done(new StowHttpError(415, 'DEID_ERR_MEDIA_TYPE', mt ? mt.essence : 'unparseable Content-Type'), undefined);
+      done(new DeidError('DEID_ERR_MEDIA_TYPE', mt ? mt.essence : 'unparseable Content-Type'), undefined);
     });
 
     if (opts.token !== undefined) {
       const token = opts.token;
       scope.addHook('onRequest', async (req, reply) => {
-        if (!bearerOk(req, token)) {
+        if (!bearerMatches(req, token)) {
           reply.header('WWW-Authenticate', 'Bearer realm="deid stow"').header('Connection', 'close');
-          return sendCoded(reply, 401, 'DEID_ERR_UNAUTHORIZED');
+          return sendError(reply, 'DEID_ERR_UNAUTHORIZED');
         }
       });
     }
 
     scope.setErrorHandler((err: FastifyError | DeidError, req, reply) => {
-      if (err instanceof StowHttpError) return sendCoded(reply, err.statusCode, err.code, err.detail);
-      if (isDeidError(err) && err.code === 'DEID_ERR_MULTIPART') return sendCoded(reply, 400, err.code, err.detail);
+      // Refusals raised before any instance is looked at: the catalogue gives their HTTP status.
+      if (isDeidError(err)) return sendError(reply, err.code, err.detail);
       switch (err.code) {
         case 'FST_ERR_CTP_BODY_TOO_LARGE':
           reply.header('Connection', 'close');
-          return sendCoded(reply, 413, 'DEID_ERR_PAYLOAD_TOO_LARGE', `limit ${opts.maxBodyBytes} bytes`);
+          return sendError(reply, 'DEID_ERR_PAYLOAD_TOO_LARGE', `limit ${opts.maxBodyBytes} bytes`);
         case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-          return sendCoded(reply, 415, 'DEID_ERR_MEDIA_TYPE');
+          return sendError(reply, 'DEID_ERR_MEDIA_TYPE');
         case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-          return sendCoded(reply, 400, 'DEID_ERR_MULTIPART', 'body length differs from Content-Length');
+          return sendError(reply, 'DEID_ERR_MULTIPART', 'body length differs from Content-Length');
       }
       const status = (err as FastifyError).statusCode;
-      if (status !== undefined && status >= 400 && status < 500) return sendCoded(reply, 400, 'DEID_ERR_MULTIPART', 'request body could not be read');
+      if (status !== undefined && status >= 400 && status < 500) return sendError(reply, 'DEID_ERR_MULTIPART', 'request body could not be read');
       req.log.error({ err: err.name }, 'stow request failed');
-      return sendCoded(reply, 500, 'DEID_ERR_INTERNAL');
+      return sendError(reply, 'DEID_ERR_INTERNAL');
     });
 
     const routeOpts = { bodyLimit: opts.maxBodyBytes };
@@ -330,9 +269,9 @@ export function registerStow(app: FastifyInstance, opts: StowOptions): void {
 
   async function store(req: FastifyRequest, reply: FastifyReply, study: string | undefined): Promise<FastifyReply> {
     const boundary = boundaryOf(req.headers['content-type']);
-    if (!Buffer.isBuffer(req.body)) throw new StowHttpError(400, 'DEID_ERR_MULTIPART', 'empty body');
+    if (!Buffer.isBuffer(req.body)) throw new DeidError('DEID_ERR_MULTIPART', 'empty body');
     const parts = parseMultipart(req.body, boundary);
-    if (parts.length === 0) throw new StowHttpError(400, 'DEID_ERR_MULTIPART', 'no parts');
+    if (parts.length === 0) throw new DeidError('DEID_ERR_MULTIPART', 'no parts');
     const source = { kind: 'stow' as const, remote: req.ip };
 
     const results = new Array<PartResult>(parts.length);
@@ -369,7 +308,7 @@ export function registerStow(app: FastifyInstance, opts: StowOptions): void {
     };
     const fail = (index: number, code: ErrorCode, sopClassUid?: string, sopInstanceUid?: string): PartResult => {
       req.log.info({ part: index + 1, code }, 'stow instance not stored');
-      return { stored: false, reason: failureReasonFor(code), sopClassUid, sopInstanceUid };
+      return { stored: false, reason: errorSpec(code).stow, sopClassUid, sopInstanceUid };
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, parts.length) }, worker));
 
@@ -377,7 +316,7 @@ export function registerStow(app: FastifyInstance, opts: StowOptions): void {
     let status: number;
     if (stored === results.length) status = 200;
     else if (stored > 0) status = 202;
-    else if (results.every((r) => ((r.reason ?? 0) & 0xff00) === FailureReason.OutOfResources)) {
+    else if (results.every((r) => ((r.reason ?? 0) & 0xff00) === STATUS.OutOfResources)) {
       status = 503;
       reply.header('Retry-After', String(RETRY_AFTER_SECONDS));
     } else status = 409;

@@ -7,12 +7,12 @@
  * the pipeline's `ingest` port, and the C-STORE-RSP is sent only once that resolves, that is once
  * the object is fsynced in the spool and queued (DESIGN decision 6):
  *
- * | ingest outcome                          | status                               |
- * |-----------------------------------------|--------------------------------------|
- * | ok                                      | 0x0000 Success                       |
- * | DEID_ERR_OUT_OF_RESOURCES (or ENOSPC…)  | 0xA700 Refused: Out of Resources     |
- * | any other code (unparseable, too large) | 0xC000 Error: Cannot Understand      |
- * | ingest threw something unexpected       | 0x0110 Processing Failure            |
+ * | ingest outcome                          | status                                        |
+ * |-----------------------------------------|-----------------------------------------------|
+ * | ok                                      | 0x0000 Success                                |
+ * | refused with a code                     | the code's DIMSE status in the error catalogue |
+ * | ingest threw ENOSPC, EMFILE…             | 0xA700 Refused: Out of Resources              |
+ * | ingest threw something unexpected       | 0x0110 Processing Failure (DEID_ERR_INTERNAL) |
  *
  * The Error Comment is the error code only, never a value from the object.
  *
@@ -23,7 +23,7 @@
 import net, { type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
-import { DeidError, isDeidError, type ErrorCode } from '../errors.js';
+import { DeidError } from '../errors.js';
 import type { DicomFile, Element } from '../dicom/element.js';
 import { TAG } from '../dicom/tag.js';
 import { encodingOf } from '../dicom/transfer-syntax.js';
@@ -31,13 +31,15 @@ import { uidBytes } from '../dicom/values.js';
 import { encodeMetaHeader } from '../dicom/writer.js';
 import type { Ingest, IngestOutcome, IngestSource } from '../pipeline/ports.js';
 import {
-  ABORT_REASON_NOT_SPECIFIED,
-  ABORT_SOURCE_SERVICE_USER,
+  AbortReason,
+  AbortSource,
   CEchoResponse,
   CStoreResponse,
   DatasetBase,
   PC_RESULT,
-  REJECT,
+  RejectReason,
+  RejectResult,
+  RejectSource,
   ScpBase,
   VERIFICATION_SOP_CLASS,
   allowMaxPduLength,
@@ -46,8 +48,9 @@ import {
   type DimseRequest,
   type DimseResponse,
   type PresentationContext,
-} from './dcmjs-dimse-internals.js';
-import { useLeanSend } from './dimse-wire.js';
+} from '../dimse/library.js';
+import { STATUS, answerFor, answerForThrown, formatStatus, type StoreAnswer } from '../dimse/status.js';
+import { useLeanSend } from '../dimse/wire.js';
 
 export interface DimseScpOptions {
   readonly host: string;
@@ -79,14 +82,6 @@ export interface DimseScpHandle {
   /** Stops accepting, lets in-flight stores finish and answer, then aborts every association. */
   close(): Promise<void>;
 }
-
-// C-STORE status codes (PS3.4 Annex B.2.3, PS3.7 Annex C).
-export const STATUS = {
-  Success: 0x0000,
-  OutOfResources: 0xa700,
-  CannotUnderstand: 0xc000,
-  ProcessingFailure: 0x0110,
-} as const;
 
 /**
  * Storage SOP classes by UID branch: composite instance storage (…5.1.4.1.1.*) plus the non-image
@@ -120,27 +115,8 @@ export function isAcceptedTransferSyntax(uid: string): boolean {
   );
 }
 
-const RESOURCE_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'EMFILE', 'ENFILE', 'ENOMEM', 'EROFS']);
-
-interface Answer {
-  readonly status: number;
-  readonly code?: ErrorCode;
-}
-
-/** Maps the ingest port's outcome to a C-STORE status (the code becomes the Error Comment). */
-export function statusForOutcome(outcome: IngestOutcome): Answer {
-  if (outcome.ok) return { status: STATUS.Success };
-  if (outcome.code === 'DEID_ERR_OUT_OF_RESOURCES') return { status: STATUS.OutOfResources, code: outcome.code };
-  return { status: STATUS.CannotUnderstand, code: outcome.code };
-}
-
-/** Maps something `ingest` threw (it should not) to a status. */
-export function statusForError(e: unknown): Answer {
-  if (isDeidError(e)) return statusForOutcome({ ok: false, code: e.code });
-  const errno = (e as NodeJS.ErrnoException | undefined)?.code;
-  if (typeof errno === 'string' && RESOURCE_ERRNOS.has(errno)) return { status: STATUS.OutOfResources, code: 'DEID_ERR_OUT_OF_RESOURCES' };
-  return { status: STATUS.ProcessingFailure, code: 'DEID_ERR_INTERNAL' };
-}
+/** The C-STORE answer for the ingest port's outcome. */
+export const statusForOutcome = (outcome: IngestOutcome): StoreAnswer => answerFor(outcome.ok ? undefined : outcome.code);
 
 /** Preamble, DICM and group 0002 for a received data set (MediaStorage UIDs from the C-STORE-RQ). */
 export function buildMetaHeader(sopClassUid: string, sopInstanceUid: string, transferSyntaxUid: string): Buffer {
@@ -155,7 +131,7 @@ export function buildMetaHeader(sopClassUid: string, sopInstanceUid: string, tra
 
 /**
  * Collects one C-STORE data set's PDV values. write() always returns true (see
- * dcmjs-dimse-internals: returning false would let the library process later PDUs out of order).
+ * dimse/library.ts: returning false would let the library process later PDUs out of order).
  * Nothing is copied until the object is complete.
  */
 class CaptureSink extends Writable {
@@ -252,17 +228,17 @@ class DeidScp extends ScpBase {
     const log = this.ctx.log;
     if (this.ctx.closing) {
       log?.info({ remote: this.remote, callingAE: calling }, 'association rejected: shutting down');
-      this.sendAssociationReject(REJECT.Transient, REJECT.SourceServiceProviderPresentation, REJECT.ReasonTemporaryCongestion);
+      this.sendAssociationReject(RejectResult.Transient, RejectSource.ServiceProviderPresentation, RejectReason.TemporaryCongestion);
       return;
     }
     if (this.ctx.allowed.size > 0 && !this.ctx.allowed.has(calling)) {
       log?.warn({ remote: this.remote, callingAE: calling, code: 'DEID_ERR_CALLING_AE' }, 'association rejected: calling AE not allowed');
-      this.sendAssociationReject(REJECT.Permanent, REJECT.SourceServiceUser, REJECT.ReasonCallingAeNotRecognized);
+      this.sendAssociationReject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized);
       return;
     }
     if (this.ctx.opts.checkCalledAE && called !== this.ctx.opts.aeTitle) {
       log?.warn({ remote: this.remote, callingAE: calling, calledAE: called }, 'association rejected: called AE is not ours');
-      this.sendAssociationReject(REJECT.Permanent, REJECT.SourceServiceUser, REJECT.ReasonCalledAeNotRecognized);
+      this.sendAssociationReject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CalledAeNotRecognized);
       return;
     }
     let accepted = 0;
@@ -288,7 +264,7 @@ class DeidScp extends ScpBase {
   }
 
   override cEchoRequest(request: DimseRequest, callback: (response: DimseResponse) => void): void {
-    this.dimseStream = undefined; // see dcmjs-dimse-internals: the library would keep appending to it
+    this.dimseStream = undefined; // see dimse/library.ts: the library would keep appending to it
     const rsp = CEchoResponse.fromRequest(request);
     rsp.setStatus(STATUS.Success);
     callback(rsp);
@@ -340,12 +316,12 @@ class DeidScp extends ScpBase {
     this.inflight.add(p);
   }
 
-  private async store(request: DimseRequest, sink: CaptureSink | undefined): Promise<Answer> {
+  private async store(request: DimseRequest, sink: CaptureSink | undefined): Promise<StoreAnswer> {
     const log = this.ctx.log;
-    if (!sink) return { status: STATUS.CannotUnderstand, code: 'DEID_ERR_NOT_DICOM' };
+    if (!sink) return statusForOutcome({ ok: false, code: 'DEID_ERR_NOT_DICOM' });
     if (sink.overflow) {
       log?.warn({ remote: this.remote, callingAE: this.callingAE, bytes: sink.bytes }, 'C-STORE refused: object larger than the limit');
-      return { status: STATUS.CannotUnderstand, code: 'DEID_ERR_HOSTILE_SIZE' };
+      return statusForOutcome({ ok: false, code: 'DEID_ERR_HOSTILE_SIZE' });
     }
     const sopClassUid = request.getAffectedSopClassUid();
     const sopInstanceUid = request.getAffectedSopInstanceUid();
@@ -353,19 +329,19 @@ class DeidScp extends ScpBase {
     const ts = request.getDataset()?.getTransferSyntaxUid();
     if (!sopClassUid || !sopInstanceUid || !ts) {
       sink.discard();
-      return { status: STATUS.CannotUnderstand, code: 'DEID_ERR_MISSING_SOP_INSTANCE_UID' };
+      return statusForOutcome({ ok: false, code: 'DEID_ERR_MISSING_SOP_INSTANCE_UID' });
     }
     const bytes = Buffer.concat([buildMetaHeader(sopClassUid, sopInstanceUid, ts), ...sink.chunks]);
     sink.discard();
     const source: IngestSource = { kind: 'dimse', callingAE: this.callingAE, calledAE: this.calledAE, remote: this.remote };
-    let answer: Answer;
+    let answer: StoreAnswer;
     const t0 = performance.now();
     try {
       answer = statusForOutcome(await this.ctx.opts.ingest(bytes, source));
     } catch (e) {
-      answer = statusForError(e);
+      answer = answerForThrown(e);
     }
-    const fields = { remote: this.remote, callingAE: this.callingAE, bytes: bytes.length, status: `0x${answer.status.toString(16).padStart(4, '0')}`, ms: Math.round(performance.now() - t0) };
+    const fields = { remote: this.remote, callingAE: this.callingAE, bytes: bytes.length, status: formatStatus(answer.status), ms: Math.round(performance.now() - t0) };
     if (answer.status === STATUS.Success) log?.debug(fields, 'C-STORE stored');
     else log?.warn({ ...fields, code: answer.code }, 'C-STORE refused');
     return answer;
@@ -396,7 +372,7 @@ class DeidScp extends ScpBase {
     this.dead = true;
     this.current?.discard();
     this.current = undefined;
-    if (this.association && !this.socket.destroyed) this.sendAbort(ABORT_SOURCE_SERVICE_USER, ABORT_REASON_NOT_SPECIFIED);
+    if (this.association && !this.socket.destroyed) this.sendAbort(AbortSource.ServiceUser, AbortReason.NotSpecified);
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 1000).unref();
   }

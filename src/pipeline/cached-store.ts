@@ -1,14 +1,14 @@
-import type { ObjectStore } from './storage.js';
+import { SizedCache } from './sized-cache.js';
+import type { ObjectStore, PutOptions } from './storage.js';
 
 /**
- * A read-through cache in front of an ObjectStore, for one process. The stages of one object run one
- * after another in the same thread and read the same few objects (the original, the header output),
- * so keeping the most recent ones saves most reads. Bounded by bytes; writes, renames and deletes
+ * A read-through cache in front of an ObjectStore, for one process, which also honours `defer`: an
+ * intermediate output put with it stays in memory until flush() (or a delete that makes it moot).
+ * Reads that a stage job makes (after a durable stage boundary) are kept for the next ones. Bounded by bytes; writes, renames and deletes
  * keep it coherent for this process (other processes only ever add objects under new keys).
  */
 export class CachedStore implements ObjectStore {
-  private readonly cache = new Map<string, Buffer>();
-  private bytes = 0;
+  private readonly cache: SizedCache<Buffer>;
   /** Outputs kept in memory only (putDeferred), until flushed or deleted. */
   private readonly deferred = new Map<string, Buffer>();
   private deferredBytes = 0;
@@ -17,35 +17,20 @@ export class CachedStore implements ObjectStore {
   constructor(
     private readonly inner: ObjectStore,
     private readonly maxBytes = 64 * 1024 * 1024,
-  ) {}
+  ) {
+    this.cache = new SizedCache(maxBytes, (b) => b.length);
+  }
 
   private remember(key: string, data: Buffer): void {
-    this.forget(key);
-    if (data.length > this.maxBytes / 4) return;
     this.cache.set(key, data);
-    this.bytes += data.length;
-    // Map order is insertion order: evict the oldest.
-    for (const [k, v] of this.cache) {
-      if (this.bytes <= this.maxBytes) break;
-      this.cache.delete(k);
-      this.bytes -= v.length;
-    }
   }
 
   private forget(key: string): void {
-    const old = this.cache.get(key);
-    if (old) {
-      this.cache.delete(key);
-      this.bytes -= old.length;
-    }
+    this.cache.delete(key);
   }
 
-  /** Remembers bytes another thread already stored under `key` (they arrive with the job). */
-  prime(key: string, data: Uint8Array): void {
-    this.remember(key, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-  }
-
-  async put(key: string, data: Uint8Array, opts?: { durable?: boolean }): Promise<void> {
+  async put(key: string, data: Uint8Array, opts?: PutOptions): Promise<void> {
+    if (opts?.defer) return this.putDeferred(key, data);
     this.drop(key);
     await this.inner.put(key, data, opts);
     this.remember(key, Buffer.from(data.buffer, data.byteOffset, data.byteLength));

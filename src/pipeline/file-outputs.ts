@@ -1,33 +1,8 @@
 import { createHash } from 'node:crypto';
-import { linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, fsyncSync, openSync, closeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { linkSync, readFileSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ErrorCode } from '../errors.js';
-
-const made = new Set<string>();
-function ensureDir(dir: string): void {
-  if (made.has(dir)) return;
-  mkdirSync(dir, { recursive: true });
-  made.add(dir);
-}
-
-let tmpCounter = 0;
-const tmpName = (target: string) => `${target}.tmp-${process.pid}-${process.hrtime.bigint()}-${tmpCounter++}`;
-
-/** Writes a file durably: temp file, optional fsync, then an atomic rename into place. */
-export function writeFileAtomic(target: string, data: Uint8Array, fsync = false): void {
-  ensureDir(dirname(target));
-  const tmp = tmpName(target);
-  if (fsync) {
-    const fd = openSync(tmp, 'w');
-    try {
-      writeFileSync(fd, data);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } else writeFileSync(tmp, data);
-  renameSync(tmp, target);
-}
+import { writeFileAtomicSync, writeTempSync } from './durable-fs.js';
 
 /**
  * Places a de-identified object at <out>/<study>/<series>/<sop>.dcm without ever overwriting a
@@ -36,10 +11,8 @@ export function writeFileAtomic(target: string, data: Uint8Array, fsync = false)
  */
 export function placeOutput(outDir: string, study: string, series: string, sop: string, data: Uint8Array): string {
   const dir = join(outDir, study || 'no-study', series || 'no-series');
-  ensureDir(dir);
   const target = join(dir, `${sop}.dcm`);
-  const tmp = tmpName(target);
-  writeFileSync(tmp, data);
+  const tmp = writeTempSync(target, data);
   try {
     // The content-hash name is computed only on a collision: hashing every output would cost a pass over it.
     const candidates = [() => target, () => join(dir, `${sop}-${createHash('sha256').update(data).digest('hex').slice(0, 12)}.dcm`)];
@@ -71,7 +44,7 @@ export interface QuarantineReason {
 export function quarantineFile(dir: string, original: Uint8Array, reason: QuarantineReason): string {
   const id = createHash('sha256').update(original).digest('hex').slice(0, 32);
   const target = join(dir, `${id}.dcm`);
-  writeFileAtomic(target, original);
-  writeFileAtomic(join(dir, `${id}.reason.json`), Buffer.from(JSON.stringify(reason, null, 2) + '\n'));
+  writeFileAtomicSync(target, original);
+  writeFileAtomicSync(join(dir, `${id}.reason.json`), Buffer.from(JSON.stringify(reason, null, 2) + '\n'));
   return target;
 }

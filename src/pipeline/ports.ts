@@ -1,5 +1,6 @@
 /* Ports the pipeline exposes to ingest adapters (SCP, STOW-RS, folder) and export adapters (folder, C-STORE, STOW-RS). */
-import type { ErrorCode } from '../errors.js';
+import { DeidError, type ErrorCode } from '../errors.js';
+import type { NewIdentity } from '../stages/stage.js';
 
 /** Where an object came from; recorded with the job (never with PHI). */
 export interface IngestSource {
@@ -27,22 +28,14 @@ export interface Destination {
   close(): Promise<void>;
 }
 
-export interface ExportInfo {
-  readonly sopClassUid: string;
-  readonly sopInstanceUid: string;
-  readonly studyInstanceUid: string;
-  readonly seriesInstanceUid: string;
-  readonly patientId: string;
-  readonly transferSyntaxUid: string;
-}
+/** What a destination files an object under: the new identity the header stage found (its facts). */
+export type ExportInfo = Pick<NewIdentity, 'sopClassUid' | 'sopInstanceUid' | 'studyInstanceUid' | 'seriesInstanceUid' | 'patientId' | 'transferSyntaxUid'>;
 
-/** A failed send. Retryable failures (connection refused, timeouts, busy) are tried again with backoff. */
-export class ExportError extends Error {
-  constructor(
-    message: string,
-    readonly retryable: boolean,
-  ) {
-    super(message);
-    this.name = 'ExportError';
-  }
+/**
+ * A failed send, as a destination throws it: DEID_ERR_EXPORT_FAILED when a later attempt may succeed
+ * (connection refused, timeouts, busy: retried with backoff), DEID_ERR_EXPORT_REFUSED when not. The
+ * detail names statuses and destinations, never a value of the object.
+ */
+export function exportFailure(retryable: boolean, detail: string): DeidError {
+  return new DeidError(retryable ? 'DEID_ERR_EXPORT_FAILED' : 'DEID_ERR_EXPORT_REFUSED', detail);
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import { writeFileAtomic } from './file-outputs.js';
+import { writeFileAtomicSync } from './durable-fs.js';
 
 /**
  * Study tracking. Objects are grouped by study under a keyed hash of the original StudyInstanceUID:
@@ -52,7 +52,7 @@ export class FileStudyTracker implements StudyTracker {
   }
 
   private flush(): void {
-    writeFileAtomic(this.path, Buffer.from(JSON.stringify([...this.studies.values()])));
+    writeFileAtomicSync(this.path, Buffer.from(JSON.stringify([...this.studies.values()])));
   }
 
   async record(id: string, event: StudyEvent): Promise<void> {

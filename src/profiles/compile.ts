@@ -4,7 +4,9 @@ import { resolve } from 'node:path';
 import { lookupTag } from '../dicom/dictionary.js';
 import type { Tag } from '../dicom/tag.js';
 import { DeidError } from '../errors.js';
+import { parseLookupTable } from './ctp/anonymizer-script.js';
 import { BASIC_PROFILE_CODE, checkOptions, optionCode, type MethodCode, type OptionName } from './options.js';
+import { compileGeneralize, type GeneralizeSettings, type RawGeneralize } from './generalize.js';
 import { compilePixelSettings, type PixelSettings, type RawPixelSettings } from './pixel-settings.js';
 import { SelectorError, parseSelector, type Step } from './selector.js';
 
@@ -50,6 +52,8 @@ export interface CompiledProfile {
   readonly methodCodes: readonly MethodCode[];
   /** Settings of the pixel stage; present when the clean-pixel-data option is selected. */
   readonly pixels?: PixelSettings;
+  /** Generalisation of kept PatientAge, PatientWeight and PatientSize; absent when nothing is generalised. */
+  readonly generalize?: GeneralizeSettings;
   /** A hash of everything that changes the output, for job keys. */
   readonly fingerprint: string;
 }
@@ -71,6 +75,7 @@ export interface RawProfile {
   dateShift?: { minDays?: number; maxDays?: number };
   rules?: RawRule[];
   pixels?: RawPixelSettings;
+  generalize?: RawGeneralize;
 }
 
 /** A validated profile and the profiles it extends, most derived first, each with its folder. */
@@ -106,13 +111,18 @@ const NAMED: Record<string, Action['kind']> = {
   keep: 'K', remove: 'X', clean: 'C', remap: 'U', empty: 'Z', dummy: 'D', dateshift: 'dateShift',
 };
 
-function readLookupTable(file: string, baseDir: string): Map<string, string> {
+function readLookupTable(file: string, baseDir: string, keyType: string | undefined): ReadonlyMap<string, string> {
   const path = resolve(baseDir, file);
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch {
     throw new DeidError('DEID_ERR_PROFILE_INVALID', `lookup table not readable: ${file}`);
+  }
+  if (keyType !== undefined) {
+    const table = parseLookupTable(text).get(keyType);
+    if (!table) throw new DeidError('DEID_ERR_PROFILE_INVALID', `lookup table ${file} has no entries of key type "${keyType.slice(0, 40)}"`);
+    return table;
   }
   const table = new Map<string, string>();
   for (const line of text.replace(/^\uFEFF/, '').split(/\r?\n/)) {
@@ -139,7 +149,7 @@ function compileAction(raw: RawRule, options: ReadonlySet<OptionName>, baseDir: 
   }
   if ('hash' in a) return { kind: 'hash', length: a.hash?.length ?? 16, prefix: a.hash?.prefix ?? '' };
   if ('set' in a) return { kind: 'set', value: a.set };
-  if ('lookup' in a) return { kind: 'lookup', table: readLookupTable(a.lookup.file, baseDir) };
+  if ('lookup' in a) return { kind: 'lookup', table: readLookupTable(a.lookup.file, baseDir, a.lookup.keyType) };
   return { kind: 'dateShift' };
 }
 
@@ -201,6 +211,7 @@ export function compileProfile(chain: ProfileChain, extraOptions: readonly strin
     // 113101 (Clean Pixel Data) is added by the pixel stage, and only to images it cleaned and verified.
     methodCodes: [BASIC_PROFILE_CODE, ...sortedOptions.filter((o) => o !== 'clean-pixel-data').map(optionCode)],
     pixels: options.has('clean-pixel-data') ? compilePixelSettings(chain) : undefined,
+    generalize: compileGeneralize(chain),
     fingerprint: createHash('sha256').update(JSON.stringify({ chain: chain.map((r) => r.raw), options: sortedOptions })).digest('hex'),
   };
   return compiled;

@@ -30,7 +30,9 @@ export interface SignatureRect {
   readonly height: number;
 }
 
-export type ConditionOp = 'equals' | 'contains' | 'startsWith' | 'matches' | 'present';
+/** The operators of a signature condition (the `when` language). */
+export const CONDITION_OPS = ['equals', 'contains', 'startsWith', 'endsWith', 'like', 'matches', 'present', 'lessThan', 'greaterThan'] as const;
+export type ConditionOp = (typeof CONDITION_OPS)[number];
 
 export interface SignatureCondition {
   readonly tag: Tag;
@@ -38,7 +40,14 @@ export interface SignatureCondition {
   readonly name: string;
   readonly op: ConditionOp;
   readonly value: string;
+  /** For matches and like (a `*`/`?` wildcard pattern, anchored). */
   readonly regex?: RegExp;
+  /** For lessThan and greaterThan. */
+  readonly number?: number;
+  /** Text comparisons ignore case unless this is set. */
+  readonly caseSensitive?: boolean;
+  /** The condition holds when the test does not. */
+  readonly negate?: boolean;
 }
 
 export interface PixelSignature {
@@ -62,12 +71,16 @@ export interface PixelSettings {
   readonly signatures: readonly PixelSignature[];
 }
 
-export type RawCondition = string | number | { equals?: string | number; contains?: string; startsWith?: string; matches?: string; present?: boolean };
+export type RawConditionObject = { [K in ConditionOp]?: K extends 'present' ? boolean : string | number } & { not?: boolean; caseSensitive?: boolean };
+export type RawCondition = string | number | RawConditionObject;
+/** Attribute → condition, all of which must hold; a list of such maps when one attribute is tested twice. */
+export type RawConditionGroup = Record<string, RawCondition> | Array<Record<string, RawCondition>>;
 
 export interface RawSignature {
   name: string;
-  when?: Record<string, RawCondition>;
-  anyOf?: Array<Record<string, RawCondition>>;
+  description?: string;
+  when?: RawConditionGroup;
+  anyOf?: RawConditionGroup[];
   regions: number[][];
 }
 
@@ -115,40 +128,65 @@ function conditionTag(name: string, where: string): Tag {
   return t;
 }
 
+const escapeRegex = (s: string) => s.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+
+/** A `*`/`?` wildcard pattern as an anchored regular expression (the filter stage's wildcards). */
+export const wildcardRegex = (pattern: string, caseSensitive: boolean): RegExp =>
+  new RegExp(`^${pattern.split('*').map((p) => escapeRegex(p).replace(/\?/g, '.')).join('.*')}$`, caseSensitive ? '' : 'i');
+
 function compileCondition(name: string, raw: RawCondition, where: string): SignatureCondition {
   const tag = conditionTag(name, where);
-  if (typeof raw === 'string' || typeof raw === 'number') return { tag, name, op: 'equals', value: String(raw) };
-  if (!raw || typeof raw !== 'object') invalid(where, `condition on ${name} must be a value or an object`);
-  const ops = Object.keys(raw) as ConditionOp[];
-  if (ops.length !== 1) invalid(where, `condition on ${name} needs exactly one of equals, contains, startsWith, matches, present`);
+  if (typeof raw === 'number') return { tag, name, op: 'equals', value: String(raw) };
+  // A bare value: equals, or a wildcard pattern when it holds a `*`.
+  if (typeof raw === 'string') return raw.includes('*') ? { tag, name, op: 'like', value: raw, regex: wildcardRegex(raw, false) } : { tag, name, op: 'equals', value: raw };
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) invalid(where, `condition on ${name} must be a value or an object`);
+  const keys = Object.keys(raw);
+  const ops = keys.filter((k) => (CONDITION_OPS as readonly string[]).includes(k)) as ConditionOp[];
+  const unknown = keys.filter((k) => !ops.includes(k as ConditionOp) && k !== 'not' && k !== 'caseSensitive');
+  if (unknown.length) invalid(where, `unknown operator "${unknown[0].slice(0, 20)}" on ${name}`);
+  if (ops.length !== 1) invalid(where, `condition on ${name} needs exactly one of ${CONDITION_OPS.join(', ')}`);
+  for (const m of ['not', 'caseSensitive'] as const) if (raw[m] !== undefined && typeof raw[m] !== 'boolean') invalid(where, `${name}.${m} must be true or false`);
   const op = ops[0];
   const v = (raw as Record<string, unknown>)[op];
+  const mods = { ...(raw.caseSensitive ? { caseSensitive: true } : {}), ...(raw.not ? { negate: true } : {}) };
   switch (op) {
     case 'equals':
     case 'contains':
     case 'startsWith':
+    case 'endsWith':
       if (typeof v !== 'string' && typeof v !== 'number') invalid(where, `${name}.${op} needs a string`);
-      return { tag, name, op, value: String(v) };
+      return { tag, name, op, value: String(v), ...mods };
+    case 'like':
+      if (typeof v !== 'string') invalid(where, `${name}.like needs a wildcard pattern`);
+      return { tag, name, op, value: v, regex: wildcardRegex(v, !!raw.caseSensitive), ...mods };
     case 'matches':
       if (typeof v !== 'string') invalid(where, `${name}.matches needs a regular expression`);
       try {
-        return { tag, name, op, value: v, regex: new RegExp(v, 'i') };
+        return { tag, name, op, value: v, regex: new RegExp(v, raw.caseSensitive ? '' : 'i'), ...mods };
       } catch {
         invalid(where, `${name}.matches is not a valid regular expression`);
       }
     // eslint-disable-next-line no-fallthrough
+    case 'lessThan':
+    case 'greaterThan': {
+      const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+      if (!Number.isFinite(n)) invalid(where, `${name}.${op} needs a number`);
+      return { tag, name, op, value: String(v), number: n, ...mods };
+    }
     case 'present':
       if (typeof v !== 'boolean') invalid(where, `${name}.present needs true or false`);
-      return { tag, name, op, value: v ? 'true' : 'false' };
-    default:
-      invalid(where, `unknown operator "${String(op).slice(0, 20)}" on ${name}`);
+      return { tag, name, op, value: v ? 'true' : 'false', ...mods };
   }
 }
 
-function compileGroup(group: Record<string, RawCondition> | undefined, where: string): SignatureCondition[] {
+function compileGroup(group: RawConditionGroup | undefined, where: string): SignatureCondition[] {
   if (group === undefined) return [];
-  if (typeof group !== 'object' || Array.isArray(group)) invalid(where, 'conditions must be a map of attribute → condition');
-  return Object.entries(group).map(([k, v]) => compileCondition(k, v, where));
+  const maps = Array.isArray(group) ? group : [group];
+  if (maps.length === 0) invalid(where, 'a list of conditions must not be empty');
+  return maps.flatMap((m) => {
+    if (!m || typeof m !== 'object' || Array.isArray(m)) invalid(where, 'conditions must be a map of attribute → condition, or a list of such maps');
+    return Object.entries(m).map(([k, v]) => compileCondition(k, v, where));
+  });
 }
 
 /** Compiles (and checks, field by field) one signature. Used for inline signatures and signature files alike. */
@@ -243,23 +281,36 @@ export const PIXELS_SCHEMA = {
   },
 } as const;
 
+const OPERATOR_SCHEMAS = {
+  equals: { type: ['string', 'number'] },
+  contains: { type: ['string', 'number'] },
+  startsWith: { type: ['string', 'number'] },
+  endsWith: { type: ['string', 'number'] },
+  like: { type: 'string' },
+  matches: { type: 'string' },
+  present: { type: 'boolean' },
+  lessThan: { type: ['number', 'string'] },
+  greaterThan: { type: ['number', 'string'] },
+} as const;
+
 const CONDITION_SCHEMA = {
   oneOf: [
     { type: 'string' },
     { type: 'number' },
     {
       type: 'object',
-      minProperties: 1,
-      maxProperties: 1,
       additionalProperties: false,
-      properties: {
-        equals: { type: ['string', 'number'] },
-        contains: { type: 'string' },
-        startsWith: { type: 'string' },
-        matches: { type: 'string' },
-        present: { type: 'boolean' },
-      },
+      properties: { ...OPERATOR_SCHEMAS, not: { type: 'boolean' }, caseSensitive: { type: 'boolean' } },
+      // Exactly one operator, with the modifiers beside it.
+      oneOf: CONDITION_OPS.map((op) => ({ required: [op] })),
     },
+  ],
+} as const;
+
+const CONDITION_GROUP_SCHEMA = {
+  oneOf: [
+    { type: 'object', additionalProperties: CONDITION_SCHEMA },
+    { type: 'array', minItems: 1, items: { type: 'object', additionalProperties: CONDITION_SCHEMA } },
   ],
 } as const;
 
@@ -270,8 +321,8 @@ export const SIGNATURE_SCHEMA = {
   properties: {
     name: { type: 'string', minLength: 1 },
     description: { type: 'string' },
-    when: { type: 'object', additionalProperties: CONDITION_SCHEMA },
-    anyOf: { type: 'array', minItems: 1, items: { type: 'object', additionalProperties: CONDITION_SCHEMA } },
+    when: CONDITION_GROUP_SCHEMA,
+    anyOf: { type: 'array', minItems: 1, items: CONDITION_GROUP_SCHEMA },
     regions: { type: 'array', minItems: 1, items: { type: 'array', minItems: 4, maxItems: 4, items: { type: 'integer' } } },
   },
 } as const;

@@ -3,13 +3,13 @@
 
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$id":"https://deid.local/profile.schema.json","type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[A-Za-z0-9._-]{1,64}$"},"description":{"type":"string"},"edition":{"type":"string"},"extends":{"type":"string","minLength":1},"options":{"type":"array","items":{"type":"string"},"uniqueItems":true},"removeUnlisted":{"type":"boolean","description":"Allow-list mode: remove every element no rule names."},"passBurnedInAnnotation":{"type":"boolean","description":"Without clean-pixel-data, images that declare BurnedInAnnotation YES are quarantined unless this is true."},"dateShift":{"type":"object","additionalProperties":false,"properties":{"minDays":{"type":"integer"},"maxDays":{"type":"integer"}}},"rules":{"type":"array","items":{"$ref":"#/$defs/rule"}},"pixels":{"$ref":"#/$defs/pixels","description":"Settings of the pixel stage (the clean-pixel-data option)."}},"$defs":{"pixels":{"type":"object","additionalProperties":false,"properties":{"mode":{"enum":["all-text","sensitive-text"]},"scope":{"enum":["known","all"]},"modalities":{"type":"array","items":{"type":"string","pattern":"^[A-Z0-9]{1,16}$"}},"sopClasses":{"type":"array","items":{"type":"string","pattern":"^[0-9.]{1,64}$"}},"ocr":{"type":"boolean"},"ultrasoundRegions":{"type":"boolean"},"margin":{"type":"integer","minimum":0,"maximum":64},"minConfidence":{"type":"number","minimum":0,"maximum":100},"builtinSignatures":{"type":"boolean"},"signatureFiles":{"type":"array","items":{"type":"string","minLength":1}},"signatures":{"type":"array","items":{"$ref":"#/$defs/pixelSignature"}}}},"pixelSignature":{"type":"object","additionalProperties":false,"required":["name","regions"],"properties":{"name":{"type":"string","minLength":1},"description":{"type":"string"},"when":{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","minProperties":1,"maxProperties":1,"additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":"string"},"startsWith":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"}}}]}},"anyOf":{"type":"array","minItems":1,"items":{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","minProperties":1,"maxProperties":1,"additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":"string"},"startsWith":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"}}}]}}},"regions":{"type":"array","minItems":1,"items":{"type":"array","minItems":4,"maxItems":4,"items":{"type":"integer"}}}}},"code":{"type":"string","pattern":"^(D|Z|X|K|C|U)(/(D|Z|X|K|C|U)\\*?)*$"},"rule":{"type":"object","additionalProperties":false,"required":["select","action"],"properties":{"select":{"type":"string","minLength":1},"name":{"type":"string"},"action":{"$ref":"#/$defs/action"},"options":{"type":"object","additionalProperties":{"$ref":"#/$defs/code"}}}},"action":{"oneOf":[{"$ref":"#/$defs/code"},{"enum":["keep","remove","hash","dateshift","clean","remap","empty","dummy"]},{"type":"object","additionalProperties":false,"required":["hash"],"properties":{"hash":{"type":"object","additionalProperties":false,"properties":{"length":{"type":"integer","minimum":4,"maximum":64},"prefix":{"type":"string","maxLength":16}}}}},{"type":"object","additionalProperties":false,"required":["set"],"properties":{"set":{"type":"string"}}},{"type":"object","additionalProperties":false,"required":["lookup"],"properties":{"lookup":{"type":"object","additionalProperties":false,"required":["file"],"properties":{"file":{"type":"string"}}}}},{"type":"object","additionalProperties":false,"required":["dateShift"],"properties":{"dateShift":{"type":"object"}}}]}}};
+const schema11 = {"$id":"https://deid.local/profile.schema.json","type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[A-Za-z0-9._-]{1,64}$"},"description":{"type":"string"},"edition":{"type":"string"},"extends":{"type":"string","minLength":1},"options":{"type":"array","items":{"type":"string"},"uniqueItems":true},"removeUnlisted":{"type":"boolean","description":"Allow-list mode: remove every element no rule names."},"passBurnedInAnnotation":{"type":"boolean","description":"Without clean-pixel-data, images that declare BurnedInAnnotation YES are quarantined unless this is true."},"dateShift":{"type":"object","additionalProperties":false,"properties":{"minDays":{"type":"integer"},"maxDays":{"type":"integer"}}},"generalize":{"type":"object","additionalProperties":false,"properties":{"ageOver89":{"type":"boolean","description":"Safe Harbor: every age of 90 years or more (in any unit) becomes 090Y."},"ageBins":{"type":"integer","minimum":1,"maximum":90,"description":"Ages become the lower end of their bin of this many years."},"weightRoundKg":{"type":"number","exclusiveMinimum":0,"maximum":100,"description":"PatientWeight rounded to the nearest multiple of this many kg."},"sizeRoundCm":{"type":"number","exclusiveMinimum":0,"maximum":100,"description":"PatientSize rounded to the nearest multiple of this many cm."}},"description":"Generalisation of kept quasi-identifiers: Safe Harbor ages, age bins, rounded weight and size."},"rules":{"type":"array","items":{"$ref":"#/$defs/rule"}},"pixels":{"$ref":"#/$defs/pixels","description":"Settings of the pixel stage (the clean-pixel-data option)."}},"$defs":{"pixels":{"type":"object","additionalProperties":false,"properties":{"mode":{"enum":["all-text","sensitive-text"]},"scope":{"enum":["known","all"]},"modalities":{"type":"array","items":{"type":"string","pattern":"^[A-Z0-9]{1,16}$"}},"sopClasses":{"type":"array","items":{"type":"string","pattern":"^[0-9.]{1,64}$"}},"ocr":{"type":"boolean"},"ultrasoundRegions":{"type":"boolean"},"margin":{"type":"integer","minimum":0,"maximum":64},"minConfidence":{"type":"number","minimum":0,"maximum":100},"builtinSignatures":{"type":"boolean"},"signatureFiles":{"type":"array","items":{"type":"string","minLength":1}},"signatures":{"type":"array","items":{"$ref":"#/$defs/pixelSignature"}}}},"pixelSignature":{"type":"object","additionalProperties":false,"required":["name","regions"],"properties":{"name":{"type":"string","minLength":1},"description":{"type":"string"},"when":{"oneOf":[{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}},{"type":"array","minItems":1,"items":{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}}}]},"anyOf":{"type":"array","minItems":1,"items":{"oneOf":[{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}},{"type":"array","minItems":1,"items":{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}}}]}},"regions":{"type":"array","minItems":1,"items":{"type":"array","minItems":4,"maxItems":4,"items":{"type":"integer"}}}}},"code":{"type":"string","pattern":"^(D|Z|X|K|C|U)(/(D|Z|X|K|C|U)\\*?)*$"},"rule":{"type":"object","additionalProperties":false,"required":["select","action"],"properties":{"select":{"type":"string","minLength":1},"name":{"type":"string"},"action":{"$ref":"#/$defs/action"},"options":{"type":"object","additionalProperties":{"$ref":"#/$defs/code"}}}},"action":{"oneOf":[{"$ref":"#/$defs/code"},{"enum":["keep","remove","hash","dateshift","clean","remap","empty","dummy"]},{"type":"object","additionalProperties":false,"required":["hash"],"properties":{"hash":{"type":"object","additionalProperties":false,"properties":{"length":{"type":"integer","minimum":4,"maximum":64},"prefix":{"type":"string","maxLength":16}}}}},{"type":"object","additionalProperties":false,"required":["set"],"properties":{"set":{"type":"string"}}},{"type":"object","additionalProperties":false,"required":["lookup"],"properties":{"lookup":{"type":"object","additionalProperties":false,"required":["file"],"properties":{"file":{"type":"string"},"keyType":{"type":"string","minLength":1,"description":"Read the file as a CTP LookupTable.properties (keyType/original = new) and use the entries of this key type."}}}}},{"type":"object","additionalProperties":false,"required":["dateShift"],"properties":{"dateShift":{"type":"object"}}}]}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = ((s) => [...s].length);
 const pattern0 = new RegExp("^[A-Za-z0-9._-]{1,64}$", "u");
 const schema12 = {"type":"object","additionalProperties":false,"required":["select","action"],"properties":{"select":{"type":"string","minLength":1},"name":{"type":"string"},"action":{"$ref":"#/$defs/action"},"options":{"type":"object","additionalProperties":{"$ref":"#/$defs/code"}}}};
 const schema14 = {"type":"string","pattern":"^(D|Z|X|K|C|U)(/(D|Z|X|K|C|U)\\*?)*$"};
-const schema13 = {"oneOf":[{"$ref":"#/$defs/code"},{"enum":["keep","remove","hash","dateshift","clean","remap","empty","dummy"]},{"type":"object","additionalProperties":false,"required":["hash"],"properties":{"hash":{"type":"object","additionalProperties":false,"properties":{"length":{"type":"integer","minimum":4,"maximum":64},"prefix":{"type":"string","maxLength":16}}}}},{"type":"object","additionalProperties":false,"required":["set"],"properties":{"set":{"type":"string"}}},{"type":"object","additionalProperties":false,"required":["lookup"],"properties":{"lookup":{"type":"object","additionalProperties":false,"required":["file"],"properties":{"file":{"type":"string"}}}}},{"type":"object","additionalProperties":false,"required":["dateShift"],"properties":{"dateShift":{"type":"object"}}}]};
+const schema13 = {"oneOf":[{"$ref":"#/$defs/code"},{"enum":["keep","remove","hash","dateshift","clean","remap","empty","dummy"]},{"type":"object","additionalProperties":false,"required":["hash"],"properties":{"hash":{"type":"object","additionalProperties":false,"properties":{"length":{"type":"integer","minimum":4,"maximum":64},"prefix":{"type":"string","maxLength":16}}}}},{"type":"object","additionalProperties":false,"required":["set"],"properties":{"set":{"type":"string"}}},{"type":"object","additionalProperties":false,"required":["lookup"],"properties":{"lookup":{"type":"object","additionalProperties":false,"required":["file"],"properties":{"file":{"type":"string"},"keyType":{"type":"string","minLength":1,"description":"Read the file as a CTP LookupTable.properties (keyType/original = new) and use the entries of this key type."}}}}},{"type":"object","additionalProperties":false,"required":["dateShift"],"properties":{"dateShift":{"type":"object"}}}]};
 const pattern1 = new RegExp("^(D|Z|X|K|C|U)(/(D|Z|X|K|C|U)\\*?)*$", "u");
 
 function validate12(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
@@ -294,7 +294,7 @@ vErrors.push(err19);
 errors++;
 }
 for(const key4 in data4){
-if(!(key4 === "file")){
+if(!((key4 === "file") || (key4 === "keyType"))){
 const err20 = {instancePath:instancePath+"/lookup",schemaPath:"#/oneOf/4/properties/lookup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err20];
@@ -317,9 +317,11 @@ vErrors.push(err21);
 errors++;
 }
 }
-}
-else {
-const err22 = {instancePath:instancePath+"/lookup",schemaPath:"#/oneOf/4/properties/lookup/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data4.keyType !== undefined){
+let data6 = data4.keyType;
+if(typeof data6 === "string"){
+if(func3(data6) < 1){
+const err22 = {instancePath:instancePath+"/lookup/keyType",schemaPath:"#/oneOf/4/properties/lookup/properties/keyType/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -329,14 +331,37 @@ vErrors.push(err22);
 errors++;
 }
 }
-}
 else {
-const err23 = {instancePath,schemaPath:"#/oneOf/4/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err23 = {instancePath:instancePath+"/lookup/keyType",schemaPath:"#/oneOf/4/properties/lookup/properties/keyType/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err23];
 }
 else {
 vErrors.push(err23);
+}
+errors++;
+}
+}
+}
+else {
+const err24 = {instancePath:instancePath+"/lookup",schemaPath:"#/oneOf/4/properties/lookup/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err24];
+}
+else {
+vErrors.push(err24);
+}
+errors++;
+}
+}
+}
+else {
+const err25 = {instancePath,schemaPath:"#/oneOf/4/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err25];
+}
+else {
+vErrors.push(err25);
 }
 errors++;
 }
@@ -350,34 +375,10 @@ if(_valid0){
 valid0 = true;
 passing0 = 4;
 }
-const _errs28 = errors;
+const _errs30 = errors;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.dateShift === undefined){
-const err24 = {instancePath,schemaPath:"#/oneOf/5/required",keyword:"required",params:{missingProperty: "dateShift"},message:"must have required property '"+"dateShift"+"'"};
-if(vErrors === null){
-vErrors = [err24];
-}
-else {
-vErrors.push(err24);
-}
-errors++;
-}
-for(const key5 in data){
-if(!(key5 === "dateShift")){
-const err25 = {instancePath,schemaPath:"#/oneOf/5/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err25];
-}
-else {
-vErrors.push(err25);
-}
-errors++;
-}
-}
-if(data.dateShift !== undefined){
-let data6 = data.dateShift;
-if(!(data6 && typeof data6 == "object" && !Array.isArray(data6))){
-const err26 = {instancePath:instancePath+"/dateShift",schemaPath:"#/oneOf/5/properties/dateShift/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err26 = {instancePath,schemaPath:"#/oneOf/5/required",keyword:"required",params:{missingProperty: "dateShift"},message:"must have required property '"+"dateShift"+"'"};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -386,10 +387,9 @@ vErrors.push(err26);
 }
 errors++;
 }
-}
-}
-else {
-const err27 = {instancePath,schemaPath:"#/oneOf/5/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key5 in data){
+if(!(key5 === "dateShift")){
+const err27 = {instancePath,schemaPath:"#/oneOf/5/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -398,7 +398,32 @@ vErrors.push(err27);
 }
 errors++;
 }
-var _valid0 = _errs28 === errors;
+}
+if(data.dateShift !== undefined){
+let data7 = data.dateShift;
+if(!(data7 && typeof data7 == "object" && !Array.isArray(data7))){
+const err28 = {instancePath:instancePath+"/dateShift",schemaPath:"#/oneOf/5/properties/dateShift/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err28];
+}
+else {
+vErrors.push(err28);
+}
+errors++;
+}
+}
+}
+else {
+const err29 = {instancePath,schemaPath:"#/oneOf/5/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err29];
+}
+else {
+vErrors.push(err29);
+}
+errors++;
+}
+var _valid0 = _errs30 === errors;
 if(_valid0 && valid0){
 valid0 = false;
 passing0 = [passing0, 5];
@@ -414,12 +439,12 @@ passing0 = 5;
 }
 }
 if(!valid0){
-const err28 = {instancePath,schemaPath:"#/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf"};
+const err30 = {instancePath,schemaPath:"#/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf"};
 if(vErrors === null){
-vErrors = [err28];
+vErrors = [err30];
 }
 else {
-vErrors.push(err28);
+vErrors.push(err30);
 }
 errors++;
 }
@@ -574,7 +599,7 @@ return errors === 0;
 }
 
 const schema16 = {"type":"object","additionalProperties":false,"properties":{"mode":{"enum":["all-text","sensitive-text"]},"scope":{"enum":["known","all"]},"modalities":{"type":"array","items":{"type":"string","pattern":"^[A-Z0-9]{1,16}$"}},"sopClasses":{"type":"array","items":{"type":"string","pattern":"^[0-9.]{1,64}$"}},"ocr":{"type":"boolean"},"ultrasoundRegions":{"type":"boolean"},"margin":{"type":"integer","minimum":0,"maximum":64},"minConfidence":{"type":"number","minimum":0,"maximum":100},"builtinSignatures":{"type":"boolean"},"signatureFiles":{"type":"array","items":{"type":"string","minLength":1}},"signatures":{"type":"array","items":{"$ref":"#/$defs/pixelSignature"}}}};
-const schema17 = {"type":"object","additionalProperties":false,"required":["name","regions"],"properties":{"name":{"type":"string","minLength":1},"description":{"type":"string"},"when":{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","minProperties":1,"maxProperties":1,"additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":"string"},"startsWith":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"}}}]}},"anyOf":{"type":"array","minItems":1,"items":{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","minProperties":1,"maxProperties":1,"additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":"string"},"startsWith":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"}}}]}}},"regions":{"type":"array","minItems":1,"items":{"type":"array","minItems":4,"maxItems":4,"items":{"type":"integer"}}}}};
+const schema17 = {"type":"object","additionalProperties":false,"required":["name","regions"],"properties":{"name":{"type":"string","minLength":1},"description":{"type":"string"},"when":{"oneOf":[{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}},{"type":"array","minItems":1,"items":{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}}}]},"anyOf":{"type":"array","minItems":1,"items":{"oneOf":[{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}},{"type":"array","minItems":1,"items":{"type":"object","additionalProperties":{"oneOf":[{"type":"string"},{"type":"number"},{"type":"object","additionalProperties":false,"properties":{"equals":{"type":["string","number"]},"contains":{"type":["string","number"]},"startsWith":{"type":["string","number"]},"endsWith":{"type":["string","number"]},"like":{"type":"string"},"matches":{"type":"string"},"present":{"type":"boolean"},"lessThan":{"type":["number","string"]},"greaterThan":{"type":["number","string"]},"not":{"type":"boolean"},"caseSensitive":{"type":"boolean"}},"oneOf":[{"required":["equals"]},{"required":["contains"]},{"required":["startsWith"]},{"required":["endsWith"]},{"required":["like"]},{"required":["matches"]},{"required":["present"]},{"required":["lessThan"]},{"required":["greaterThan"]}]}]}}}]}},"regions":{"type":"array","minItems":1,"items":{"type":"array","minItems":4,"maxItems":4,"items":{"type":"integer"}}}}};
 const pattern3 = new RegExp("^[A-Z0-9]{1,16}$", "u");
 const pattern4 = new RegExp("^[0-9.]{1,64}$", "u");
 
@@ -927,15 +952,19 @@ errors++;
 }
 if(data14.when !== undefined){
 let data17 = data14.when;
+const _errs37 = errors;
+let valid11 = false;
+let passing0 = null;
+const _errs38 = errors;
 if(data17 && typeof data17 == "object" && !Array.isArray(data17)){
 for(const key2 in data17){
 let data18 = data17[key2];
-const _errs40 = errors;
-let valid12 = false;
-let passing0 = null;
-const _errs41 = errors;
+const _errs42 = errors;
+let valid13 = false;
+let passing1 = null;
+const _errs43 = errors;
 if(typeof data18 !== "string"){
-const err27 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/additionalProperties/oneOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err27 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -944,14 +973,14 @@ vErrors.push(err27);
 }
 errors++;
 }
-var _valid0 = _errs41 === errors;
-if(_valid0){
-valid12 = true;
-passing0 = 0;
+var _valid1 = _errs43 === errors;
+if(_valid1){
+valid13 = true;
+passing1 = 0;
 }
-const _errs43 = errors;
+const _errs45 = errors;
 if(!(typeof data18 == "number")){
-const err28 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/additionalProperties/oneOf/1/type",keyword:"type",params:{type: "number"},message:"must be number"};
+const err28 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/1/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -960,20 +989,24 @@ vErrors.push(err28);
 }
 errors++;
 }
-var _valid0 = _errs43 === errors;
-if(_valid0 && valid12){
-valid12 = false;
-passing0 = [passing0, 1];
+var _valid1 = _errs45 === errors;
+if(_valid1 && valid13){
+valid13 = false;
+passing1 = [passing1, 1];
 }
 else {
-if(_valid0){
-valid12 = true;
-passing0 = 1;
+if(_valid1){
+valid13 = true;
+passing1 = 1;
 }
-const _errs45 = errors;
+const _errs47 = errors;
+const _errs49 = errors;
+let valid14 = false;
+let passing2 = null;
+const _errs50 = errors;
 if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
-if(Object.keys(data18).length > 1){
-const err29 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/additionalProperties/oneOf/2/maxProperties",keyword:"maxProperties",params:{limit: 1},message:"must NOT have more than 1 properties"};
+if(data18.equals === undefined){
+const err29 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/oneOf/0/required",keyword:"required",params:{missingProperty: "equals"},message:"must have required property '"+"equals"+"'"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -982,8 +1015,16 @@ vErrors.push(err29);
 }
 errors++;
 }
-if(Object.keys(data18).length < 1){
-const err30 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/additionalProperties/oneOf/2/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties"};
+}
+var _valid2 = _errs50 === errors;
+if(_valid2){
+valid14 = true;
+passing2 = 0;
+}
+const _errs51 = errors;
+if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
+if(data18.contains === undefined){
+const err30 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/oneOf/1/required",keyword:"required",params:{missingProperty: "contains"},message:"must have required property '"+"contains"+"'"};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -992,9 +1033,21 @@ vErrors.push(err30);
 }
 errors++;
 }
-for(const key3 in data18){
-if(!(((((key3 === "equals") || (key3 === "contains")) || (key3 === "startsWith")) || (key3 === "matches")) || (key3 === "present"))){
-const err31 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/additionalProperties/oneOf/2/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
+}
+var _valid2 = _errs51 === errors;
+if(_valid2 && valid14){
+valid14 = false;
+passing2 = [passing2, 1];
+}
+else {
+if(_valid2){
+valid14 = true;
+passing2 = 1;
+}
+const _errs52 = errors;
+if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
+if(data18.startsWith === undefined){
+const err31 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/oneOf/2/required",keyword:"required",params:{missingProperty: "startsWith"},message:"must have required property '"+"startsWith"+"'"};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -1004,10 +1057,20 @@ vErrors.push(err31);
 errors++;
 }
 }
-if(data18.equals !== undefined){
-let data19 = data18.equals;
-if((typeof data19 !== "string") && (!(typeof data19 == "number"))){
-const err32 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1")+"/equals",schemaPath:"#/$defs/pixelSignature/properties/when/additionalProperties/oneOf/2/properties/equals/type",keyword:"type",params:{type: schema17.properties.when.additionalProperties.oneOf[2].properties.equals.type},message:"must be string,number"};
+var _valid2 = _errs52 === errors;
+if(_valid2 && valid14){
+valid14 = false;
+passing2 = [passing2, 2];
+}
+else {
+if(_valid2){
+valid14 = true;
+passing2 = 2;
+}
+const _errs53 = errors;
+if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
+if(data18.endsWith === undefined){
+const err32 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/oneOf/3/required",keyword:"required",params:{missingProperty: "endsWith"},message:"must have required property '"+"endsWith"+"'"};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -1017,9 +1080,20 @@ vErrors.push(err32);
 errors++;
 }
 }
-if(data18.contains !== undefined){
-if(typeof data18.contains !== "string"){
-const err33 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1")+"/contains",schemaPath:"#/$defs/pixelSignature/properties/when/additionalProperties/oneOf/2/properties/contains/type",keyword:"type",params:{type: "string"},message:"must be string"};
+var _valid2 = _errs53 === errors;
+if(_valid2 && valid14){
+valid14 = false;
+passing2 = [passing2, 3];
+}
+else {
+if(_valid2){
+valid14 = true;
+passing2 = 3;
+}
+const _errs54 = errors;
+if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
+if(data18.like === undefined){
+const err33 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/oneOf/4/required",keyword:"required",params:{missingProperty: "like"},message:"must have required property '"+"like"+"'"};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -1029,9 +1103,20 @@ vErrors.push(err33);
 errors++;
 }
 }
-if(data18.startsWith !== undefined){
-if(typeof data18.startsWith !== "string"){
-const err34 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1")+"/startsWith",schemaPath:"#/$defs/pixelSignature/properties/when/additionalProperties/oneOf/2/properties/startsWith/type",keyword:"type",params:{type: "string"},message:"must be string"};
+var _valid2 = _errs54 === errors;
+if(_valid2 && valid14){
+valid14 = false;
+passing2 = [passing2, 4];
+}
+else {
+if(_valid2){
+valid14 = true;
+passing2 = 4;
+}
+const _errs55 = errors;
+if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
+if(data18.matches === undefined){
+const err34 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/oneOf/5/required",keyword:"required",params:{missingProperty: "matches"},message:"must have required property '"+"matches"+"'"};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -1041,9 +1126,20 @@ vErrors.push(err34);
 errors++;
 }
 }
-if(data18.matches !== undefined){
-if(typeof data18.matches !== "string"){
-const err35 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1")+"/matches",schemaPath:"#/$defs/pixelSignature/properties/when/additionalProperties/oneOf/2/properties/matches/type",keyword:"type",params:{type: "string"},message:"must be string"};
+var _valid2 = _errs55 === errors;
+if(_valid2 && valid14){
+valid14 = false;
+passing2 = [passing2, 5];
+}
+else {
+if(_valid2){
+valid14 = true;
+passing2 = 5;
+}
+const _errs56 = errors;
+if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
+if(data18.present === undefined){
+const err35 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/oneOf/6/required",keyword:"required",params:{missingProperty: "present"},message:"must have required property '"+"present"+"'"};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -1053,9 +1149,20 @@ vErrors.push(err35);
 errors++;
 }
 }
-if(data18.present !== undefined){
-if(typeof data18.present !== "boolean"){
-const err36 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1")+"/present",schemaPath:"#/$defs/pixelSignature/properties/when/additionalProperties/oneOf/2/properties/present/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+var _valid2 = _errs56 === errors;
+if(_valid2 && valid14){
+valid14 = false;
+passing2 = [passing2, 6];
+}
+else {
+if(_valid2){
+valid14 = true;
+passing2 = 6;
+}
+const _errs57 = errors;
+if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
+if(data18.lessThan === undefined){
+const err36 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/oneOf/7/required",keyword:"required",params:{missingProperty: "lessThan"},message:"must have required property '"+"lessThan"+"'"};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -1065,9 +1172,20 @@ vErrors.push(err36);
 errors++;
 }
 }
+var _valid2 = _errs57 === errors;
+if(_valid2 && valid14){
+valid14 = false;
+passing2 = [passing2, 7];
 }
 else {
-const err37 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/additionalProperties/oneOf/2/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(_valid2){
+valid14 = true;
+passing2 = 7;
+}
+const _errs58 = errors;
+if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
+if(data18.greaterThan === undefined){
+const err37 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/oneOf/8/required",keyword:"required",params:{missingProperty: "greaterThan"},message:"must have required property '"+"greaterThan"+"'"};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -1076,20 +1194,27 @@ vErrors.push(err37);
 }
 errors++;
 }
-var _valid0 = _errs45 === errors;
-if(_valid0 && valid12){
-valid12 = false;
-passing0 = [passing0, 2];
+}
+var _valid2 = _errs58 === errors;
+if(_valid2 && valid14){
+valid14 = false;
+passing2 = [passing2, 8];
 }
 else {
-if(_valid0){
-valid12 = true;
-passing0 = 2;
+if(_valid2){
+valid14 = true;
+passing2 = 8;
 }
 }
 }
-if(!valid12){
-const err38 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/additionalProperties/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf"};
+}
+}
+}
+}
+}
+}
+if(!valid14){
+const err38 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/oneOf",keyword:"oneOf",params:{passingSchemas: passing2},message:"must match exactly one schema in oneOf"};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -1099,20 +1224,20 @@ vErrors.push(err38);
 errors++;
 }
 else {
-errors = _errs40;
+errors = _errs49;
 if(vErrors !== null){
-if(_errs40){
-vErrors.length = _errs40;
+if(_errs49){
+vErrors.length = _errs49;
 }
 else {
 vErrors = null;
 }
 }
 }
-}
-}
-else {
-const err39 = {instancePath:instancePath+"/signatures/" + i3+"/when",schemaPath:"#/$defs/pixelSignature/properties/when/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
+for(const key3 in data18){
+if(!(func2.call(schema17.properties.when.oneOf[0].additionalProperties.oneOf[2].properties, key3))){
+const err39 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -1122,11 +1247,10 @@ vErrors.push(err39);
 errors++;
 }
 }
-if(data14.anyOf !== undefined){
-let data24 = data14.anyOf;
-if(Array.isArray(data24)){
-if(data24.length < 1){
-const err40 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf",schemaPath:"#/$defs/pixelSignature/properties/anyOf/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+if(data18.equals !== undefined){
+let data19 = data18.equals;
+if((typeof data19 !== "string") && (!(typeof data19 == "number"))){
+const err40 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1")+"/equals",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/properties/equals/type",keyword:"type",params:{type: schema17.properties.when.oneOf[0].additionalProperties.oneOf[2].properties.equals.type},message:"must be string,number"};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -1135,18 +1259,11 @@ vErrors.push(err40);
 }
 errors++;
 }
-const len4 = data24.length;
-for(let i4=0; i4<len4; i4++){
-let data25 = data24[i4];
-if(data25 && typeof data25 == "object" && !Array.isArray(data25)){
-for(const key4 in data25){
-let data26 = data25[key4];
-const _errs64 = errors;
-let valid17 = false;
-let passing1 = null;
-const _errs65 = errors;
-if(typeof data26 !== "string"){
-const err41 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/additionalProperties/oneOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+if(data18.contains !== undefined){
+let data20 = data18.contains;
+if((typeof data20 !== "string") && (!(typeof data20 == "number"))){
+const err41 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1")+"/contains",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/properties/contains/type",keyword:"type",params:{type: schema17.properties.when.oneOf[0].additionalProperties.oneOf[2].properties.contains.type},message:"must be string,number"};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -1155,14 +1272,11 @@ vErrors.push(err41);
 }
 errors++;
 }
-var _valid1 = _errs65 === errors;
-if(_valid1){
-valid17 = true;
-passing1 = 0;
 }
-const _errs67 = errors;
-if(!(typeof data26 == "number")){
-const err42 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/additionalProperties/oneOf/1/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(data18.startsWith !== undefined){
+let data21 = data18.startsWith;
+if((typeof data21 !== "string") && (!(typeof data21 == "number"))){
+const err42 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1")+"/startsWith",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/properties/startsWith/type",keyword:"type",params:{type: schema17.properties.when.oneOf[0].additionalProperties.oneOf[2].properties.startsWith.type},message:"must be string,number"};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -1171,20 +1285,11 @@ vErrors.push(err42);
 }
 errors++;
 }
-var _valid1 = _errs67 === errors;
-if(_valid1 && valid17){
-valid17 = false;
-passing1 = [passing1, 1];
 }
-else {
-if(_valid1){
-valid17 = true;
-passing1 = 1;
-}
-const _errs69 = errors;
-if(data26 && typeof data26 == "object" && !Array.isArray(data26)){
-if(Object.keys(data26).length > 1){
-const err43 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/additionalProperties/oneOf/2/maxProperties",keyword:"maxProperties",params:{limit: 1},message:"must NOT have more than 1 properties"};
+if(data18.endsWith !== undefined){
+let data22 = data18.endsWith;
+if((typeof data22 !== "string") && (!(typeof data22 == "number"))){
+const err43 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1")+"/endsWith",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/properties/endsWith/type",keyword:"type",params:{type: schema17.properties.when.oneOf[0].additionalProperties.oneOf[2].properties.endsWith.type},message:"must be string,number"};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -1193,8 +1298,10 @@ vErrors.push(err43);
 }
 errors++;
 }
-if(Object.keys(data26).length < 1){
-const err44 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/additionalProperties/oneOf/2/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties"};
+}
+if(data18.like !== undefined){
+if(typeof data18.like !== "string"){
+const err44 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1")+"/like",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/properties/like/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -1203,9 +1310,10 @@ vErrors.push(err44);
 }
 errors++;
 }
-for(const key5 in data26){
-if(!(((((key5 === "equals") || (key5 === "contains")) || (key5 === "startsWith")) || (key5 === "matches")) || (key5 === "present"))){
-const err45 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/additionalProperties/oneOf/2/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
+}
+if(data18.matches !== undefined){
+if(typeof data18.matches !== "string"){
+const err45 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1")+"/matches",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/properties/matches/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -1215,10 +1323,9 @@ vErrors.push(err45);
 errors++;
 }
 }
-if(data26.equals !== undefined){
-let data27 = data26.equals;
-if((typeof data27 !== "string") && (!(typeof data27 == "number"))){
-const err46 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1")+"/equals",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/additionalProperties/oneOf/2/properties/equals/type",keyword:"type",params:{type: schema17.properties.anyOf.items.additionalProperties.oneOf[2].properties.equals.type},message:"must be string,number"};
+if(data18.present !== undefined){
+if(typeof data18.present !== "boolean"){
+const err46 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1")+"/present",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/properties/present/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -1228,9 +1335,10 @@ vErrors.push(err46);
 errors++;
 }
 }
-if(data26.contains !== undefined){
-if(typeof data26.contains !== "string"){
-const err47 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1")+"/contains",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/additionalProperties/oneOf/2/properties/contains/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data18.lessThan !== undefined){
+let data26 = data18.lessThan;
+if((!(typeof data26 == "number")) && (typeof data26 !== "string")){
+const err47 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1")+"/lessThan",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/properties/lessThan/type",keyword:"type",params:{type: schema17.properties.when.oneOf[0].additionalProperties.oneOf[2].properties.lessThan.type},message:"must be number,string"};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -1240,9 +1348,10 @@ vErrors.push(err47);
 errors++;
 }
 }
-if(data26.startsWith !== undefined){
-if(typeof data26.startsWith !== "string"){
-const err48 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1")+"/startsWith",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/additionalProperties/oneOf/2/properties/startsWith/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data18.greaterThan !== undefined){
+let data27 = data18.greaterThan;
+if((!(typeof data27 == "number")) && (typeof data27 !== "string")){
+const err48 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1")+"/greaterThan",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/properties/greaterThan/type",keyword:"type",params:{type: schema17.properties.when.oneOf[0].additionalProperties.oneOf[2].properties.greaterThan.type},message:"must be number,string"};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -1252,9 +1361,9 @@ vErrors.push(err48);
 errors++;
 }
 }
-if(data26.matches !== undefined){
-if(typeof data26.matches !== "string"){
-const err49 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1")+"/matches",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/additionalProperties/oneOf/2/properties/matches/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data18.not !== undefined){
+if(typeof data18.not !== "boolean"){
+const err49 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1")+"/not",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/properties/not/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -1264,9 +1373,9 @@ vErrors.push(err49);
 errors++;
 }
 }
-if(data26.present !== undefined){
-if(typeof data26.present !== "boolean"){
-const err50 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1")+"/present",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/additionalProperties/oneOf/2/properties/present/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data18.caseSensitive !== undefined){
+if(typeof data18.caseSensitive !== "boolean"){
+const err50 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1")+"/caseSensitive",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/properties/caseSensitive/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -1278,7 +1387,7 @@ errors++;
 }
 }
 else {
-const err51 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/additionalProperties/oneOf/2/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err51 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf/2/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -1287,20 +1396,20 @@ vErrors.push(err51);
 }
 errors++;
 }
-var _valid1 = _errs69 === errors;
-if(_valid1 && valid17){
-valid17 = false;
+var _valid1 = _errs47 === errors;
+if(_valid1 && valid13){
+valid13 = false;
 passing1 = [passing1, 2];
 }
 else {
 if(_valid1){
-valid17 = true;
+valid13 = true;
 passing1 = 2;
 }
 }
 }
-if(!valid17){
-const err52 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/additionalProperties/oneOf",keyword:"oneOf",params:{passingSchemas: passing1},message:"must match exactly one schema in oneOf"};
+if(!valid13){
+const err52 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/additionalProperties/oneOf",keyword:"oneOf",params:{passingSchemas: passing1},message:"must match exactly one schema in oneOf"};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -1310,10 +1419,10 @@ vErrors.push(err52);
 errors++;
 }
 else {
-errors = _errs64;
+errors = _errs42;
 if(vErrors !== null){
-if(_errs64){
-vErrors.length = _errs64;
+if(_errs42){
+vErrors.length = _errs42;
 }
 else {
 vErrors = null;
@@ -1323,7 +1432,7 @@ vErrors = null;
 }
 }
 else {
-const err53 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i4,schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err53 = {instancePath:instancePath+"/signatures/" + i3+"/when",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/0/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -1332,10 +1441,15 @@ vErrors.push(err53);
 }
 errors++;
 }
+var _valid0 = _errs38 === errors;
+if(_valid0){
+valid11 = true;
+passing0 = 0;
 }
-}
-else {
-const err54 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf",schemaPath:"#/$defs/pixelSignature/properties/anyOf/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const _errs82 = errors;
+if(Array.isArray(data17)){
+if(data17.length < 1){
+const err54 = {instancePath:instancePath+"/signatures/" + i3+"/when",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -1344,12 +1458,18 @@ vErrors.push(err54);
 }
 errors++;
 }
-}
-if(data14.regions !== undefined){
-let data32 = data14.regions;
-if(Array.isArray(data32)){
-if(data32.length < 1){
-const err55 = {instancePath:instancePath+"/signatures/" + i3+"/regions",schemaPath:"#/$defs/pixelSignature/properties/regions/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+const len4 = data17.length;
+for(let i4=0; i4<len4; i4++){
+let data30 = data17[i4];
+if(data30 && typeof data30 == "object" && !Array.isArray(data30)){
+for(const key4 in data30){
+let data31 = data30[key4];
+const _errs88 = errors;
+let valid19 = false;
+let passing3 = null;
+const _errs89 = errors;
+if(typeof data31 !== "string"){
+const err55 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -1358,12 +1478,14 @@ vErrors.push(err55);
 }
 errors++;
 }
-const len5 = data32.length;
-for(let i5=0; i5<len5; i5++){
-let data33 = data32[i5];
-if(Array.isArray(data33)){
-if(data33.length > 4){
-const err56 = {instancePath:instancePath+"/signatures/" + i3+"/regions/" + i5,schemaPath:"#/$defs/pixelSignature/properties/regions/items/maxItems",keyword:"maxItems",params:{limit: 4},message:"must NOT have more than 4 items"};
+var _valid3 = _errs89 === errors;
+if(_valid3){
+valid19 = true;
+passing3 = 0;
+}
+const _errs91 = errors;
+if(!(typeof data31 == "number")){
+const err56 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/1/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -1372,8 +1494,24 @@ vErrors.push(err56);
 }
 errors++;
 }
-if(data33.length < 4){
-const err57 = {instancePath:instancePath+"/signatures/" + i3+"/regions/" + i5,schemaPath:"#/$defs/pixelSignature/properties/regions/items/minItems",keyword:"minItems",params:{limit: 4},message:"must NOT have fewer than 4 items"};
+var _valid3 = _errs91 === errors;
+if(_valid3 && valid19){
+valid19 = false;
+passing3 = [passing3, 1];
+}
+else {
+if(_valid3){
+valid19 = true;
+passing3 = 1;
+}
+const _errs93 = errors;
+const _errs95 = errors;
+let valid20 = false;
+let passing4 = null;
+const _errs96 = errors;
+if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
+if(data31.equals === undefined){
+const err57 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/oneOf/0/required",keyword:"required",params:{missingProperty: "equals"},message:"must have required property '"+"equals"+"'"};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -1382,11 +1520,16 @@ vErrors.push(err57);
 }
 errors++;
 }
-const len6 = data33.length;
-for(let i6=0; i6<len6; i6++){
-let data34 = data33[i6];
-if(!((typeof data34 == "number") && (!(data34 % 1) && !isNaN(data34)))){
-const err58 = {instancePath:instancePath+"/signatures/" + i3+"/regions/" + i5+"/" + i6,schemaPath:"#/$defs/pixelSignature/properties/regions/items/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+var _valid4 = _errs96 === errors;
+if(_valid4){
+valid20 = true;
+passing4 = 0;
+}
+const _errs97 = errors;
+if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
+if(data31.contains === undefined){
+const err58 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/oneOf/1/required",keyword:"required",params:{missingProperty: "contains"},message:"must have required property '"+"contains"+"'"};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -1396,9 +1539,20 @@ vErrors.push(err58);
 errors++;
 }
 }
+var _valid4 = _errs97 === errors;
+if(_valid4 && valid20){
+valid20 = false;
+passing4 = [passing4, 1];
 }
 else {
-const err59 = {instancePath:instancePath+"/signatures/" + i3+"/regions/" + i5,schemaPath:"#/$defs/pixelSignature/properties/regions/items/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(_valid4){
+valid20 = true;
+passing4 = 1;
+}
+const _errs98 = errors;
+if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
+if(data31.startsWith === undefined){
+const err59 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/oneOf/2/required",keyword:"required",params:{missingProperty: "startsWith"},message:"must have required property '"+"startsWith"+"'"};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -1408,9 +1562,20 @@ vErrors.push(err59);
 errors++;
 }
 }
+var _valid4 = _errs98 === errors;
+if(_valid4 && valid20){
+valid20 = false;
+passing4 = [passing4, 2];
 }
 else {
-const err60 = {instancePath:instancePath+"/signatures/" + i3+"/regions",schemaPath:"#/$defs/pixelSignature/properties/regions/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(_valid4){
+valid20 = true;
+passing4 = 2;
+}
+const _errs99 = errors;
+if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
+if(data31.endsWith === undefined){
+const err60 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/oneOf/3/required",keyword:"required",params:{missingProperty: "endsWith"},message:"must have required property '"+"endsWith"+"'"};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -1420,9 +1585,20 @@ vErrors.push(err60);
 errors++;
 }
 }
+var _valid4 = _errs99 === errors;
+if(_valid4 && valid20){
+valid20 = false;
+passing4 = [passing4, 3];
 }
 else {
-const err61 = {instancePath:instancePath+"/signatures/" + i3,schemaPath:"#/$defs/pixelSignature/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(_valid4){
+valid20 = true;
+passing4 = 3;
+}
+const _errs100 = errors;
+if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
+if(data31.like === undefined){
+const err61 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/oneOf/4/required",keyword:"required",params:{missingProperty: "like"},message:"must have required property '"+"like"+"'"};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -1432,9 +1608,20 @@ vErrors.push(err61);
 errors++;
 }
 }
+var _valid4 = _errs100 === errors;
+if(_valid4 && valid20){
+valid20 = false;
+passing4 = [passing4, 4];
 }
 else {
-const err62 = {instancePath:instancePath+"/signatures",schemaPath:"#/properties/signatures/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(_valid4){
+valid20 = true;
+passing4 = 4;
+}
+const _errs101 = errors;
+if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
+if(data31.matches === undefined){
+const err62 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/oneOf/5/required",keyword:"required",params:{missingProperty: "matches"},message:"must have required property '"+"matches"+"'"};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -1444,14 +1631,1540 @@ vErrors.push(err62);
 errors++;
 }
 }
+var _valid4 = _errs101 === errors;
+if(_valid4 && valid20){
+valid20 = false;
+passing4 = [passing4, 5];
 }
 else {
-const err63 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(_valid4){
+valid20 = true;
+passing4 = 5;
+}
+const _errs102 = errors;
+if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
+if(data31.present === undefined){
+const err63 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/oneOf/6/required",keyword:"required",params:{missingProperty: "present"},message:"must have required property '"+"present"+"'"};
 if(vErrors === null){
 vErrors = [err63];
 }
 else {
 vErrors.push(err63);
+}
+errors++;
+}
+}
+var _valid4 = _errs102 === errors;
+if(_valid4 && valid20){
+valid20 = false;
+passing4 = [passing4, 6];
+}
+else {
+if(_valid4){
+valid20 = true;
+passing4 = 6;
+}
+const _errs103 = errors;
+if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
+if(data31.lessThan === undefined){
+const err64 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/oneOf/7/required",keyword:"required",params:{missingProperty: "lessThan"},message:"must have required property '"+"lessThan"+"'"};
+if(vErrors === null){
+vErrors = [err64];
+}
+else {
+vErrors.push(err64);
+}
+errors++;
+}
+}
+var _valid4 = _errs103 === errors;
+if(_valid4 && valid20){
+valid20 = false;
+passing4 = [passing4, 7];
+}
+else {
+if(_valid4){
+valid20 = true;
+passing4 = 7;
+}
+const _errs104 = errors;
+if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
+if(data31.greaterThan === undefined){
+const err65 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/oneOf/8/required",keyword:"required",params:{missingProperty: "greaterThan"},message:"must have required property '"+"greaterThan"+"'"};
+if(vErrors === null){
+vErrors = [err65];
+}
+else {
+vErrors.push(err65);
+}
+errors++;
+}
+}
+var _valid4 = _errs104 === errors;
+if(_valid4 && valid20){
+valid20 = false;
+passing4 = [passing4, 8];
+}
+else {
+if(_valid4){
+valid20 = true;
+passing4 = 8;
+}
+}
+}
+}
+}
+}
+}
+}
+}
+if(!valid20){
+const err66 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/oneOf",keyword:"oneOf",params:{passingSchemas: passing4},message:"must match exactly one schema in oneOf"};
+if(vErrors === null){
+vErrors = [err66];
+}
+else {
+vErrors.push(err66);
+}
+errors++;
+}
+else {
+errors = _errs95;
+if(vErrors !== null){
+if(_errs95){
+vErrors.length = _errs95;
+}
+else {
+vErrors = null;
+}
+}
+}
+if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
+for(const key5 in data31){
+if(!(func2.call(schema17.properties.when.oneOf[1].items.additionalProperties.oneOf[2].properties, key5))){
+const err67 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err67];
+}
+else {
+vErrors.push(err67);
+}
+errors++;
+}
+}
+if(data31.equals !== undefined){
+let data32 = data31.equals;
+if((typeof data32 !== "string") && (!(typeof data32 == "number"))){
+const err68 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1")+"/equals",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/properties/equals/type",keyword:"type",params:{type: schema17.properties.when.oneOf[1].items.additionalProperties.oneOf[2].properties.equals.type},message:"must be string,number"};
+if(vErrors === null){
+vErrors = [err68];
+}
+else {
+vErrors.push(err68);
+}
+errors++;
+}
+}
+if(data31.contains !== undefined){
+let data33 = data31.contains;
+if((typeof data33 !== "string") && (!(typeof data33 == "number"))){
+const err69 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1")+"/contains",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/properties/contains/type",keyword:"type",params:{type: schema17.properties.when.oneOf[1].items.additionalProperties.oneOf[2].properties.contains.type},message:"must be string,number"};
+if(vErrors === null){
+vErrors = [err69];
+}
+else {
+vErrors.push(err69);
+}
+errors++;
+}
+}
+if(data31.startsWith !== undefined){
+let data34 = data31.startsWith;
+if((typeof data34 !== "string") && (!(typeof data34 == "number"))){
+const err70 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1")+"/startsWith",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/properties/startsWith/type",keyword:"type",params:{type: schema17.properties.when.oneOf[1].items.additionalProperties.oneOf[2].properties.startsWith.type},message:"must be string,number"};
+if(vErrors === null){
+vErrors = [err70];
+}
+else {
+vErrors.push(err70);
+}
+errors++;
+}
+}
+if(data31.endsWith !== undefined){
+let data35 = data31.endsWith;
+if((typeof data35 !== "string") && (!(typeof data35 == "number"))){
+const err71 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1")+"/endsWith",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/properties/endsWith/type",keyword:"type",params:{type: schema17.properties.when.oneOf[1].items.additionalProperties.oneOf[2].properties.endsWith.type},message:"must be string,number"};
+if(vErrors === null){
+vErrors = [err71];
+}
+else {
+vErrors.push(err71);
+}
+errors++;
+}
+}
+if(data31.like !== undefined){
+if(typeof data31.like !== "string"){
+const err72 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1")+"/like",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/properties/like/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err72];
+}
+else {
+vErrors.push(err72);
+}
+errors++;
+}
+}
+if(data31.matches !== undefined){
+if(typeof data31.matches !== "string"){
+const err73 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1")+"/matches",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/properties/matches/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err73];
+}
+else {
+vErrors.push(err73);
+}
+errors++;
+}
+}
+if(data31.present !== undefined){
+if(typeof data31.present !== "boolean"){
+const err74 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1")+"/present",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/properties/present/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err74];
+}
+else {
+vErrors.push(err74);
+}
+errors++;
+}
+}
+if(data31.lessThan !== undefined){
+let data39 = data31.lessThan;
+if((!(typeof data39 == "number")) && (typeof data39 !== "string")){
+const err75 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1")+"/lessThan",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/properties/lessThan/type",keyword:"type",params:{type: schema17.properties.when.oneOf[1].items.additionalProperties.oneOf[2].properties.lessThan.type},message:"must be number,string"};
+if(vErrors === null){
+vErrors = [err75];
+}
+else {
+vErrors.push(err75);
+}
+errors++;
+}
+}
+if(data31.greaterThan !== undefined){
+let data40 = data31.greaterThan;
+if((!(typeof data40 == "number")) && (typeof data40 !== "string")){
+const err76 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1")+"/greaterThan",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/properties/greaterThan/type",keyword:"type",params:{type: schema17.properties.when.oneOf[1].items.additionalProperties.oneOf[2].properties.greaterThan.type},message:"must be number,string"};
+if(vErrors === null){
+vErrors = [err76];
+}
+else {
+vErrors.push(err76);
+}
+errors++;
+}
+}
+if(data31.not !== undefined){
+if(typeof data31.not !== "boolean"){
+const err77 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1")+"/not",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/properties/not/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err77];
+}
+else {
+vErrors.push(err77);
+}
+errors++;
+}
+}
+if(data31.caseSensitive !== undefined){
+if(typeof data31.caseSensitive !== "boolean"){
+const err78 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1")+"/caseSensitive",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/properties/caseSensitive/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err78];
+}
+else {
+vErrors.push(err78);
+}
+errors++;
+}
+}
+}
+else {
+const err79 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf/2/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err79];
+}
+else {
+vErrors.push(err79);
+}
+errors++;
+}
+var _valid3 = _errs93 === errors;
+if(_valid3 && valid19){
+valid19 = false;
+passing3 = [passing3, 2];
+}
+else {
+if(_valid3){
+valid19 = true;
+passing3 = 2;
+}
+}
+}
+if(!valid19){
+const err80 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4+"/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/additionalProperties/oneOf",keyword:"oneOf",params:{passingSchemas: passing3},message:"must match exactly one schema in oneOf"};
+if(vErrors === null){
+vErrors = [err80];
+}
+else {
+vErrors.push(err80);
+}
+errors++;
+}
+else {
+errors = _errs88;
+if(vErrors !== null){
+if(_errs88){
+vErrors.length = _errs88;
+}
+else {
+vErrors = null;
+}
+}
+}
+}
+}
+else {
+const err81 = {instancePath:instancePath+"/signatures/" + i3+"/when/" + i4,schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err81];
+}
+else {
+vErrors.push(err81);
+}
+errors++;
+}
+}
+}
+else {
+const err82 = {instancePath:instancePath+"/signatures/" + i3+"/when",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf/1/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err82];
+}
+else {
+vErrors.push(err82);
+}
+errors++;
+}
+var _valid0 = _errs82 === errors;
+if(_valid0 && valid11){
+valid11 = false;
+passing0 = [passing0, 1];
+}
+else {
+if(_valid0){
+valid11 = true;
+passing0 = 1;
+}
+}
+if(!valid11){
+const err83 = {instancePath:instancePath+"/signatures/" + i3+"/when",schemaPath:"#/$defs/pixelSignature/properties/when/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf"};
+if(vErrors === null){
+vErrors = [err83];
+}
+else {
+vErrors.push(err83);
+}
+errors++;
+}
+else {
+errors = _errs37;
+if(vErrors !== null){
+if(_errs37){
+vErrors.length = _errs37;
+}
+else {
+vErrors = null;
+}
+}
+}
+}
+if(data14.anyOf !== undefined){
+let data43 = data14.anyOf;
+if(Array.isArray(data43)){
+if(data43.length < 1){
+const err84 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf",schemaPath:"#/$defs/pixelSignature/properties/anyOf/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+if(vErrors === null){
+vErrors = [err84];
+}
+else {
+vErrors.push(err84);
+}
+errors++;
+}
+const len5 = data43.length;
+for(let i5=0; i5<len5; i5++){
+let data44 = data43[i5];
+const _errs131 = errors;
+let valid24 = false;
+let passing5 = null;
+const _errs132 = errors;
+if(data44 && typeof data44 == "object" && !Array.isArray(data44)){
+for(const key6 in data44){
+let data45 = data44[key6];
+const _errs136 = errors;
+let valid26 = false;
+let passing6 = null;
+const _errs137 = errors;
+if(typeof data45 !== "string"){
+const err85 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err85];
+}
+else {
+vErrors.push(err85);
+}
+errors++;
+}
+var _valid6 = _errs137 === errors;
+if(_valid6){
+valid26 = true;
+passing6 = 0;
+}
+const _errs139 = errors;
+if(!(typeof data45 == "number")){
+const err86 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/1/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(vErrors === null){
+vErrors = [err86];
+}
+else {
+vErrors.push(err86);
+}
+errors++;
+}
+var _valid6 = _errs139 === errors;
+if(_valid6 && valid26){
+valid26 = false;
+passing6 = [passing6, 1];
+}
+else {
+if(_valid6){
+valid26 = true;
+passing6 = 1;
+}
+const _errs141 = errors;
+const _errs143 = errors;
+let valid27 = false;
+let passing7 = null;
+const _errs144 = errors;
+if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
+if(data45.equals === undefined){
+const err87 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/oneOf/0/required",keyword:"required",params:{missingProperty: "equals"},message:"must have required property '"+"equals"+"'"};
+if(vErrors === null){
+vErrors = [err87];
+}
+else {
+vErrors.push(err87);
+}
+errors++;
+}
+}
+var _valid7 = _errs144 === errors;
+if(_valid7){
+valid27 = true;
+passing7 = 0;
+}
+const _errs145 = errors;
+if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
+if(data45.contains === undefined){
+const err88 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/oneOf/1/required",keyword:"required",params:{missingProperty: "contains"},message:"must have required property '"+"contains"+"'"};
+if(vErrors === null){
+vErrors = [err88];
+}
+else {
+vErrors.push(err88);
+}
+errors++;
+}
+}
+var _valid7 = _errs145 === errors;
+if(_valid7 && valid27){
+valid27 = false;
+passing7 = [passing7, 1];
+}
+else {
+if(_valid7){
+valid27 = true;
+passing7 = 1;
+}
+const _errs146 = errors;
+if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
+if(data45.startsWith === undefined){
+const err89 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/oneOf/2/required",keyword:"required",params:{missingProperty: "startsWith"},message:"must have required property '"+"startsWith"+"'"};
+if(vErrors === null){
+vErrors = [err89];
+}
+else {
+vErrors.push(err89);
+}
+errors++;
+}
+}
+var _valid7 = _errs146 === errors;
+if(_valid7 && valid27){
+valid27 = false;
+passing7 = [passing7, 2];
+}
+else {
+if(_valid7){
+valid27 = true;
+passing7 = 2;
+}
+const _errs147 = errors;
+if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
+if(data45.endsWith === undefined){
+const err90 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/oneOf/3/required",keyword:"required",params:{missingProperty: "endsWith"},message:"must have required property '"+"endsWith"+"'"};
+if(vErrors === null){
+vErrors = [err90];
+}
+else {
+vErrors.push(err90);
+}
+errors++;
+}
+}
+var _valid7 = _errs147 === errors;
+if(_valid7 && valid27){
+valid27 = false;
+passing7 = [passing7, 3];
+}
+else {
+if(_valid7){
+valid27 = true;
+passing7 = 3;
+}
+const _errs148 = errors;
+if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
+if(data45.like === undefined){
+const err91 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/oneOf/4/required",keyword:"required",params:{missingProperty: "like"},message:"must have required property '"+"like"+"'"};
+if(vErrors === null){
+vErrors = [err91];
+}
+else {
+vErrors.push(err91);
+}
+errors++;
+}
+}
+var _valid7 = _errs148 === errors;
+if(_valid7 && valid27){
+valid27 = false;
+passing7 = [passing7, 4];
+}
+else {
+if(_valid7){
+valid27 = true;
+passing7 = 4;
+}
+const _errs149 = errors;
+if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
+if(data45.matches === undefined){
+const err92 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/oneOf/5/required",keyword:"required",params:{missingProperty: "matches"},message:"must have required property '"+"matches"+"'"};
+if(vErrors === null){
+vErrors = [err92];
+}
+else {
+vErrors.push(err92);
+}
+errors++;
+}
+}
+var _valid7 = _errs149 === errors;
+if(_valid7 && valid27){
+valid27 = false;
+passing7 = [passing7, 5];
+}
+else {
+if(_valid7){
+valid27 = true;
+passing7 = 5;
+}
+const _errs150 = errors;
+if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
+if(data45.present === undefined){
+const err93 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/oneOf/6/required",keyword:"required",params:{missingProperty: "present"},message:"must have required property '"+"present"+"'"};
+if(vErrors === null){
+vErrors = [err93];
+}
+else {
+vErrors.push(err93);
+}
+errors++;
+}
+}
+var _valid7 = _errs150 === errors;
+if(_valid7 && valid27){
+valid27 = false;
+passing7 = [passing7, 6];
+}
+else {
+if(_valid7){
+valid27 = true;
+passing7 = 6;
+}
+const _errs151 = errors;
+if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
+if(data45.lessThan === undefined){
+const err94 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/oneOf/7/required",keyword:"required",params:{missingProperty: "lessThan"},message:"must have required property '"+"lessThan"+"'"};
+if(vErrors === null){
+vErrors = [err94];
+}
+else {
+vErrors.push(err94);
+}
+errors++;
+}
+}
+var _valid7 = _errs151 === errors;
+if(_valid7 && valid27){
+valid27 = false;
+passing7 = [passing7, 7];
+}
+else {
+if(_valid7){
+valid27 = true;
+passing7 = 7;
+}
+const _errs152 = errors;
+if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
+if(data45.greaterThan === undefined){
+const err95 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/oneOf/8/required",keyword:"required",params:{missingProperty: "greaterThan"},message:"must have required property '"+"greaterThan"+"'"};
+if(vErrors === null){
+vErrors = [err95];
+}
+else {
+vErrors.push(err95);
+}
+errors++;
+}
+}
+var _valid7 = _errs152 === errors;
+if(_valid7 && valid27){
+valid27 = false;
+passing7 = [passing7, 8];
+}
+else {
+if(_valid7){
+valid27 = true;
+passing7 = 8;
+}
+}
+}
+}
+}
+}
+}
+}
+}
+if(!valid27){
+const err96 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/oneOf",keyword:"oneOf",params:{passingSchemas: passing7},message:"must match exactly one schema in oneOf"};
+if(vErrors === null){
+vErrors = [err96];
+}
+else {
+vErrors.push(err96);
+}
+errors++;
+}
+else {
+errors = _errs143;
+if(vErrors !== null){
+if(_errs143){
+vErrors.length = _errs143;
+}
+else {
+vErrors = null;
+}
+}
+}
+if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
+for(const key7 in data45){
+if(!(func2.call(schema17.properties.anyOf.items.oneOf[0].additionalProperties.oneOf[2].properties, key7))){
+const err97 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err97];
+}
+else {
+vErrors.push(err97);
+}
+errors++;
+}
+}
+if(data45.equals !== undefined){
+let data46 = data45.equals;
+if((typeof data46 !== "string") && (!(typeof data46 == "number"))){
+const err98 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1")+"/equals",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/properties/equals/type",keyword:"type",params:{type: schema17.properties.anyOf.items.oneOf[0].additionalProperties.oneOf[2].properties.equals.type},message:"must be string,number"};
+if(vErrors === null){
+vErrors = [err98];
+}
+else {
+vErrors.push(err98);
+}
+errors++;
+}
+}
+if(data45.contains !== undefined){
+let data47 = data45.contains;
+if((typeof data47 !== "string") && (!(typeof data47 == "number"))){
+const err99 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1")+"/contains",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/properties/contains/type",keyword:"type",params:{type: schema17.properties.anyOf.items.oneOf[0].additionalProperties.oneOf[2].properties.contains.type},message:"must be string,number"};
+if(vErrors === null){
+vErrors = [err99];
+}
+else {
+vErrors.push(err99);
+}
+errors++;
+}
+}
+if(data45.startsWith !== undefined){
+let data48 = data45.startsWith;
+if((typeof data48 !== "string") && (!(typeof data48 == "number"))){
+const err100 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1")+"/startsWith",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/properties/startsWith/type",keyword:"type",params:{type: schema17.properties.anyOf.items.oneOf[0].additionalProperties.oneOf[2].properties.startsWith.type},message:"must be string,number"};
+if(vErrors === null){
+vErrors = [err100];
+}
+else {
+vErrors.push(err100);
+}
+errors++;
+}
+}
+if(data45.endsWith !== undefined){
+let data49 = data45.endsWith;
+if((typeof data49 !== "string") && (!(typeof data49 == "number"))){
+const err101 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1")+"/endsWith",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/properties/endsWith/type",keyword:"type",params:{type: schema17.properties.anyOf.items.oneOf[0].additionalProperties.oneOf[2].properties.endsWith.type},message:"must be string,number"};
+if(vErrors === null){
+vErrors = [err101];
+}
+else {
+vErrors.push(err101);
+}
+errors++;
+}
+}
+if(data45.like !== undefined){
+if(typeof data45.like !== "string"){
+const err102 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1")+"/like",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/properties/like/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err102];
+}
+else {
+vErrors.push(err102);
+}
+errors++;
+}
+}
+if(data45.matches !== undefined){
+if(typeof data45.matches !== "string"){
+const err103 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1")+"/matches",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/properties/matches/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err103];
+}
+else {
+vErrors.push(err103);
+}
+errors++;
+}
+}
+if(data45.present !== undefined){
+if(typeof data45.present !== "boolean"){
+const err104 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1")+"/present",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/properties/present/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err104];
+}
+else {
+vErrors.push(err104);
+}
+errors++;
+}
+}
+if(data45.lessThan !== undefined){
+let data53 = data45.lessThan;
+if((!(typeof data53 == "number")) && (typeof data53 !== "string")){
+const err105 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1")+"/lessThan",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/properties/lessThan/type",keyword:"type",params:{type: schema17.properties.anyOf.items.oneOf[0].additionalProperties.oneOf[2].properties.lessThan.type},message:"must be number,string"};
+if(vErrors === null){
+vErrors = [err105];
+}
+else {
+vErrors.push(err105);
+}
+errors++;
+}
+}
+if(data45.greaterThan !== undefined){
+let data54 = data45.greaterThan;
+if((!(typeof data54 == "number")) && (typeof data54 !== "string")){
+const err106 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1")+"/greaterThan",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/properties/greaterThan/type",keyword:"type",params:{type: schema17.properties.anyOf.items.oneOf[0].additionalProperties.oneOf[2].properties.greaterThan.type},message:"must be number,string"};
+if(vErrors === null){
+vErrors = [err106];
+}
+else {
+vErrors.push(err106);
+}
+errors++;
+}
+}
+if(data45.not !== undefined){
+if(typeof data45.not !== "boolean"){
+const err107 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1")+"/not",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/properties/not/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err107];
+}
+else {
+vErrors.push(err107);
+}
+errors++;
+}
+}
+if(data45.caseSensitive !== undefined){
+if(typeof data45.caseSensitive !== "boolean"){
+const err108 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1")+"/caseSensitive",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/properties/caseSensitive/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err108];
+}
+else {
+vErrors.push(err108);
+}
+errors++;
+}
+}
+}
+else {
+const err109 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf/2/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err109];
+}
+else {
+vErrors.push(err109);
+}
+errors++;
+}
+var _valid6 = _errs141 === errors;
+if(_valid6 && valid26){
+valid26 = false;
+passing6 = [passing6, 2];
+}
+else {
+if(_valid6){
+valid26 = true;
+passing6 = 2;
+}
+}
+}
+if(!valid26){
+const err110 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + key6.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/additionalProperties/oneOf",keyword:"oneOf",params:{passingSchemas: passing6},message:"must match exactly one schema in oneOf"};
+if(vErrors === null){
+vErrors = [err110];
+}
+else {
+vErrors.push(err110);
+}
+errors++;
+}
+else {
+errors = _errs136;
+if(vErrors !== null){
+if(_errs136){
+vErrors.length = _errs136;
+}
+else {
+vErrors = null;
+}
+}
+}
+}
+}
+else {
+const err111 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5,schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/0/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err111];
+}
+else {
+vErrors.push(err111);
+}
+errors++;
+}
+var _valid5 = _errs132 === errors;
+if(_valid5){
+valid24 = true;
+passing5 = 0;
+}
+const _errs176 = errors;
+if(Array.isArray(data44)){
+if(data44.length < 1){
+const err112 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5,schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+if(vErrors === null){
+vErrors = [err112];
+}
+else {
+vErrors.push(err112);
+}
+errors++;
+}
+const len6 = data44.length;
+for(let i6=0; i6<len6; i6++){
+let data57 = data44[i6];
+if(data57 && typeof data57 == "object" && !Array.isArray(data57)){
+for(const key8 in data57){
+let data58 = data57[key8];
+const _errs182 = errors;
+let valid32 = false;
+let passing8 = null;
+const _errs183 = errors;
+if(typeof data58 !== "string"){
+const err113 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err113];
+}
+else {
+vErrors.push(err113);
+}
+errors++;
+}
+var _valid8 = _errs183 === errors;
+if(_valid8){
+valid32 = true;
+passing8 = 0;
+}
+const _errs185 = errors;
+if(!(typeof data58 == "number")){
+const err114 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/1/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(vErrors === null){
+vErrors = [err114];
+}
+else {
+vErrors.push(err114);
+}
+errors++;
+}
+var _valid8 = _errs185 === errors;
+if(_valid8 && valid32){
+valid32 = false;
+passing8 = [passing8, 1];
+}
+else {
+if(_valid8){
+valid32 = true;
+passing8 = 1;
+}
+const _errs187 = errors;
+const _errs189 = errors;
+let valid33 = false;
+let passing9 = null;
+const _errs190 = errors;
+if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
+if(data58.equals === undefined){
+const err115 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/oneOf/0/required",keyword:"required",params:{missingProperty: "equals"},message:"must have required property '"+"equals"+"'"};
+if(vErrors === null){
+vErrors = [err115];
+}
+else {
+vErrors.push(err115);
+}
+errors++;
+}
+}
+var _valid9 = _errs190 === errors;
+if(_valid9){
+valid33 = true;
+passing9 = 0;
+}
+const _errs191 = errors;
+if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
+if(data58.contains === undefined){
+const err116 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/oneOf/1/required",keyword:"required",params:{missingProperty: "contains"},message:"must have required property '"+"contains"+"'"};
+if(vErrors === null){
+vErrors = [err116];
+}
+else {
+vErrors.push(err116);
+}
+errors++;
+}
+}
+var _valid9 = _errs191 === errors;
+if(_valid9 && valid33){
+valid33 = false;
+passing9 = [passing9, 1];
+}
+else {
+if(_valid9){
+valid33 = true;
+passing9 = 1;
+}
+const _errs192 = errors;
+if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
+if(data58.startsWith === undefined){
+const err117 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/oneOf/2/required",keyword:"required",params:{missingProperty: "startsWith"},message:"must have required property '"+"startsWith"+"'"};
+if(vErrors === null){
+vErrors = [err117];
+}
+else {
+vErrors.push(err117);
+}
+errors++;
+}
+}
+var _valid9 = _errs192 === errors;
+if(_valid9 && valid33){
+valid33 = false;
+passing9 = [passing9, 2];
+}
+else {
+if(_valid9){
+valid33 = true;
+passing9 = 2;
+}
+const _errs193 = errors;
+if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
+if(data58.endsWith === undefined){
+const err118 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/oneOf/3/required",keyword:"required",params:{missingProperty: "endsWith"},message:"must have required property '"+"endsWith"+"'"};
+if(vErrors === null){
+vErrors = [err118];
+}
+else {
+vErrors.push(err118);
+}
+errors++;
+}
+}
+var _valid9 = _errs193 === errors;
+if(_valid9 && valid33){
+valid33 = false;
+passing9 = [passing9, 3];
+}
+else {
+if(_valid9){
+valid33 = true;
+passing9 = 3;
+}
+const _errs194 = errors;
+if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
+if(data58.like === undefined){
+const err119 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/oneOf/4/required",keyword:"required",params:{missingProperty: "like"},message:"must have required property '"+"like"+"'"};
+if(vErrors === null){
+vErrors = [err119];
+}
+else {
+vErrors.push(err119);
+}
+errors++;
+}
+}
+var _valid9 = _errs194 === errors;
+if(_valid9 && valid33){
+valid33 = false;
+passing9 = [passing9, 4];
+}
+else {
+if(_valid9){
+valid33 = true;
+passing9 = 4;
+}
+const _errs195 = errors;
+if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
+if(data58.matches === undefined){
+const err120 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/oneOf/5/required",keyword:"required",params:{missingProperty: "matches"},message:"must have required property '"+"matches"+"'"};
+if(vErrors === null){
+vErrors = [err120];
+}
+else {
+vErrors.push(err120);
+}
+errors++;
+}
+}
+var _valid9 = _errs195 === errors;
+if(_valid9 && valid33){
+valid33 = false;
+passing9 = [passing9, 5];
+}
+else {
+if(_valid9){
+valid33 = true;
+passing9 = 5;
+}
+const _errs196 = errors;
+if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
+if(data58.present === undefined){
+const err121 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/oneOf/6/required",keyword:"required",params:{missingProperty: "present"},message:"must have required property '"+"present"+"'"};
+if(vErrors === null){
+vErrors = [err121];
+}
+else {
+vErrors.push(err121);
+}
+errors++;
+}
+}
+var _valid9 = _errs196 === errors;
+if(_valid9 && valid33){
+valid33 = false;
+passing9 = [passing9, 6];
+}
+else {
+if(_valid9){
+valid33 = true;
+passing9 = 6;
+}
+const _errs197 = errors;
+if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
+if(data58.lessThan === undefined){
+const err122 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/oneOf/7/required",keyword:"required",params:{missingProperty: "lessThan"},message:"must have required property '"+"lessThan"+"'"};
+if(vErrors === null){
+vErrors = [err122];
+}
+else {
+vErrors.push(err122);
+}
+errors++;
+}
+}
+var _valid9 = _errs197 === errors;
+if(_valid9 && valid33){
+valid33 = false;
+passing9 = [passing9, 7];
+}
+else {
+if(_valid9){
+valid33 = true;
+passing9 = 7;
+}
+const _errs198 = errors;
+if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
+if(data58.greaterThan === undefined){
+const err123 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/oneOf/8/required",keyword:"required",params:{missingProperty: "greaterThan"},message:"must have required property '"+"greaterThan"+"'"};
+if(vErrors === null){
+vErrors = [err123];
+}
+else {
+vErrors.push(err123);
+}
+errors++;
+}
+}
+var _valid9 = _errs198 === errors;
+if(_valid9 && valid33){
+valid33 = false;
+passing9 = [passing9, 8];
+}
+else {
+if(_valid9){
+valid33 = true;
+passing9 = 8;
+}
+}
+}
+}
+}
+}
+}
+}
+}
+if(!valid33){
+const err124 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/oneOf",keyword:"oneOf",params:{passingSchemas: passing9},message:"must match exactly one schema in oneOf"};
+if(vErrors === null){
+vErrors = [err124];
+}
+else {
+vErrors.push(err124);
+}
+errors++;
+}
+else {
+errors = _errs189;
+if(vErrors !== null){
+if(_errs189){
+vErrors.length = _errs189;
+}
+else {
+vErrors = null;
+}
+}
+}
+if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
+for(const key9 in data58){
+if(!(func2.call(schema17.properties.anyOf.items.oneOf[1].items.additionalProperties.oneOf[2].properties, key9))){
+const err125 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err125];
+}
+else {
+vErrors.push(err125);
+}
+errors++;
+}
+}
+if(data58.equals !== undefined){
+let data59 = data58.equals;
+if((typeof data59 !== "string") && (!(typeof data59 == "number"))){
+const err126 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/equals",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/properties/equals/type",keyword:"type",params:{type: schema17.properties.anyOf.items.oneOf[1].items.additionalProperties.oneOf[2].properties.equals.type},message:"must be string,number"};
+if(vErrors === null){
+vErrors = [err126];
+}
+else {
+vErrors.push(err126);
+}
+errors++;
+}
+}
+if(data58.contains !== undefined){
+let data60 = data58.contains;
+if((typeof data60 !== "string") && (!(typeof data60 == "number"))){
+const err127 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/contains",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/properties/contains/type",keyword:"type",params:{type: schema17.properties.anyOf.items.oneOf[1].items.additionalProperties.oneOf[2].properties.contains.type},message:"must be string,number"};
+if(vErrors === null){
+vErrors = [err127];
+}
+else {
+vErrors.push(err127);
+}
+errors++;
+}
+}
+if(data58.startsWith !== undefined){
+let data61 = data58.startsWith;
+if((typeof data61 !== "string") && (!(typeof data61 == "number"))){
+const err128 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/startsWith",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/properties/startsWith/type",keyword:"type",params:{type: schema17.properties.anyOf.items.oneOf[1].items.additionalProperties.oneOf[2].properties.startsWith.type},message:"must be string,number"};
+if(vErrors === null){
+vErrors = [err128];
+}
+else {
+vErrors.push(err128);
+}
+errors++;
+}
+}
+if(data58.endsWith !== undefined){
+let data62 = data58.endsWith;
+if((typeof data62 !== "string") && (!(typeof data62 == "number"))){
+const err129 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/endsWith",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/properties/endsWith/type",keyword:"type",params:{type: schema17.properties.anyOf.items.oneOf[1].items.additionalProperties.oneOf[2].properties.endsWith.type},message:"must be string,number"};
+if(vErrors === null){
+vErrors = [err129];
+}
+else {
+vErrors.push(err129);
+}
+errors++;
+}
+}
+if(data58.like !== undefined){
+if(typeof data58.like !== "string"){
+const err130 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/like",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/properties/like/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err130];
+}
+else {
+vErrors.push(err130);
+}
+errors++;
+}
+}
+if(data58.matches !== undefined){
+if(typeof data58.matches !== "string"){
+const err131 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/matches",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/properties/matches/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err131];
+}
+else {
+vErrors.push(err131);
+}
+errors++;
+}
+}
+if(data58.present !== undefined){
+if(typeof data58.present !== "boolean"){
+const err132 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/present",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/properties/present/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err132];
+}
+else {
+vErrors.push(err132);
+}
+errors++;
+}
+}
+if(data58.lessThan !== undefined){
+let data66 = data58.lessThan;
+if((!(typeof data66 == "number")) && (typeof data66 !== "string")){
+const err133 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/lessThan",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/properties/lessThan/type",keyword:"type",params:{type: schema17.properties.anyOf.items.oneOf[1].items.additionalProperties.oneOf[2].properties.lessThan.type},message:"must be number,string"};
+if(vErrors === null){
+vErrors = [err133];
+}
+else {
+vErrors.push(err133);
+}
+errors++;
+}
+}
+if(data58.greaterThan !== undefined){
+let data67 = data58.greaterThan;
+if((!(typeof data67 == "number")) && (typeof data67 !== "string")){
+const err134 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/greaterThan",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/properties/greaterThan/type",keyword:"type",params:{type: schema17.properties.anyOf.items.oneOf[1].items.additionalProperties.oneOf[2].properties.greaterThan.type},message:"must be number,string"};
+if(vErrors === null){
+vErrors = [err134];
+}
+else {
+vErrors.push(err134);
+}
+errors++;
+}
+}
+if(data58.not !== undefined){
+if(typeof data58.not !== "boolean"){
+const err135 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/not",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/properties/not/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err135];
+}
+else {
+vErrors.push(err135);
+}
+errors++;
+}
+}
+if(data58.caseSensitive !== undefined){
+if(typeof data58.caseSensitive !== "boolean"){
+const err136 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/caseSensitive",schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/properties/caseSensitive/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err136];
+}
+else {
+vErrors.push(err136);
+}
+errors++;
+}
+}
+}
+else {
+const err137 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf/2/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err137];
+}
+else {
+vErrors.push(err137);
+}
+errors++;
+}
+var _valid8 = _errs187 === errors;
+if(_valid8 && valid32){
+valid32 = false;
+passing8 = [passing8, 2];
+}
+else {
+if(_valid8){
+valid32 = true;
+passing8 = 2;
+}
+}
+}
+if(!valid32){
+const err138 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6+"/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/additionalProperties/oneOf",keyword:"oneOf",params:{passingSchemas: passing8},message:"must match exactly one schema in oneOf"};
+if(vErrors === null){
+vErrors = [err138];
+}
+else {
+vErrors.push(err138);
+}
+errors++;
+}
+else {
+errors = _errs182;
+if(vErrors !== null){
+if(_errs182){
+vErrors.length = _errs182;
+}
+else {
+vErrors = null;
+}
+}
+}
+}
+}
+else {
+const err139 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5+"/" + i6,schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err139];
+}
+else {
+vErrors.push(err139);
+}
+errors++;
+}
+}
+}
+else {
+const err140 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5,schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf/1/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err140];
+}
+else {
+vErrors.push(err140);
+}
+errors++;
+}
+var _valid5 = _errs176 === errors;
+if(_valid5 && valid24){
+valid24 = false;
+passing5 = [passing5, 1];
+}
+else {
+if(_valid5){
+valid24 = true;
+passing5 = 1;
+}
+}
+if(!valid24){
+const err141 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf/" + i5,schemaPath:"#/$defs/pixelSignature/properties/anyOf/items/oneOf",keyword:"oneOf",params:{passingSchemas: passing5},message:"must match exactly one schema in oneOf"};
+if(vErrors === null){
+vErrors = [err141];
+}
+else {
+vErrors.push(err141);
+}
+errors++;
+}
+else {
+errors = _errs131;
+if(vErrors !== null){
+if(_errs131){
+vErrors.length = _errs131;
+}
+else {
+vErrors = null;
+}
+}
+}
+}
+}
+else {
+const err142 = {instancePath:instancePath+"/signatures/" + i3+"/anyOf",schemaPath:"#/$defs/pixelSignature/properties/anyOf/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err142];
+}
+else {
+vErrors.push(err142);
+}
+errors++;
+}
+}
+if(data14.regions !== undefined){
+let data70 = data14.regions;
+if(Array.isArray(data70)){
+if(data70.length < 1){
+const err143 = {instancePath:instancePath+"/signatures/" + i3+"/regions",schemaPath:"#/$defs/pixelSignature/properties/regions/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+if(vErrors === null){
+vErrors = [err143];
+}
+else {
+vErrors.push(err143);
+}
+errors++;
+}
+const len7 = data70.length;
+for(let i7=0; i7<len7; i7++){
+let data71 = data70[i7];
+if(Array.isArray(data71)){
+if(data71.length > 4){
+const err144 = {instancePath:instancePath+"/signatures/" + i3+"/regions/" + i7,schemaPath:"#/$defs/pixelSignature/properties/regions/items/maxItems",keyword:"maxItems",params:{limit: 4},message:"must NOT have more than 4 items"};
+if(vErrors === null){
+vErrors = [err144];
+}
+else {
+vErrors.push(err144);
+}
+errors++;
+}
+if(data71.length < 4){
+const err145 = {instancePath:instancePath+"/signatures/" + i3+"/regions/" + i7,schemaPath:"#/$defs/pixelSignature/properties/regions/items/minItems",keyword:"minItems",params:{limit: 4},message:"must NOT have fewer than 4 items"};
+if(vErrors === null){
+vErrors = [err145];
+}
+else {
+vErrors.push(err145);
+}
+errors++;
+}
+const len8 = data71.length;
+for(let i8=0; i8<len8; i8++){
+let data72 = data71[i8];
+if(!((typeof data72 == "number") && (!(data72 % 1) && !isNaN(data72)))){
+const err146 = {instancePath:instancePath+"/signatures/" + i3+"/regions/" + i7+"/" + i8,schemaPath:"#/$defs/pixelSignature/properties/regions/items/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err146];
+}
+else {
+vErrors.push(err146);
+}
+errors++;
+}
+}
+}
+else {
+const err147 = {instancePath:instancePath+"/signatures/" + i3+"/regions/" + i7,schemaPath:"#/$defs/pixelSignature/properties/regions/items/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err147];
+}
+else {
+vErrors.push(err147);
+}
+errors++;
+}
+}
+}
+else {
+const err148 = {instancePath:instancePath+"/signatures/" + i3+"/regions",schemaPath:"#/$defs/pixelSignature/properties/regions/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err148];
+}
+else {
+vErrors.push(err148);
+}
+errors++;
+}
+}
+}
+else {
+const err149 = {instancePath:instancePath+"/signatures/" + i3,schemaPath:"#/$defs/pixelSignature/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err149];
+}
+else {
+vErrors.push(err149);
+}
+errors++;
+}
+}
+}
+else {
+const err150 = {instancePath:instancePath+"/signatures",schemaPath:"#/properties/signatures/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err150];
+}
+else {
+vErrors.push(err150);
+}
+errors++;
+}
+}
+}
+else {
+const err151 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err151];
+}
+else {
+vErrors.push(err151);
 }
 errors++;
 }
@@ -1690,24 +3403,168 @@ vErrors.push(err16);
 errors++;
 }
 }
+if(data.generalize !== undefined){
+let data11 = data.generalize;
+if(data11 && typeof data11 == "object" && !Array.isArray(data11)){
+for(const key2 in data11){
+if(!((((key2 === "ageOver89") || (key2 === "ageBins")) || (key2 === "weightRoundKg")) || (key2 === "sizeRoundCm"))){
+const err17 = {instancePath:instancePath+"/generalize",schemaPath:"#/properties/generalize/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err17];
+}
+else {
+vErrors.push(err17);
+}
+errors++;
+}
+}
+if(data11.ageOver89 !== undefined){
+if(typeof data11.ageOver89 !== "boolean"){
+const err18 = {instancePath:instancePath+"/generalize/ageOver89",schemaPath:"#/properties/generalize/properties/ageOver89/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err18];
+}
+else {
+vErrors.push(err18);
+}
+errors++;
+}
+}
+if(data11.ageBins !== undefined){
+let data13 = data11.ageBins;
+if(!((typeof data13 == "number") && (!(data13 % 1) && !isNaN(data13)))){
+const err19 = {instancePath:instancePath+"/generalize/ageBins",schemaPath:"#/properties/generalize/properties/ageBins/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err19];
+}
+else {
+vErrors.push(err19);
+}
+errors++;
+}
+if(typeof data13 == "number"){
+if(data13 > 90 || isNaN(data13)){
+const err20 = {instancePath:instancePath+"/generalize/ageBins",schemaPath:"#/properties/generalize/properties/ageBins/maximum",keyword:"maximum",params:{comparison: "<=", limit: 90},message:"must be <= 90"};
+if(vErrors === null){
+vErrors = [err20];
+}
+else {
+vErrors.push(err20);
+}
+errors++;
+}
+if(data13 < 1 || isNaN(data13)){
+const err21 = {instancePath:instancePath+"/generalize/ageBins",schemaPath:"#/properties/generalize/properties/ageBins/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err21];
+}
+else {
+vErrors.push(err21);
+}
+errors++;
+}
+}
+}
+if(data11.weightRoundKg !== undefined){
+let data14 = data11.weightRoundKg;
+if(typeof data14 == "number"){
+if(data14 > 100 || isNaN(data14)){
+const err22 = {instancePath:instancePath+"/generalize/weightRoundKg",schemaPath:"#/properties/generalize/properties/weightRoundKg/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(vErrors === null){
+vErrors = [err22];
+}
+else {
+vErrors.push(err22);
+}
+errors++;
+}
+if(data14 <= 0 || isNaN(data14)){
+const err23 = {instancePath:instancePath+"/generalize/weightRoundKg",schemaPath:"#/properties/generalize/properties/weightRoundKg/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+if(vErrors === null){
+vErrors = [err23];
+}
+else {
+vErrors.push(err23);
+}
+errors++;
+}
+}
+else {
+const err24 = {instancePath:instancePath+"/generalize/weightRoundKg",schemaPath:"#/properties/generalize/properties/weightRoundKg/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(vErrors === null){
+vErrors = [err24];
+}
+else {
+vErrors.push(err24);
+}
+errors++;
+}
+}
+if(data11.sizeRoundCm !== undefined){
+let data15 = data11.sizeRoundCm;
+if(typeof data15 == "number"){
+if(data15 > 100 || isNaN(data15)){
+const err25 = {instancePath:instancePath+"/generalize/sizeRoundCm",schemaPath:"#/properties/generalize/properties/sizeRoundCm/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(vErrors === null){
+vErrors = [err25];
+}
+else {
+vErrors.push(err25);
+}
+errors++;
+}
+if(data15 <= 0 || isNaN(data15)){
+const err26 = {instancePath:instancePath+"/generalize/sizeRoundCm",schemaPath:"#/properties/generalize/properties/sizeRoundCm/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+if(vErrors === null){
+vErrors = [err26];
+}
+else {
+vErrors.push(err26);
+}
+errors++;
+}
+}
+else {
+const err27 = {instancePath:instancePath+"/generalize/sizeRoundCm",schemaPath:"#/properties/generalize/properties/sizeRoundCm/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(vErrors === null){
+vErrors = [err27];
+}
+else {
+vErrors.push(err27);
+}
+errors++;
+}
+}
+}
+else {
+const err28 = {instancePath:instancePath+"/generalize",schemaPath:"#/properties/generalize/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err28];
+}
+else {
+vErrors.push(err28);
+}
+errors++;
+}
+}
 if(data.rules !== undefined){
-let data11 = data.rules;
-if(Array.isArray(data11)){
-const len1 = data11.length;
+let data16 = data.rules;
+if(Array.isArray(data16)){
+const len1 = data16.length;
 for(let i2=0; i2<len1; i2++){
-if(!(validate11(data11[i2], {instancePath:instancePath+"/rules/" + i2,parentData:data11,parentDataProperty:i2,rootData}))){
+if(!(validate11(data16[i2], {instancePath:instancePath+"/rules/" + i2,parentData:data16,parentDataProperty:i2,rootData}))){
 vErrors = vErrors === null ? validate11.errors : vErrors.concat(validate11.errors);
 errors = vErrors.length;
 }
 }
 }
 else {
-const err17 = {instancePath:instancePath+"/rules",schemaPath:"#/properties/rules/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err29 = {instancePath:instancePath+"/rules",schemaPath:"#/properties/rules/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
-vErrors = [err17];
+vErrors = [err29];
 }
 else {
-vErrors.push(err17);
+vErrors.push(err29);
 }
 errors++;
 }
@@ -1720,12 +3577,12 @@ errors = vErrors.length;
 }
 }
 else {
-const err18 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err30 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
-vErrors = [err18];
+vErrors = [err30];
 }
 else {
-vErrors.push(err18);
+vErrors.push(err30);
 }
 errors++;
 }

@@ -1,3 +1,4 @@
+import { GENERALIZE_SCHEMA } from './generalize.js';
 import { PIXELS_SCHEMA, SIGNATURE_SCHEMA } from './pixel-settings.js';
 
 /** JSON Schema of a profile file (YAML or JSON). Validated when a profile loads. */
@@ -22,6 +23,7 @@ export const PROFILE_SCHEMA = {
       additionalProperties: false,
       properties: { minDays: { type: 'integer' }, maxDays: { type: 'integer' } },
     },
+    generalize: { ...GENERALIZE_SCHEMA, description: 'Generalisation of kept quasi-identifiers: Safe Harbor ages, age bins, rounded weight and size.' },
     rules: { type: 'array', items: { $ref: '#/$defs/rule' } },
     pixels: { $ref: '#/$defs/pixels', description: 'Settings of the pixel stage (the clean-pixel-data option).' },
   },
@@ -66,7 +68,14 @@ export const PROFILE_SCHEMA = {
               type: 'object',
               additionalProperties: false,
               required: ['file'],
-              properties: { file: { type: 'string' } },
+              properties: {
+                file: { type: 'string' },
+                keyType: {
+                  type: 'string',
+                  minLength: 1,
+                  description: 'Read the file as a CTP LookupTable.properties (keyType/original = new) and use the entries of this key type.',
+                },
+              },
             },
           },
         },

@@ -3,7 +3,9 @@ import { findElement, type Dataset } from '../dicom/element.js';
 import { tagForKeyword } from '../dicom/dictionary.js';
 import { parseTag } from '../dicom/tag.js';
 import { textValue } from '../dicom/values.js';
+import { DeidError } from '../errors.js';
 import { charsetOf } from './identifiers.js';
+import type { Stage } from './stage.js';
 
 /** Attribute conditions, CTP DicomFilter style: `{ Modality: [CT, MR], CallingAE: PACS1 }`. */
 export type Condition = Readonly<Record<string, string | readonly string[]>>;
@@ -54,3 +56,16 @@ export function filterObject(subject: FilterSubject, cfg: FilterConfig): FilterD
   if (hit >= 0) return { accept: false, rule: `reject condition ${hit + 1} matched` };
   return { accept: true };
 }
+
+export interface FilterContext {
+  readonly filter?: FilterConfig;
+}
+
+/** The filter stage: an object that does not pass is quarantined (DEID_ERR_FILTERED); nothing changes otherwise. */
+export const filterStage: Stage<FilterContext> = (object, ctx) => {
+  const cfg = ctx.filter;
+  if (!cfg?.accept?.length && !cfg?.reject?.length) return {};
+  const decision = filterObject({ dataset: object.source.dataset, callingAE: object.origin.callingAE }, cfg);
+  if (!decision.accept) throw new DeidError('DEID_ERR_FILTERED', decision.rule);
+  return {};
+};

@@ -1,4 +1,5 @@
 import { encodeText, type CharacterSet } from '../dicom/charset.js';
+import { repeatingForKeyword } from '../dicom/dictionary.js';
 import { findElement, withElements, type Dataset, type DicomFile, type Element, type Item } from '../dicom/element.js';
 import { TAG, isGroupLengthTag, isPrivateCreatorTag, isPrivateTag, privateBlock, tagElement, tagGroup, type Tag } from '../dicom/tag.js';
 import { asciiBytes, encodeValue, padEven, rawString, textValue, uidBytes } from '../dicom/values.js';
@@ -7,13 +8,30 @@ import { burnedInPolicy } from './burned-in.js';
 import { DeidError } from '../errors.js';
 import { dateOffsetDays, isRegistryUid, keyedHash, remapUid } from '../keyed.js';
 import { type Action, type CompiledProfile, privateKey } from '../profiles/compile.js';
-import { isSafePrivate } from '../profiles/safe-private.js';
+import { isSafePrivate, safePrivateSource } from '../profiles/safe-private.js';
 import { pathMatches, type PathEntry } from '../profiles/selector.js';
+import { generalizeElement, isGeneralized } from './generalize.js';
 import { IdentifierMatcher, charsetOf, collectIdentifiers, type Identifier } from './identifiers.js';
 
 export interface HeaderContext {
   readonly profile: CompiledProfile;
   readonly secret: Uint8Array;
+  /** Also return what happened to every element (for a tag inventory); off by default, as it costs a record per element. */
+  readonly dispositions?: boolean;
+}
+
+/** What the profile did to an element of the source, in the words of a tag inventory. */
+export type Disposition = 'kept' | 'removed' | 'replaced' | 'cleaned' | 'remapped';
+
+export interface ElementDisposition {
+  readonly tag: Tag;
+  /** The private creator of a private element. */
+  readonly creator?: string;
+  /** 0 at the top level, 1 inside the items of a top-level sequence, and so on. */
+  readonly depth: number;
+  readonly disposition: Disposition;
+  /** Why a kept private element was kept: Retain Safe Private's lists, or a rule of the profile. */
+  readonly keptBy?: 'E.3.10-1' | 'TCIA' | 'rule';
 }
 
 export interface HeaderReport {
@@ -27,6 +45,8 @@ export interface HeaderReport {
   set: number;
   privateKept: number;
   privateRemoved: number;
+  /** Values made coarser by the profile's `generalize` settings. */
+  generalized: number;
   dateOffsetDays?: number;
   /** Without clean-pixel-data: that the image's pixels were not examined, and why they may pass. */
   pixels?: string;
@@ -39,6 +59,8 @@ export interface HeaderResult {
   /** Source UIDs that were remapped and so must not appear in the output. */
   readonly remappedUids: ReadonlySet<string>;
   readonly report: HeaderReport;
+  /** Every element of the source at every depth (private creators aside), when the context asks. */
+  readonly dispositions?: readonly ElementDisposition[];
 }
 
 const DICOMDIR_SOP_CLASS = '1.2.840.10008.1.3.10';
@@ -54,7 +76,10 @@ export const DUMMY_VALUES: ReadonlySet<string> = new Set(Object.values(DUMMY));
 /** In allow-list mode these stay even when no rule names them, so the object remains an image. */
 const STRUCTURAL = (tag: Tag) => tag === TAG.SpecificCharacterSet || tag === TAG.SOPClassUID || tagGroup(tag) === 0x0028 || tag === TAG.PixelData;
 /** ...and these identify it, so they stay too, but remapped. */
-const STRUCTURAL_UIDS = new Set<Tag>([TAG.SOPInstanceUID, TAG.StudyInstanceUID, TAG.SeriesInstanceUID, 0x00200052 /* FrameOfReferenceUID */]);
+const STRUCTURAL_UIDS = new Set<Tag>([TAG.SOPInstanceUID, TAG.StudyInstanceUID, TAG.SeriesInstanceUID, TAG.FrameOfReferenceUID]);
+
+/** OverlayData (60xx,3000): a repeating group of the dictionary, matched by mask. */
+const OVERLAY_DATA = repeatingForKeyword('OverlayData')!;
 
 /** YYYYMMDD of a UTC date. */
 function formatDA(d: Date): string {
@@ -137,7 +162,9 @@ function actionMemo(p: CompiledProfile): ActionMemo {
 }
 
 class HeaderRun {
-  readonly report: HeaderReport = { removed: 0, emptied: 0, dummied: 0, remapped: 0, cleaned: 0, shifted: 0, hashed: 0, set: 0, privateKept: 0, privateRemoved: 0 };
+  readonly report: HeaderReport = { removed: 0, emptied: 0, dummied: 0, remapped: 0, cleaned: 0, shifted: 0, hashed: 0, set: 0, privateKept: 0, privateRemoved: 0, generalized: 0 };
+  /** Filled only when the context asks for dispositions. */
+  readonly dispositions?: ElementDisposition[];
   private readonly modifiedDates: boolean;
   private readonly memo: ActionMemo;
 
@@ -148,9 +175,11 @@ class HeaderRun {
     private readonly remapSet: Set<string>,
     /** The patient's date offset, derived only when a date is shifted (an HMAC per object otherwise). */
     private readonly dateOffset: () => number,
+    recordDispositions = false,
   ) {
     this.modifiedDates = profile.options.has('retain-long-modified-dates');
     this.memo = actionMemo(profile);
+    if (recordDispositions) this.dispositions = [];
   }
 
   /** The action for an element, most specific rule first; undefined means no rule names it. */
@@ -290,15 +319,19 @@ class HeaderRun {
   /** De-identifies one data set level: every element, at every depth, gets exactly one action. */
   level(elements: Dataset, ancestors: readonly PathEntry[], inheritedCs: CharacterSet, clean: boolean): Element[] {
     const cs = findElement(elements, TAG.SpecificCharacterSet) ? charsetOf(elements) : inheritedCs;
-    const creators = new Map<number, string>();
-    for (const el of elements) if (isPrivateCreatorTag(el.tag)) creators.set((tagGroup(el.tag) << 8) | tagElement(el.tag), textValue(el, cs).trim());
+    const creators = creatorsOf(elements, cs);
     const keptBlocks = new Set<number>();
     const droppedOverlays = new Set<number>();
     const out: Element[] = [];
     const needPath = this.profile.paths.length > 0;
+    const gen = this.profile.generalize;
+    const recorded = this.dispositions?.length ?? 0;
     for (const el of elements) {
       // Group lengths would be stale after any change, and are retired: drop them.
-      if (isGroupLengthTag(el.tag)) continue;
+      if (isGroupLengthTag(el.tag)) {
+        this.dispositions?.push({ tag: el.tag, depth: ancestors.length, disposition: 'removed' });
+        continue;
+      }
       if (isPrivateCreatorTag(el.tag)) {
         out.push(el); // decided once the block's elements are known
         continue;
@@ -310,19 +343,49 @@ class HeaderRun {
       let action = this.resolve(el.tag, needPath ? [...ancestors, entry] : undefined, creator);
       if (!action) action = this.unlisted(el.tag);
       else if (priv && action.kind === 'X') this.report.privateRemoved++;
-      const result = this.apply(el, action, ancestors, entry, cs, clean);
+      let result = this.apply(el, action, ancestors, entry, cs, clean);
+      let generalized = false;
+      if (gen && result && isGeneralized(el.tag, gen)) {
+        const g = generalizeElement(result, gen);
+        if ((generalized = g !== result)) this.report.generalized++;
+        result = g;
+      }
+      if (this.dispositions) {
+        this.dispositions.push(dispositionOf(el, action, result, creator, ancestors.length, generalized));
+        // What a removed or emptied sequence held was seen, and went with it.
+        if (el.items?.length && !result?.items?.length) this.recordRemoved(el.items, ancestors.length + 1, cs);
+      }
       if (result) {
         out.push(result);
         if (priv) keptBlocks.add(blockKey);
-      } else if (((el.tag & 0xff01ffff) >>> 0) === 0x60003000) droppedOverlays.add(tagGroup(el.tag));
+      } else if (((el.tag & OVERLAY_DATA.mask) >>> 0) === OVERLAY_DATA.value) droppedOverlays.add(tagGroup(el.tag));
     }
     if (creators.size === 0 && droppedOverlays.size === 0) return out;
+    if (this.dispositions && droppedOverlays.size) {
+      for (let i = recorded; i < this.dispositions.length; i++) {
+        const d = this.dispositions[i];
+        if (d.depth === ancestors.length && droppedOverlays.has(tagGroup(d.tag))) this.dispositions[i] = { ...d, disposition: 'removed' };
+      }
+    }
     return out.filter(
       (el) =>
         (!isPrivateCreatorTag(el.tag) || keptBlocks.has((tagGroup(el.tag) << 8) | tagElement(el.tag))) &&
         // An overlay without its Overlay Data (60xx,3000) is an invalid Overlay Plane: its whole group goes.
         !droppedOverlays.has(tagGroup(el.tag)),
     );
+  }
+
+  private recordRemoved(items: readonly Item[], depth: number, inheritedCs: CharacterSet): void {
+    for (const item of items) {
+      const cs = findElement(item.elements, TAG.SpecificCharacterSet) ? charsetOf(item.elements) : inheritedCs;
+      const creators = creatorsOf(item.elements, cs);
+      for (const el of item.elements) {
+        if (isPrivateCreatorTag(el.tag)) continue;
+        const creator = isPrivateTag(el.tag) ? creators.get((tagGroup(el.tag) << 8) | privateBlock(el.tag)) : undefined;
+        this.dispositions!.push({ tag: el.tag, ...(creator !== undefined ? { creator } : {}), depth, disposition: 'removed' });
+        if (el.items) this.recordRemoved(el.items, depth + 1, cs);
+      }
+    }
   }
 
   private unlisted(tag: Tag): Action {
@@ -348,6 +411,31 @@ class HeaderRun {
   }
 }
 
+/** The private creators of one data set level, by (group << 8 | block). */
+function creatorsOf(elements: Dataset, cs: CharacterSet): Map<number, string> {
+  const creators = new Map<number, string>();
+  for (const el of elements) if (isPrivateCreatorTag(el.tag)) creators.set((tagGroup(el.tag) << 8) | tagElement(el.tag), textValue(el, cs).trim());
+  return creators;
+}
+
+const isDate = (vr: string) => vr === 'DA' || vr === 'DT';
+
+/** An element's disposition, from the action taken and the element it became (undefined: removed). */
+function dispositionOf(el: Element, action: Action, result: Element | undefined, creator: string | undefined, depth: number, generalized: boolean): ElementDisposition {
+  let disposition: Disposition;
+  if (!result) disposition = 'removed';
+  else if (generalized) disposition = 'replaced';
+  else if (el.items) disposition = action.kind === 'Z' ? 'replaced' : action.kind === 'C' || action.kind === 'D' ? 'cleaned' : 'kept';
+  else if (action.kind === 'K' || action.kind === 'C' || action.kind === 'safePrivate' || action.kind === 'dateShift') {
+    // Keep and clean still remap references, shift dates and clean text inside cleaned content.
+    if (result === el) disposition = action.kind === 'C' && isTextVR(el.vr) && el.vr !== 'UI' && !isDate(el.vr) ? 'cleaned' : 'kept';
+    else disposition = el.vr === 'UI' ? 'remapped' : isDate(el.vr) ? 'replaced' : 'cleaned';
+  } else disposition = el.vr === 'UI' && (action.kind === 'U' || action.kind === 'D' || action.kind === 'hash') ? 'remapped' : 'replaced';
+  if (creator === undefined) return { tag: el.tag, depth, disposition };
+  const keptBy = !result ? undefined : action.kind === 'safePrivate' ? safePrivateSource(tagGroup(el.tag), creator, el.tag & 0xff) : 'rule';
+  return { tag: el.tag, creator, depth, disposition, ...(keptBy ? { keptBy } : {}) };
+}
+
 /** The source UIDs a profile remaps (what `deid verify` checks for when it has only the two files). */
 export function uidsRemappedBy(src: DicomFile, profile: CompiledProfile): Set<string> {
   const out = new Set<string>();
@@ -365,7 +453,7 @@ function marker(tag: Tag, vr: string, s: string): Element {
 function codeItem(value: string, scheme: string, meaning: string): Item {
   return {
     undefinedLength: false,
-    elements: [marker(0x00080100, 'SH', value), marker(0x00080102, 'SH', scheme), marker(0x00080104, 'LO', meaning)],
+    elements: [marker(TAG.CodeValue, 'SH', value), marker(TAG.CodingSchemeDesignator, 'SH', scheme), marker(TAG.CodeMeaning, 'LO', meaning)],
   };
 }
 
@@ -375,11 +463,18 @@ function markDeidentified(ds: Element[], profile: CompiledProfile, datesShifted:
   const method = [`DEID ${profile.name}`, ...options].map((s) => s.slice(0, 64)).join('\\');
   const longitudinal = profile.options.has('retain-long-full-dates') ? 'UNMODIFIED' : datesShifted ? 'MODIFIED' : 'REMOVED';
   return withElements(ds, [
-    marker(0x00120062, 'CS', 'YES'),
-    marker(0x00120063, 'LO', method),
-    { tag: 0x00120064, vr: 'SQ', undefinedLength: false, items: profile.methodCodes.map((c) => codeItem(c.value, c.scheme, c.meaning)) },
-    marker(0x00280303, 'CS', longitudinal),
+    marker(TAG.PatientIdentityRemoved, 'CS', 'YES'),
+    marker(TAG.DeidentificationMethod, 'LO', method),
+    { tag: TAG.DeidentificationMethodCodeSequence, vr: 'SQ', undefinedLength: false, items: profile.methodCodes.map((c) => codeItem(c.value, c.scheme, c.meaning)) },
+    marker(TAG.LongitudinalTemporalInformationModified, 'CS', longitudinal),
   ]);
+}
+
+/** The patient's date offset in days (keyed by PatientID, within the profile's range). */
+export function patientDateOffset(src: DicomFile, ctx: HeaderContext): number {
+  const patientEl = findElement(src.dataset, TAG.PatientID);
+  const { minDays, maxDays } = ctx.profile.dateShift;
+  return dateOffsetDays(ctx.secret, patientEl ? textValue(patientEl, charsetOf(src.dataset)) : '', minDays, maxDays);
 }
 
 /**
@@ -397,17 +492,10 @@ export function deidentifyHeader(src: DicomFile, ctx: HeaderContext): HeaderResu
   const identifiers = collectIdentifiers(src.dataset);
   const cs = charsetOf(src.dataset);
   let offset: number | undefined;
-  const dateOffset = () => {
-    if (offset === undefined) {
-      const patientEl = findElement(src.dataset, TAG.PatientID);
-      const { minDays, maxDays } = ctx.profile.dateShift;
-      offset = dateOffsetDays(ctx.secret, patientEl ? textValue(patientEl, cs) : '', minDays, maxDays);
-    }
-    return offset;
-  };
+  const dateOffset = () => (offset ??= patientDateOffset(src, ctx));
 
   const remapSet = uidsRemappedBy(src, ctx.profile);
-  const run = new HeaderRun(ctx.profile, ctx.secret, new IdentifierMatcher(identifiers), remapSet, dateOffset);
+  const run = new HeaderRun(ctx.profile, ctx.secret, new IdentifierMatcher(identifiers), remapSet, dateOffset, ctx.dispositions);
   let dataset = run.level(src.dataset, [], cs, false);
   const modified = ctx.profile.options.has('retain-long-modified-dates');
   if (modified) run.report.dateOffsetDays = dateOffset();
@@ -418,5 +506,6 @@ export function deidentifyHeader(src: DicomFile, ctx: HeaderContext): HeaderResu
     identifiers,
     remappedUids: remapSet,
     report: run.report,
+    ...(run.dispositions ? { dispositions: run.dispositions } : {}),
   };
 }

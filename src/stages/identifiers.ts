@@ -20,14 +20,14 @@ export interface Identifier {
 /** The attributes (other than PN, which are all names) whose values identify, and as what; one lookup per element. */
 const KIND_OF = new Map<Tag, IdentifierKind>([
   [TAG.PatientID, 'id'],
-  [0x00101000 /* OtherPatientIDs */, 'id'],
-  [0x00080050 /* AccessionNumber */, 'id'],
-  [0x00101090 /* MedicalRecordLocator */, 'id'],
-  [0x00100030 /* PatientBirthDate */, 'date'],
-  [0x00101040 /* PatientAddress */, 'address'],
-  [0x00102154 /* PatientTelephoneNumbers */, 'phone'],
-  [0x00080080 /* InstitutionName */, 'institution'],
-  [0x00080081 /* InstitutionAddress */, 'institution'],
+  [TAG.OtherPatientIDs, 'id'],
+  [TAG.AccessionNumber, 'id'],
+  [TAG.MedicalRecordLocator, 'id'],
+  [TAG.PatientBirthDate, 'date'],
+  [TAG.PatientAddress, 'address'],
+  [TAG.PatientTelephoneNumbers, 'phone'],
+  [TAG.InstitutionName, 'institution'],
+  [TAG.InstitutionAddress, 'institution'],
 ]);
 
 /** Words that are never identifying on their own, so a name made of them cannot match everywhere. */

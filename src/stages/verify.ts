@@ -38,7 +38,7 @@ const KINDS_FOR_CS = new Set<IdentifierKind>(['id']);
 const KINDS_FOR_DATES = new Set<IdentifierKind>(['date']);
 const NUMERIC_TEXT = new Set(['DS', 'IS']);
 /** Our own marking elements: their text is fixed and not from the source. */
-const MARKING = new Set<Tag>([0x00120062, 0x00120063, 0x00120064, 0x00280303]);
+const MARKING = new Set<Tag>([TAG.PatientIdentityRemoved, TAG.DeidentificationMethod, TAG.DeidentificationMethodCodeSequence, TAG.LongitudinalTemporalInformationModified]);
 
 /** The values a profile sets (upper case), per profile: gathered once, not for every object. */
 const setValuesOf = new WeakMap<CompiledProfile, ReadonlySet<string>>();

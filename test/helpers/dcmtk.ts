@@ -2,7 +2,8 @@
  * Real dcmtk peers for tests: `storescp` (bit-preserving receiver), `storescu` and `echoscu`.
  *
  * Every process gets TCP_NODELAY=1 (Debian's dcmtk leaves Nagle on, which stalls each object by
- * 40-90 ms), a free port, a temp dir, a timeout, and is killed on failure and at process exit.
+ * 40-90 ms), a temp dir, a timeout, and is killed on failure and at process exit. storescp cannot
+ * listen on port 0, so it takes a free port and is started again on another if the bind fails.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -11,18 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
 
-export { freePort };
-
 const ENV = { ...process.env, TCP_NODELAY: '1' };
-
-/** Polls `check` every 25 ms until it is truthy; fails after `ms` naming `what`. */
-export async function waitUntil(check: () => unknown, ms = 10_000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** Children still running, killed if the test process exits without stopping them. */
 const live = new Set<ChildProcess>();

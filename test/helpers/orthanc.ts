@@ -1,12 +1,15 @@
 /**
- * A private Orthanc (Debian's `Orthanc` binary) for tests: free DICOM and HTTP ports, loopback
- * only, storage and index in a temp dir, TCP_NODELAY=1 (Orthanc's dcmtk leaves Nagle on).
+ * A private Orthanc (Debian's `Orthanc` binary) for tests and benchmarks: free DICOM and HTTP ports,
+ * loopback only, storage and index in a temp dir, TCP_NODELAY=1 (Orthanc's dcmtk leaves Nagle on).
+ * Orthanc cannot listen on port 0: it takes free ports, is started again on others if a bind fails,
+ * and answers to a name of its own, so that the helper never talks to another process's server.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './dcmtk.js';
+import { randomBytes } from 'node:crypto';
+import { freePort } from './ports.js';
 
 export interface OrthancHandle {
   /** e.g. http://127.0.0.1:34567 (no authentication). */
@@ -46,8 +49,9 @@ export async function startOrthanc(opts: OrthancOptions = {}): Promise<OrthancHa
   for (let attempt = 0; attempt < 3; attempt++) {
     const dir = mkdtempSync(join(tmpdir(), 'deid-orthanc-'));
     const [dicomPort, httpPort] = [await freePort(), await freePort()];
+    const name = `deid-test-${randomBytes(6).toString('hex')}`;
     const config = {
-      Name: 'deid-test',
+      Name: name,
       StorageDirectory: join(dir, 'db'),
       IndexDirectory: join(dir, 'db'),
       Plugins: [],
@@ -93,8 +97,8 @@ export async function startOrthanc(opts: OrthancOptions = {}): Promise<OrthancHa
     let up = false;
     while (!up && !gone && Date.now() < deadline) {
       try {
-        await getJson(`${httpUrl}/system`);
-        up = true;
+        up = (await getJson<{ Name?: string }>(`${httpUrl}/system`)).Name === name;
+        if (!up) break; // another server holds the port: start again on others
       } catch {
         await new Promise((r) => setTimeout(r, 100));
       }

@@ -1,6 +1,7 @@
 import { DeidError } from '../../errors.js';
 import { findElement, type Dataset } from '../element.js';
 import { rawString, uint16Value } from '../values.js';
+import { TAG } from '../tag.js';
 
 /** The Image Pixel module attributes that describe how the samples of Pixel Data are laid out. */
 export interface PixelDescriptor {
@@ -17,28 +18,6 @@ export interface PixelDescriptor {
   readonly photometric: string;
   readonly frames: number;
 }
-
-export const PIXEL_TAGS = {
-  SamplesPerPixel: 0x00280002,
-  PhotometricInterpretation: 0x00280004,
-  PlanarConfiguration: 0x00280006,
-  NumberOfFrames: 0x00280008,
-  Rows: 0x00280010,
-  Columns: 0x00280011,
-  BitsAllocated: 0x00280100,
-  BitsStored: 0x00280101,
-  HighBit: 0x00280102,
-  PixelRepresentation: 0x00280103,
-  BurnedInAnnotation: 0x00280301,
-  LossyImageCompression: 0x00282110,
-  LossyImageCompressionRatio: 0x00282112,
-  LossyImageCompressionMethod: 0x00282114,
-  ExtendedOffsetTable: 0x7fe00001,
-  ExtendedOffsetTableLengths: 0x7fe00002,
-  FloatPixelData: 0x7fe00008,
-  DoubleFloatPixelData: 0x7fe00009,
-  PixelData: 0x7fe00010,
-} as const;
 
 /** Photometric interpretations the pixel stage can render and mask. */
 const SUPPORTED_PHOTOMETRIC = new Set(['MONOCHROME1', 'MONOCHROME2', 'RGB', 'YBR_FULL', 'YBR_FULL_422', 'YBR_RCT', 'YBR_ICT', 'YBR_PARTIAL_422', 'YBR_PARTIAL_420', 'PALETTE COLOR']);
@@ -57,16 +36,16 @@ export function readPixelDescriptor(ds: Dataset): PixelDescriptor {
     if (v === undefined && required) unsupported(`${name} is missing`);
     return v;
   };
-  const rows = us(PIXEL_TAGS.Rows, 'Rows')!;
-  const columns = us(PIXEL_TAGS.Columns, 'Columns')!;
-  const samplesPerPixel = us(PIXEL_TAGS.SamplesPerPixel, 'SamplesPerPixel')!;
-  const bitsAllocated = us(PIXEL_TAGS.BitsAllocated, 'BitsAllocated')!;
-  const bitsStored = us(PIXEL_TAGS.BitsStored, 'BitsStored', false) ?? bitsAllocated;
-  const highBit = us(PIXEL_TAGS.HighBit, 'HighBit', false) ?? bitsStored - 1;
-  const pixelRepresentation = us(PIXEL_TAGS.PixelRepresentation, 'PixelRepresentation', false) ?? 0;
-  const planarConfiguration = samplesPerPixel > 1 ? (us(PIXEL_TAGS.PlanarConfiguration, 'PlanarConfiguration', false) ?? 0) : 0;
-  const photometric = rawString(findElement(ds, PIXEL_TAGS.PhotometricInterpretation)?.value).trim().toUpperCase();
-  const nfText = rawString(findElement(ds, PIXEL_TAGS.NumberOfFrames)?.value).trim();
+  const rows = us(TAG.Rows, 'Rows')!;
+  const columns = us(TAG.Columns, 'Columns')!;
+  const samplesPerPixel = us(TAG.SamplesPerPixel, 'SamplesPerPixel')!;
+  const bitsAllocated = us(TAG.BitsAllocated, 'BitsAllocated')!;
+  const bitsStored = us(TAG.BitsStored, 'BitsStored', false) ?? bitsAllocated;
+  const highBit = us(TAG.HighBit, 'HighBit', false) ?? bitsStored - 1;
+  const pixelRepresentation = us(TAG.PixelRepresentation, 'PixelRepresentation', false) ?? 0;
+  const planarConfiguration = samplesPerPixel > 1 ? (us(TAG.PlanarConfiguration, 'PlanarConfiguration', false) ?? 0) : 0;
+  const photometric = rawString(findElement(ds, TAG.PhotometricInterpretation)?.value).trim().toUpperCase();
+  const nfText = rawString(findElement(ds, TAG.NumberOfFrames)?.value).trim();
   const frames = nfText === '' ? 1 : /^\+?\d+$/.test(nfText) ? Number(nfText) : NaN;
 
   if (rows === 0 || columns === 0) unsupported('Rows or Columns is zero');

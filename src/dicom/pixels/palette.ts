@@ -1,5 +1,6 @@
 import { DeidError } from '../../errors.js';
 import { findElement, type Dataset } from '../element.js';
+import { TAG } from '../tag.js';
 
 /** A Palette Color lookup table (PS3.3 C.7.6.3.1.5), reduced to 8 bits per channel. */
 export interface Palette {
@@ -13,9 +14,9 @@ export interface Palette {
   readonly darkest: number;
 }
 
-const DESCRIPTORS = [0x00281101, 0x00281102, 0x00281103];
-const DATA = [0x00281201, 0x00281202, 0x00281203];
-const SEGMENTED = [0x00281221, 0x00281222, 0x00281223];
+const DESCRIPTORS = [TAG.RedPaletteColorLookupTableDescriptor, TAG.GreenPaletteColorLookupTableDescriptor, TAG.BluePaletteColorLookupTableDescriptor];
+const DATA = [TAG.RedPaletteColorLookupTableData, TAG.GreenPaletteColorLookupTableData, TAG.BluePaletteColorLookupTableData];
+const SEGMENTED = [TAG.SegmentedRedPaletteColorLookupTableData, TAG.SegmentedGreenPaletteColorLookupTableData, TAG.SegmentedBluePaletteColorLookupTableData];
 
 /** Reads the red, green and blue tables. Segmented tables are refused (fail closed) rather than guessed. */
 export function readPalette(ds: Dataset): Palette {

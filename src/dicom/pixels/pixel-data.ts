@@ -3,8 +3,9 @@ import { findElement, withElement, type Dataset, type Element } from '../element
 import { TS, isNativeSyntax } from '../transfer-syntax.js';
 import { asciiBytes, rawString } from '../values.js';
 import { ENCODED_SYNTAX, TS_HTJ2K_LOSSLESS, TS_HTJ2K_LOSSLESS_RPCL, canDecode, decodeFrame, encodeFrame, endsWithEoi, isLossySyntax, type EncoderKind } from './codecs.js';
-import { PIXEL_TAGS, frameBytes, fullFrameBytes, readPixelDescriptor, type PixelDescriptor } from './descriptor.js';
+import { frameBytes, fullFrameBytes, readPixelDescriptor, type PixelDescriptor } from './descriptor.js';
 import { buildFragments, splitFrames } from './frames.js';
+import { TAG } from '../tag.js';
 
 /**
  * Pixel Data in memory: every frame decoded to native little-endian samples, fully sampled
@@ -21,7 +22,7 @@ export interface PixelImage {
 
 /** Has pixel data we could clean: Pixel Data, Float or Double Float Pixel Data. */
 export function hasPixelData(ds: Dataset): boolean {
-  return !!(findElement(ds, PIXEL_TAGS.PixelData) || findElement(ds, PIXEL_TAGS.FloatPixelData) || findElement(ds, PIXEL_TAGS.DoubleFloatPixelData));
+  return !!(findElement(ds, TAG.PixelData) || findElement(ds, TAG.FloatPixelData) || findElement(ds, TAG.DoubleFloatPixelData));
 }
 
 /** YBR_FULL_422 native (Y1 Y2 Cb Cr per pixel pair) → YBR_FULL interleaved. */
@@ -42,7 +43,7 @@ function expand422(src: Uint8Array, d: PixelDescriptor): Uint8Array {
 }
 
 function readExtendedOffsets(ds: Dataset): bigint[] | undefined {
-  const el = findElement(ds, PIXEL_TAGS.ExtendedOffsetTable);
+  const el = findElement(ds, TAG.ExtendedOffsetTable);
   if (!el?.value || el.value.length === 0) return undefined;
   if (el.value.length % 8 !== 0) throw new DeidError('DEID_ERR_PIXEL_DECODE', 'extended offset table length is not a multiple of 8');
   const dv = new DataView(el.value.buffer, el.value.byteOffset, el.value.byteLength);
@@ -55,13 +56,13 @@ function readExtendedOffsets(ds: Dataset): bigint[] | undefined {
  * handle, DEID_ERR_PIXEL_DECODE for corrupt, truncated or inconsistent data.
  */
 export function decodePixelData(ds: Dataset, transferSyntaxUID: string): PixelImage {
-  if (findElement(ds, PIXEL_TAGS.FloatPixelData) || findElement(ds, PIXEL_TAGS.DoubleFloatPixelData)) {
+  if (findElement(ds, TAG.FloatPixelData) || findElement(ds, TAG.DoubleFloatPixelData)) {
     throw new DeidError('DEID_ERR_PIXEL_UNSUPPORTED', 'float pixel data');
   }
-  const px = findElement(ds, PIXEL_TAGS.PixelData);
+  const px = findElement(ds, TAG.PixelData);
   if (!px) throw new DeidError('DEID_ERR_PIXEL_UNSUPPORTED', 'no pixel data');
   const d = readPixelDescriptor(ds);
-  const lossyFlag = rawString(findElement(ds, PIXEL_TAGS.LossyImageCompression)?.value).trim() === '01';
+  const lossyFlag = rawString(findElement(ds, TAG.LossyImageCompression)?.value).trim() === '01';
 
   if (isNativeSyntax(transferSyntaxUID)) {
     if (px.fragments || px.items) throw new DeidError('DEID_ERR_PIXEL_DECODE', 'encapsulated pixel data in a native transfer syntax');
@@ -189,10 +190,10 @@ export function encodePixelData(ds: Dataset, image: PixelImage, nativeSyntax: st
     }
   }
 
-  let out = ds.filter((e) => e.tag !== PIXEL_TAGS.ExtendedOffsetTable && e.tag !== PIXEL_TAGS.ExtendedOffsetTableLengths);
+  let out = ds.filter((e) => e.tag !== TAG.ExtendedOffsetTable && e.tag !== TAG.ExtendedOffsetTableLengths);
   let transferSyntaxUID: string;
   let lossyRatio: number | undefined;
-  const source = findElement(ds, PIXEL_TAGS.PixelData)!;
+  const source = findElement(ds, TAG.PixelData)!;
   if (target === 'native' || !encoded) {
     transferSyntaxUID = isNativeSyntax(image.sourceSyntax) ? nativeSyntax : TS.ExplicitLE;
     const n = fullFrameBytes(d);
@@ -200,26 +201,26 @@ export function encodePixelData(ds: Dataset, image: PixelImage, nativeSyntax: st
     const value = new Uint8Array(total + (total % 2));
     image.frames.forEach((f, i) => value.set(f, i * n));
     const vr = d.bitsAllocated > 8 ? 'OW' : source.vr === 'OW' || source.vr === 'OB' ? source.vr : 'OB';
-    out = withElement(out, { tag: PIXEL_TAGS.PixelData, vr, value });
-    out = withElement(out, cs(PIXEL_TAGS.PhotometricInterpretation, 'CS', d.photometric));
-    if (d.samplesPerPixel > 1) out = withElement(out, us(PIXEL_TAGS.PlanarConfiguration, d.planarConfiguration));
+    out = withElement(out, { tag: TAG.PixelData, vr, value });
+    out = withElement(out, cs(TAG.PhotometricInterpretation, 'CS', d.photometric));
+    if (d.samplesPerPixel > 1) out = withElement(out, us(TAG.PlanarConfiguration, d.planarConfiguration));
   } else {
     transferSyntaxUID = ENCODED_SYNTAX[target];
-    out = withElement(out, { tag: PIXEL_TAGS.PixelData, vr: 'OB', fragments: buildFragments(encoded), undefinedLength: true });
-    out = withElement(out, cs(PIXEL_TAGS.PhotometricInterpretation, 'CS', photometric));
-    if (d.samplesPerPixel > 1) out = withElement(out, us(PIXEL_TAGS.PlanarConfiguration, 0));
+    out = withElement(out, { tag: TAG.PixelData, vr: 'OB', fragments: buildFragments(encoded), undefinedLength: true });
+    out = withElement(out, cs(TAG.PhotometricInterpretation, 'CS', photometric));
+    if (d.samplesPerPixel > 1) out = withElement(out, us(TAG.PlanarConfiguration, 0));
     if (target === 'jpeg-baseline') {
       const bytes = encoded.reduce((s, e) => s + e.length, 0);
       lossyRatio = (fullFrameBytes(d) * encoded.length) / Math.max(bytes, 1);
-      const ratios = rawString(findElement(ds, PIXEL_TAGS.LossyImageCompressionRatio)?.value).split('\\').map((s) => s.trim()).filter(Boolean);
-      const methods = rawString(findElement(ds, PIXEL_TAGS.LossyImageCompressionMethod)?.value).split('\\').map((s) => s.trim()).filter(Boolean);
+      const ratios = rawString(findElement(ds, TAG.LossyImageCompressionRatio)?.value).split('\\').map((s) => s.trim()).filter(Boolean);
+      const methods = rawString(findElement(ds, TAG.LossyImageCompressionMethod)?.value).split('\\').map((s) => s.trim()).filter(Boolean);
       // The history must stay aligned: if the source recorded ratios without methods (or the reverse), pad with what is known.
       while (methods.length < ratios.length) methods.push('ISO_10918_1');
-      out = withElement(out, cs(PIXEL_TAGS.LossyImageCompressionRatio, 'DS', [...ratios, dsRatio(lossyRatio)].join('\\')));
-      out = withElement(out, cs(PIXEL_TAGS.LossyImageCompressionMethod, 'CS', [...methods.slice(0, ratios.length), 'ISO_10918_1'].join('\\')));
+      out = withElement(out, cs(TAG.LossyImageCompressionRatio, 'DS', [...ratios, dsRatio(lossyRatio)].join('\\')));
+      out = withElement(out, cs(TAG.LossyImageCompressionMethod, 'CS', [...methods.slice(0, ratios.length), 'ISO_10918_1'].join('\\')));
     }
   }
-  if (image.sourceLossy) out = withElement(out, cs(PIXEL_TAGS.LossyImageCompression, 'CS', '01'));
+  if (image.sourceLossy) out = withElement(out, cs(TAG.LossyImageCompression, 'CS', '01'));
   return { transferSyntaxUID, dataset: out, lossyRatio, encoding: encoded ? (target as EncoderKind) : 'native' };
 }
 

@@ -1,6 +1,6 @@
 import { findElement, withElement, type DicomFile, type Element, type Item } from '../../dicom/element.js';
 import { initCodecs } from '../../dicom/pixels/codecs.js';
-import { PIXEL_TAGS, type PixelDescriptor } from '../../dicom/pixels/descriptor.js';
+import type { PixelDescriptor } from '../../dicom/pixels/descriptor.js';
 import { readPalette, type Palette } from '../../dicom/pixels/palette.js';
 import { decodePixelData, encodePixelData, type PixelImage } from '../../dicom/pixels/pixel-data.js';
 import { isNativeSyntax, outputSyntaxFor } from '../../dicom/transfer-syntax.js';
@@ -20,6 +20,7 @@ import { selectImage } from './select.js';
 import { matchSignatures } from './signatures.js';
 import { clampBox, type Box } from './text-regions.js';
 import { keepMap, ultrasoundRegions } from './us-regions.js';
+import { TAG } from '../../dicom/tag.js';
 
 /**
  * The pixel stage (PS3.15 Clean Pixel Data option): decides whether an image needs cleaning, finds
@@ -75,27 +76,25 @@ export interface PixelStageResult {
   readonly report: PixelReport;
 }
 
-const DeidentificationMethodCodeSequence = 0x00120064;
-
 /**
  * Adds 113101 (Clean Pixel Data Option) to DeidentificationMethodCodeSequence. The header stage
  * leaves it out: only images this stage cleaned claim it, and the pipeline passes them on only after
  * the written pixels pass verification.
  */
 function withCleanPixelCode(ds: readonly Element[]): Element[] {
-  const seq = findElement(ds, DeidentificationMethodCodeSequence);
+  const seq = findElement(ds, TAG.DeidentificationMethodCodeSequence);
   const code = optionCode('clean-pixel-data');
-  const have = (seq?.items ?? []).some((it) => rawString(findElement(it.elements, 0x00080100)?.value) === code.value);
+  const have = (seq?.items ?? []).some((it) => rawString(findElement(it.elements, TAG.CodeValue)?.value) === code.value);
   if (have) return [...ds];
   const item: Item = {
     undefinedLength: false,
     elements: [
-      { tag: 0x00080100, vr: 'SH', value: asciiBytes(code.value, 'SH') },
-      { tag: 0x00080102, vr: 'SH', value: asciiBytes(code.scheme, 'SH') },
-      { tag: 0x00080104, vr: 'LO', value: asciiBytes(code.meaning, 'LO') },
+      { tag: TAG.CodeValue, vr: 'SH', value: asciiBytes(code.value, 'SH') },
+      { tag: TAG.CodingSchemeDesignator, vr: 'SH', value: asciiBytes(code.scheme, 'SH') },
+      { tag: TAG.CodeMeaning, vr: 'LO', value: asciiBytes(code.meaning, 'LO') },
     ],
   };
-  return withElement(ds, { tag: DeidentificationMethodCodeSequence, vr: 'SQ', undefinedLength: seq?.undefinedLength ?? false, items: [...(seq?.items ?? []), item] });
+  return withElement(ds, { tag: TAG.DeidentificationMethodCodeSequence, vr: 'SQ', undefinedLength: seq?.undefinedLength ?? false, items: [...(seq?.items ?? []), item] });
 }
 
 /** The data set's first VOI window, with the rescale to modality units; undefined without a usable one. */
@@ -153,7 +152,7 @@ export function paletteOf(ds: readonly Element[], d: PixelDescriptor): Palette |
  */
 export async function cleanPixels(source: DicomFile, deidentified: DicomFile, identifiers: readonly Identifier[], ctx: PixelStageContext): Promise<PixelStageResult> {
   const s = ctx.settings;
-  const selection = selectImage(source.dataset, s);
+  const selection = selectImage(source.dataset, s, source.meta);
   if (!selection.clean) {
     return { file: deidentified, report: { action: 'skipped', reason: selection.why } };
   }
@@ -164,7 +163,7 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
   const d = image.desc;
   const palette = paletteOf(ds, d);
 
-  const sigHits = matchSignatures(s.signatures, source.dataset, d.columns, d.rows);
+  const sigHits = matchSignatures(s.signatures, source.dataset, d.columns, d.rows, source.meta);
   const sigBoxes = sigHits.flatMap((h) => h.boxes);
   const usRegions = s.ultrasoundRegions ? ultrasoundRegions(source.dataset, d.columns, d.rows) : [];
   const keep = usRegions.length ? keepMap(usRegions, d.columns, d.rows) : undefined;
@@ -201,7 +200,7 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
     lossyRatio = enc.lossyRatio;
   }
   // Verified by the pipeline on the written bytes before anything leaves (verify-pixels.ts).
-  out = withCleanPixelCode(withElement(out, { tag: PIXEL_TAGS.BurnedInAnnotation, vr: 'CS', value: asciiBytes('NO', 'CS') }));
+  out = withCleanPixelCode(withElement(out, { tag: TAG.BurnedInAnnotation, vr: 'CS', value: asciiBytes('NO', 'CS') }));
 
   let previews: PixelReport['previews'];
   if (before) {

@@ -1,10 +1,41 @@
+import { Part10 } from '../../dicom/part10.js';
 import { readDicom } from '../../dicom/reader.js';
 import { writeDicom } from '../../dicom/writer.js';
 import type { CompiledProfile } from '../../profiles/compile.js';
 import { collectIdentifiers } from '../identifiers.js';
+import type { Stage } from '../stage.js';
 import { cleanPixels, type PixelReport } from './clean-pixels.js';
 import type { OcrPool } from './ocr-pool.js';
 import { assertNoPixelLeak, verifyPixels, type PixelVerifyReport } from './verify-pixels.js';
+
+export interface PixelContext {
+  readonly profile: CompiledProfile;
+  /** Defaults to the process-wide pool. */
+  readonly ocrPool?: OcrPool;
+  /** Make the before/after preview PNGs of masked images. */
+  readonly previews?: boolean;
+}
+
+/**
+ * The pixel stage (Clean Pixel Data): the header stage's output in, its pixels cleaned, written and
+ * verified by re-reading the written bytes out. An image it skips passes unchanged. Throws a coded
+ * DeidError (DEID_ERR_PIXEL_*, DEID_ERR_OCR_UNAVAILABLE) for anything that must be quarantined.
+ * Deterministic for the same inputs and profile, so a retried job gives the same bytes.
+ */
+export const pixelStage: Stage<PixelContext> = async (object, ctx) => {
+  if (!ctx.profile.pixels) return { facts: { pixels: { report: { action: 'skipped', reason: 'the profile does not have clean-pixel-data' } } } };
+  const identifiers = object.facts.identifiers ?? collectIdentifiers(object.source.dataset);
+  const r = await cleanPixels(object.source, object.current.file, identifiers, { settings: ctx.profile.pixels, pool: ctx.ocrPool, previews: ctx.previews });
+  const { previews, ...report } = r.report;
+  if (report.action === 'skipped') return { facts: { pixels: { report } } };
+  const bytes = writeDicom(r.file);
+  // Verified on what leaves: the written bytes, decoded again.
+  const written = readDicom(bytes);
+  const verify = await verifyPixels(written, identifiers, { pool: ctx.ocrPool });
+  assertNoPixelLeak(verify);
+  const identity = object.facts.identity && { ...object.facts.identity, transferSyntaxUid: written.transferSyntaxUID };
+  return { output: Part10.of(written, bytes), facts: { pixels: { report, verify }, ...(previews ? { previews } : {}), ...(identity ? { identity } : {}) } };
+};
 
 export interface PixelStageOutput {
   /** The header stage's output with its pixels cleaned, verified by re-OCR; or the input unchanged when skipped. */
@@ -15,27 +46,15 @@ export interface PixelStageOutput {
   readonly previews?: { readonly before: Buffer; readonly after: Buffer };
 }
 
-/**
- * The pixel stage as one step on bytes, for a staged pipeline (the service): the original object and
- * the header stage's output in, the cleaned and verified output out. Throws a coded DeidError
- * (DEID_ERR_PIXEL_*, DEID_ERR_OCR_UNAVAILABLE) for anything that must be quarantined. Deterministic
- * for the same inputs and profile, so a retried job gives the same bytes.
- */
+/** The pixel stage on bytes (for tools and tests): the original object and the header stage's output in. */
 export async function runPixelStage(
   source: Uint8Array,
   headerOutput: Uint8Array,
   profile: CompiledProfile,
   opts: { pool?: OcrPool; previews?: boolean } = {},
 ): Promise<PixelStageOutput> {
-  const src = readDicom(source);
-  const deidentified = readDicom(headerOutput);
-  if (!profile.pixels) return { output: Buffer.from(headerOutput), report: { action: 'skipped', reason: 'the profile does not have clean-pixel-data' } };
-  const identifiers = collectIdentifiers(src.dataset);
-  const r = await cleanPixels(src, deidentified, identifiers, { settings: profile.pixels, pool: opts.pool, previews: opts.previews });
-  if (r.report.action === 'skipped') return { output: Buffer.from(headerOutput), report: r.report };
-  const output = writeDicom(r.file);
-  const verify = await verifyPixels(readDicom(output), identifiers, { pool: opts.pool });
-  assertNoPixelLeak(verify);
-  const { previews, ...report } = r.report;
-  return { output, report, verify, previews };
+  const current = Part10.ofBytes(headerOutput);
+  const r = await pixelStage({ source: readDicom(source), current, facts: {}, origin: {} }, { profile, ocrPool: opts.pool, previews: opts.previews });
+  const pixels = r.facts!.pixels!;
+  return { output: (r.output ?? current).encode(), report: pixels.report, verify: pixels.verify, previews: r.facts!.previews };
 }

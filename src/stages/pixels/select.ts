@@ -7,23 +7,22 @@ import { signatureMatches } from './signatures.js';
 
 export type Selection = { readonly clean: true; readonly why: string } | { readonly clean: false; readonly why: string };
 
-const BurnedInAnnotation = 0x00280301;
 
 /**
  * Which images are cleaned (issue 4, part 1), decided on the source data set: BurnedInAnnotation YES;
  * a modality or SOP class known to carry text; a matching signature; or a profile that says all.
  * Anything else is skipped, and the reason is recorded.
  */
-export function selectImage(ds: Dataset, settings: PixelSettings): Selection {
+export function selectImage(ds: Dataset, settings: PixelSettings, meta?: Dataset): Selection {
   if (!hasPixelData(ds)) return { clean: false, why: 'no pixel data' };
-  const burned = rawString(findElement(ds, BurnedInAnnotation)?.value).trim().toUpperCase();
+  const burned = rawString(findElement(ds, TAG.BurnedInAnnotation)?.value).trim().toUpperCase();
   if (burned === 'YES') return { clean: true, why: 'BurnedInAnnotation is YES' };
   if (settings.scope === 'all') return { clean: true, why: 'the profile cleans every image' };
   const modality = rawString(findElement(ds, TAG.Modality)?.value).trim().toUpperCase();
   if (modality && settings.modalities.has(modality)) return { clean: true, why: `modality ${modality} is known to carry text` };
   const sopClass = rawString(findElement(ds, TAG.SOPClassUID)?.value).trim();
   if (sopClass && settings.sopClasses.has(sopClass)) return { clean: true, why: `SOP class ${sopClass} is known to carry text` };
-  const sig = settings.signatures.find((s) => signatureMatches(s, ds));
+  const sig = settings.signatures.find((s) => signatureMatches(s, ds, undefined, meta));
   if (sig) return { clean: true, why: `signature "${sig.name}" matches` };
   return {
     clean: false,

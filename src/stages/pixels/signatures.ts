@@ -14,9 +14,12 @@ import type { Box } from './text-regions.js';
 
 const NUMERIC_VR = new Set(['US', 'SS', 'UL', 'SL', 'FL', 'FD', 'UV', 'SV']);
 
-/** An attribute's value as text: numbers for binary numeric VRs (first value), the decoded string otherwise. */
-export function attributeText(ds: Dataset, tag: number, cs: CharacterSet): string | undefined {
-  const el = findElement(ds, tag);
+/**
+ * An attribute's value as text: numbers for binary numeric VRs (first value), the decoded string
+ * otherwise. File meta attributes (group 0002, e.g. ImplementationVersionName) are read from `meta`.
+ */
+export function attributeText(ds: Dataset, tag: number, cs: CharacterSet, meta?: Dataset): string | undefined {
+  const el = findElement(tag >>> 16 === 0x0002 ? (meta ?? []) : ds, tag);
   if (!el) return undefined;
   if (!el.value || el.value.length === 0) return '';
   if (NUMERIC_VR.has(el.vr)) {
@@ -42,28 +45,45 @@ export function attributeText(ds: Dataset, tag: number, cs: CharacterSet): strin
   return textValue(el, cs).trim();
 }
 
-function holds(c: SignatureCondition, ds: Dataset, cs: CharacterSet): boolean {
-  const v = attributeText(ds, c.tag, cs);
+/** The test of a condition, before its `not`. A missing attribute fails every test but `present: false`. */
+function test(c: SignatureCondition, v: string | undefined): boolean {
   if (c.op === 'present') return (v !== undefined && v !== '') === (c.value === 'true');
   if (v === undefined) return false;
+  const fold = (s: string) => (c.caseSensitive ? s : s.toUpperCase());
   switch (c.op) {
     case 'equals': {
       const a = Number(v);
       const b = Number(c.value);
       if (v !== '' && c.value !== '' && Number.isFinite(a) && Number.isFinite(b)) return a === b;
-      return v.toUpperCase() === c.value.toUpperCase();
+      return fold(v) === fold(c.value);
     }
     case 'contains':
-      return v.toUpperCase().includes(c.value.toUpperCase());
+      return fold(v).includes(fold(c.value));
     case 'startsWith':
-      return v.toUpperCase().startsWith(c.value.toUpperCase());
+      return fold(v).startsWith(fold(c.value));
+    case 'endsWith':
+      return fold(v).endsWith(fold(c.value));
     case 'matches':
       return c.regex!.test(v);
+    case 'like':
+      // Each value of a multi-valued attribute, as the filter stage matches its wildcards.
+      return v.split('\\').some((x) => c.regex!.test(x.trim()));
+    case 'lessThan':
+    case 'greaterThan': {
+      const n = Number.parseFloat(v.split('\\')[0]);
+      if (!Number.isFinite(n)) return false;
+      return c.op === 'lessThan' ? n < c.number! : n > c.number!;
+    }
   }
 }
 
-export function signatureMatches(sig: PixelSignature, ds: Dataset, cs: CharacterSet = charsetOf(ds)): boolean {
-  return sig.groups.some((g) => g.every((c) => holds(c, ds, cs)));
+function holds(c: SignatureCondition, ds: Dataset, cs: CharacterSet, meta: Dataset | undefined): boolean {
+  return test(c, attributeText(ds, c.tag, cs, meta)) !== !!c.negate;
+}
+
+/** Whether a signature's conditions hold on a source data set (and its file meta information, for group 0002). */
+export function signatureMatches(sig: PixelSignature, ds: Dataset, cs: CharacterSet = charsetOf(ds), meta?: Dataset): boolean {
+  return sig.groups.some((g) => g.every((c) => holds(c, ds, cs, meta)));
 }
 
 /** A signature rectangle in frame pixels: negative x or y count from the right or bottom edge. */
@@ -79,9 +99,9 @@ export interface SignatureHit {
 }
 
 /** Every matching signature with its rectangles resolved for the image size. */
-export function matchSignatures(signatures: readonly PixelSignature[], ds: Dataset, columns: number, rows: number): SignatureHit[] {
+export function matchSignatures(signatures: readonly PixelSignature[], ds: Dataset, columns: number, rows: number, meta?: Dataset): SignatureHit[] {
   const cs = charsetOf(ds);
   return signatures
-    .filter((s) => signatureMatches(s, ds, cs))
+    .filter((s) => signatureMatches(s, ds, cs, meta))
     .map((s) => ({ name: s.name, boxes: s.regions.map((r) => resolveRect(r, columns, rows)).filter((b) => b.x1 > b.x0 && b.y1 > b.y0) }));
 }

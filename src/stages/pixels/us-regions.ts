@@ -1,11 +1,7 @@
 import { findElement, type Dataset } from '../../dicom/element.js';
 import type { Box } from './text-regions.js';
+import { TAG } from '../../dicom/tag.js';
 
-const SequenceOfUltrasoundRegions = 0x00186011;
-const MinX0 = 0x00186018;
-const MinY0 = 0x0018601a;
-const MaxX1 = 0x0018601c;
-const MaxY1 = 0x0018601e;
 
 function ul(ds: Dataset, tag: number): number | undefined {
   const v = findElement(ds, tag)?.value;
@@ -18,13 +14,13 @@ function ul(ds: Dataset, tag: number): number | undefined {
  * (RegionLocationMaxX1/MaxY1 are inclusive). Items with missing or out-of-frame corners are ignored.
  */
 export function ultrasoundRegions(ds: Dataset, columns: number, rows: number): Box[] {
-  const seq = findElement(ds, SequenceOfUltrasoundRegions);
+  const seq = findElement(ds, TAG.SequenceOfUltrasoundRegions);
   const out: Box[] = [];
   for (const item of seq?.items ?? []) {
-    const x0 = ul(item.elements, MinX0);
-    const y0 = ul(item.elements, MinY0);
-    const x1 = ul(item.elements, MaxX1);
-    const y1 = ul(item.elements, MaxY1);
+    const x0 = ul(item.elements, TAG.RegionLocationMinX0);
+    const y0 = ul(item.elements, TAG.RegionLocationMinY0);
+    const x1 = ul(item.elements, TAG.RegionLocationMaxX1);
+    const y1 = ul(item.elements, TAG.RegionLocationMaxY1);
     if (x0 === undefined || y0 === undefined || x1 === undefined || y1 === undefined) continue;
     if (x1 < x0 || y1 < y0 || x0 >= columns || y0 >= rows) continue;
     out.push({ x0, y0, x1: Math.min(columns, x1 + 1), y1: Math.min(rows, y1 + 1) });

@@ -8,7 +8,7 @@
  * of the data set, all corked into one writev. A command with an element not in the table below
  * goes through the library's own path.
  */
-import type { NetworkInstance } from './dcmjs-dimse-internals.js';
+import type { CommandDataset, NetworkInstance } from './library.js';
 
 type Vr = 'UI' | 'US' | 'AE' | 'LO';
 
@@ -95,7 +95,7 @@ const DATA_LAST = 0x02;
 const PDU_CAP = 4 * 1024 * 1024;
 
 interface LibCommand {
-  getCommandDataset(): { getElements(): Record<string, unknown> };
+  getCommandDataset(): CommandDataset;
   getDataset(): { getDenaturalizedDataset(...args: unknown[]): Buffer } | undefined;
 }
 

@@ -1,9 +1,10 @@
-// `npm run bench`: deid run --profile basic over 1,000 files (about 125 MB), measured in the same run as
+// `npm run bench` (built by tsconfig.bench.json after `npm run build`): deid run --profile basic over 1,000 files (about 125 MB), measured in the same run as
 // GDCM's gdcmanon (basic profile, the fastest peer) and our own plain read+write copy (the I/O floor).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, WORK, buildCorpus, fmt, median, requireTool, timed, totalBytes } from './lib.mjs';
+import { fileURLToPath } from 'node:url';
+import { ROOT, WORK, buildCorpus, fmt, median, requireTool, timed, totalBytes } from './lib.js';
 
 // Two sizes: the 1,000 files the issue names, and 5,000, where the fixed start-up of a Node process
 // (module loading, a cold JIT) is amortised as it is in real batch runs. BENCH_FILES=n runs one size.
@@ -33,22 +34,23 @@ writeFileSync(listFile, files.join('\n'));
 // ext4 allocates inodes slowly right after thousands were freed (its recently-deleted check showed as a
 // third of all cycles when each run reused the folder the previous run had just emptied).
 const runsDir = join(WORK, `runs-${process.pid}-${COUNT}`);
-const cmds = {
+type Command = (out: string) => [string, string[]];
+const cmds: Record<'deid' | 'gdcmanon' | 'copy', Command> = {
   deid: (out) => [process.execPath, [join(ROOT, 'bin/deid.js'), 'run', corpus, '--out', join(out, 'out'), '--quarantine', join(out, 'quarantine'), '--profile', 'basic', '--secret-file', secretFile, '--json']],
   gdcmanon: (out) => ['gdcmanon', ['-e', '--continue', '-c', join(certDir, 'cert.pem'), '-i', corpus, '-o', out]],
-  copy: (out) => [process.execPath, [join(ROOT, 'bench/copy-files.mjs'), listFile, out]],
+  copy: (out) => [process.execPath, [fileURLToPath(new URL('./copy-files.js', import.meta.url)), listFile, out]],
 };
 
 // Read every input once before timing, so that no command pays for bringing the corpus into the page
 // cache and the others not; and each round runs the commands in a rotated order.
 for (const f of files) readFileSync(f);
-const best = {};
-const mem = {};
-const roundRatios = []; // deid against gdcmanon, run back to back in the same round
-const perRound = { deid: [], gdcmanon: [], copy: [] };
+const best: Record<string, number> = {};
+const mem: Record<number, number[]> = {};
+const roundRatios: number[] = []; // deid against gdcmanon, run back to back in the same round
+const perRound: Record<string, number[]> = { deid: [], gdcmanon: [], copy: [] };
 const rounds = COUNT > 1000 ? Math.max(1, Math.ceil(ROUNDS / 2)) : ROUNDS;
 for (let round = 0; round < rounds; round++) {
-  const seconds = {};
+  const seconds: Record<string, number> = {};
   const order = Object.entries(cmds);
   for (const [name, make] of [...order.slice(round % order.length), ...order.slice(0, round % order.length)]) {
     const out = join(runsDir, `${name}-${round}`);
@@ -58,7 +60,7 @@ for (let round = 0; round < rounds; round++) {
     const [cmd, args] = make(out);
     const r = await timed(cmd, args, { TCP_NODELAY: '1' });
     if (name === 'deid') {
-      const summary = JSON.parse(r.stdout.trim().split('\n').pop());
+      const summary = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { deidentified: number; quarantined: number; reasons: unknown };
       if (summary.deidentified !== files.length) throw new Error(`deid run quarantined ${summary.quarantined} files: ${JSON.stringify(summary.reasons)}`);
     } else if (r.code !== 0) throw new Error(`${name} failed (${r.code}): ${r.stderr.slice(0, 400)}`);
     best[name] = Math.min(best[name] ?? Infinity, r.seconds);
@@ -69,7 +71,7 @@ for (let round = 0; round < rounds; round++) {
   roundRatios.push(seconds.gdcmanon / seconds.deid);
 }
 
-const rate = (s) => files.length / s;
+const rate = (s: number) => files.length / s;
 console.log('wall time, best of %d rounds (process start to exit, same files, same machine):', rounds);
 for (const [name, label] of [['deid', 'deid run --profile basic (with quality check)'], ['gdcmanon', 'gdcmanon -e (GDCM basic profile)'], ['copy', 'our read+write copy (I/O floor)']]) {
   console.log(`  ${label.padEnd(48)} ${fmt(rate(best[name])).padStart(6)} files/s  ${fmt(bytes / 1e6 / best[name], 1).padStart(7)} MB/s  ${fmt(best[name], 2)} s`);

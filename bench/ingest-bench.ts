@@ -1,11 +1,13 @@
-// `npm run bench:ingest`: 1,000 files sent with storescu through the service (DIMSE in, de-identify,
+// `npm run bench:ingest` (built by tsconfig.bench.json after `npm run build`): 1,000 files sent with storescu through the service (DIMSE in, de-identify,
 // verify, C-STORE out) to Orthanc, measured in the same run as storescu straight into Orthanc (the floor).
 // Both ends run with TCP_NODELAY=1: Debian's dcmtk and Orthanc otherwise stall each object on Nagle.
 // BENCH_INGEST_FILES=10000 streams more objects to show that memory stays flat.
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, WORK, buildCorpus, fmt, median, requireTool, startOrthanc, totalBytes } from './lib.mjs';
+import { startOrthanc, type OrthancHandle } from '../test/helpers/orthanc.js';
+import { freePort } from '../test/helpers/ports.js';
+import { ROOT, WORK, buildCorpus, fmt, median, requireTool, totalBytes } from './lib.js';
 
 const COUNT = Number(process.env.BENCH_INGEST_FILES ?? 1000);
 requireTool('storescu', 'dcmtk');
@@ -16,7 +18,7 @@ const bytes = totalBytes(files);
 console.log(`corpus: ${files.length} files, ${fmt(bytes / 1e6, 1)} MB`);
 const env = { ...process.env, TCP_NODELAY: '1' };
 
-function storescu(port, aec) {
+function storescu(port: number, aec: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const p = spawn('storescu', ['-aet', 'BENCH', '-aec', aec, '+sd', '127.0.0.1', String(port), corpus], { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
@@ -26,9 +28,11 @@ function storescu(port, aec) {
   });
 }
 
-async function untilCount(orthanc, n, timeoutMs = 600_000) {
+const instances = async (orthanc: OrthancHandle) => (await orthanc.get<{ CountInstances: number }>('/statistics')).CountInstances;
+
+async function untilCount(orthanc: OrthancHandle, n: number, timeoutMs = 600_000) {
   const end = Date.now() + timeoutMs;
-  while ((await orthanc.count()) < n) {
+  while ((await instances(orthanc)) < n) {
     if (Date.now() > end) throw new Error('timed out waiting for Orthanc');
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -37,12 +41,11 @@ async function untilCount(orthanc, n, timeoutMs = 600_000) {
 // BENCH_SERVICE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the service (its worker threads too).
 const NODE_ARGS = (process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (COUNT > 1000 ? 1 : 3));
-const free = async () => { const { createServer } = await import('node:net'); return new Promise((res) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); }); }); };
 writeFileSync(join(WORK, 'secret'), 'benchmark-secret-0123456789abcdef\n');
 
 // 1. The floor: storescu → Orthanc.
 async function direct() {
-  const orthanc = await startOrthanc(join(WORK, 'orthanc-direct'));
+  const orthanc = await startOrthanc();
   const t = performance.now();
   await storescu(orthanc.dicomPort, 'ORTHANC');
   await untilCount(orthanc, files.length);
@@ -52,11 +55,12 @@ async function direct() {
 }
 
 // 2. Through the service (embedded queue, default stages, basic profile), sampling its memory.
-async function throughService(rss) {
-  const orthanc = await startOrthanc(join(WORK, 'orthanc-service'));
+async function throughService(rss: number[]) {
+  const orthanc = await startOrthanc();
   const data = join(WORK, 'service-data');
   rmSync(data, { recursive: true, force: true });
-  const [dimsePort, httpPort] = [await free(), await free()];
+  // Free ports given to it (not port 0): it logs at warn here, so it cannot report the ports it chose.
+  const [dimsePort, httpPort] = [await freePort(), await freePort()];
   const service = spawn(process.execPath, [...NODE_ARGS, join(ROOT, 'bin/deid.js'), 'serve', '--dimse-port', String(dimsePort), '--http-port', String(httpPort), '--data-dir', data,
     '--secret-file', join(WORK, 'secret'), '--export', `dicom://ORTHANC:DEID@127.0.0.1:${orthanc.dicomPort}`], { env: { ...env, DEID_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
   for (let i = 0; i < 300; i++) {
@@ -64,16 +68,16 @@ async function throughService(rss) {
     await new Promise((r) => setTimeout(r, 100));
   }
   const sampler = setInterval(() => {
-    try { rss.push(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${service.pid}/status`, 'utf8'))[1]) / 1024); } catch { /* gone */ }
+    try { rss.push(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${service.pid}/status`, 'utf8'))![1]) / 1024); } catch { /* gone */ }
   }, 100);
-  const cpu0 = serviceCpu(service.pid);
+  const cpu0 = serviceCpu(service.pid!);
   const t = performance.now();
   await storescu(dimsePort, 'DEID');
   const acked = (performance.now() - t) / 1000;
   await untilCount(orthanc, files.length);
   const through = (performance.now() - t) / 1000;
   clearInterval(sampler);
-  const cpu1 = serviceCpu(service.pid);
+  const cpu1 = serviceCpu(service.pid!);
   const cpu = Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, v - (cpu0[k] ?? 0)]));
   service.kill('SIGTERM');
   await new Promise((r) => service.once('exit', r));
@@ -82,8 +86,8 @@ async function throughService(rss) {
 }
 
 /** CPU seconds (user + system) the service used so far, per thread name (/proc; the stream's share is the difference). */
-function serviceCpu(pid) {
-  const out = {};
+function serviceCpu(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
   const hz = 100;
   try {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
@@ -99,14 +103,14 @@ function serviceCpu(pid) {
 
 // Alternating rounds, best of each: this machine's disk and neighbours move both figures a lot.
 let directBest = Infinity;
-let best = { through: Infinity, acked: Infinity };
-let rss = [];
+let best: { through: number; acked: number; cpu: Record<string, number> } = { through: Infinity, acked: Infinity, cpu: {} };
+let rss: number[] = [];
 // Each round's two runs are back to back, so their ratio shares the machine's state at that moment.
-const roundRatios = [];
+const roundRatios: number[] = [];
 for (let round = 0; round < ROUNDS; round++) {
   const d = await direct();
   directBest = Math.min(directBest, d);
-  const samples = [];
+  const samples: number[] = [];
   const r = await throughService(samples);
   roundRatios.push(d / r.through);
   if (r.through < best.through) { best = r; rss = samples; }

@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { fromDist } from './lib.js';
 
 if (isMainThread) {
   const [listFile, outDir] = process.argv.slice(2);
@@ -19,8 +20,9 @@ if (isMainThread) {
     ),
   );
 } else {
-  const { readDicom } = await import('../dist/dicom/reader.js');
-  const { writeDicom } = await import('../dist/dicom/writer.js');
-  for (const f of workerData.files) writeFileSync(join(workerData.outDir, basename(f)), writeDicom(readDicom(readFileSync(f))));
+  const { readDicom } = await fromDist<typeof import('../src/dicom/reader.js')>('dicom/reader.js');
+  const { writeDicom } = await fromDist<typeof import('../src/dicom/writer.js')>('dicom/writer.js');
+  const { files, outDir } = workerData as { files: string[]; outDir: string };
+  for (const f of files) writeFileSync(join(outDir, basename(f)), writeDicom(readDicom(readFileSync(f))));
   parentPort?.close();
 }

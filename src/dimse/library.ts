@@ -1,5 +1,12 @@
 /**
- * A small typed view of dcmjs-dimse 0.3.3, including the internals our SCP and SCU rely on.
+ * The bridge to dcmjs-dimse: a small typed view of version 0.3.3 (pinned exactly in package.json),
+ * including the internals our SCP and SCU rely on. Nothing outside src/dimse/ imports the library.
+ *
+ * Why internals at all: the public `Client` opens an association per batch and releases it, while
+ * the SCU keeps associations open across objects (`Network`, the base of `Scp`, which the library
+ * does not export); and the library's own send path encodes every command through dcmjs (see
+ * wire.ts). test/dimse-library.test.ts checks that every internal named below exists and behaves,
+ * and that our encoded command sets equal the library's byte for byte.
  *
  * The package's own index.d.ts is incomplete: `Network` (the base of `Scp`, which does the PDU and
  * DIMSE work) is not exported, the event-emitter base types are missing, and fields such as
@@ -26,6 +33,9 @@ import dimseModule from 'dcmjs-dimse';
 import type { association as associationNs, Dataset as DatasetType } from 'dcmjs-dimse';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../dicom/writer.js';
 
+/** The version whose internals this bridge was written against and is tested on. */
+export const DCMJS_DIMSE_VERSION = '0.3.3';
+
 export type Association = associationNs.Association;
 export type PresentationContext = associationNs.PresentationContext;
 export type Dataset = DatasetType;
@@ -40,6 +50,7 @@ export interface NetworkOptions {
 /** A DIMSE command as the library models it (request or response). */
 export interface DimseCommand {
   getCommandFieldType(): number;
+  getCommandDataset(): CommandDataset;
   getDataset(): Dataset | undefined;
   hasDataset(): boolean;
 }
@@ -116,11 +127,27 @@ export interface ScpInstance extends NetworkInstance {
 
 type Ctor<T> = new (socket: Socket, opts?: NetworkOptions) => T;
 
+/** A command set as the library keeps it: element values by keyword, and its own encoding of them. */
+export interface CommandDataset {
+  getElements(): Record<string, unknown>;
+  getDenaturalizedCommandDataset(): Buffer;
+}
+
 interface DimseModule {
+  readonly version: string;
+  readonly constants: {
+    readonly PresentationContextResult: { readonly Accept: number; readonly RejectAbstractSyntaxNotSupported: number; readonly RejectTransferSyntaxesNotSupported: number };
+    readonly RejectResult: { readonly Permanent: number; readonly Transient: number };
+    readonly RejectSource: { readonly ServiceUser: number; readonly ServiceProviderPresentation: number };
+    readonly RejectReason: { readonly NoReasonGiven: number; readonly CallingAeNotRecognized: number; readonly CalledAeNotRecognized: number; readonly TemporaryCongestion: number };
+    readonly AbortSource: { readonly ServiceUser: number };
+    readonly AbortReason: { readonly NotSpecified: number };
+    readonly SopClass: { readonly Verification: string };
+  };
   readonly Scp: Ctor<ScpInstance>;
   readonly Dataset: new (elements: Record<string, unknown>, transferSyntaxUid?: string) => Dataset;
   readonly association: { readonly Association: new (callingAeTitle: string, calledAeTitle: string) => Association };
-  readonly requests: { readonly CStoreRequest: new (dataset: Dataset) => DimseRequest };
+  readonly requests: { readonly CStoreRequest: new (dataset: Dataset) => DimseRequest; readonly CEchoRequest: new () => DimseRequest };
   readonly responses: {
     readonly CEchoResponse: { fromRequest(request: DimseRequest): DimseResponse };
     readonly CStoreResponse: { fromRequest(request: DimseRequest): DimseResponse };
@@ -135,6 +162,10 @@ interface DimseModule {
 }
 
 const dimse = dimseModule as unknown as DimseModule;
+if (dimse.version !== DCMJS_DIMSE_VERSION) {
+  // The SCP and SCU reach into the library's internals: another version may lack or change them.
+  throw new Error(`dcmjs-dimse ${DCMJS_DIMSE_VERSION} is required (installed: ${dimse.version}); the DIMSE adapter relies on its internals`);
+}
 dimse.log.setLevel('silent');
 // Announce ourselves (A-ASSOCIATE-RQ/AC) with the identity our Part 10 files carry.
 dimse.Implementation.setImplementationClassUid(IMPLEMENTATION_CLASS_UID);
@@ -158,23 +189,8 @@ export const CStoreRequest = dimse.requests.CStoreRequest;
 export const CEchoResponse = dimse.responses.CEchoResponse;
 export const CStoreResponse = dimse.responses.CStoreResponse;
 
-/** Numeric constants of the DICOM upper layer and DIMSE (PS3.8, PS3.7) that we use. */
-export const PC_RESULT = {
-  Accept: 0,
-  RejectAbstractSyntaxNotSupported: 3,
-  RejectTransferSyntaxesNotSupported: 4,
-} as const;
-export const REJECT = {
-  Permanent: 1,
-  Transient: 2,
-  SourceServiceUser: 1,
-  SourceServiceProviderPresentation: 3,
-  ReasonNoReasonGiven: 1,
-  ReasonCallingAeNotRecognized: 3,
-  ReasonCalledAeNotRecognized: 7,
-  ReasonTemporaryCongestion: 1,
-} as const;
-export const ABORT_SOURCE_SERVICE_USER = 0;
-export const ABORT_REASON_NOT_SPECIFIED = 0;
+export const CEchoRequest = dimse.requests.CEchoRequest;
 
-export const VERIFICATION_SOP_CLASS = '1.2.840.10008.1.1';
+/** The library's constants of the DICOM upper layer (PS3.8) that we use. */
+export const { PresentationContextResult: PC_RESULT, RejectResult, RejectSource, RejectReason, AbortSource, AbortReason } = dimse.constants;
+export const VERIFICATION_SOP_CLASS = dimse.constants.SopClass.Verification;

@@ -1,0 +1,15 @@
+/** The messages between the main thread and the pipeline thread (thread-host.ts, src/pipeline-thread.ts). */
+import type { StageName } from '../stages/stage.js';
+import type { JobData } from './queue/types.js';
+import type { StudyEvent } from './studies.js';
+
+/** One event from the pipeline thread to the main thread, which owns study tracking and metrics. */
+export type ThreadEvent =
+  | { type: 'study'; id: string; event: StudyEvent }
+  | { type: 'observe'; method: 'stageDone' | 'stageRetried' | 'quarantined'; args: unknown[] };
+
+/** Thread → main: events in batches (one message per object per stage costs more than the work). */
+export type ThreadMessage = { type: 'events'; events: ThreadEvent[] };
+
+/** Main → thread: a received object's first job with its bytes (embedded queue), or 'close'. */
+export type MainMessage = 'close' | { type: 'job'; stage: StageName; job: JobData; bytes: Uint8Array };

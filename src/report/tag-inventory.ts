@@ -1,0 +1,138 @@
+import { keywordOf } from '../dicom/dictionary.js';
+import { formatTag, isPrivateTag, tagGroup, type Tag } from '../dicom/tag.js';
+import type { Disposition, ElementDisposition } from '../stages/header.js';
+
+/**
+ * The tag inventory of a submission, in the manner of TCIA's TagSniffer: every attribute seen, in how
+ * many objects, and what the profile did to it; and every private creator with its disposition (kept
+ * by PS3.15 E.3.10-1, kept by the TCIA private tag knowledge base, kept by a rule of the profile, or
+ * removed).
+ *
+ * Input: per object, what happened to each element — exactly what the header stage returns with
+ * `dispositions: true` (`deidentifyHeader(src, { profile, secret, dispositions: true }).dispositions`).
+ * Output: plain JSON. Pure and incremental, so a run or a day of service adds objects as they come.
+ *
+ * ```ts
+ * const inv = new TagInventory();
+ * for (const src of sources) inv.add(deidentifyHeader(src, { profile, secret, dispositions: true }).dispositions!);
+ * inv.report();  // { objects, attributes: [{ attribute, tag, objects, occurrences, dispositions }], privateCreators: [...] }
+ * ```
+ */
+
+/** What the inventory needs of an element; the header stage's ElementDisposition fits. */
+export type InventoryElement = Pick<ElementDisposition, 'tag' | 'creator' | 'disposition' | 'keptBy'>;
+
+export interface AttributeCount {
+  /** The keyword, a private element in selector form `(gggg,"CREATOR",ee)`, or the tag. */
+  readonly attribute: string;
+  readonly tag: string;
+  readonly creator?: string;
+  /** Objects in which it occurs (at any depth). */
+  readonly objects: number;
+  /** Occurrences, counting every sequence item. */
+  readonly occurrences: number;
+  readonly dispositions: Readonly<Partial<Record<Disposition, number>>>;
+}
+
+export type CreatorDisposition = 'kept (E.3.10-1)' | 'kept (TCIA knowledge base)' | 'kept by a rule' | 'removed';
+
+export interface PrivateCreatorCount {
+  readonly creator: string;
+  readonly group: string;
+  readonly objects: number;
+  /** Element occurrences of this creator's blocks. */
+  readonly elements: number;
+  readonly dispositions: Readonly<Partial<Record<CreatorDisposition, number>>>;
+  /** kept: every element stayed; removed: none did; partly kept: some did. */
+  readonly verdict: 'kept' | 'removed' | 'partly kept';
+}
+
+export interface TagInventoryReport {
+  readonly objects: number;
+  readonly attributes: readonly AttributeCount[];
+  readonly privateCreators: readonly PrivateCreatorCount[];
+}
+
+const hex = (n: number, width: number) => n.toString(16).toUpperCase().padStart(width, '0');
+
+function attributeName(tag: Tag, creator: string | undefined): string {
+  if (creator !== undefined) return `(${hex(tagGroup(tag), 4)},"${creator}",${hex(tag & 0xff, 2).toLowerCase()})`;
+  if (isPrivateTag(tag)) return formatTag(tag);
+  return keywordOf(tag) ?? formatTag(tag);
+}
+
+function creatorDisposition(e: InventoryElement): CreatorDisposition {
+  if (e.disposition === 'removed') return 'removed';
+  if (e.keptBy === 'E.3.10-1') return 'kept (E.3.10-1)';
+  if (e.keptBy === 'TCIA') return 'kept (TCIA knowledge base)';
+  return 'kept by a rule';
+}
+
+interface Tally<K extends string> {
+  objects: number;
+  occurrences: number;
+  counts: Partial<Record<K, number>>;
+  lastObject: number;
+}
+
+function bump<K extends string>(t: Tally<K>, what: K, object: number): void {
+  if (t.lastObject !== object) {
+    t.objects++;
+    t.lastObject = object;
+  }
+  t.occurrences++;
+  t.counts[what] = (t.counts[what] ?? 0) + 1;
+}
+
+const tally = <K extends string>(): Tally<K> => ({ objects: 0, occurrences: 0, counts: {}, lastObject: -1 });
+
+export class TagInventory {
+  private objects = 0;
+  private readonly attributes = new Map<string, Tally<Disposition> & { tag: Tag; creator?: string }>();
+  private readonly creators = new Map<string, Tally<CreatorDisposition>>();
+
+  /** Adds one object: the dispositions of its elements at every depth. */
+  add(elements: readonly InventoryElement[]): void {
+    const object = this.objects++;
+    for (const e of elements) {
+      const key = `${e.tag}|${e.creator ?? ''}`;
+      let a = this.attributes.get(key);
+      if (!a) this.attributes.set(key, (a = { ...tally<Disposition>(), tag: e.tag, creator: e.creator }));
+      bump(a, e.disposition, object);
+      if (e.creator === undefined) continue;
+      const ckey = `${hex(tagGroup(e.tag), 4)}|${e.creator}`;
+      let c = this.creators.get(ckey);
+      if (!c) this.creators.set(ckey, (c = tally()));
+      bump(c, creatorDisposition(e), object);
+    }
+  }
+
+  report(): TagInventoryReport {
+    const attributes = [...this.attributes.values()]
+      .sort((a, b) => a.tag - b.tag || (a.creator ?? '').localeCompare(b.creator ?? ''))
+      .map((a) => ({
+        attribute: attributeName(a.tag, a.creator),
+        tag: formatTag(a.tag),
+        ...(a.creator !== undefined ? { creator: a.creator } : {}),
+        objects: a.objects,
+        occurrences: a.occurrences,
+        dispositions: { ...a.counts },
+      }));
+    const privateCreators = [...this.creators.entries()]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([key, t]) => {
+        const [group, creator] = [key.slice(0, 4), key.slice(5)];
+        const removed = t.counts.removed ?? 0;
+        const verdict: PrivateCreatorCount['verdict'] = removed === 0 ? 'kept' : removed === t.occurrences ? 'removed' : 'partly kept';
+        return { creator, group, objects: t.objects, elements: t.occurrences, dispositions: { ...t.counts }, verdict };
+      });
+    return { objects: this.objects, attributes, privateCreators };
+  }
+}
+
+/** The inventory of a whole batch at once: one list of element dispositions per object. */
+export function tagInventory(objects: Iterable<readonly InventoryElement[]>): TagInventoryReport {
+  const inv = new TagInventory();
+  for (const o of objects) inv.add(o);
+  return inv.report();
+}
