@@ -7,6 +7,7 @@ import { isNativeSyntax, outputSyntaxFor } from '../../dicom/transfer-syntax.js'
 import { tagForKeyword } from '../../dicom/dictionary.js';
 import { asciiBytes, rawString } from '../../dicom/values.js';
 import { optionCode } from '../../profiles/options.js';
+import { TEXT_PRONE_MODALITIES, TEXT_PRONE_SOP_CLASSES } from '../../profiles/text-prone.js';
 import type { PixelSettings } from '../../profiles/pixel-settings.js';
 import type { Identifier } from '../identifiers.js';
 import { readText, type FrameSource } from './detect.js';
@@ -55,6 +56,12 @@ export interface PixelReport {
   readonly pixelsMasked?: number;
   /** What text finding did: counts only, never the text. */
   readonly text?: {
+    /**
+     * The first pass: 'text-free' (no strokes as dense as letters: nothing else ran), 'candidates'
+     * (somewhere text may be: detected and read), or 'whole-frame' (an image of a kind that commonly
+     * carries text is always read).
+     */
+    readonly firstPass: 'text-free' | 'candidates' | 'whole-frame';
     readonly linesMasked: number;
     /** Lines read with low confidence and masked from their shape and strokes (masked-unread). */
     readonly linesUnread: number;
@@ -95,6 +102,12 @@ function withCleanPixelCode(ds: readonly Element[]): Element[] {
     ],
   };
   return withElement(ds, { tag: TAG.DeidentificationMethodCodeSequence, vr: 'SQ', undefinedLength: seq?.undefinedLength ?? false, items: [...(seq?.items ?? []), item] });
+}
+
+/** Images of a kind that commonly carries text, or that says it does: read whole, without the first pass. */
+function textProne(ds: readonly Element[]): boolean {
+  const text = (keyword: string) => rawString(findElement(ds, tagForKeyword(keyword)!)?.value).trim();
+  return text('BurnedInAnnotation').toUpperCase() === 'YES' || TEXT_PRONE_MODALITIES.includes(text('Modality').toUpperCase()) || TEXT_PRONE_SOP_CLASSES.includes(text('SOPClassUID'));
 }
 
 /** The data set's first VOI window, with the rescale to modality units; undefined without a usable one. */
@@ -179,10 +192,11 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
   let ocrBoxes: Box[] = [];
   let text: PixelReport['text'];
   if (s.ocr) {
-    const read = await readText(frameSource(image, palette, voiWindowOf(ds)), ctx.pool ?? sharedOcrPool(), { minConfidence: s.minConfidence / 100 });
+    const wholeFrame = textProne(source.dataset);
+    const read = await readText(frameSource(image, palette, voiWindowOf(ds)), ctx.pool ?? sharedOcrPool(), { minConfidence: s.minConfidence / 100, firstPass: wholeFrame ? 'none' : 'strict' });
     const decision = decideMasks(read.lines, s.mode, new PhiMatcher(identifiers), { margin: s.margin });
     ocrBoxes = decision.boxes.map((b) => clampBox(b, d.columns, d.rows));
-    text = { linesMasked: decision.masked, linesUnread: decision.unread, linesKept: decision.kept, candidatesDropped: read.dropped, detections: read.detections, recognitions: read.recognitions };
+    text = { firstPass: wholeFrame ? 'whole-frame' : read.candidates ? 'candidates' : 'text-free', linesMasked: decision.masked, linesUnread: decision.unread, linesKept: decision.kept, candidatesDropped: read.dropped, detections: read.detections, recognitions: read.recognitions };
     if (ocrBoxes.length) for (const f of image.frames) pixelsMasked += maskFrame(f, d, { boxes: ocrBoxes }, palette);
   }
 

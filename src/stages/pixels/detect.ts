@@ -31,6 +31,8 @@ export interface FrameLine {
 
 export interface ReadResult {
   readonly lines: TextLine[];
+  /** Whether the first pass found somewhere text may be in any frame. */
+  readonly candidates: boolean;
   /** Lines with the frame they were found in. */
   readonly perFrame: readonly FrameLine[];
   readonly regions: readonly Box[];
@@ -165,7 +167,9 @@ export async function readText(frames: FrameSource, pool: OcrPool, opts: FindOpt
   let dropped = 0;
   let detections = 0;
   let recognitions = 0;
+  let candidates = false;
   const take = (frame: number, r: Awaited<ReturnType<typeof findText>>, offset?: Box) => {
+    candidates ||= r.candidates;
     for (const line of r.lines) {
       const box = offset ? { x0: line.box.x0 + offset.x0, y0: line.box.y0 + offset.y0, x1: line.box.x1 + offset.x0, y1: line.box.y1 + offset.y0 } : line.box;
       perFrame.push({ frame, line: { ...line, box } });
@@ -198,5 +202,5 @@ export async function readText(frames: FrameSource, pool: OcrPool, opts: FindOpt
     }
     joinChangingAreas(perFrame, layers.small);
   }
-  return { lines: perFrame.map((p) => p.line), perFrame, regions: mergeBoxes(regions), dropped, detections, recognitions };
+  return { lines: perFrame.map((p) => p.line), candidates, perFrame, regions: mergeBoxes(regions), dropped, detections, recognitions };
 }

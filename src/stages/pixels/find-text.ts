@@ -3,7 +3,7 @@ import type { ReadLine } from './ocr/ctc.js';
 import type { DetectedBox } from './ocr/db-postprocess.js';
 import type { Gray8 } from './render.js';
 import { crop } from './render.js';
-import { analyseText, boxArea, clampBox, grow, intersects, mergeBoxes, type Box } from './text-regions.js';
+import { analyseText, boxArea, clampBox, grow, intersects, mergeBoxes, TEXT_PEAK, type Box } from './text-regions.js';
 
 /**
  * Finding the text lines of one image (a frame, or a multi-frame object's composite), in three steps:
@@ -46,10 +46,17 @@ export interface FindOptions {
   readonly scale?: number;
   /** Which renders the detector reads: all (the default), or only the local-contrast one. */
   readonly renders?: 'all' | 'local';
+  /**
+   * The first pass: 'strict' reads an image only when its strokes are as dense as letters somewhere
+   * (TEXT_PEAK), 'regions' wherever text-like strokes are, 'none' reads the whole frame.
+   */
+  readonly firstPass?: 'strict' | 'regions' | 'none';
 }
 
 export interface FindResult {
   readonly lines: TextLine[];
+  /** Whether the first pass found somewhere text may be (false: nothing else ran). */
+  readonly candidates: boolean;
   /** Candidates dropped as not text. */
   readonly dropped: number;
   /** Regions the stroke gate proposed (frame pixels). */
@@ -100,8 +107,10 @@ export async function findText(global: readonly NamedRender[], local: () => Name
   const { width: W, height: H } = global[0].gray;
   const analyses = global.map((r) => analyseText(r.gray));
   const strokeBlocks = analyses.flatMap((a) => a.blocks);
-  let regions = mergeBoxes(analyses.flatMap((a) => a.regions).map((b) => clampBox(grow(b, REGION_PAD), W, H)));
-  if (regions.length === 0) return { lines: [], dropped: 0, regions, detections: 0, recognitions: 0 };
+  const firstPass = opts.firstPass ?? 'regions';
+  let regions = firstPass === 'none' ? [{ x0: 0, y0: 0, x1: W, y1: H }] : mergeBoxes(analyses.flatMap((a) => a.regions).map((b) => clampBox(grow(b, REGION_PAD), W, H)));
+  const dense = analyses.some((a) => a.peak >= TEXT_PEAK);
+  if (regions.length === 0 || (firstPass === 'strict' && !dense)) return { lines: [], candidates: false, dropped: 0, regions: [], detections: 0, recognitions: 0 };
   if (regions.reduce((s, b) => s + boxArea(b), 0) > WHOLE_FRAME_SHARE * W * H) regions = [{ x0: 0, y0: 0, x1: W, y1: H }];
   const localRender = local();
   const renders = opts.renders === 'local' ? [localRender] : [...global, localRender];
@@ -161,7 +170,7 @@ export async function findText(global: readonly NamedRender[], local: () => Name
   if (process.env.DEID_DEBUG_OCR_TIME) {
     process.stderr.write(`text: ${W}x${H} ${renders.map((r) => r.name).join('+')} scale ${scale.toFixed(2)} regions ${regions.length} detect ${tDetect.toFixed(0)} ms (${found.length} boxes), read ${(performance.now() - t0 - tDetect).toFixed(0)} ms (${recognitions}), lines ${lines.length}, dropped ${dropped}\n`);
   }
-  return { lines, dropped, regions, detections: found.length, recognitions };
+  return { lines, candidates: true, dropped, regions, detections: found.length, recognitions };
 }
 
 /** Grey-level distance from a box's background at which a pixel counts as ink. */

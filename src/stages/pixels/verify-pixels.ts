@@ -48,6 +48,7 @@ export async function verifyPixels(output: DicomFile, identifiers: readonly Iden
   const read = await readText(frames, opts.pool ?? sharedOcrPool(), {
     minConfidence: 0.4,
     renders: 'local',
+    firstPass: 'regions',
     scale: verifierScale(d.columns, d.rows),
   });
   const matcher = new PhiMatcher(identifiers);
