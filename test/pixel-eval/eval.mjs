@@ -7,14 +7,13 @@
 //  - over-masking: masked pixels outside the (slightly grown) text boxes, as a share of the non-text area;
 //  - tokens: burned / identifying words that Debian's tesseract CLI (an independent OCR) still reads in the output.
 // Goals (issue 4): recall ≥ 0.99, over-masking ≤ 2 %, 0 tokens. Exit code 1 when a goal is missed.
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { TESTDATA, buildEvalSet } from './generate.mjs';
 import { readZipEntry } from './zip.mjs';
-import { scoreImage, tciaCases } from './tcia.mjs';
+import { scoreImage, tciaCases, tesseractWords } from './tcia.mjs';
 
 const dist = new URL('../../dist/', import.meta.url);
 const load = (p) => import(new URL(p, dist).href);
@@ -53,16 +52,7 @@ async function framePng(bytes, f, path) {
   return img.frames.length;
 }
 
-/** Debian tesseract CLI, one thread, sparse text: words with boxes. */
-function cli(png) {
-  const tsv = execFileSync('tesseract', [png, '-', '--psm', '11', 'tsv'], { encoding: 'utf8', env: { ...process.env, OMP_THREAD_LIMIT: '1' }, stdio: ['ignore', 'pipe', 'ignore'] });
-  return tsv
-    .split('\n')
-    .slice(1)
-    .map((l) => l.split('\t'))
-    .filter((c) => c.length >= 12 && c[0] === '5' && c[11].trim())
-    .map((c) => ({ text: c[11].trim(), conf: Number(c[10]), box: { x0: +c[6], y0: +c[7], x1: +c[6] + +c[8], y1: +c[7] + +c[9] } }));
-}
+const cli = tesseractWords;
 
 const inBoxes = (boxes, x, y) => boxes.some((b) => x >= b.x0 && x < b.x1 && y >= b.y0 && y < b.y1);
 

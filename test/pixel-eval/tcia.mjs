@@ -9,6 +9,7 @@
 //    ground-truth boxes (labels and values, grown by 4 px) and the words Debian's tesseract CLI reads
 //    in the original with confidence (real annotations the set does not box: "PORTABLE", "R");
 //  - tokens: ground-truth value tokens that the tesseract CLI still reads in the output.
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -86,4 +87,15 @@ export function scoreImage({ truth, width, height, values, boxes, cliIn, cliOut 
   const tokens = valueTokens(truth);
   const leaked = (ws) => ws.filter((w) => { const n = norm(w.text); return n.length >= 3 && tokens.some((t) => n === t || (t.length >= 5 && n.includes(t))); }).length;
   return { total, recalled, recalledAsGiven, trimmed, invisible, outside, missed, masked, free, tokensBefore: leaked(cliIn), tokens: leaked(cliOut) };
+}
+
+/** Words Debian's tesseract CLI reads in a PNG (one thread, sparse text), with boxes: the independent reader. */
+export function tesseractWords(png) {
+  const tsv = execFileSync('tesseract', [png, '-', '--psm', '11', 'tsv'], { encoding: 'utf8', env: { ...process.env, OMP_THREAD_LIMIT: '1' }, stdio: ['ignore', 'pipe', 'ignore'] });
+  return tsv
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split('\t'))
+    .filter((c) => c.length >= 12 && c[0] === '5' && c[11].trim())
+    .map((c) => ({ text: c[11].trim(), conf: Number(c[10]), box: { x0: +c[6], y0: +c[7], x1: +c[6] + +c[8], y1: +c[7] + +c[9] } }));
 }

@@ -63,7 +63,7 @@ const TEMPORAL_TOLERANCE = 6;
  *   frames' text, without reading every frame of the picture;
  * - the small changing areas, to be read in every frame where their content differs.
  */
-function temporalLayers(frames: FrameSource): { composites: Gray8[]; small: Box[] } {
+function temporalLayers(frames: FrameSource): { composites: Gray8[]; small: Box[]; changing: Uint8Array } {
   const g0 = frames.gray(0);
   const { width: W, height: H } = g0;
   const n = W * H;
@@ -133,7 +133,7 @@ function temporalLayers(frames: FrameSource): { composites: Gray8[]; small: Box[
   }
   const composites = [{ width: W, height: H, data: withMin }];
   if (anyLarge) composites.push({ width: W, height: H, data: onlyMax });
-  return { composites, small: mergeBoxes(small) };
+  return { composites, small: mergeBoxes(small), changing: dyn };
 }
 
 const compositeLocal = (g: Gray8): NamedRender => ({ name: 'local', gray: renderLocalContrast(g.data, g.width, g.height) });
@@ -158,6 +158,27 @@ function joinChangingAreas(perFrame: FrameLine[], areas: readonly Box[]): void {
       b.x1 = Math.max(b.x1, a.x1);
     }
     perFrame[i] = { frame, line: { ...line, box: b } };
+  }
+}
+
+/**
+ * Pixels that change between frames right at the end of a text line (a clock's seconds, which the
+ * static layer cannot show whole) belong to the line: it is extended over them, a character or two at most.
+ */
+function extendOverChanges(perFrame: FrameLine[], changing: Uint8Array, width: number): void {
+  const changed = (x: number, y0: number, y1: number) => {
+    for (let y = y0; y < y1; y++) if (changing[y * width + x]) return true;
+    return false;
+  };
+  for (const [i, { frame, line }] of perFrame.entries()) {
+    const b = { ...line.box };
+    const h = b.y1 - b.y0;
+    const reach = Math.ceil(1.5 * h);
+    let x1 = b.x1;
+    for (let x = b.x1; x < Math.min(width, b.x1 + reach); x++) if (changed(x, b.y0, b.y1)) x1 = x + 1;
+    let x0 = b.x0;
+    for (let x = b.x0 - 1; x >= Math.max(0, b.x0 - reach); x--) if (changed(x, b.y0, b.y1)) x0 = x;
+    perFrame[i] = { frame, line: { ...line, box: { ...b, x0, x1 } } };
   }
 }
 
@@ -201,6 +222,7 @@ export async function readText(frames: FrameSource, pool: OcrPool, opts: FindOpt
       }
     }
     joinChangingAreas(perFrame, layers.small);
+    extendOverChanges(perFrame, layers.changing, frames.width);
   }
   return { lines: perFrame.map((p) => p.line), candidates, perFrame, regions: mergeBoxes(regions), dropped, detections, recognitions };
 }
