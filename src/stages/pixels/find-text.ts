@@ -90,6 +90,19 @@ const overlapShare = (a: Box, b: Box) => {
   return (w * h) / Math.min(boxArea(a), boxArea(b));
 };
 
+/** Overlap of the bands a region is cut into: more than a line of the largest text burned into images. */
+const BAND_OVERLAP = 48;
+/** Regions below this many pixels are not cut. */
+const BAND_MIN_AREA = 128 * 1024;
+
+/** Cuts a large region into `n` horizontal bands that overlap by BAND_OVERLAP (a line lies whole in one of them). */
+const bands = (n: number) => (r: Box): Box[] => {
+  const h = r.y1 - r.y0;
+  if (n < 2 || boxArea(r) < BAND_MIN_AREA || h < 4 * BAND_OVERLAP) return [r];
+  const step = Math.ceil(h / n);
+  return Array.from({ length: n }, (_, i) => ({ x0: r.x0, x1: r.x1, y0: r.y0 + Math.max(0, i * step - BAND_OVERLAP / 2), y1: Math.min(r.y1, r.y0 + (i + 1) * step + BAND_OVERLAP / 2) }));
+};
+
 /** Lines of text: taller than wide only for a character or two, and not a large part of the frame. */
 function lineShaped(b: Box, frameHeight: number): boolean {
   const h = b.y1 - b.y0;
@@ -116,8 +129,9 @@ export async function findText(global: readonly NamedRender[], local: () => Name
   const renders = opts.renders === 'local' ? [localRender] : [...global, localRender];
   const scale = opts.scale ?? detectorScale(W, H);
 
-  // 2. Detection on every render of every region, in parallel over the pool.
-  const jobs = regions.flatMap((region) =>
+  // 2. Detection on every render of every region, in parallel over the pool: a large region is cut
+  //    into overlapping bands, one per thread, so that one image at a time still uses every core.
+  const jobs = regions.flatMap(bands(pool.size)).flatMap((region) =>
     renders.map(async (r, render) => {
       const whole = region.x0 === 0 && region.y0 === 0 && region.x1 === W && region.y1 === H;
       const g = whole ? r.gray : crop(r.gray, region.x0, region.y0, region.x1, region.y1);
@@ -230,7 +244,9 @@ function strokeSupported(b: Box, blocks: readonly Box[]): boolean {
 }
 
 /** How far past its box (or its last reading) a line is read, in line heights; a line that reads on to the end of that is read further. */
-const READ_ON = 2.5;
+const READ_ON = 1.2;
+/** A line that reads on is read further in probes this many line heights long past its end, with two heights of it before for context. */
+const PROBE_REACH = 3;
 /** Rounds of reading on. */
 const READ_ON_ROUNDS = 4;
 /** A letter or digit read at least this surely, next to the line, continues it. */
@@ -289,15 +305,15 @@ async function readOn(boxes: ReadonlyArray<Box & { render: number }>, readings: 
       const reach = READ_ON * h;
       const span = readings[i].span;
       // Still reading at the end of what was read: a probe box of one line height at that end.
-      if (span.x1 > b.x1 && span.x1 < width - 1 && span.x1 >= (readings[i].reachedRight ?? b.x1 + reach) - 1.5 * h) more.push({ i, side: 'right', probe: { ...b, x0: span.x1 - h, x1: span.x1 } });
-      if (span.x0 < b.x0 && span.x0 > 0 && span.x0 <= (readings[i].reachedLeft ?? b.x0 - reach) + 1.5 * h) more.push({ i, side: 'left', probe: { ...b, x0: span.x0, x1: span.x0 + h } });
+      if (span.x1 > b.x1 && span.x1 < width - 1 && span.x1 >= (readings[i].reachedRight ?? b.x1 + reach) - 1.5 * h) more.push({ i, side: 'right', probe: { ...b, x0: Math.max(0, span.x1 - 2 * h), x1: span.x1 } });
+      if (span.x0 < b.x0 && span.x0 > 0 && span.x0 <= (readings[i].reachedLeft ?? b.x0 - reach) + 1.5 * h) more.push({ i, side: 'left', probe: { ...b, x0: span.x0, x1: Math.min(width, span.x0 + 2 * h) } });
     }
     if (!more.length) return made;
-    const got = await readCandidates(more.map((m) => m.probe), renders, pool, width);
+    const got = await readCandidates(more.map((m) => m.probe), renders, pool, width, PROBE_REACH);
     made += got.length;
     for (const [k, m] of more.entries()) {
       const r = readings[m.i];
-      const reach = READ_ON * (m.probe.y1 - m.probe.y0);
+      const reach = PROBE_REACH * (m.probe.y1 - m.probe.y0);
       readings[m.i] =
         m.side === 'right'
           ? { ...r, span: { ...r.span, x1: Math.max(r.span.x1, got[k].span.x1) }, reachedRight: Math.min(width, m.probe.x1 + reach), reachedLeft: r.reachedLeft }
@@ -311,23 +327,45 @@ async function readOn(boxes: ReadonlyArray<Box & { render: number }>, readings: 
   return made;
 }
 
-async function readCandidates(boxes: ReadonlyArray<Box & { render: number }>, renders: readonly NamedRender[], pool: OcrPool, width: number): Promise<Reading[]> {
+/**
+ * Reads boxes of the renders. Boxes of one render on one line (a label and its value found apart)
+ * are read as one strip, with room on both sides: one reading instead of several, and the text
+ * between them read too. Each box then takes the characters that fall inside it.
+ */
+async function readCandidates(boxes: ReadonlyArray<Box & { render: number }>, renders: readonly NamedRender[], pool: OcrPool, width: number, readOn = READ_ON): Promise<Reading[]> {
   const out = new Array<Reading>(boxes.length);
-  const strip = (b: Box) => {
-    const reach = READ_ON * (b.y1 - b.y0);
+  const strips: Array<{ box: Box; render: number; members: number[] }> = [];
+  for (const i of [...boxes.keys()].sort((a, b) => boxes[a].x0 - boxes[b].x0)) {
+    const b = boxes[i];
+    const h = b.y1 - b.y0;
+    const line = strips.find((s) => {
+      if (s.render !== b.render) return false;
+      const sh = s.box.y1 - s.box.y0;
+      const overlapY = Math.min(s.box.y1, b.y1) - Math.max(s.box.y0, b.y0);
+      return overlapY >= 0.6 * Math.max(h, sh) && b.x0 - s.box.x1 <= 1.5 * Math.min(h, sh);
+    });
+    if (line) {
+      line.box = { x0: Math.min(line.box.x0, b.x0), y0: Math.min(line.box.y0, b.y0), x1: Math.max(line.box.x1, b.x1), y1: Math.max(line.box.y1, b.y1) };
+      line.members.push(i);
+    } else strips.push({ box: { ...b }, render: b.render, members: [i] });
+  }
+  const padded = (b: Box) => {
+    const reach = readOn * (b.y1 - b.y0);
     return { x0: Math.max(0, b.x0 - reach), y0: b.y0, x1: Math.min(width, b.x1 + reach), y1: b.y1 };
   };
   await Promise.all(
     renders.map(async (r, render) => {
-      const idx = boxes.map((b, i) => (b.render === render ? i : -1)).filter((i) => i >= 0);
-      if (!idx.length) return;
-      // Split a render's boxes over the pool's threads.
-      const parts = Math.min(pool.size, idx.length);
+      const mineAll = strips.filter((s) => s.render === render);
+      if (!mineAll.length) return;
+      // Split a render's strips over the pool's threads.
+      const parts = Math.min(pool.size, mineAll.length);
       await Promise.all(
         Array.from({ length: parts }, async (_, k) => {
-          const mine = idx.filter((_, j) => j % parts === k);
-          const lines = await pool.recognize(r.gray, mine.map((i) => strip(boxes[i])));
-          mine.forEach((i, j) => (out[i] = readingOf(boxes[i], lines[j])));
+          const mine = mineAll.filter((_, j) => j % parts === k);
+          const lines = await pool.recognize(r.gray, mine.map((s) => padded(s.box)));
+          mine.forEach((s, j) => {
+            for (const i of s.members) out[i] = readingOf(boxes[i], lines[j]);
+          });
         }),
       );
     }),

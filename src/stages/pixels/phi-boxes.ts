@@ -1,7 +1,7 @@
 import type { PixelMode } from '../../profiles/pixel-settings.js';
 import type { Identifier } from '../identifiers.js';
 import type { TextLine } from './find-text.js';
-import { grow, type Box } from './text-regions.js';
+import type { Box } from './text-regions.js';
 
 /**
  * Which OCR words are PHI, and the boxes to mask: a pure step, apart from OCR (which only proposes).
@@ -184,7 +184,10 @@ export function decideMasks(lines: readonly TextLine[], mode: PixelMode, matcher
     masked++;
     if (!line.read) unread++;
     const h = line.box.y1 - line.box.y0;
-    boxes.push(grow(line.box, Math.max(opts.margin, Math.ceil(0.3 * h))));
+    // Half a character more at each end: a line's first and last glyphs are what detection most often cuts.
+    const m = Math.max(opts.margin, Math.ceil(0.3 * h));
+    const end = Math.ceil(0.3 * h);
+    boxes.push({ x0: line.box.x0 - m - end, y0: line.box.y0 - m, x1: line.box.x1 + m + end, y1: line.box.y1 + m });
   }
   return { boxes: mergeLineBoxes(boxes), masked, unread, kept };
 }

@@ -33,10 +33,10 @@ export interface PixelVerifyReport {
   readonly leaks: readonly PixelLeak[];
 }
 
-/** The verifier's detector scale: half as large again as the cleaner's, or, for frames the cleaner already enlarged, three quarters of it. */
+/** The verifier's detector scale: a quarter larger than the cleaner's, or, for frames the cleaner already enlarged, three quarters of it. */
 export function verifierScale(width: number, height: number): number {
   const s = detectorScale(width, height);
-  return s >= 1.5 ? 0.75 * s : 1.5 * s;
+  return s >= 1.5 ? 0.75 * s : 1.25 * s;
 }
 
 export async function verifyPixels(output: DicomFile, identifiers: readonly Identifier[], opts: { pool?: OcrPool } = {}): Promise<PixelVerifyReport> {

@@ -18,7 +18,7 @@ const { startTimeoutMs } = workerData as { startTimeoutMs: number };
 const watchdog = setTimeout(() => process.exit(70), startTimeoutMs);
 
 // Errors only: ONNX Runtime's warnings would reach the user's terminal from native code.
-const options: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential', logSeverityLevel: 3 };
+const options: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential', logSeverityLevel: 3, enableMemPattern: false };
 const dir = modelDir();
 const charset = recognizerCharset(dir);
 const [detector, recognizer] = await Promise.all([
