@@ -51,10 +51,8 @@ function workerScript(): URL {
 function threadFactory(startTimeoutMs: number): EngineFactory {
   return () =>
     new Promise<EngineWorker>((resolve, reject) => {
-      const thread = new Worker(workerScript(), { workerData: { startTimeoutMs }, stdout: true, stderr: true });
-      // ONNX Runtime's own messages stay out of the user's terminal and logs.
-      thread.stdout.resume();
-      thread.stderr.resume();
+      // The thread writes nothing itself, and its sessions log errors only (engine-worker.ts).
+      const thread = new Worker(workerScript(), { workerData: { startTimeoutMs } });
       const pending = new Map<number, { resolve: (r: EngineReply) => void; reject: (e: unknown) => void }>();
       let next = 0;
       let ready = false;
@@ -68,10 +66,13 @@ function threadFactory(startTimeoutMs: number): EngineFactory {
       thread.on('message', (m: EngineReply | typeof READY) => {
         if (m === READY) {
           ready = true;
+          // An idle engine thread never keeps the process alive; a busy one does, until it answers.
+          thread.unref();
           resolve({
             request: (body) =>
               new Promise<EngineReply>((res, rej) => {
                 const id = next++;
+                if (pending.size === 0) thread.ref();
                 pending.set(id, { resolve: res, reject: rej });
                 thread.postMessage({ ...body, id });
               }),
@@ -81,6 +82,7 @@ function threadFactory(startTimeoutMs: number): EngineFactory {
         }
         const p = pending.get(m.id);
         pending.delete(m.id);
+        if (pending.size === 0) thread.unref();
         p?.resolve(m);
       });
     });
