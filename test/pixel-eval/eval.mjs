@@ -95,7 +95,7 @@ async function run(name, path) {
 }
 
 // EVAL_SETS=generated,us,tcia picks the parts to run (all by default).
-const sets = new Set((process.env.EVAL_SETS ?? 'generated,us,tcia').split(','));
+const sets = new Set((process.env.EVAL_SETS ?? 'generated,us,tcia,text-free').split(','));
 
 // 1. The generated set.
 const cases = sets.has('generated') ? await buildEvalSet(join(work, 'set')) : [];
@@ -155,6 +155,9 @@ const real = !sets.has('us') ? [] : [
   ['GREYSCALE_IMAGE (real)', join(TESTDATA, 'deid-data/ultrasounds/GREYSCALE_IMAGE.dcm')],
   ['RGB_IMAGE (real)', join(TESTDATA, 'deid-data/ultrasounds/RGB_IMAGE.dcm')],
   ['GREYSCALE_CINE (real)', cine],
+  ['examples_palette (real)', join(TESTDATA, 'pydicom/examples_palette.dcm')],
+  ['examples_rgb_color (real)', join(TESTDATA, 'pydicom/examples_rgb_color.dcm')],
+  ['examples_ybr_color (real)', join(TESTDATA, 'pydicom/examples_ybr_color.dcm')],
 ];
 for (const [name, path] of real) {
   const res = await run(name, path);
@@ -187,6 +190,29 @@ for (const [name, path] of real) {
   total.tokensBefore += tokensBefore;
   rows.push({ name, desc: `${n} frame(s), words read by tesseract in frames ${frames.join(',')}`, words, recall: recalled / words, over: undefined, tokensBefore, tokens, ms, ts: r.pixels?.transferSyntaxUID });
 }
+// 4 (printed last). Real images without text: their pixel data must come out byte for byte.
+const textFree = !sets.has('text-free') ? [] : [
+  'dicomparser/CT1_UNC.explicit_little_endian.dcm',
+  'dicomparser/encapsulated/multi-frame/CT0012.explicit_little_endian.dcm',
+  'pydicom/693_J2KI.dcm',
+  'pydicom/JPEG2000.dcm',
+  'pydicom/examples_overlay.dcm',
+  'pydicom/MR_small.dcm',
+  'pydicom/CT_small.dcm',
+  'deid-data/humans/ctbrain1.dcm',
+  'deid-data/dicom-cookies/image1.dcm',
+  'deid-data/dicom-cookies/image4.dcm',
+  'pydicom/image_dfl.dcm',
+];
+const freeRows = [];
+for (const rel of textFree) {
+  const res = await run(rel, join(TESTDATA, rel));
+  if (!res) continue;
+  const pixelData = (b) => Buffer.from(readDicom(b).dataset.find((e) => e.tag === 0x7fe00010).value ?? []);
+  const same = pixelData(readFileSync(join(TESTDATA, rel))).equals(pixelData(res.r.output));
+  freeRows.push({ rel, same, masked: res.r.pixels?.pixelsMasked ?? 0, firstPass: res.r.pixels?.text?.firstPass, ms: res.ms });
+}
+
 // 3. Real clinical images with burned-in PHI and ground-truth boxes.
 const perModality = {};
 const tcia = { total: 0, recalled: 0, recalledAsGiven: 0, trimmed: 0, invisible: 0, outside: 0, masked: 0, free: 0, tokens: 0, tokensBefore: 0 };
@@ -243,6 +269,11 @@ if (sets.has('tcia')) {
   console.log(`  (${tcia.invisible} value boxes have no visible ink and ${tcia.outside} lie outside the frame: not counted; ${tcia.trimmed} trimmed to their visible ink;`);
   console.log(`   recall over the boxes as given, untrimmed: ${(tcia.recalledAsGiven / tcia.total).toFixed(3)})`);
 }
+if (freeRows.length) {
+  console.log('\nreal images without text: pixel data kept byte for byte?');
+  for (const r of freeRows) console.log(`  ${r.rel.padEnd(70)} ${r.same ? 'unchanged' : `CHANGED (${r.masked} pixels masked)`}   first pass: ${r.firstPass}   ${r.ms.toFixed(0)} ms`);
+}
+const unchanged = freeRows.filter((r) => r.same).length;
 const recall = total.recalled / total.words;
 const over = total.masked / total.free;
 console.log('\ntotal');
@@ -251,4 +282,4 @@ console.log(`  over-masking (generated + real): ${(over * 100).toFixed(2)}% of t
 console.log(`  tokens read by tesseract CLI:  ${total.tokens} in the outputs (${total.tokensBefore} in the inputs)   goal 0  ${total.tokens === 0 ? 'PASS' : 'FAIL'}`);
 console.log(`  quarantined:                   ${total.quarantined}`);
 console.log(`  mean time per image:           ${(total.ms / Math.max(total.images, 1)).toFixed(0)} ms (end to end, one at a time, verification included)`);
-process.exitCode = recall >= 0.99 && over <= 0.02 && total.tokens === 0 && total.quarantined === 0 ? 0 : 1;
+process.exitCode = recall >= 0.99 && over <= 0.02 && total.tokens === 0 && total.quarantined === 0 && unchanged === freeRows.length ? 0 : 1;

@@ -90,6 +90,9 @@ const overlapShare = (a: Box, b: Box) => {
   return (w * h) / Math.min(boxArea(a), boxArea(b));
 };
 
+/** Confidence a reading of one or two characters needs to be text. */
+const SHORT_READING = 0.8;
+
 /** Overlap of the bands a region is cut into: more than a line of the largest text burned into images. */
 const BAND_OVERLAP = 48;
 /** Regions below this many pixels are not cut. */
@@ -174,7 +177,9 @@ export async function findText(global: readonly NamedRender[], local: () => Name
     const detected = c.members.reduce((u, m) => ({ x0: Math.min(u.x0, m.x0), y0: Math.min(u.y0, m.y0), x1: Math.max(u.x1, m.x1), y1: Math.max(u.y1, m.y1) }), { x0: W, y0: H, x1: 0, y1: 0 } as Box);
     const box = { ...detected, x0: Math.min(detected.x0, r.span.x0), x1: Math.max(detected.x1, r.span.x1) };
     const letters = alnumCount(r.text);
-    if (letters >= 1 && r.confidence >= opts.minConfidence && lineShaped(c.best, H)) {
+    // One or two characters are weak evidence (a checkerboard reads as "00"): they need a sure reading.
+    const sure = letters >= 3 ? opts.minConfidence : Math.max(opts.minConfidence, SHORT_READING);
+    if (letters >= 1 && r.confidence >= sure && lineShaped(c.best, H)) {
       lines.push({ box, text: r.text, confidence: r.confidence, read: true });
     } else if (letters >= 2 && letters >= 0.6 * r.text.replace(/\s/g, '').length && r.confidence >= unreadFloor && lineShaped(c.best, H) && strokeSupported(c.best, strokeBlocks)) {
       lines.push({ box, text: r.text, confidence: r.confidence, read: false });
