@@ -251,7 +251,7 @@ function strokeSupported(b: Box, blocks: readonly Box[]): boolean {
 /** How far past its box (or its last reading) a line is read, in line heights; a line that reads on to the end of that is read further. */
 const READ_ON = 1.2;
 /** A line that reads on is read further in probes this many line heights long past its end, with two heights of it before for context. */
-const PROBE_REACH = 3;
+const PROBE_REACH = 4;
 /** Rounds of reading on. */
 const READ_ON_ROUNDS = 4;
 /** A letter or digit read at least this surely, next to the line, continues it. */
@@ -314,7 +314,12 @@ async function readOn(boxes: ReadonlyArray<Box & { render: number }>, readings: 
       if (span.x0 < b.x0 && span.x0 > 0 && span.x0 <= (readings[i].reachedLeft ?? b.x0 - reach) + 1.5 * h) more.push({ i, side: 'left', probe: { ...b, x0: span.x0, x1: Math.min(width, span.x0 + 2 * h) } });
     }
     if (!more.length) return made;
-    const got = await readCandidates(more.map((m) => m.probe), renders, pool, width, PROBE_REACH);
+    // A probe reads on only on its own side: the context before it is inside the probe.
+    const sideOf = new Map<Box, string>(more.map((m) => [m.probe, m.side]));
+    const got = await readCandidates(more.map((m) => m.probe), renders, pool, width, (p) => {
+      const reach = PROBE_REACH * (p.y1 - p.y0);
+      return sideOf.get(p) === 'right' ? { x0: p.x0, x1: p.x1 + reach } : { x0: p.x0 - reach, x1: p.x1 };
+    });
     made += got.length;
     for (const [k, m] of more.entries()) {
       const r = readings[m.i];
@@ -337,9 +342,15 @@ async function readOn(boxes: ReadonlyArray<Box & { render: number }>, readings: 
  * are read as one strip, with room on both sides: one reading instead of several, and the text
  * between them read too. Each box then takes the characters that fall inside it.
  */
-async function readCandidates(boxes: ReadonlyArray<Box & { render: number }>, renders: readonly NamedRender[], pool: OcrPool, width: number, readOn = READ_ON): Promise<Reading[]> {
+async function readCandidates(
+  boxes: ReadonlyArray<Box & { render: number }>,
+  renders: readonly NamedRender[],
+  pool: OcrPool,
+  width: number,
+  reachOf: (b: Box) => { x0: number; x1: number } = (b) => ({ x0: b.x0 - READ_ON * (b.y1 - b.y0), x1: b.x1 + READ_ON * (b.y1 - b.y0) }),
+): Promise<Reading[]> {
   const out = new Array<Reading>(boxes.length);
-  const strips: Array<{ box: Box; render: number; members: number[] }> = [];
+  const strips: Array<{ box: Box; reach: { x0: number; x1: number }; render: number; members: number[] }> = [];
   for (const i of [...boxes.keys()].sort((a, b) => boxes[a].x0 - boxes[b].x0)) {
     const b = boxes[i];
     const h = b.y1 - b.y0;
@@ -349,15 +360,14 @@ async function readCandidates(boxes: ReadonlyArray<Box & { render: number }>, re
       const overlapY = Math.min(s.box.y1, b.y1) - Math.max(s.box.y0, b.y0);
       return overlapY >= 0.6 * Math.max(h, sh) && b.x0 - s.box.x1 <= 1.5 * Math.min(h, sh);
     });
+    const reach = reachOf(b);
     if (line) {
       line.box = { x0: Math.min(line.box.x0, b.x0), y0: Math.min(line.box.y0, b.y0), x1: Math.max(line.box.x1, b.x1), y1: Math.max(line.box.y1, b.y1) };
+      line.reach = { x0: Math.min(line.reach.x0, reach.x0), x1: Math.max(line.reach.x1, reach.x1) };
       line.members.push(i);
-    } else strips.push({ box: { ...b }, render: b.render, members: [i] });
+    } else strips.push({ box: { ...b }, reach, render: b.render, members: [i] });
   }
-  const padded = (b: Box) => {
-    const reach = readOn * (b.y1 - b.y0);
-    return { x0: Math.max(0, b.x0 - reach), y0: b.y0, x1: Math.min(width, b.x1 + reach), y1: b.y1 };
-  };
+  const padded = (s: { box: Box; reach: { x0: number; x1: number } }) => ({ x0: Math.max(0, s.reach.x0), y0: s.box.y0, x1: Math.min(width, s.reach.x1), y1: s.box.y1 });
   await Promise.all(
     renders.map(async (r, render) => {
       const mineAll = strips.filter((s) => s.render === render);
@@ -367,7 +377,7 @@ async function readCandidates(boxes: ReadonlyArray<Box & { render: number }>, re
       await Promise.all(
         Array.from({ length: parts }, async (_, k) => {
           const mine = mineAll.filter((_, j) => j % parts === k);
-          const lines = await pool.recognize(r.gray, mine.map((s) => padded(s.box)));
+          const lines = await pool.recognize(r.gray, mine.map(padded));
           mine.forEach((s, j) => {
             for (const i of s.members) out[i] = readingOf(boxes[i], lines[j]);
           });

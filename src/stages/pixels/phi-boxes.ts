@@ -184,10 +184,11 @@ export function decideMasks(lines: readonly TextLine[], mode: PixelMode, matcher
     masked++;
     if (!line.read) unread++;
     const h = line.box.y1 - line.box.y0;
-    // Half a character more at each end: a line's first and last glyphs are what detection most often cuts.
-    const m = Math.max(opts.margin, Math.ceil(0.3 * h));
-    const end = Math.ceil(0.3 * h);
-    boxes.push({ x0: line.box.x0 - m - end, y0: line.box.y0 - m, x1: line.box.x1 + m + end, y1: line.box.y1 + m });
+    // A fifth of the height above and below; more at each end (about a character): a line's first and
+    // last glyphs are what detection most often cuts, while its height is found well.
+    const m = Math.max(opts.margin, Math.ceil(0.2 * h));
+    const end = Math.max(opts.margin, Math.ceil(0.6 * h));
+    boxes.push({ x0: line.box.x0 - end, y0: line.box.y0 - m, x1: line.box.x1 + end, y1: line.box.y1 + m });
   }
   return { boxes: mergeLineBoxes(boxes), masked, unread, kept };
 }
