@@ -186,10 +186,24 @@ export async function findText(global: readonly NamedRender[], local: () => Name
     } else dropped++;
   }
   for (const [i, line] of lines.entries()) lines[i] = { ...line, box: tightenToInk(line.box, renders) };
+  // A single character with no other text beside it identifies nobody (a test pattern's checker reads
+  // as "8"); next to other text it may be the end of a date, and stays.
+  const kept = lines.filter((l) => alnumCount(l.text) >= 2 || lines.some((o) => o !== l && besideOnLine(l.box, o.box)));
+  dropped += lines.length - kept.length;
+  lines.length = 0;
+  lines.push(...kept);
   if (process.env.DEID_DEBUG_OCR_TIME) {
     process.stderr.write(`text: ${W}x${H} ${renders.map((r) => r.name).join('+')} scale ${scale.toFixed(2)} regions ${regions.length} detect ${tDetect.toFixed(0)} ms (${found.length} boxes), read ${(performance.now() - t0 - tDetect).toFixed(0)} ms (${recognitions}), lines ${lines.length}, dropped ${dropped}\n`);
   }
   return { lines, candidates: true, dropped, regions, detections: found.length, recognitions };
+}
+
+/** Whether `b` is on the line of `a` (their heights mostly shared) and within two line heights of it. */
+function besideOnLine(a: Box, b: Box): boolean {
+  const h = Math.max(a.y1 - a.y0, b.y1 - b.y0);
+  const sharedY = Math.min(a.y1, b.y1) - Math.max(a.y0, b.y0);
+  const gapX = Math.max(a.x0, b.x0) - Math.min(a.x1, b.x1);
+  return sharedY >= 0.5 * Math.min(a.y1 - a.y0, b.y1 - b.y0) && gapX <= 2 * h;
 }
 
 /** Grey-level distance from a box's background at which a pixel counts as ink. */
