@@ -31,6 +31,12 @@ export interface ServiceConfig {
   workers: boolean;
   /** Refuse to start with a profile that keeps attributes PS3.15 Table E.1-1 removes or replaces. */
   strict: boolean;
+  /**
+   * Clean burned-in text from pixels (the clean-pixel-data option) whatever options the header stage
+   * lists: on by default, so that a new installation never exports burned-in PHI. false turns it off
+   * (text-prone images are then refused, see stages/burned-in.ts).
+   */
+  cleanPixelData: boolean;
 }
 
 const STAGE_NAMES = ['filter', 'header', 'pixels', 'verify', 'export'] as const;
@@ -106,6 +112,7 @@ const SCHEMA = {
     maxObjectBytes: { type: 'integer', minimum: 1024 },
     workers: { type: 'boolean' },
     strict: { type: 'boolean' },
+    cleanPixelData: { type: 'boolean' },
   },
 } as const;
 
@@ -122,6 +129,7 @@ export function defaultConfig(): ServiceConfig {
     maxObjectBytes: 1024 * 1024 * 1024,
     workers: true,
     strict: false,
+    cleanPixelData: true,
   };
 }
 
@@ -211,6 +219,8 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
   if (profile) header.profile = profile;
   if (options) header.options = options;
   if (exportTo) exporter.destinations = exportTo;
+  if (e.DEID_CLEAN_PIXEL_DATA) cfg.cleanPixelData = !/^(0|false|no|off)$/i.test(e.DEID_CLEAN_PIXEL_DATA);
+  if (cfg.cleanPixelData && !header.options?.includes('clean-pixel-data')) header.options = [...(header.options ?? []), 'clean-pixel-data'];
 
   cfg.dataDir = resolve(base, cfg.dataDir);
   if (cfg.secretFile) cfg.secretFile = resolve(base, cfg.secretFile);

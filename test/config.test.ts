@@ -32,7 +32,8 @@ describe('service configuration', () => {
     expect(cfg.http.port).toBe(9100);
     expect(cfg.redis).toBe('redis://127.0.0.1:1');
     expect(cfg.auth.exportToken).toBe('archive-token');
-    expect(stageConfig(cfg, 'header')).toMatchObject({ profile: 'research', options: ['retain-uids'] });
+    // Pixel cleaning is on by default, whatever options are given.
+    expect(stageConfig(cfg, 'header')).toMatchObject({ profile: 'research', options: ['retain-uids', 'clean-pixel-data'] });
     // Relative paths in a file are relative to the file.
     expect(stageConfig(cfg, 'export')?.destinations).toEqual([join(tmp.path, 'out')]);
     const flagged = loadConfig({ config, export: ['dicom://PACS:DEID@10.0.0.5:104', 'https://archive.example/dicomweb'], aeTitle: 'FLAG' }, env);

@@ -32,7 +32,7 @@ function deid(args: string[]) {
 const sources = new Map<string, Array<{ rel: string; bytes: Buffer }>>();
 const unUidSources: Array<{ rel: string; bytes: Buffer }> = [];
 // HOSTILE_SIZE: pydicom/SC_rgb_jpeg.dcm declares a length beyond the 1 GiB object limit.
-const REFUSALS = new Set(['DEID_ERR_NOT_DICOM', 'DEID_ERR_DICOMDIR', 'DEID_ERR_MISSING_SOP_INSTANCE_UID', 'DEID_ERR_TRUNCATED', 'DEID_ERR_MISSING_TRANSFER_SYNTAX', 'DEID_ERR_BURNED_IN', 'DEID_ERR_HOSTILE_SIZE']);
+const REFUSALS = new Set(['DEID_ERR_NOT_DICOM', 'DEID_ERR_DICOMDIR', 'DEID_ERR_MISSING_SOP_INSTANCE_UID', 'DEID_ERR_TRUNCATED', 'DEID_ERR_MISSING_TRANSFER_SYNTAX', 'DEID_ERR_BURNED_IN', 'DEID_ERR_HOSTILE_SIZE', 'DEID_ERR_TEXT_PRONE']);
 
 /** A CTP lookup table for TCIA-Basic's @lookup(this,ptid): every PatientID of the corpus, as a site would map them. */
 function writeLookupTable(path: string): number {

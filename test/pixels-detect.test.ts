@@ -10,13 +10,12 @@ import { readDicom } from '../src/dicom/reader.js';
 import { TS } from '../src/dicom/transfer-syntax.js';
 import { writeDicom } from '../src/dicom/writer.js';
 import { collectIdentifiers } from '../src/stages/identifiers.js';
+import { frameSource, voiWindowOf } from '../src/stages/pixels/clean-pixels.js';
 import { readText } from '../src/stages/pixels/detect.js';
 import { maskFrame } from '../src/stages/pixels/mask.js';
 import { OcrPool } from '../src/stages/pixels/ocr-pool.js';
-import { PhiMatcher } from '../src/stages/pixels/phi-boxes.js';
 import { renderGray, sampleReader, type Gray8 } from '../src/stages/pixels/render.js';
 import { analyseText, boxArea, type Box } from '../src/stages/pixels/text-regions.js';
-import { upscale } from '../src/stages/pixels/upscale.js';
 import { verifyPixels } from '../src/stages/pixels/verify-pixels.js';
 import { REPO_ROOT, corpusFile, tempDir } from './helpers/corpus.js';
 import type { EvalCase } from './pixel-eval/generate.mjs';
@@ -87,9 +86,11 @@ describe('text regions (the stroke analysis)', () => {
     const { regions } = analyseText(gray);
     const share = regions.reduce((s, r) => s + boxArea(r), 0) / (gray.width * gray.height);
     expect(share).toBeLessThan(0.05);
-    const read = await readText({ count: 1, width: gray.width, height: gray.height, gray: () => gray }, pool);
-    const matcher = new PhiMatcher(collectIdentifiers(readDicom(bytes).dataset));
-    expect(read.words.filter((w) => matcher.sensitive(w.text, w.confidence))).toEqual([]);
+    const file = readDicom(bytes);
+    const img = decodePixelData(file.dataset, file.transferSyntaxUID);
+    const read = await readText(frameSource(img, undefined, voiWindowOf(file.dataset)), pool, { minConfidence: 0.5 });
+    // No text: the detector's proposals (if any) on the bone edges are not read as text.
+    expect(read.lines).toEqual([]);
   });
 
   it('should skip OCR on an image without any stroke (a smooth gradient)', async () => {
@@ -98,9 +99,11 @@ describe('text regions (the stroke analysis)', () => {
     for (let y = 0; y < W; y++) for (let x = 0; x < W; x++) data[y * W + x] = (x + y) >> 1;
     const gray = { width: W, height: W, data };
     expect(analyseText(gray).regions).toEqual([]);
-    const refusing = { size: 1, recognize: () => Promise.reject(new Error('OCR must not run')) } as unknown as OcrPool;
-    const read = await readText({ count: 1, width: W, height: W, gray: () => gray }, refusing);
-    expect(read.ocrCalls).toBe(0);
+    const refusing = { size: 1, detect: () => Promise.reject(new Error('the engine must not run')), recognize: () => Promise.reject(new Error('the engine must not run')) } as unknown as OcrPool;
+    const frames = { count: 1, width: W, height: W, gray: () => gray, renders: () => [{ name: 'stored' as const, gray }], local: () => ({ name: 'local' as const, gray }) };
+    const read = await readText(frames, refusing, { minConfidence: 0.5 });
+    expect(read.detections).toBe(0);
+    expect(read.lines).toEqual([]);
   });
 
   it('should leave out horizontal lines but keep words made mostly of bars ("EE", "LEE", "ZZ", "E") at 8 to 48 px', async () => {
@@ -186,7 +189,7 @@ describe('grey render', () => {
 
     const report = await verifyPixels(output, collectIdentifiers(input.dataset), { pool });
     expect(report.ok).toBe(false);
-    expect(report.leaks.filter((l) => l.box.y0 < 40).map((l) => l.kind)).toContain('time');
+    expect(report.leaks.filter((l) => l.box.y0 < 40).map((l) => l.kind)).toEqual(expect.arrayContaining([expect.stringMatching(/^(date|time)$/)]));
     expect(report.leaks.filter((l) => l.box.y0 > 440).map((l) => l.kind)).toContain('institution');
 
     const { gray } = firstFrame(writeDicom(output));
@@ -205,23 +208,5 @@ describe('grey render', () => {
     expect(g.data[64 * 8]).toBe(0);
     expect(g.data[64 * 8 + 63]).toBe(255);
     expect(new Set(g.data.subarray(64 * 8)).size).toBe(64);
-  });
-});
-
-describe('crop upscaling', () => {
-  it("should match sharp's cubic resize within 3 grey levels on a real crop", async () => {
-    const { gray } = firstFrame(readFileSync(cases.find((k) => k.name === 'ct16 (native)')!.path));
-    const W = 216;
-    const H = 56;
-    const c = new Uint8Array(W * H);
-    for (let y = 0; y < H; y++) c.set(gray.data.subarray(y * gray.width, y * gray.width + W), y * W);
-    for (const s of [2, 3]) {
-      const ref = await sharp(Buffer.from(c), { raw: { width: W, height: H, channels: 1 } }).resize(W * s, H * s, { kernel: 'cubic' }).toColourspace('b-w').raw().toBuffer();
-      const ours = upscale({ width: W, height: H, data: c }, s).data;
-      expect(ours.length).toBe(ref.length);
-      let worst = 0;
-      for (let i = 0; i < ours.length; i++) worst = Math.max(worst, Math.abs(ours[i] - ref[i]));
-      expect(worst).toBeLessThanOrEqual(3);
-    }
   });
 });

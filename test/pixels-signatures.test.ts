@@ -235,13 +235,13 @@ describe('which images are cleaned', () => {
     expect(codes).toContain('113101');
   });
 
-  it('should record why an image was skipped, leave its pixels alone and not claim Clean Pixel Data (113101)', async () => {
+  it('should record why an image was skipped with scope: known, leave its pixels alone and not claim Clean Pixel Data (113101)', async () => {
     const profile = loadProfile('basic', ['clean-pixel-data']);
     const src = corpus('pydicom/CT_small.dcm');
     const header = deidentifyHeader(src, { profile, secret: Buffer.from('k') });
     const codes = (ds: typeof src.dataset) => findElement(ds, 0x00120064)!.items!.map((i) => rawString(findElement(i.elements, 0x00080100)?.value));
     expect(codes(header.file.dataset)).toEqual(['113100']);
-    const r = await cleanPixels(src, header.file, header.identifiers, { settings: profile.pixels! });
+    const r = await cleanPixels(src, header.file, header.identifiers, { settings: { ...profile.pixels!, scope: 'known' } });
     expect(r.report.action).toBe('skipped');
     expect(r.report.reason).toMatch(/modality CT .* not known to carry text/);
     expect(codes(r.file.dataset)).toEqual(['113100']);

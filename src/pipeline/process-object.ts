@@ -8,7 +8,7 @@ import type { ScratchBuffer } from '../dicom/scratch-buffer.js';
 import { DeidError } from '../errors.js';
 import type { CompiledProfile } from '../profiles/compile.js';
 import type { HeaderReport } from '../stages/header.js';
-// Types only: the pixel stage (codecs, sharp, tesseract) loads on demand, so header-only runs never pay for it.
+// Types only: the pixel stage (codecs, sharp, the text engine) loads on demand, so header-only runs never pay for it.
 import type { PixelReport } from '../stages/pixels/clean-pixels.js';
 import type { OcrPool } from '../stages/pixels/ocr-pool.js';
 import type { PixelVerifyReport } from '../stages/pixels/verify-pixels.js';

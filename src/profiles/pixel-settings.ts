@@ -246,12 +246,12 @@ export function compilePixelSettings(chain: ReadonlyArray<{ readonly raw: { name
   }
   if (first('builtinSignatures') !== false) signatures.push(...readSignatureFile(BUILTIN_SIGNATURES));
   const margin = first('margin') ?? 2;
-  const minConfidence = first('minConfidence') ?? 30;
+  const minConfidence = first('minConfidence') ?? 50;
   if (!Number.isInteger(margin) || margin < 0 || margin > 64) invalid(chain[0].raw.name, 'pixels.margin must be 0-64');
   if (!(minConfidence >= 0 && minConfidence <= 100)) invalid(chain[0].raw.name, 'pixels.minConfidence must be 0-100');
   return {
     mode: first('mode') ?? 'all-text',
-    scope: first('scope') ?? 'known',
+    scope: first('scope') ?? 'all',
     modalities: new Set((first('modalities') ?? DEFAULT_MODALITIES).map((m) => m.toUpperCase())),
     sopClasses: new Set(first('sopClasses') ?? DEFAULT_SOP_CLASSES),
     ocr: first('ocr') ?? true,

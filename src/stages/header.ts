@@ -7,6 +7,7 @@ import { isValidUidList } from '../dicom/uid.js';
 import { withDictionaryVRsOf } from '../dicom/unknown-vr.js';
 import { asciiBytes, encodeValue, padEven, rawString, textValue, uidBytes } from '../dicom/values.js';
 import { MAX_LENGTH, isTextVR, usesCharset } from '../dicom/vr.js';
+import { burnedInPolicy } from './burned-in.js';
 import { DeidError } from '../errors.js';
 import { dateOffsetDays, isRegistryUid, keyedHash, remapUid } from '../keyed.js';
 import type { Action, CompiledProfile } from '../profiles/compile.js';
@@ -54,6 +55,8 @@ export interface HeaderReport {
   /** Values made coarser by the profile's `generalize` settings. */
   generalized: number;
   dateOffsetDays?: number;
+  /** Without clean-pixel-data: that the image's pixels were not examined, and why they may pass. */
+  pixels?: string;
 }
 
 export interface HeaderResult {
@@ -452,11 +455,8 @@ export function deidentifyHeader(input: DicomFile, ctx: HeaderContext): HeaderRe
   if (!sopInstanceEl) throw new DeidError('DEID_ERR_MISSING_SOP_INSTANCE_UID');
   checkUid(sopInstanceEl);
   if (!rawString(sopInstanceEl.value)) throw new DeidError('DEID_ERR_BAD_UID', `${formatTag(TAG.SOPInstanceUID)} is empty`);
-  // Fail closed: an image that says it has text burned into its pixels never leaves uncleaned by accident.
-  const p = ctx.profile;
-  if (!p.options.has('clean-pixel-data') && !p.passBurnedInAnnotation && rawString(findElement(src.dataset, TAG.BurnedInAnnotation)?.value).trim().toUpperCase() === 'YES') {
-    throw new DeidError('DEID_ERR_BURNED_IN');
-  }
+  // Fail closed: an image that has, or is likely to have, text burned into its pixels never leaves uncleaned by accident.
+  const pixelNote = burnedInPolicy(src.dataset, ctx.profile);
 
   const remappedUids = remappedUidsOf(src, ctx.profile);
   const cs = charsetOf(src.dataset);
@@ -468,6 +468,7 @@ export function deidentifyHeader(input: DicomFile, ctx: HeaderContext): HeaderRe
   const identifiers = run.finishCleaning(dataset);
   const modified = ctx.profile.options.has('retain-long-modified-dates');
   if (modified) run.report.dateOffsetDays = dateOffset();
+  if (pixelNote) run.report.pixels = pixelNote;
   dataset = markDeidentified(dataset, ctx.profile, modified);
   return {
     file: { meta: [], dataset, transferSyntaxUID: src.transferSyntaxUID, encoding: src.encoding },

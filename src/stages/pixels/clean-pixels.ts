@@ -4,8 +4,10 @@ import type { PixelDescriptor } from '../../dicom/pixels/descriptor.js';
 import { readPalette, type Palette } from '../../dicom/pixels/palette.js';
 import { decodePixelData, encodePixelData, type PixelImage } from '../../dicom/pixels/pixel-data.js';
 import { isNativeSyntax, outputSyntaxFor } from '../../dicom/transfer-syntax.js';
+import { tagForKeyword } from '../../dicom/dictionary.js';
 import { asciiBytes, rawString } from '../../dicom/values.js';
 import { optionCode } from '../../profiles/options.js';
+import { TEXT_PRONE_MODALITIES, TEXT_PRONE_SOP_CLASSES } from '../../profiles/text-prone.js';
 import type { PixelSettings } from '../../profiles/pixel-settings.js';
 import type { Identifier } from '../identifiers.js';
 import { readText, type FrameSource } from './detect.js';
@@ -13,10 +15,11 @@ import { maskFrame } from './mask.js';
 import { sharedOcrPool, type OcrPool } from './ocr-pool.js';
 import { PhiMatcher, decideMasks } from './phi-boxes.js';
 import { previewPng } from './preview.js';
-import { renderGray, renderRgb, type Gray8 } from './render.js';
+import { monochromeValues, renderGray, renderLocalContrast, renderRgb, renderWindow, type Gray8, type VoiWindow } from './render.js';
+import type { NamedRender } from './find-text.js';
 import { selectImage } from './select.js';
 import { matchSignatures } from './signatures.js';
-import type { Box } from './text-regions.js';
+import { clampBox, type Box } from './text-regions.js';
 import { keepMap, ultrasoundRegions } from './us-regions.js';
 import { TAG } from '../../dicom/tag.js';
 
@@ -51,9 +54,24 @@ export interface PixelReport {
   /** Ultrasound data areas kept (everything else blanked), when that option is on. */
   readonly ultrasoundRegions?: readonly Box[];
   readonly pixelsMasked?: number;
-  readonly wordsMasked?: number;
-  readonly wordsKept?: number;
-  readonly ocrCalls?: number;
+  /** What text finding did: counts only, never the text. */
+  readonly text?: {
+    /**
+     * The first pass: 'text-free' (no strokes as dense as letters: nothing else ran), 'candidates'
+     * (somewhere text may be: detected and read), or 'whole-frame' (an image of a kind that commonly
+     * carries text is always read).
+     */
+    readonly firstPass: 'text-free' | 'candidates' | 'whole-frame';
+    readonly linesMasked: number;
+    /** Lines read with low confidence and masked from their shape and strokes (masked-unread). */
+    readonly linesUnread: number;
+    /** sensitive-text: lines kept as identifying no one. */
+    readonly linesKept: number;
+    /** Detector boxes that were not text (texture). */
+    readonly candidatesDropped: number;
+    readonly detections: number;
+    readonly recognitions: number;
+  };
   readonly encoding?: string;
   readonly transferSyntaxUID?: string;
   readonly lossyRatio?: number;
@@ -86,21 +104,52 @@ function withCleanPixelCode(ds: readonly Element[]): Element[] {
   return withElement(ds, { tag: TAG.DeidentificationMethodCodeSequence, vr: 'SQ', undefinedLength: seq?.undefinedLength ?? false, items: [...(seq?.items ?? []), item] });
 }
 
-export function frameSource(image: PixelImage, palette?: Palette): FrameSource & { cache: Map<number, Gray8> } {
+/** Images of a kind that commonly carries text, or that says it does: read whole, without the first pass. */
+function textProne(ds: readonly Element[]): boolean {
+  const text = (keyword: string) => rawString(findElement(ds, tagForKeyword(keyword)!)?.value).trim();
+  return text('BurnedInAnnotation').toUpperCase() === 'YES' || TEXT_PRONE_MODALITIES.includes(text('Modality').toUpperCase()) || TEXT_PRONE_SOP_CLASSES.includes(text('SOPClassUID'));
+}
+
+/** The data set's first VOI window, with the rescale to modality units; undefined without a usable one. */
+export function voiWindowOf(ds: readonly Element[]): VoiWindow | undefined {
+  const num = (keyword: string, fallback?: number) => {
+    const v = parseFloat(rawString(findElement(ds, tagForKeyword(keyword)!)?.value).split('\\')[0]);
+    return Number.isFinite(v) ? v : fallback;
+  };
+  const center = num('WindowCenter');
+  const width = num('WindowWidth');
+  if (center === undefined || width === undefined || width < 1) return undefined;
+  return { center, width, slope: num('RescaleSlope', 1) || 1, intercept: num('RescaleIntercept', 0)! };
+}
+
+export function frameSource(image: PixelImage, palette?: Palette, voi?: VoiWindow): FrameSource & { cache: Map<number, Gray8> } {
   const cache = new Map<number, Gray8>();
+  const d = image.desc;
+  const gray = (i: number) => {
+    let g = cache.get(i);
+    if (!g) {
+      g = renderGray(d, image.frames[i], palette);
+      // Keep renders of small images; large multi-frame objects are rendered again when needed.
+      if (image.frames.length * g.data.length <= 64 * 1024 * 1024) cache.set(i, g);
+    }
+    return g;
+  };
   return {
     count: image.frames.length,
-    width: image.desc.columns,
-    height: image.desc.rows,
+    width: d.columns,
+    height: d.rows,
     cache,
-    gray(i: number) {
-      let g = cache.get(i);
-      if (!g) {
-        g = renderGray(image.desc, image.frames[i], palette);
-        // Keep renders of small images; large multi-frame objects are rendered again when needed.
-        if (image.frames.length * g.data.length <= 64 * 1024 * 1024) cache.set(i, g);
-      }
-      return g;
+    gray,
+    renders(i: number): NamedRender[] {
+      const stored = gray(i);
+      const out: NamedRender[] = [{ name: 'stored', gray: stored }];
+      const windowed = voi && renderWindow(d, image.frames[i], voi);
+      if (windowed) out.push({ name: 'window', gray: windowed });
+      return out;
+    },
+    local(i: number): NamedRender {
+      const values = monochromeValues(d, image.frames[i]);
+      return { name: 'local', gray: values ? renderLocalContrast(values, d.columns, d.rows, d.photometric === 'MONOCHROME1') : renderLocalContrast(gray(i).data, d.columns, d.rows) };
     },
   };
 }
@@ -141,16 +190,13 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
   if (sigBoxes.length || keep) for (const f of image.frames) pixelsMasked += maskFrame(f, d, { boxes: sigBoxes, keep }, palette);
 
   let ocrBoxes: Box[] = [];
-  let wordsMasked = 0;
-  let wordsKept = 0;
-  let ocrCalls = 0;
+  let text: PixelReport['text'];
   if (s.ocr) {
-    const read = await readText(frameSource(image, palette), ctx.pool ?? sharedOcrPool());
-    ocrCalls = read.ocrCalls;
-    const decision = decideMasks(read.words, s.mode, new PhiMatcher(identifiers), { margin: s.margin, minConfidence: s.minConfidence, blocks: read.blocks });
-    ocrBoxes = decision.boxes.map((b) => ({ x0: Math.max(0, b.x0), y0: Math.max(0, b.y0), x1: Math.min(d.columns, b.x1), y1: Math.min(d.rows, b.y1) }));
-    wordsMasked = decision.masked;
-    wordsKept = decision.kept;
+    const wholeFrame = textProne(source.dataset);
+    const read = await readText(frameSource(image, palette, voiWindowOf(ds)), ctx.pool ?? sharedOcrPool(), { minConfidence: s.minConfidence / 100, firstPass: wholeFrame ? 'none' : 'strict' });
+    const decision = decideMasks(read.lines, s.mode, new PhiMatcher(identifiers), { margin: s.margin });
+    ocrBoxes = decision.boxes.map((b) => clampBox(b, d.columns, d.rows));
+    text = { firstPass: wholeFrame ? 'whole-frame' : read.candidates ? 'candidates' : 'text-free', linesMasked: decision.masked, linesUnread: decision.unread, linesKept: decision.kept, candidatesDropped: read.dropped, detections: read.detections, recognitions: read.recognitions };
     if (ocrBoxes.length) for (const f of image.frames) pixelsMasked += maskFrame(f, d, { boxes: ocrBoxes }, palette);
   }
 
@@ -186,9 +232,7 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
       signatures: sigHits.map((h) => h.name),
       ultrasoundRegions: s.ultrasoundRegions ? usRegions : undefined,
       pixelsMasked,
-      wordsMasked,
-      wordsKept,
-      ocrCalls,
+      text,
       encoding,
       transferSyntaxUID,
       lossyRatio,

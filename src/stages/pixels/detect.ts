@@ -1,50 +1,54 @@
 import { createHash } from 'node:crypto';
+import { findText, type FindOptions, type NamedRender, type TextLine } from './find-text.js';
 import type { OcrPool } from './ocr-pool.js';
-import type { TextWord } from './phi-boxes.js';
-import { readPieces } from './ocr-pages.js';
-import { makePieces, tiles, type Piece } from './ocr-pieces.js';
-import type { Gray8 } from './render.js';
-import { analyseText, boxArea, clampBox, grow, mergeBoxes, type Box } from './text-regions.js';
+import { crop, renderLocalContrast, type Gray8 } from './render.js';
+import { clampBox, grow, intersects, mergeBoxes, type Box } from './text-regions.js';
 
 /**
- * Reading the text of an image's frames with OCR, restricted to the regions that can hold text:
+ * Finding the text lines of an image's frames (find-text.ts does one image):
  *
- * 1. Candidate regions are found on every frame (cheap; see text-regions.ts) and merged across
- *    frames. No region anywhere: the image is free of text and OCR is skipped.
- * 2. Multi-frame: each region is read once per distinct content. Text that stays put (the usual
- *    case) is read once; text that changes from frame to frame (a clock, a frame counter) is read in
- *    every frame where it differs. The boxes found in any frame are then masked in every frame.
- * 3. Each region is cut out, turned to dark text on a light background, upscaled when its text is
- *    small and tiled when large (ocr-pieces.ts); the pool's workers read the pieces (ocr-pages.ts).
+ * - A single frame is read in its renders (the stored range, the window, local contrast).
+ * - A multi-frame object is read once on its static layer, built from the frames' stored-range
+ *   renders. Small areas that change between frames (a clock, a frame counter) are read in every
+ *   frame where their content differs. The lines found in any frame are masked in every frame.
  */
 export interface FrameSource {
   readonly count: number;
   readonly width: number;
   readonly height: number;
-  /** The 8-bit grey render of a frame (may be computed on demand). */
+  /** The stored-range 8-bit render of a frame (may be computed on demand). */
   gray(index: number): Gray8;
+  /** The global renders of a frame: the stored range (gray(index)), and the data set's window where it shows something else. */
+  renders(index: number): NamedRender[];
+  /** The local-contrast render of a frame (computed only when the frame may hold text). */
+  local(index: number): NamedRender;
+}
+
+export interface FrameLine {
+  readonly frame: number;
+  readonly line: TextLine;
 }
 
 export interface ReadResult {
-  readonly words: TextWord[];
-  /** Words with the frame they were read in. */
-  readonly perFrame: Array<{ frame: number; word: TextWord }>;
+  readonly lines: TextLine[];
+  /** Whether the first pass found somewhere text may be in any frame. */
+  readonly candidates: boolean;
+  /** Lines with the frame they were found in. */
+  readonly perFrame: readonly FrameLine[];
   readonly regions: readonly Box[];
-  /** Text-like blocks found in any frame (see text-regions.ts). */
-  readonly blocks: readonly Box[];
-  readonly ocrCalls: number;
-  /** Region crops read (after removing repeats across frames). */
-  readonly cropsRead: number;
+  readonly dropped: number;
+  readonly detections: number;
+  readonly recognitions: number;
 }
-
-/** Above this share of the frame, candidate regions are read as the whole frame. */
-const WHOLE_FRAME_SHARE = 0.6;
 
 function hashCrop(g: Gray8, b: Box): string {
   const h = createHash('sha1');
   for (let y = b.y0; y < b.y1; y++) h.update(g.data.subarray(y * g.width + b.x0, y * g.width + b.x1));
   return h.digest('hex');
 }
+
+/** Changed pixels that make an 8×8 cell a changing one: a digit of a clock changes about half a dozen. */
+const MIN_CHANGED = 6;
 
 /** Pixels differing by more than this between frames count as changing (compression noise stays below). */
 const TEMPORAL_TOLERANCE = 6;
@@ -59,7 +63,7 @@ const TEMPORAL_TOLERANCE = 6;
  *   frames' text, without reading every frame of the picture;
  * - the small changing areas, to be read in every frame where their content differs.
  */
-function temporalLayers(frames: FrameSource): { composites: Gray8[]; small: Box[] } {
+function temporalLayers(frames: FrameSource): { composites: Gray8[]; small: Box[]; changing: Uint8Array } {
   const g0 = frames.gray(0);
   const { width: W, height: H } = g0;
   const n = W * H;
@@ -83,7 +87,7 @@ function temporalLayers(frames: FrameSource): { composites: Gray8[]; small: Box[
   const label = new Int32Array(cw * ch).fill(-1);
   const comps: Array<{ cells: number[]; box: Box }> = [];
   for (let i = 0; i < count.length; i++) {
-    if (count[i] < 16 || label[i] >= 0) continue;
+    if (count[i] < MIN_CHANGED || label[i] >= 0) continue;
     const cells: number[] = [];
     const stack = [i];
     label[i] = comps.length;
@@ -95,7 +99,7 @@ function temporalLayers(frames: FrameSource): { composites: Gray8[]; small: Box[
       for (const [nx, ny] of [[x - 1, y], [x + 1, y], [x, y - 1], [x, y + 1]]) {
         if (nx < 0 || ny < 0 || nx >= cw || ny >= ch) continue;
         const k = ny * cw + nx;
-        if (count[k] >= 16 && label[k] < 0) {
+        if (count[k] >= MIN_CHANGED && label[k] < 0) {
           label[k] = comps.length;
           stack.push(k);
         }
@@ -129,47 +133,96 @@ function temporalLayers(frames: FrameSource): { composites: Gray8[]; small: Box[
   }
   const composites = [{ width: W, height: H, data: withMin }];
   if (anyLarge) composites.push({ width: W, height: H, data: onlyMax });
-  return { composites, small: mergeBoxes(small) };
+  return { composites, small: mergeBoxes(small), changing: dyn };
+}
+
+const compositeLocal = (g: Gray8): NamedRender => ({ name: 'local', gray: renderLocalContrast(g.data, g.width, g.height) });
+
+/** Reads the text lines of every frame; boxes are in frame pixels. */
+/** Context read around a small changing area, at least. */
+const CONTEXT = 24;
+
+/**
+ * A changing area on a text line (the seconds of a clock, a frame counter after its label) is part
+ * of that line: the line is extended over it, in every frame, whatever was read in it.
+ */
+function joinChangingAreas(perFrame: FrameLine[], areas: readonly Box[]): void {
+  for (const [i, { frame, line }] of perFrame.entries()) {
+    const b = { ...line.box };
+    const h = b.y1 - b.y0;
+    for (const a of areas) {
+      const overlapY = Math.min(a.y1, b.y1) - Math.max(a.y0, b.y0);
+      const gap = Math.max(a.x0 - b.x1, b.x0 - a.x1);
+      if (overlapY < 0.5 * Math.min(h, a.y1 - a.y0) || gap > h) continue;
+      b.x0 = Math.min(b.x0, a.x0);
+      b.x1 = Math.max(b.x1, a.x1);
+    }
+    perFrame[i] = { frame, line: { ...line, box: b } };
+  }
 }
 
 /**
- * Reads the text of every frame; boxes are in frame pixels. Single frames are read where text may
- * be. Multi-frame objects are read once on their static layer, and their small changing areas in
- * every frame where those differ; large moving areas (the picture) are read only where something
- * stays put over them.
+ * Pixels that change between frames right at the end of a text line (a clock's seconds, which the
+ * static layer cannot show whole) belong to the line: it is extended over them, a character or two at most.
  */
-export async function readText(frames: FrameSource, pool: OcrPool): Promise<ReadResult> {
-  const frameArea = frames.width * frames.height;
-  const layers = frames.count > 1 ? temporalLayers(frames) : { composites: [frames.gray(0)], small: [] as Box[] };
-  let regions: Box[] = [];
-  const blockList: Box[] = [...layers.small];
-  const pieces: Piece[] = [];
-  for (const composite of layers.composites) {
-    const a = analyseText(composite);
-    let found = a.regions;
-    blockList.push(...a.blocks);
-    if (found.reduce((s, b) => s + boxArea(b), 0) > WHOLE_FRAME_SHARE * frameArea) found = [{ x0: 0, y0: 0, x1: frames.width, y1: frames.height }];
-    for (const b of found.flatMap(tiles)) pieces.push(...(makePieces(composite, 0, b)));
-    regions.push(...found);
+function extendOverChanges(perFrame: FrameLine[], changing: Uint8Array, width: number): void {
+  const changed = (x: number, y0: number, y1: number) => {
+    for (let y = y0; y < y1; y++) if (changing[y * width + x]) return true;
+    return false;
+  };
+  for (const [i, { frame, line }] of perFrame.entries()) {
+    const b = { ...line.box };
+    const h = b.y1 - b.y0;
+    const reach = Math.ceil(1.5 * h);
+    let x1 = b.x1;
+    for (let x = b.x1; x < Math.min(width, b.x1 + reach); x++) if (changed(x, b.y0, b.y1)) x1 = x + 1;
+    let x0 = b.x0;
+    for (let x = b.x0 - 1; x >= Math.max(0, b.x0 - reach); x--) if (changed(x, b.y0, b.y1)) x0 = x;
+    perFrame[i] = { frame, line: { ...line, box: { ...b, x0, x1 } } };
   }
-  const blocks = mergeBoxes(blockList);
-  if (pieces.length === 0 && layers.small.length === 0) return { words: [], perFrame: [], regions, blocks, ocrCalls: 0, cropsRead: 0 };
-  // Changing areas: once per distinct content.
-  const seen = new Set<string>();
-  const parts = layers.small.flatMap(tiles);
-  for (let i = 0; i < frames.count && parts.length; i++) {
-    const g = frames.gray(i);
-    for (const [k, b] of parts.entries()) {
-      const key = `${k}:${hashCrop(g, b)}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      pieces.push(...(makePieces(g, i, b)));
-    }
-  }
-  regions = [...regions, ...layers.small];
+}
 
-  const tRead = performance.now();
-  const { perFrame, ocrCalls } = await readPieces(pieces, pool);
-  if (process.env.DEID_DEBUG_OCR_TIME) process.stderr.write(`ocr: ${pieces.length} pieces, ${ocrCalls} calls, ${(performance.now() - tRead).toFixed(0)} ms\n`);
-  return { words: perFrame.map((p) => p.word), perFrame, regions, blocks, ocrCalls, cropsRead: pieces.length };
+export async function readText(frames: FrameSource, pool: OcrPool, opts: FindOptions): Promise<ReadResult> {
+  const perFrame: FrameLine[] = [];
+  const regions: Box[] = [];
+  let dropped = 0;
+  let detections = 0;
+  let recognitions = 0;
+  let candidates = false;
+  const take = (frame: number, r: Awaited<ReturnType<typeof findText>>, offset?: Box) => {
+    candidates ||= r.candidates;
+    for (const line of r.lines) {
+      const box = offset ? { x0: line.box.x0 + offset.x0, y0: line.box.y0 + offset.y0, x1: line.box.x1 + offset.x0, y1: line.box.y1 + offset.y0 } : line.box;
+      perFrame.push({ frame, line: { ...line, box } });
+    }
+    regions.push(...r.regions.map((b) => (offset ? { x0: b.x0 + offset.x0, y0: b.y0 + offset.y0, x1: b.x1 + offset.x0, y1: b.y1 + offset.y0 } : b)));
+    dropped += r.dropped;
+    detections += r.detections;
+    recognitions += r.recognitions;
+  };
+  if (frames.count === 1) {
+    take(0, await findText(frames.renders(0), () => frames.local(0), pool, opts));
+  } else {
+    const layers = temporalLayers(frames);
+    for (const composite of layers.composites) take(0, await findText([{ name: 'stored', gray: composite }], () => compositeLocal(composite), pool, opts));
+    // Changing areas: once per distinct content, read with the text around them (a clock's last
+    // digit alone is too little for the detector), keeping what touches the area.
+    const seen = new Set<string>();
+    for (let i = 0; i < frames.count && layers.small.length; i++) {
+      const g = frames.gray(i);
+      for (const [k, b] of layers.small.entries()) {
+        const key = `${k}:${hashCrop(g, b)}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const context = clampBox(grow(b, Math.max(CONTEXT, 2 * (b.y1 - b.y0))), frames.width, frames.height);
+        const part = (r: NamedRender) => ({ name: r.name, gray: crop(r.gray, context.x0, context.y0, context.x1, context.y1) });
+        const found = await findText(frames.renders(i).map(part), () => part(frames.local(i)), pool, opts);
+        const near = grow({ x0: b.x0 - context.x0, y0: b.y0 - context.y0, x1: b.x1 - context.x0, y1: b.y1 - context.y0 }, 2);
+        take(i, { ...found, lines: found.lines.filter((l) => intersects(l.box, near)) }, context);
+      }
+    }
+    joinChangingAreas(perFrame, layers.small);
+    extendOverChanges(perFrame, layers.changing, frames.width);
+  }
+  return { lines: perFrame.map((p) => p.line), candidates, perFrame, regions: mergeBoxes(regions), dropped, detections, recognitions };
 }

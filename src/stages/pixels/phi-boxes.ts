@@ -1,6 +1,8 @@
 import { NEUTRAL } from '../identifier-matcher.js';
+import type { PixelMode } from '../../profiles/pixel-settings.js';
 import type { Identifier } from '../identifiers.js';
-import { grow, type Box } from './text-regions.js';
+import type { TextLine } from './find-text.js';
+import type { Box } from './text-regions.js';
 
 /**
  * Which OCR words are PHI, and the boxes to mask: a pure step, apart from OCR (which only proposes).
@@ -21,15 +23,18 @@ export interface TextWord {
   readonly dense?: boolean;
 }
 
+// Bounded by non-digits rather than word boundaries: a recogniser often drops the spaces around a
+// value ("DOB:08/29/1951MCCHS").
 const DATE_PATTERNS = [
-  /\b\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b/, // 08/29/1951, 29.08.51
-  /\b\d{4}[/.-]\d{1,2}[/.-]\d{1,2}\b/, // 1951-08-29
-  /\b(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\b/, // 19510829
-  /\b\d{1,2}[-\s]?(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)[A-Z]*[-\s,]*\d{2,4}\b/i, // 29-AUG-1951
-  /\b(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)[A-Z]*[-\s]\d{1,2},?[-\s]\d{2,4}\b/i, // Aug 29, 1951
+  /(?<!\d)\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}(?!\d)/, // 08/29/1951, 29.08.51
+  /(?<!\d)\d{4}[/.-]\d{1,2}[/.-]\d{1,2}(?!\d)/, // 1951-08-29
+  /(?<!\d)(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?!\d)/, // 19510829
+  /(?<!\d)\d{1,2}[-\s]?(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)[A-Z]*[-\s,]*\d{2,4}(?!\d)/i, // 29-AUG-1951
+  /(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)[A-Z]*[-\s]?\d{1,2},?[-\s]?\d{2,4}(?!\d)/i, // Aug 29, 1951
+  /(?<!\d)(19|20)\d{2}\s?(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)[A-Z]*\s?\d{1,2}(?!\d)/i, // 1999 Sep 23
 ];
-const TIME_PATTERN = /\b\d{1,2}:\d{2}(:\d{2})?\s*(AM|PM)?\b/i;
-/** Six or more digits in a row: medical record, accession and phone numbers. */
+const TIME_PATTERN = /(?<!\d)\d{1,2}:\d{2}(:\d{2})?\s*(AM|PM)?(?!\d)/i;
+/** Six or more digits in a row (separators aside): medical record, accession and phone numbers. */
 const DIGIT_RUN = /\d{6,}/;
 
 const alnum = (s: string) => s.toUpperCase().replace(/[^\p{L}\p{N}]/gu, '');
@@ -49,6 +54,24 @@ function within(a: string, b: string, max: number): boolean {
     prev = cur;
   }
   return prev[b.length] <= max;
+}
+
+/** Whether some stretch of `t` is `v` with at most `max` edits. */
+function containsWithin(t: string, v: string, max: number): boolean {
+  if (t.length < v.length - max) return false;
+  for (let i = 0; i + v.length - max <= t.length; i++) {
+    for (const len of [v.length - 1, v.length, v.length + 1]) {
+      if (len <= 0 || i + len > t.length) continue;
+      if (within(t.slice(i, i + len), v, max)) return true;
+    }
+  }
+  return false;
+}
+
+/** Whether `t` ends with the first `min` or more characters of `v` (a value cut off at the edge or by "…"). */
+function endsWithStartOf(t: string, v: string, min: number): boolean {
+  for (let k = v.length - 1; k >= min; k--) if (t.endsWith(v.slice(0, k))) return true;
+  return false;
 }
 
 export type SensitiveKind = 'name' | 'id' | 'date' | 'time' | 'digits' | 'institution' | 'address' | 'phone';
@@ -77,7 +100,11 @@ export class PhiMatcher {
     }
   }
 
-  /** The kind of identifying content in an OCR word (or a run of words), or undefined. */
+  /**
+   * The kind of identifying content in a word or a whole line as read, or undefined. Values are also
+   * found inside a longer reading (the recogniser drops spaces: "NAME:ZZZPATIENT"), read with one
+   * error when they are long enough to stay specific, and cut short at the end of the text.
+   */
   sensitive(text: string, confidence = 100): SensitiveKind | undefined {
     const t = alnum(text);
     if (t.length === 0) return undefined;
@@ -86,15 +113,21 @@ export class PhiMatcher {
       // Truncated on screen ("PATIENTFI…") or read with one error: long enough to be specific.
       if (t.length >= 4 && n.length >= 4 && (n.startsWith(t) || t.startsWith(n))) return 'name';
       if (t.length >= 5 && within(t, n, 1)) return 'name';
-      if (n.length >= 4 && t.length > n.length && t.includes(n)) return 'name';
+      if (n.length >= 4 && t.includes(n)) return 'name';
+      if (n.length >= 6 && (containsWithin(t, n, 1) || endsWithStartOf(t, n, 5))) return 'name';
     }
     for (const id of this.ids) {
       if (t === id) return 'id';
       if (id.length >= 5 && (t.includes(id) || (t.length >= 5 && id.includes(t)))) return 'id';
       if (t.length >= 6 && within(t, id, 1)) return 'id';
+      if (id.length >= 6 && containsWithin(t, id, 1)) return 'id';
     }
-    for (const w of this.words) if (t === w || (t.length >= 5 && within(t, w, 1)) || (t.length >= 4 && w.startsWith(t) && t.length >= w.length - 3)) return 'institution';
-    // Patterns are judged only on words read with some confidence: noise can look like digits.
+    for (const w of this.words) {
+      if (t === w || (t.length >= 5 && within(t, w, 1)) || (t.length >= 4 && w.startsWith(t) && t.length >= w.length - 3)) return 'institution';
+      if (w.length >= 5 && (t.includes(w) || endsWithStartOf(t, w, 5))) return 'institution';
+      if (w.length >= 6 && containsWithin(t, w, 1)) return 'institution';
+    }
+    // Patterns are judged only on text read with some confidence: noise can look like digits.
     if (confidence >= 40) {
       if (DATE_PATTERNS.some((p) => p.test(text))) return 'date';
       if (TIME_PATTERN.test(text)) return 'time';
@@ -104,142 +137,99 @@ export class PhiMatcher {
   }
 }
 
+const hasAlnum = (s: string) => /[\p{L}\p{N}]/u.test(s);
+
 export interface MaskDecision {
   readonly boxes: Box[];
-  /** Words masked, by why (counts only: never the text). */
+  /** Lines masked (counts only: never the text). */
   readonly masked: number;
+  /** Of those, lines read with low confidence and masked from their shape and strokes. */
+  readonly unread: number;
+  /** Lines kept (sensitive-text mode: text that identifies no one). */
   readonly kept: number;
 }
 
-const hasAlnum = (s: string) => /[\p{L}\p{N}]/u.test(s);
-
-/** Lines: words whose vertical extents overlap, sorted left to right. */
-function lines(words: readonly TextWord[]): TextWord[][] {
-  const sorted = [...words].sort((a, b) => a.box.y0 - b.box.y0 || a.box.x0 - b.box.x0);
-  const out: TextWord[][] = [];
-  for (const w of sorted) {
-    const h = w.box.y1 - w.box.y0;
-    const line = out.find((l) => {
-      const r = l[0].box;
-      const overlap = Math.min(r.y1, w.box.y1) - Math.max(r.y0, w.box.y0);
-      return overlap > 0.5 * Math.min(h, r.y1 - r.y0);
-    });
-    if (line) line.push(w);
-    else out.push([w]);
+/** Whether a line holds identifying content: itself, a word of it, or two neighbouring words ("29 Aug", "DOE JOHN"). */
+export function sensitiveLine(text: string, confidence: number, matcher: PhiMatcher): SensitiveKind | undefined {
+  const whole = matcher.sensitive(text, confidence);
+  if (whole) return whole;
+  const words = text.split(/[\s:;,]+/).filter(hasAlnum);
+  for (const [i, w] of words.entries()) {
+    const k = matcher.sensitive(w, confidence) ?? (i + 1 < words.length ? matcher.sensitive(`${w} ${words[i + 1]}`, confidence) : undefined);
+    if (k) return k;
   }
-  for (const l of out) l.sort((a, b) => a.box.x0 - b.box.x0);
-  return out;
+  return undefined;
 }
 
 /**
- * Decides which words to mask and returns the boxes, grown by the margin (plus a fifth of the text
- * height, for anti-aliasing and for characters OCR's box clips).
+ * The boxes to mask, from the text lines found (find-text.ts). Every line is masked whole, labels,
+ * values and the gaps between words, with a margin that grows with the line's height: part of a date
+ * or a name left readable is a date or a name left readable. all-text masks every line;
+ * sensitive-text masks the lines that hold identifying content and every line it could not read.
  */
-export function decideMasks(
-  words: readonly TextWord[],
-  mode: 'all-text' | 'sensitive-text',
-  matcher: PhiMatcher,
-  opts: { margin: number; minConfidence: number; blocks?: readonly Box[] },
-): MaskDecision {
-  const chosen: TextWord[] = [];
+export function decideMasks(lines: readonly TextLine[], mode: PixelMode, matcher: PhiMatcher, opts: { margin: number }): MaskDecision {
+  let masked = 0;
+  let unread = 0;
   let kept = 0;
-  const height = (w: TextWord) => w.box.y1 - w.box.y0;
-  const len = (w: TextWord) => alnum(w.text).length;
-  // The size of the text read with confidence. OCR on image texture (speckle, colour flow, bone,
-  // test patterns) returns "words" of any size, mostly short and at lower confidence.
-  const median = (v: number[]) => (v.sort((a, b) => a - b), v[v.length >> 1]);
-  const best = words.filter((w) => w.confidence >= 80 && len(w) >= 3).map(height);
-  const good = words.filter((w) => w.confidence >= 60 && len(w) >= 2).map(height);
-  const typical = best.length ? median(best) : good.length ? median(good) : 16;
-  const sized = (w: TextWord) => height(w) >= 0.5 * typical && height(w) <= 1.8 * typical;
-  const anchor = (w: TextWord) => len(w) >= 2 && w.confidence >= 70 && sized(w);
-  const anchors = words.filter(anchor);
-  // Blocks shaped like text (a line or two high) that hold a confident word.
-  const centre = (b: Box) => ({ x: (b.x0 + b.x1) / 2, y: (b.y0 + b.y1) / 2 });
-  const inside = (p: { x: number; y: number }, b: Box) => p.x >= b.x0 && p.x < b.x1 && p.y >= b.y0 && p.y < b.y1;
-  const textBlocks = (opts.blocks ?? []).filter((b) => b.y1 - b.y0 <= 5 * typical && anchors.some((a) => inside(centre(a.box), b)));
-  const supported = (w: TextWord) => {
-    if (len(w) < 2 || !sized(w)) return false;
-    const h = height(w);
-    const sameRow = anchors.some((a) => {
-      const overlap = Math.min(a.box.y1, w.box.y1) - Math.max(a.box.y0, w.box.y0);
-      const gap = Math.max(a.box.x0 - w.box.x1, w.box.x0 - a.box.x1, 0);
-      return a !== w && overlap >= 0.5 * Math.min(h, height(a)) && gap <= 12 * h;
-    });
-    return sameRow || textBlocks.some((b) => inside(centre(w.box), b));
-  };
-  /** all-text: what OCR reads with enough confidence for its length, or what sits with such words. */
-  const isText = (w: TextWord) => {
-    const n = len(w);
-    if (n === 0) return false;
-    if (!w.dense) {
-      // Read where the stroke analysis found text-like lines: OCR proposes little noise there.
-      if (n === 1) return w.confidence >= 60 && sized(w);
-      return (w.confidence >= 60 && height(w) <= 2.5 * typical) || (w.confidence >= 20 && sized(w)) || supported(w);
+  const boxes: Box[] = [];
+  for (const line of lines) {
+    const take = mode === 'all-text' || !line.read || !!sensitiveLine(line.text, 100 * line.confidence, matcher);
+    if (!take) {
+      kept++;
+      continue;
     }
-    if (n === 1) return w.confidence >= 80 && sized(w);
-    if (n === 2) return (w.confidence >= 70 && sized(w)) || supported(w);
-    return (w.confidence >= 60 && height(w) <= 2.2 * typical) || supported(w);
-  };
-  for (const line of lines(words)) {
-    // Multi-word values (a date and its time, "DOB: 08/29/1951", a split name) are judged on neighbours too.
-    const flags = line.map((w, i) => {
-      if (!hasAlnum(w.text)) return false;
-      if (matcher.sensitive(w.text, w.confidence)) return true;
-      const next = line[i + 1];
-      const prev = line[i - 1];
-      const pair = (a: TextWord, b: TextWord) => b.box.x0 - a.box.x1 < 2 * (a.box.y1 - a.box.y0) && !!matcher.sensitive(`${a.text} ${b.text}`, Math.min(a.confidence, b.confidence));
-      if ((next && pair(w, next)) || (prev && pair(prev, w))) return true;
-      // all-text: every word read with confidence, and the doubtful ones that sit with such words.
-      return mode === 'all-text' && isText(w);
-    });
-    const picked = line.filter((_, i) => flags[i]);
-    kept += line.length - picked.length;
-    // A word whose box is much taller than its line's (OCR took in an edge above or below) is cut to the line.
-    if (line.length >= 3) {
-      const mid = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
-      const y0 = mid(line.map((w) => w.box.y0));
-      const y1 = mid(line.map((w) => w.box.y1));
-      const lh = y1 - y0;
-      chosen.push(...picked.map((w) => (height(w) > 1.6 * lh && w.box.y0 <= y0 && w.box.y1 >= y1 ? { ...w, box: { ...w.box, y0: y0 - 1, y1: y1 + 1 } } : w)));
-    } else chosen.push(...picked);
+    masked++;
+    if (!line.read) unread++;
+    const h = line.box.y1 - line.box.y0;
+    // A fifth of the height above and below; more at each end (about a character): a line's first and
+    // last glyphs are what detection most often cuts, while its height is found well.
+    const m = Math.max(opts.margin, Math.ceil(0.2 * h));
+    const end = Math.max(opts.margin, Math.ceil(0.6 * h));
+    boxes.push({ x0: line.box.x0 - end, y0: line.box.y0 - m, x1: line.box.x1 + end, y1: line.box.y1 + m });
   }
-  let boxes = chosen.map((w) => grow(w.box, opts.margin + Math.ceil((w.box.y1 - w.box.y0) / 5)));
-  if (mode === 'all-text') {
-    // About a character more on each side: the first or last character of a word is what OCR most
-    // often drops (or, in a cine, what changes from frame to frame).
-    boxes = boxes.map((b) => {
-      const extra = Math.ceil(0.4 * (b.y1 - b.y0));
-      return { ...b, x0: b.x0 - extra, x1: b.x1 + extra };
-    });
-    // A word read in a text-like block marks its whole row of that block: characters OCR split off,
-    // misread or skipped on the same row are masked with it.
-    boxes = boxes.map((b) => {
-      const block = textBlocks.find((k) => inside(centre(b), k));
-      return block ? { ...b, x0: Math.min(b.x0, block.x0 - opts.margin), x1: Math.max(b.x1, block.x1 + opts.margin) } : b;
-    });
-    // Join neighbours on a line so that separators between words are masked too.
-    boxes = joinOnLines(boxes);
-  }
-  // Not merged into bounding boxes: chains of overlapping boxes would grow into large areas.
-  return { boxes, masked: chosen.length, kept };
+  return { boxes: mergeLineBoxes(boxes), masked, unread, kept };
 }
 
-function joinOnLines(boxes: Box[]): Box[] {
-  const out: Box[] = [];
-  const sorted = [...boxes].sort((a, b) => a.x0 - b.x0);
-  for (const b of sorted) {
+/**
+ * Masks by line, and by paragraph where lines wrap. Boxes on one line become one, with what lies
+ * between them. A line stacked
+ * under another is joined to it (the gap between them is masked too); a line that starts indented
+ * under the one above continues its value (a wrapped institution name), so it is masked to the right
+ * end of that line as well. Columns side by side stay apart.
+ */
+/**
+ * Pieces of one line further apart than this many line heights are separate texts. Closer, the gap
+ * is a space between words, or characters the detector could not see (drawn in the same grey as the
+ * anatomy behind them), and is masked with them.
+ */
+const LINE_GAP = 1.3;
+
+function mergeLineBoxes(boxes: Box[]): Box[] {
+  const lines: Box[] = [];
+  for (const b of [...boxes].sort((a, c) => a.x0 - c.x0)) {
     const h = b.y1 - b.y0;
-    const prev = out.find((o) => {
-      const oh = o.y1 - o.y0;
-      const overlap = Math.min(o.y1, b.y1) - Math.max(o.y0, b.y0);
-      return overlap > 0.6 * Math.min(h, oh) && b.x0 - o.x1 <= Math.max(h, oh) && b.x0 >= o.x0;
-    });
-    if (prev) {
-      prev.x1 = Math.max(prev.x1, b.x1);
-      prev.y0 = Math.min(prev.y0, b.y0);
-      prev.y1 = Math.max(prev.y1, b.y1);
-    } else out.push({ ...b });
+    const same = lines.find((o) => Math.min(o.y1, b.y1) - Math.max(o.y0, b.y0) > 0.6 * Math.min(h, o.y1 - o.y0) && b.x0 <= o.x1 + LINE_GAP * Math.min(h, o.y1 - o.y0));
+    if (same) {
+      same.x1 = Math.max(same.x1, b.x1);
+      same.y0 = Math.min(same.y0, b.y0);
+      same.y1 = Math.max(same.y1, b.y1);
+    } else lines.push({ ...b });
   }
-  return out;
+  lines.sort((a, c) => a.y0 - c.y0);
+  const continues = new Set<Box>();
+  for (const [i, line] of lines.entries()) {
+    const h = line.y1 - line.y0;
+    const above = lines
+      .slice(0, i)
+      .filter((o) => o.y1 <= line.y1 && line.y0 - o.y1 <= 0.9 * h && Math.min(o.x1, line.x1) - Math.max(o.x0, line.x0) > 0)
+      .sort((a, c) => c.y1 - a.y1)[0];
+    if (!above) continue;
+    line.y0 = Math.min(line.y0, above.y1);
+    // Indented under the line above, or aligned under a line that itself continues: the same value.
+    if (line.x0 > above.x0 + 0.5 * h || (continues.has(above) && Math.abs(line.x0 - above.x0) <= 0.5 * h)) {
+      line.x1 = Math.max(line.x1, above.x1);
+      continues.add(line);
+    }
+  }
+  return lines;
 }

@@ -28,6 +28,11 @@ export const pixelStage: Stage<PixelContext> = async (object, ctx) => {
   const r = await cleanPixels(object.source, object.current.file, identifiers, { settings: ctx.profile.pixels, pool: ctx.ocrPool, previews: ctx.previews });
   const { previews, ...report } = r.report;
   if (report.action === 'skipped') return { facts: { pixels: { report } } };
+  // The first pass found no text-like strokes: the pixels are unchanged, and there is nothing to re-read.
+  if (report.text?.firstPass === 'text-free' && !report.pixelsMasked) {
+    const bytes = writeDicom(r.file);
+    return { output: Part10.of(readDicom(bytes), bytes), facts: { pixels: { report } } };
+  }
   const bytes = writeDicom(r.file);
   // Verified on what leaves: the written bytes, decoded again.
   const written = readDicom(bytes);

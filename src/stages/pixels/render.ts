@@ -184,16 +184,112 @@ export function renderRgb(d: PixelDescriptor, frame: Uint8Array, lut?: Palette):
 
 const clamp8 = (v: number) => (v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v));
 
-/** A crop of a grey render as a binary PGM (P5), which tesseract reads without any decoding cost. */
-export function toPgm(g: Gray8): Buffer {
-  const head = Buffer.from(`P5\n${g.width} ${g.height}\n255\n`, 'latin1');
-  return Buffer.concat([head, Buffer.from(g.data.buffer, g.data.byteOffset, g.data.byteLength)]);
-}
-
 export function crop(g: Gray8, x0: number, y0: number, x1: number, y1: number): Gray8 {
   const w = x1 - x0;
   const h = y1 - y0;
   const out = new Uint8Array(w * h);
   for (let y = 0; y < h; y++) out.set(g.data.subarray((y0 + y) * g.width + x0, (y0 + y) * g.width + x1), y * w);
   return { width: w, height: h, data: out };
+}
+
+/** A linear VOI window in modality units (PS3.3 C.11.2.1.2), with the rescale that maps stored values to them. */
+export interface VoiWindow {
+  readonly center: number;
+  readonly width: number;
+  readonly slope: number;
+  readonly intercept: number;
+}
+
+/**
+ * 8-bit grey through the data set's own window: what a viewer shows first. Text drawn in the range a
+ * viewer displays stands out here even when the stored range is far wider (a 16-bit CT with -2000 padding).
+ */
+export function renderWindow(d: PixelDescriptor, frame: Uint8Array, w: VoiWindow): Gray8 | undefined {
+  if (d.samplesPerPixel !== 1 || d.photometric === 'PALETTE COLOR' || !(w.width >= 1) || !Number.isFinite(w.center)) return undefined;
+  const n = d.rows * d.columns;
+  const get = sampleReader(d, frame);
+  const out = new Uint8Array(n);
+  const invert = d.photometric === 'MONOCHROME1';
+  const lo = w.center - 0.5 - (w.width - 1) / 2;
+  const scale = 255 / Math.max(1, w.width - 1);
+  let clipped = 0;
+  let inside = 0;
+  for (let p = 0; p < n; p++) {
+    const g = Math.round((get(p, 0) * w.slope + w.intercept - lo) * scale);
+    if (g <= 0 || g >= 255) clipped++;
+    else inside++;
+    const c = g <= 0 ? 0 : g >= 255 ? 255 : g;
+    out[p] = invert ? 255 - c : c;
+  }
+  // A window that clips almost everything shows nothing (8-bit data with a CT window in HU); one that
+  // clips nothing shows what the stored-range render shows. Neither is worth reading.
+  if (clipped > 0.97 * n || clipped === 0) return undefined;
+  return { width: d.columns, height: d.rows, data: out };
+}
+
+/** Radius of the neighbourhood a local-contrast render compares each pixel with: about a line of small text. */
+const LOCAL_RADIUS = 12;
+
+/**
+ * Local contrast: each value as its distance from the mean of its neighbourhood, in units of the
+ * neighbourhood's spread. Text in the middle of the range (grey on grey), or faint against the
+ * anatomy it is drawn over, gets the contrast that a global window gives only to the extremes.
+ * `values` are one sample per pixel (stored values, or an 8-bit render); MONOCHROME1 is inverted by
+ * the caller's flag so that the render looks as displayed.
+ */
+export function renderLocalContrast(values: ArrayLike<number>, width: number, height: number, invert = false): Gray8 {
+  const W = width;
+  const H = height;
+  const r = LOCAL_RADIUS;
+  const stride = W + 1;
+  const sum = new Float64Array(stride * (H + 1));
+  const sq = new Float64Array(stride * (H + 1));
+  let total = 0;
+  let totalSq = 0;
+  for (let y = 0; y < H; y++) {
+    let a = 0;
+    let b = 0;
+    for (let x = 0; x < W; x++) {
+      const v = values[y * W + x];
+      a += v;
+      b += v * v;
+      sum[(y + 1) * stride + x + 1] = sum[y * stride + x + 1] + a;
+      sq[(y + 1) * stride + x + 1] = sq[y * stride + x + 1] + b;
+    }
+    total += a;
+    totalSq += b;
+  }
+  const n = W * H;
+  const globalSd = Math.sqrt(Math.max(0, totalSq / n - (total / n) ** 2));
+  // A floor under the spread: flat areas (air, padding) would otherwise turn their noise into texture.
+  const floor = 0.05 * globalSd + 1e-6;
+  const out = new Uint8Array(n);
+  for (let y = 0; y < H; y++) {
+    const ya = Math.max(0, y - r);
+    const yb = Math.min(H, y + r + 1);
+    for (let x = 0; x < W; x++) {
+      const xa = Math.max(0, x - r);
+      const xb = Math.min(W, x + r + 1);
+      const count = (yb - ya) * (xb - xa);
+      const s = sum[yb * stride + xb] - sum[ya * stride + xb] - sum[yb * stride + xa] + sum[ya * stride + xa];
+      const s2 = sq[yb * stride + xb] - sq[ya * stride + xb] - sq[yb * stride + xa] + sq[ya * stride + xa];
+      const mean = s / count;
+      const sd = Math.sqrt(Math.max(0, s2 / count - mean * mean));
+      let z = (values[y * W + x] - mean) / (sd + floor);
+      if (invert) z = -z;
+      const g = Math.round(128 + 50 * z);
+      out[y * W + x] = g <= 0 ? 0 : g >= 255 ? 255 : g;
+    }
+  }
+  return { width: W, height: H, data: out };
+}
+
+/** One sample per pixel as numbers (monochrome stored values; luma of colour via the grey render). */
+export function monochromeValues(d: PixelDescriptor, frame: Uint8Array): Float32Array | undefined {
+  if (d.samplesPerPixel !== 1 || d.photometric === 'PALETTE COLOR') return undefined;
+  const n = d.rows * d.columns;
+  const get = sampleReader(d, frame);
+  const out = new Float32Array(n);
+  for (let p = 0; p < n; p++) out[p] = get(p, 0);
+  return out;
 }

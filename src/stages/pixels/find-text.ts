@@ -1,0 +1,403 @@
+import type { OcrPool } from './ocr-pool.js';
+import type { ReadLine } from './ocr/ctc.js';
+import type { DetectedBox } from './ocr/db-postprocess.js';
+import type { Gray8 } from './render.js';
+import { crop } from './render.js';
+import { analyseText, boxArea, clampBox, grow, intersects, mergeBoxes, TEXT_PEAK, type Box } from './text-regions.js';
+
+/**
+ * Finding the text lines of one image (a frame, or a multi-frame object's composite), in three steps:
+ *
+ * 1. **Where text may be**, cheaply: the stroke analysis of text-regions.ts on the stored-range and
+ *    the windowed renders. No candidate region: no text, and nothing else runs.
+ * 2. **Detection** with a scene-text detector (PP-OCRv4 DB) on every render of the candidate regions
+ *    (or the whole frame when they cover most of it): the stored range, the data set's window and a
+ *    local-contrast render, so that bright text on black, dark text on bright anatomy and grey text on
+ *    grey all reach it. The boxes of all renders are pooled; one line found in several renders is one
+ *    candidate.
+ * 3. **Reading** each candidate once (PP-OCRv4 recognition), on the render it was found in best. A
+ *    candidate read with confidence is a text line. One read with low confidence is still a text line
+ *    when it is shaped like one and its strokes look like text (fail closed: masked, reported unread).
+ *    Anything else (texture the detector took for text) is dropped.
+ */
+
+export type RenderName = 'stored' | 'window' | 'local';
+
+export interface NamedRender {
+  readonly name: RenderName;
+  readonly gray: Gray8;
+}
+
+export interface TextLine {
+  readonly box: Box;
+  readonly text: string;
+  /** 0-1 */
+  readonly confidence: number;
+  /** false: read with low confidence, taken as text from its shape and strokes (masked-unread). */
+  readonly read: boolean;
+}
+
+export interface FindOptions {
+  /** A line read at or above this confidence (0-1) is text. */
+  readonly minConfidence: number;
+  /** Below this, a reading is noise whatever the strokes say. */
+  readonly unreadFloor?: number;
+  /** Detector input scale; defaults to one chosen from the frame size. */
+  readonly scale?: number;
+  /** Which renders the detector reads: all (the default), or only the local-contrast one. */
+  readonly renders?: 'all' | 'local';
+  /**
+   * The first pass: 'strict' reads an image only when its strokes are as dense as letters somewhere
+   * (TEXT_PEAK), 'regions' wherever text-like strokes are, 'none' reads the whole frame.
+   */
+  readonly firstPass?: 'strict' | 'regions' | 'none';
+}
+
+export interface FindResult {
+  readonly lines: TextLine[];
+  /** Whether the first pass found somewhere text may be (false: nothing else ran). */
+  readonly candidates: boolean;
+  /** Candidates dropped as not text. */
+  readonly dropped: number;
+  /** Regions the stroke gate proposed (frame pixels). */
+  readonly regions: readonly Box[];
+  readonly detections: number;
+  readonly recognitions: number;
+}
+
+/** Above this share of the frame the candidate regions are detected as one whole frame. */
+const WHOLE_FRAME_SHARE = 0.4;
+/** Context kept around a candidate region: the detector needs some background around a line. */
+const REGION_PAD = 24;
+
+/**
+ * The detector was trained on text a dozen or more pixels high; small frames carry small fonts
+ * (a 256² MR with 7 px text), so they are enlarged. Large frames are read at their own size.
+ */
+export function detectorScale(width: number, height: number): number {
+  return Math.min(3, Math.max(1, 512 / Math.max(width, height)));
+}
+
+interface Candidate {
+  readonly members: Array<DetectedBox & { render: number }>;
+  best: DetectedBox & { render: number };
+}
+
+const overlapShare = (a: Box, b: Box) => {
+  const w = Math.min(a.x1, b.x1) - Math.max(a.x0, b.x0);
+  const h = Math.min(a.y1, b.y1) - Math.max(a.y0, b.y0);
+  if (w <= 0 || h <= 0) return 0;
+  return (w * h) / Math.min(boxArea(a), boxArea(b));
+};
+
+/** Confidence a reading of one or two characters needs to be text. */
+const SHORT_READING = 0.8;
+
+/** Overlap of the bands a region is cut into: more than a line of the largest text burned into images. */
+const BAND_OVERLAP = 48;
+/** Regions below this many pixels are not cut. */
+const BAND_MIN_AREA = 128 * 1024;
+
+/** Cuts a large region into `n` horizontal bands that overlap by BAND_OVERLAP (a line lies whole in one of them). */
+const bands = (n: number) => (r: Box): Box[] => {
+  const h = r.y1 - r.y0;
+  if (n < 2 || boxArea(r) < BAND_MIN_AREA || h < 4 * BAND_OVERLAP) return [r];
+  const step = Math.ceil(h / n);
+  return Array.from({ length: n }, (_, i) => ({ x0: r.x0, x1: r.x1, y0: r.y0 + Math.max(0, i * step - BAND_OVERLAP / 2), y1: Math.min(r.y1, r.y0 + (i + 1) * step + BAND_OVERLAP / 2) }));
+};
+
+/** Lines of text: taller than wide only for a character or two, and not a large part of the frame. */
+function lineShaped(b: Box, frameHeight: number): boolean {
+  const h = b.y1 - b.y0;
+  const w = b.x1 - b.x0;
+  return h <= Math.max(48, 0.12 * frameHeight) && w >= 0.6 * h;
+}
+
+const alnumCount = (s: string) => (s.match(/[\p{L}\p{N}]/gu) ?? []).length;
+
+/**
+ * `global` are the renders the stroke gate looks at (the stored range first); `local` gives the
+ * local-contrast render, made only when the gate finds somewhere text may be.
+ */
+export async function findText(global: readonly NamedRender[], local: () => NamedRender, pool: OcrPool, opts: FindOptions): Promise<FindResult> {
+  const { width: W, height: H } = global[0].gray;
+  const analyses = global.map((r) => analyseText(r.gray));
+  const strokeBlocks = analyses.flatMap((a) => a.blocks);
+  const firstPass = opts.firstPass ?? 'regions';
+  let regions = firstPass === 'none' ? [{ x0: 0, y0: 0, x1: W, y1: H }] : mergeBoxes(analyses.flatMap((a) => a.regions).map((b) => clampBox(grow(b, REGION_PAD), W, H)));
+  const dense = analyses.some((a) => a.peak >= TEXT_PEAK);
+  if (regions.length === 0 || (firstPass === 'strict' && !dense)) return { lines: [], candidates: false, dropped: 0, regions: [], detections: 0, recognitions: 0 };
+  if (regions.reduce((s, b) => s + boxArea(b), 0) > WHOLE_FRAME_SHARE * W * H) regions = [{ x0: 0, y0: 0, x1: W, y1: H }];
+  const localRender = local();
+  const renders = opts.renders === 'local' ? [localRender] : [...global, localRender];
+  const scale = opts.scale ?? detectorScale(W, H);
+
+  // 2. Detection on every render of every region, in parallel over the pool: a large region is cut
+  //    into overlapping bands, one per thread, so that one image at a time still uses every core.
+  const jobs = regions.flatMap(bands(pool.size)).flatMap((region) =>
+    renders.map(async (r, render) => {
+      const whole = region.x0 === 0 && region.y0 === 0 && region.x1 === W && region.y1 === H;
+      const g = whole ? r.gray : crop(r.gray, region.x0, region.y0, region.x1, region.y1);
+      const boxes = await pool.detect(g, scale);
+      return boxes.map((b) => ({ x0: b.x0 + region.x0, y0: b.y0 + region.y0, x1: b.x1 + region.x0, y1: b.y1 + region.y0, score: b.score, render }));
+    }),
+  );
+  const t0 = performance.now();
+  const found = (await Promise.all(jobs)).flat();
+  const tDetect = performance.now() - t0;
+  const candidates: Candidate[] = [];
+  for (const b of found.sort((a, c) => c.score - a.score)) {
+    const same = candidates.find((c) => c.members.some((m) => overlapShare(m, b) > 0.6 && Math.abs((m.y1 - m.y0) - (b.y1 - b.y0)) <= 0.5 * Math.max(m.y1 - m.y0, b.y1 - b.y0)));
+    if (same) same.members.push(b);
+    else candidates.push({ members: [b], best: b });
+  }
+
+  // 3. One reading per candidate, grouped by render so that each render travels once. Each is read
+  //    with some room on both sides: a line the detector cut short reads on past its box.
+  const readings = await readCandidates(candidates.map((c) => c.best), renders, pool, W);
+  let recognitions = readings.length;
+  recognitions += await readOn(candidates.map((c) => c.best), readings, renders, pool, W);
+  const lines: TextLine[] = [];
+  let dropped = 0;
+  const unreadFloor = opts.unreadFloor ?? 0.3;
+  for (const [i, c] of candidates.entries()) {
+    let r = readings[i];
+    // Read with doubt in its best render: another render may read it (dark text over bright anatomy
+    // can read better in the local-contrast render than in the one the detector scored highest).
+    if (!(alnumCount(r.text) >= 1 && r.confidence >= opts.minConfidence)) {
+      const others = c.members.filter((m) => m.render !== c.best.render);
+      const seenRenders = new Set<number>();
+      const distinct = others.filter((m) => !seenRenders.has(m.render) && seenRenders.add(m.render));
+      if (distinct.length) {
+        const more = await readCandidates(distinct, renders, pool, W);
+        recognitions += more.length;
+        for (const m of more) if (alnumCount(m.text) >= 1 && m.confidence > r.confidence) r = m;
+      }
+    }
+    const detected = c.members.reduce((u, m) => ({ x0: Math.min(u.x0, m.x0), y0: Math.min(u.y0, m.y0), x1: Math.max(u.x1, m.x1), y1: Math.max(u.y1, m.y1) }), { x0: W, y0: H, x1: 0, y1: 0 } as Box);
+    const box = { ...detected, x0: Math.min(detected.x0, r.span.x0), x1: Math.max(detected.x1, r.span.x1) };
+    const letters = alnumCount(r.text);
+    // One or two characters are weak evidence (a checkerboard reads as "00"): they need a sure reading.
+    const sure = letters >= 3 ? opts.minConfidence : Math.max(opts.minConfidence, SHORT_READING);
+    if (letters >= 1 && r.confidence >= sure && lineShaped(c.best, H)) {
+      lines.push({ box, text: r.text, confidence: r.confidence, read: true });
+    } else if (letters >= 2 && letters >= 0.6 * r.text.replace(/\s/g, '').length && r.confidence >= unreadFloor && lineShaped(c.best, H) && strokeSupported(c.best, strokeBlocks)) {
+      lines.push({ box, text: r.text, confidence: r.confidence, read: false });
+    } else dropped++;
+  }
+  for (const [i, line] of lines.entries()) lines[i] = { ...line, box: tightenToInk(line.box, renders) };
+  // A single character with no other text beside it identifies nobody (a test pattern's checker reads
+  // as "8"); next to other text it may be the end of a date, and stays.
+  const kept = lines.filter((l) => alnumCount(l.text) >= 2 || lines.some((o) => o !== l && besideOnLine(l.box, o.box)));
+  dropped += lines.length - kept.length;
+  lines.length = 0;
+  lines.push(...kept);
+  if (process.env.DEID_DEBUG_OCR_TIME) {
+    process.stderr.write(`text: ${W}x${H} ${renders.map((r) => r.name).join('+')} scale ${scale.toFixed(2)} regions ${regions.length} detect ${tDetect.toFixed(0)} ms (${found.length} boxes), read ${(performance.now() - t0 - tDetect).toFixed(0)} ms (${recognitions}), lines ${lines.length}, dropped ${dropped}\n`);
+  }
+  return { lines, candidates: true, dropped, regions, detections: found.length, recognitions };
+}
+
+/** Whether `b` is on the line of `a` (their heights mostly shared) and within two line heights of it. */
+function besideOnLine(a: Box, b: Box): boolean {
+  const h = Math.max(a.y1 - a.y0, b.y1 - b.y0);
+  const sharedY = Math.min(a.y1, b.y1) - Math.max(a.y0, b.y0);
+  const gapX = Math.max(a.x0, b.x0) - Math.min(a.x1, b.x1);
+  return sharedY >= 0.5 * Math.min(a.y1 - a.y0, b.y1 - b.y0) && gapX <= 2 * h;
+}
+
+/** Grey-level distance from a box's background at which a pixel counts as ink. */
+const INK_STEP = 40;
+/** At most this share of a box's height is trimmed from each side: the detector's own padding. */
+const MAX_TRIM = 0.3;
+
+/**
+ * The detector pads each line (it grows its text kernel back by a fixed distance). Rows and columns
+ * at the edges of the box where no render shows ink (a pixel far from the box's background, which
+ * is its median) are padding, and are trimmed, up to the detector's padding; the mask's margin is
+ * then added to the text itself. Over texture every row holds "ink", and nothing is trimmed.
+ */
+function tightenToInk(b: Box, renders: readonly NamedRender[]): Box {
+  const h = b.y1 - b.y0;
+  const maxTrim = Math.floor(MAX_TRIM * h);
+  if (maxTrim < 1) return b;
+  const w = b.x1 - b.x0;
+  const rowInk = new Uint8Array(h);
+  const colInk = new Uint8Array(w);
+  for (const r of renders) {
+    const g = r.gray;
+    const hist = new Uint32Array(256);
+    for (let y = b.y0; y < b.y1; y++) for (let x = b.x0; x < b.x1; x++) hist[g.data[y * g.width + x]]++;
+    let bg = 0;
+    for (let acc = 0, half = (w * h) / 2; bg < 255 && (acc += hist[bg]) < half; bg++);
+    for (let y = b.y0; y < b.y1; y++) {
+      for (let x = b.x0; x < b.x1; x++) {
+        if (Math.abs(g.data[y * g.width + x] - bg) >= INK_STEP) {
+          rowInk[y - b.y0] = 1;
+          colInk[x - b.x0] = 1;
+        }
+      }
+    }
+  }
+  let top = 0;
+  while (top < maxTrim && !rowInk[top]) top++;
+  let bottom = 0;
+  while (bottom < maxTrim && !rowInk[h - 1 - bottom]) bottom++;
+  let left = 0;
+  while (left < maxTrim && !colInk[left]) left++;
+  let right = 0;
+  while (right < maxTrim && !colInk[w - 1 - right]) right++;
+  // A box with no ink at all keeps its size (the reading said it was text).
+  if (top + bottom >= h || left + right >= w) return b;
+  return { x0: b.x0 + left, y0: b.y0 + top, x1: b.x1 - right, y1: b.y1 - bottom };
+}
+
+/** Whether the stroke analysis found text-like strokes over a good part of the box. */
+function strokeSupported(b: Box, blocks: readonly Box[]): boolean {
+  let covered = 0;
+  for (const k of blocks) {
+    if (!intersects(k, b)) continue;
+    covered += (Math.min(k.x1, b.x1) - Math.max(k.x0, b.x0)) * (Math.min(k.y1, b.y1) - Math.max(k.y0, b.y0));
+  }
+  return covered >= 0.3 * boxArea(b);
+}
+
+/** How far past its box (or its last reading) a line is read, in line heights; a line that reads on to the end of that is read further. */
+const READ_ON = 1.2;
+/** A line that reads on is read further in probes this many line heights long past its end, with two heights of it before for context. */
+const PROBE_REACH = 4;
+/** Rounds of reading on. */
+const READ_ON_ROUNDS = 4;
+/** A letter or digit read at least this surely, next to the line, continues it. */
+const CONTINUES = 0.8;
+const isAlnum = (c: string) => /[\p{L}\p{N}]/u.test(c);
+
+interface Reading {
+  readonly text: string;
+  /** Of the characters inside the detector's box. */
+  readonly confidence: number;
+  /** The line's extent along x, where it reads on past the box. */
+  readonly span: { x0: number; x1: number };
+  /** How far reading has looked on each side (set once a line reads on). */
+  readonly reachedRight?: number;
+  readonly reachedLeft?: number;
+}
+
+/**
+ * The reading of a box read with room on both sides: its text and confidence are those of the
+ * characters inside the box; the line is taken on past the box over characters read surely, each
+ * within about a character of the last.
+ */
+function readingOf(box: Box, line: ReadLine): Reading {
+  const inside = line.chars.filter((c) => c.x >= box.x0 && c.x <= box.x1);
+  const h = box.y1 - box.y0;
+  let x0 = box.x0;
+  let x1 = box.x1;
+  const step = 1.2 * h;
+  for (const c of [...line.chars].filter((c) => c.x > box.x1).sort((a, b) => a.x - b.x)) {
+    if (c.x - x1 > step) break;
+    if (c.p < CONTINUES || !isAlnum(c.char)) continue;
+    x1 = Math.ceil(c.x + 0.5 * h);
+  }
+  for (const c of [...line.chars].filter((c) => c.x < box.x0).sort((a, b) => b.x - a.x)) {
+    if (x0 - c.x > step) break;
+    if (c.p < CONTINUES || !isAlnum(c.char)) continue;
+    x0 = Math.floor(c.x - 0.5 * h);
+  }
+  return {
+    text: inside.map((c) => c.char).join(''),
+    confidence: inside.length ? inside.reduce((s, c) => s + c.p, 0) / inside.length : 0,
+    span: { x0, x1 },
+  };
+}
+
+/**
+ * Lines that read on to the end of their strip are read further, from where they stopped, until
+ * they stop or READ_ON_ROUNDS is reached. Returns the recognitions made.
+ */
+async function readOn(boxes: ReadonlyArray<Box & { render: number }>, readings: Reading[], renders: readonly NamedRender[], pool: OcrPool, width: number): Promise<number> {
+  let made = 0;
+  for (let round = 0; round < READ_ON_ROUNDS; round++) {
+    const more: Array<{ i: number; side: 'left' | 'right'; probe: Box & { render: number } }> = [];
+    for (const [i, b] of boxes.entries()) {
+      const h = b.y1 - b.y0;
+      const reach = READ_ON * h;
+      const span = readings[i].span;
+      // Still reading at the end of what was read: a probe box of one line height at that end.
+      if (span.x1 > b.x1 && span.x1 < width - 1 && span.x1 >= (readings[i].reachedRight ?? b.x1 + reach) - 1.5 * h) more.push({ i, side: 'right', probe: { ...b, x0: Math.max(0, span.x1 - 2 * h), x1: span.x1 } });
+      if (span.x0 < b.x0 && span.x0 > 0 && span.x0 <= (readings[i].reachedLeft ?? b.x0 - reach) + 1.5 * h) more.push({ i, side: 'left', probe: { ...b, x0: span.x0, x1: Math.min(width, span.x0 + 2 * h) } });
+    }
+    if (!more.length) return made;
+    // A probe reads on only on its own side: the context before it is inside the probe.
+    const sideOf = new Map<Box, string>(more.map((m) => [m.probe, m.side]));
+    const got = await readCandidates(more.map((m) => m.probe), renders, pool, width, (p) => {
+      const reach = PROBE_REACH * (p.y1 - p.y0);
+      return sideOf.get(p) === 'right' ? { x0: p.x0, x1: p.x1 + reach } : { x0: p.x0 - reach, x1: p.x1 };
+    });
+    made += got.length;
+    for (const [k, m] of more.entries()) {
+      const r = readings[m.i];
+      const reach = PROBE_REACH * (m.probe.y1 - m.probe.y0);
+      readings[m.i] =
+        m.side === 'right'
+          ? { ...r, span: { ...r.span, x1: Math.max(r.span.x1, got[k].span.x1) }, reachedRight: Math.min(width, m.probe.x1 + reach), reachedLeft: r.reachedLeft }
+          : { ...r, span: { ...r.span, x0: Math.min(r.span.x0, got[k].span.x0) }, reachedLeft: Math.max(0, m.probe.x0 - reach), reachedRight: r.reachedRight };
+      // Nothing more read on that side: done with it.
+      if ((m.side === 'right' && got[k].span.x1 <= m.probe.x1) || (m.side === 'left' && got[k].span.x0 >= m.probe.x0)) {
+        readings[m.i] = m.side === 'right' ? { ...readings[m.i], reachedRight: Infinity } : { ...readings[m.i], reachedLeft: -Infinity };
+      }
+    }
+  }
+  return made;
+}
+
+/**
+ * Reads boxes of the renders. Boxes of one render on one line (a label and its value found apart)
+ * are read as one strip, with room on both sides: one reading instead of several, and the text
+ * between them read too. Each box then takes the characters that fall inside it.
+ */
+async function readCandidates(
+  boxes: ReadonlyArray<Box & { render: number }>,
+  renders: readonly NamedRender[],
+  pool: OcrPool,
+  width: number,
+  reachOf: (b: Box) => { x0: number; x1: number } = (b) => ({ x0: b.x0 - READ_ON * (b.y1 - b.y0), x1: b.x1 + READ_ON * (b.y1 - b.y0) }),
+): Promise<Reading[]> {
+  const out = new Array<Reading>(boxes.length);
+  const strips: Array<{ box: Box; reach: { x0: number; x1: number }; render: number; members: number[] }> = [];
+  for (const i of [...boxes.keys()].sort((a, b) => boxes[a].x0 - boxes[b].x0)) {
+    const b = boxes[i];
+    const h = b.y1 - b.y0;
+    const line = strips.find((s) => {
+      if (s.render !== b.render) return false;
+      const sh = s.box.y1 - s.box.y0;
+      const overlapY = Math.min(s.box.y1, b.y1) - Math.max(s.box.y0, b.y0);
+      return overlapY >= 0.6 * Math.max(h, sh) && b.x0 - s.box.x1 <= 1.5 * Math.min(h, sh);
+    });
+    const reach = reachOf(b);
+    if (line) {
+      line.box = { x0: Math.min(line.box.x0, b.x0), y0: Math.min(line.box.y0, b.y0), x1: Math.max(line.box.x1, b.x1), y1: Math.max(line.box.y1, b.y1) };
+      line.reach = { x0: Math.min(line.reach.x0, reach.x0), x1: Math.max(line.reach.x1, reach.x1) };
+      line.members.push(i);
+    } else strips.push({ box: { ...b }, reach, render: b.render, members: [i] });
+  }
+  const padded = (s: { box: Box; reach: { x0: number; x1: number } }) => ({ x0: Math.max(0, s.reach.x0), y0: s.box.y0, x1: Math.min(width, s.reach.x1), y1: s.box.y1 });
+  await Promise.all(
+    renders.map(async (r, render) => {
+      const mineAll = strips.filter((s) => s.render === render);
+      if (!mineAll.length) return;
+      // Split a render's strips over the pool's threads.
+      const parts = Math.min(pool.size, mineAll.length);
+      await Promise.all(
+        Array.from({ length: parts }, async (_, k) => {
+          const mine = mineAll.filter((_, j) => j % parts === k);
+          const lines = await pool.recognize(r.gray, mine.map(padded));
+          mine.forEach((s, j) => {
+            for (const i of s.members) out[i] = readingOf(boxes[i], lines[j]);
+          });
+        }),
+      );
+    }),
+  );
+  return out;
+}

@@ -1,0 +1,166 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findElement, withElement } from '../src/dicom/element.js';
+import { initCodecs } from '../src/dicom/pixels/codecs.js';
+import { decodePixelData, encodePixelData } from '../src/dicom/pixels/pixel-data.js';
+import { readDicom } from '../src/dicom/reader.js';
+import { TS } from '../src/dicom/transfer-syntax.js';
+import { writeDicom } from '../src/dicom/writer.js';
+import { processObject, processObjectAsync } from '../src/pipeline/process-object.js';
+import { loadProfile } from '../src/profiles/profile.js';
+import { collectIdentifiers } from '../src/stages/identifiers.js';
+import { maskFrame } from '../src/stages/pixels/mask.js';
+import { OcrPool } from '../src/stages/pixels/ocr-pool.js';
+import { PhiMatcher } from '../src/stages/pixels/phi-boxes.js';
+import { monochromeValues, renderRgb } from '../src/stages/pixels/render.js';
+import { verifyPixels } from '../src/stages/pixels/verify-pixels.js';
+import { corpusFile, tempDir } from './helpers/corpus.js';
+import { scoreImage, tesseractWords, type TruthItem } from './pixel-eval/tcia.mjs';
+
+/**
+ * The pixel stage on real clinical images with burned-in PHI (TCIA Pseudo-PHI, ground-truth boxes
+ * beside each file) and on the corpus's real images, with Debian's tesseract CLI as the independent
+ * reader of what leaves.
+ */
+const tmp = tempDir('deid-pixels-real-');
+const SECRET = Buffer.from('pixel-real-secret');
+const profile = loadProfile('basic', ['clean-pixel-data']);
+let pool: OcrPool;
+
+beforeAll(async () => {
+  await initCodecs();
+  pool = new OcrPool({ size: 2 });
+});
+afterAll(async () => {
+  await pool?.terminate();
+  tmp.cleanup();
+});
+
+const TCIA = 'tcia-burned-in';
+const tcia = (name: string) => {
+  const path = corpusFile(`${TCIA}/${name}.dcm`);
+  return { path, bytes: readFileSync(path), truth: JSON.parse(readFileSync(path.replace(/\.dcm$/, '.json'), 'utf8')).annotation as TruthItem[] };
+};
+const CT_DARK_ON_TEXTURE = '3209648408_09-23-1999-CT_UROGRAM-31798_3_000000-PARENCHYMAL_PHASE_Sep1999-95798_1-042';
+const MR_SMALL_TEXT = '8732322741_01-05-2008-MRI_PROSTATE_W_WO_CONTRAST-39318_4_000000-t2spcrstaxial_oblProstate-50358_1-04';
+const MG = '571403367_07-11-2019-DBT_Reconstructed_Volume-37558_DBT_slices-78838_11-01';
+const DX = '339833062_07-05-2001-19638_3001578_000000-60758_1-2';
+
+/** Frame 0 as a PNG, as a viewer shows it, for the tesseract CLI. */
+async function framePng(bytes: Uint8Array, name: string): Promise<string> {
+  const f = readDicom(bytes);
+  const img = decodePixelData(f.dataset, f.transferSyntaxUID);
+  const rgb = renderRgb(img.desc, img.frames[0]);
+  const p = join(tmp.path, `${name}.png`);
+  writeFileSync(p, await sharp(Buffer.from(rgb.data), { raw: { width: rgb.width, height: rgb.height, channels: 3 } }).png().toBuffer());
+  return p;
+}
+
+describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
+  it.each([
+    ['a CT with dark text over dark, textured anatomy', CT_DARK_ON_TEXTURE],
+    ['an MR with 7 px text over the prostate (left untouched before)', MR_SMALL_TEXT],
+    ['a tomosynthesis slice (MG)', MG],
+    ['a DX chest radiograph', DX],
+  ])('should mask every PHI box of %s whole, so that Debian tesseract reads none of its values', async (_, name) => {
+    const { bytes, truth } = tcia(name);
+    const r = await processObjectAsync(bytes, { profile, secret: SECRET, ocrPool: pool });
+    expect(r.pixels?.action).toBe('cleaned');
+    expect(r.pixelVerify?.ok).toBe(true);
+    const file = readDicom(bytes);
+    const img = decodePixelData(file.dataset, file.transferSyntaxUID);
+    const score = scoreImage({
+      truth,
+      width: img.desc.columns,
+      height: img.desc.rows,
+      values: monochromeValues(img.desc, img.frames[0])!,
+      boxes: r.pixels?.boxes ?? [],
+      cliIn: tesseractWords(await framePng(bytes, `${name}-in`)),
+      cliOut: tesseractWords(await framePng(r.output, `${name}-out`)),
+    });
+    expect(score.total).toBeGreaterThanOrEqual(2);
+    expect(score.missed).toEqual([]);
+    expect(score.recalled).toBe(score.total);
+    expect(score.tokens).toBe(0);
+  });
+
+  it('should mask a label and value line whole, from the label to the end of a value that runs on over dark anatomy', async () => {
+    const { bytes, truth } = tcia(CT_DARK_ON_TEXTURE);
+    const r = await processObjectAsync(bytes, { profile, secret: SECRET, ocrPool: pool });
+    const institution = truth.find((t) => t.key?.text === 'Institution Name')!;
+    // The line from its label's first visible column (its first letters are drawn white over white bone)
+    // to where the value's dark letters end over the anatomy (its box runs on past the frame's circle of
+    // view, where nothing was drawn).
+    const file = readDicom(bytes);
+    const img = decodePixelData(file.dataset, file.transferSyntaxUID);
+    const values = monochromeValues(img.desc, img.frames[0])!;
+    const [kx0, ky0, , ky1] = institution.key!.bbox;
+    let x0 = kx0;
+    const flat = (x: number) => Array.from({ length: ky1 - ky0 + 1 }, (_, i) => values[(ky0 + i) * img.desc.columns + x]).every((v, _, a) => v === a[0]);
+    while (flat(x0)) x0++;
+    expect(x0 - kx0).toBeLessThan(20);
+    const line = { x0, y0: institution.value.bbox[1] + 1, x1: 446, y1: institution.value.bbox[3] - 1 };
+    const covered = (x: number, y: number) => (r.pixels?.boxes ?? []).some((b) => x >= b.x0 && x < b.x1 && y >= b.y0 && y < b.y1);
+    const missing: string[] = [];
+    for (let y = line.y0; y <= line.y1; y++) for (let x = line.x0; x <= line.x1; x++) if (!covered(x, y)) missing.push(`${x},${y}`);
+    expect(missing).toEqual([]);
+  });
+
+  it('should let verification read the text of the original MR, and find it again where masking left half of each line', async () => {
+    const { bytes } = tcia(MR_SMALL_TEXT);
+    const source = readDicom(bytes);
+    const ids = collectIdentifiers(source.dataset);
+    // The original, as if nothing had been masked: the reader that checks outputs finds the name, ID and dates.
+    const original = await verifyPixels(source, ids, { pool });
+    expect(original.ok).toBe(false);
+    expect(original.leaks.map((l) => l.kind)).toEqual(expect.arrayContaining(['name']));
+    // The cleaned output passes.
+    const r = await processObjectAsync(bytes, { profile, secret: SECRET, ocrPool: pool });
+    expect(r.pixelVerify?.ok).toBe(true);
+    // Half of every masked line put back (the values on the right): verification finds them.
+    const img = decodePixelData(source.dataset, source.transferSyntaxUID);
+    const left = (r.pixels?.boxes ?? []).map((b) => ({ ...b, x1: b.x0 + Math.floor((b.x1 - b.x0) / 2) }));
+    for (const f of img.frames) maskFrame(f, img.desc, { boxes: left });
+    const enc = encodePixelData(source.dataset, img, TS.ExplicitLE);
+    const half = readDicom(writeDicom({ ...source, dataset: enc.dataset, transferSyntaxUID: enc.transferSyntaxUID }));
+    const report = await verifyPixels(half, ids, { pool });
+    expect(report.ok).toBe(false);
+  });
+});
+
+describe('images without text, and the fail-closed default', () => {
+  it('should keep the pixel data of a text-free real CT byte for byte, rejected by the first pass', async () => {
+    const bytes = readFileSync(corpusFile('dicomparser/CT1_UNC.explicit_little_endian.dcm'));
+    const r = await processObjectAsync(bytes, { profile, secret: SECRET, ocrPool: pool });
+    expect(r.pixels?.action).toBe('cleaned');
+    expect(r.pixels?.text?.firstPass).toBe('text-free');
+    expect(r.pixels?.pixelsMasked).toBe(0);
+    const pixelData = (b: Uint8Array) => Buffer.from(findElement(readDicom(b).dataset, 0x7fe00010)!.value!);
+    expect(pixelData(r.output).equals(pixelData(bytes))).toBe(true);
+  });
+
+  it('should quarantine an RGB ultrasound without BurnedInAnnotation unless pixels are cleaned, and mask its PHI when they are', async () => {
+    const rgb = readDicom(readFileSync(corpusFile('deid-data/ultrasounds/RGB_IMAGE.dcm')));
+    const withoutDeclaration = writeDicom({ ...rgb, dataset: rgb.dataset.filter((e) => e.tag !== 0x00280301) });
+    // Without clean-pixel-data: refused, with a code that says what to do.
+    expect(() => processObject(withoutDeclaration, { profile: loadProfile('basic'), secret: SECRET })).toThrow(expect.objectContaining({ code: 'DEID_ERR_TEXT_PRONE' }));
+    // With it: cleaned, and the independent reader finds none of the identifying values.
+    const r = await processObjectAsync(withoutDeclaration, { profile, secret: SECRET, ocrPool: pool });
+    expect(r.pixels?.text?.firstPass).toBe('whole-frame');
+    expect(r.pixels?.boxes?.length).toBeGreaterThan(0);
+    const m = new PhiMatcher(collectIdentifiers(rgb.dataset));
+    const before = tesseractWords(await framePng(withoutDeclaration, 'us-in')).filter((w) => m.sensitive(w.text, 100));
+    const after = tesseractWords(await framePng(r.output, 'us-out')).filter((w) => m.sensitive(w.text, 100));
+    expect(before.length).toBeGreaterThanOrEqual(3);
+    expect(after).toEqual([]);
+  });
+
+  it('should pass an image that declares BurnedInAnnotation NO without cleaning, and say its pixels were not examined', () => {
+    const rgb = readDicom(readFileSync(corpusFile('deid-data/ultrasounds/RGB_IMAGE.dcm')));
+    const declaredClean = writeDicom({ ...rgb, dataset: withElement(rgb.dataset, { tag: 0x00280301, vr: 'CS', value: Buffer.from('NO') }) });
+    const r = processObject(declaredClean, { profile: loadProfile('basic'), secret: SECRET });
+    expect(r.header.pixels).toMatch(/not examined/);
+  });
+});
