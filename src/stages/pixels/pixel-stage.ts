@@ -28,8 +28,9 @@ export const pixelStage: Stage<PixelContext> = async (object, ctx) => {
   const r = await cleanPixels(object.source, object.current.file, identifiers, { settings: ctx.profile.pixels, pool: ctx.ocrPool, previews: ctx.previews });
   const { previews, ...report } = r.report;
   if (report.action === 'skipped') return { facts: { pixels: { report } } };
-  // The first pass found no text-like strokes: the pixels are unchanged, and there is nothing to re-read.
-  if (report.text?.firstPass === 'text-free' && !report.pixelsMasked) {
+  // Nothing masked, and either the first pass found no text-like strokes or the detector found no text
+  // in any render: the pixels leave unchanged, already examined, and there is nothing masked to re-read.
+  if (!report.pixelsMasked && (report.text?.firstPass === 'text-free' || report.text?.detections === 0)) {
     const bytes = writeDicom(r.file);
     return { output: Part10.of(readDicom(bytes), bytes), facts: { pixels: { report } } };
   }
