@@ -3,13 +3,12 @@
  * the configuration and runs the stages; study events and metrics go back to the main thread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { ServiceConfig } from './config.js';
 import { createDestination } from './export/index.js';
 import { createLogger, setLogLevel } from './logger.js';
 import { buildPipeline } from './pipeline/assemble.js';
 import type { PipelineObserver } from './pipeline/runtime.js';
 import { RedisStudyTracker, type StudyEvent, type StudyRecord, type StudyTracker } from './pipeline/studies.js';
-import type { MainMessage, ThreadEvent, ThreadMessage } from './pipeline/thread-protocol.js';
+import type { MainMessage, ThreadEvent, ThreadInit, ThreadMessage } from './pipeline/thread-protocol.js';
 
 let pending: ThreadEvent[] = [];
 let flushTimer: NodeJS.Timeout | undefined;
@@ -56,15 +55,15 @@ const observer: PipelineObserver = {
 };
 
 if (parentPort) {
-  const cfg = (workerData as { cfg: ServiceConfig }).cfg;
+  const { cfg, profile } = workerData as ThreadInit;
   const log = createLogger('deid-pipeline', cfg.log);
   const tracker: StudyTracker = cfg.redis ? new RedisStudyTracker(cfg.redis) : new ForwardingTracker();
-  const built = buildPipeline(cfg, { tracker, observer, log, cacheReads: true, destination: createDestination });
+  const built = buildPipeline(cfg, { tracker, observer, log, cacheReads: true, destination: createDestination, profile });
   built.pipeline.start();
   parentPort.on('message', (m: MainMessage) => {
     if (m !== 'close' && m.type === 'reload') {
       setLogLevel(log, m.cfg.log.level);
-      built.reconfigure(m.cfg).catch((e: unknown) => log.error({ err: (e as Error).message }, 'reload failed in the pipeline thread; the previous configuration stays'));
+      built.reconfigure(m.cfg, m.profile).catch((e: unknown) => log.error({ err: (e as Error).message }, 'reload failed in the pipeline thread; the previous configuration stays'));
       return;
     }
     if (m !== 'close') {

@@ -56,8 +56,8 @@ export async function serveCommand(cmd: 'serve' | 'worker', argv: string[]): Pro
       log.info({ signal: 'SIGHUP' }, 'reloading the configuration');
       try {
         const restart = await service.reload(loadConfig(flags));
-        log.info('configuration reloaded: profiles, destinations, filters, tokens, log level and limits apply from now on');
         if (restart.length) log.warn({ settings: restart }, 'these changed settings take effect only after a restart');
+        log.info('configuration reloaded: profiles, destinations, filters, tokens, log level and limits apply from now on');
       } catch (e) {
         const err = toDeidError(e);
         // A coded error's detail names the file, key or value; anything else is named by its class only.

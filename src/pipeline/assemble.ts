@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { stageConfig, type ServiceConfig } from '../config.js';
+import type { CompiledProfile } from '../profiles/compile.js';
 import { loadSecret } from '../secret.js';
 import { CachedStore } from './cached-store.js';
 import type { Destination } from './ports.js';
@@ -21,8 +22,11 @@ import type { StudyTracker } from './studies.js';
 export interface BuiltPipeline {
   readonly pipeline: Pipeline;
   readonly queue: JobQueue;
-  /** Applies a reloaded configuration (validated by the caller: see pipelineOptions); old destinations close once idle. */
-  reconfigure(cfg: ServiceConfig): Promise<void>;
+  /**
+   * Applies a reloaded configuration: throws (changing nothing) when it does not validate; old
+   * destinations close once idle. `profile`: the one the main thread compiled, so both threads agree.
+   */
+  reconfigure(cfg: ServiceConfig, profile?: CompiledProfile): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -36,18 +40,20 @@ export interface PipelineDeps {
   readonly cacheReads?: boolean;
   /** Makes a destination from its configured form (src/export/): the export adapters sit above the pipeline. */
   readonly destination: (spec: string, opts: { stowToken?: string; logger?: Logger }) => Destination;
+  /** The profile compiled by another thread of this process (the pipeline thread gets the main thread's). */
+  readonly profile?: CompiledProfile;
 }
 
 /**
  * The pipeline's settings from the configuration: the profile read afresh from its files, and new
  * destinations. Throws the coded error of a bad profile or destination (a reload is then refused).
  */
-export function pipelineOptions(cfg: ServiceConfig, deps: Pick<PipelineDeps, 'destination' | 'log'>): PipelineOptions {
+export function pipelineOptions(cfg: ServiceConfig, deps: Pick<PipelineDeps, 'destination' | 'log'>, compiled?: CompiledProfile): PipelineOptions {
   const header = stageConfig(cfg, 'header')!;
   const exporter = stageConfig(cfg, 'export')!;
   const filter = stageConfig(cfg, 'filter');
   const choice = absoluteChoice({ profile: header.profile ?? 'basic', options: header.options ?? [] });
-  const profile = compileChoice(choice);
+  const profile = compiled ?? compileChoice(choice);
   const destinations: Destination[] = [];
   try {
     for (const d of exporter.destinations ?? []) destinations.push(deps.destination(d, { stowToken: cfg.auth.exportToken, logger: deps.log }));
@@ -76,7 +82,7 @@ export function pipelineOptions(cfg: ServiceConfig, deps: Pick<PipelineDeps, 'de
 export function buildPipeline(cfg: ServiceConfig, deps: PipelineDeps): BuiltPipeline {
   const secret = loadSecret(cfg.secretFile ?? join(cfg.dataDir, 'secret'), { create: true });
   if (secret.created) deps.log.info({ path: secret.path }, 'generated a new site secret; every worker must share it');
-  let opts = pipelineOptions(cfg, deps);
+  let opts = pipelineOptions(cfg, deps, deps.profile);
   const folder = new LocalFolderStore(join(cfg.dataDir, 'spool'));
   const store = deps.cacheReads ? new CachedStore(folder) : folder;
   const queue: JobQueue = createQueue({ redisUrl: cfg.redis, dir: join(cfg.dataDir, 'queue'), prefix: 'deid' });
@@ -85,9 +91,9 @@ export function buildPipeline(cfg: ServiceConfig, deps: PipelineDeps): BuiltPipe
   return {
     pipeline,
     queue,
-    async reconfigure(next) {
+    async reconfigure(next, profile) {
       const old = opts;
-      opts = pipelineOptions(next, deps);
+      opts = pipelineOptions(next, deps, profile);
       pipeline.reconfigure(opts);
       // A send in progress finishes on the destination it started on; each closes once its queue is empty.
       for (const d of old.destinations) retired.push(d);

@@ -220,10 +220,30 @@ export interface AtomicWriteOptions {
   readonly syncers?: DirSyncers;
 }
 
-/** Writes `target` atomically: a temporary file beside it, then a rename. */
-export async function writeFileAtomic(target: string, data: Uint8Array, opts: AtomicWriteOptions = {}): Promise<void> {
-  const dir = dirname(target);
+/**
+ * Runs a write into `dir`, creating the folder first. Folders are remembered as made, so one removed
+ * behind the service's back (an operator emptying the export folder) gives ENOENT: it is made again,
+ * and the write tried once more.
+ */
+async function intoDir<T>(dir: string, write: () => Promise<T>): Promise<T> {
   await ensureDir(dir);
+  try {
+    return await write();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    forgetDirs(dir);
+    await ensureDir(dir);
+    return write();
+  }
+}
+
+/** Writes `target` atomically: a temporary file beside it, then a rename. */
+export function writeFileAtomic(target: string, data: Uint8Array, opts: AtomicWriteOptions = {}): Promise<void> {
+  return intoDir(dirname(target), () => writeAtomicIn(target, data, opts));
+}
+
+async function writeAtomicIn(target: string, data: Uint8Array, opts: AtomicWriteOptions): Promise<void> {
+  const dir = dirname(target);
   const tmp = tempNameFor(target);
   if (!opts.durable) {
     try {
@@ -295,9 +315,12 @@ const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.compare(Buff
  * make it go to contentNameFor(target). Resolves to the path that holds the data. With `durable`, the
  * file and its directory are fsynced.
  */
-export async function placeFile(target: string, data: Uint8Array, opts: AtomicWriteOptions = {}): Promise<string> {
+export function placeFile(target: string, data: Uint8Array, opts: AtomicWriteOptions = {}): Promise<string> {
+  return intoDir(dirname(target), () => placeIn(target, data, opts));
+}
+
+async function placeIn(target: string, data: Uint8Array, opts: AtomicWriteOptions): Promise<string> {
   const dir = dirname(target);
-  await ensureDir(dir);
   const tmp = tempNameFor(target);
   try {
     if (opts.durable) await writeFileSynced(tmp, data);

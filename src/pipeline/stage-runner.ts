@@ -178,6 +178,7 @@ export class StageRunner {
     } catch (e) {
       if (!isResourceError(e)) throw e;
       durable = false;
+      this.keptInMemory(e);
     }
     await this.add(stage, job, { ...opts, durable });
   }
@@ -185,10 +186,23 @@ export class StageRunner {
   private async add(stage: StageName, job: ObjectJob, opts: AddOptions): Promise<void> {
     try {
       await this.p.queue.add(stage, job, opts);
+      if (this.inMemory && opts.durable !== false) {
+        this.inMemory = false;
+        this.p.log.info('retries are written to disk again');
+      }
     } catch (e) {
       if (!isResourceError(e) || opts.durable === false) throw e;
       await this.p.queue.add(stage, job, { ...opts, durable: false });
+      this.keptInMemory(e);
     }
+  }
+
+  /** Retries are kept in memory for want of disk space (logged once each way). */
+  private inMemory = false;
+
+  private keptInMemory(e: unknown): void {
+    if (!this.inMemory) this.p.log.warn({ err: toDeidError(e).detail }, 'no room to write a retry: retries are kept in memory until there is');
+    this.inMemory = true;
   }
 
   private async exists(key: string): Promise<boolean> {

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { ServiceConfig } from '../config.js';
 import type { PipelineObserver, Pipeline } from './runtime.js';
 import type { StudyTracker } from './studies.js';
-import type { MainMessage, ThreadMessage } from './thread-protocol.js';
+import type { MainMessage, ThreadInit, ThreadMessage } from './thread-protocol.js';
 
 export interface ThreadHostOptions {
   /** The thread's entry module (src/pipeline-thread.ts, which builds its pipeline from `cfg`). */
@@ -21,7 +21,7 @@ export interface ThreadHostOptions {
 }
 
 export interface PipelineThread {
-  /** Hands a reloaded (already validated) configuration to the thread: it applies it before any later job. */
+  /** Hands a reloaded configuration, applied here already, to the thread: it applies it before any later job. */
   reload(cfg: ServiceConfig): void;
   /** Stops it gracefully. */
   stop(): Promise<void>;
@@ -30,7 +30,8 @@ export interface PipelineThread {
 /** Starts the thread. */
 export function startPipelineThread(o: ThreadHostOptions): PipelineThread {
   const { cfg, pipeline, tracker, observer, log } = o;
-  const thread = new Worker(o.entry, { workerData: { cfg } });
+  // The thread gets the profile the main thread compiled: both must agree on every object's configuration.
+  const thread = new Worker(o.entry, { workerData: { cfg, profile: pipeline.profile } satisfies ThreadInit });
   const exited = new Promise<void>((resolve) => thread.once('exit', () => resolve()));
   let closing = false;
   thread.on('message', (m: ThreadMessage) => {
@@ -63,7 +64,7 @@ export function startPipelineThread(o: ThreadHostOptions): PipelineThread {
     }
   });
   return {
-    reload: (next) => thread.postMessage({ type: 'reload', cfg: next } satisfies MainMessage),
+    reload: (next) => thread.postMessage({ type: 'reload', cfg: next, profile: pipeline.profile } satisfies MainMessage),
     async stop() {
       closing = true;
       pipeline.handoff = undefined;

@@ -1,5 +1,6 @@
 /** The messages between the main thread and the pipeline thread (thread-host.ts, src/pipeline-thread.ts). */
 import type { ServiceConfig } from '../config.js';
+import type { CompiledProfile } from '../profiles/compile.js';
 import type { StageName } from '../stages/stage.js';
 import type { PipelineObserver } from './parts.js';
 import type { JobData } from './queue/types.js';
@@ -17,4 +18,10 @@ export type ThreadMessage = { type: 'events'; events: ThreadEvent[] };
  * Main → thread: a received object's first job with its bytes (embedded queue), a reloaded
  * configuration (validated by the main thread), or 'close'.
  */
-export type MainMessage = 'close' | { type: 'job'; stage: StageName; job: JobData; bytes: Uint8Array } | { type: 'reload'; cfg: ServiceConfig };
+export type MainMessage = 'close' | { type: 'job'; stage: StageName; job: JobData; bytes: Uint8Array } | { type: 'reload'; cfg: ServiceConfig; profile: CompiledProfile };
+
+/** What the thread starts with: the configuration, and the profile as the main thread compiled it (a structured clone). */
+export interface ThreadInit {
+  readonly cfg: ServiceConfig;
+  readonly profile: CompiledProfile;
+}
