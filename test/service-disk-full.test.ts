@@ -10,7 +10,9 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, 
 import { pino } from 'pino';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { defaultConfig } from '../src/config.js';
 import { HOST_TAG } from '../src/pipeline/durable-fs.js';
+import { DiskGuard } from '../src/pipeline/readiness.js';
 import { EmbeddedQueue } from '../src/pipeline/queue/index.js';
 import { FileStudyTracker } from '../src/pipeline/studies.js';
 import { remapUid } from '../src/keyed.js';
@@ -155,6 +157,21 @@ describe.skipIf(!!cannot)('a full disk (service on a 16 MiB tmpfs)', () => {
     expect(service.child.exitCode).toBeNull();
     expect(service.logs()).not.toMatch(/FRIEDA|DF-1/);
   }, 240_000);
+
+  it('should scale the default free-space reserve with the volume: a small volume is ready until less than 2% of it is free', async () => {
+    const total = 16 * 2 ** 20;
+    const guard = new DiskGuard(volume, defaultConfig().minFreeSpace);
+    const fresh = guard.check();
+    expect(fresh.reserve).toBe(Math.ceil(total * 0.02));
+    expect(fresh.ok).toBe(true);
+    expect(guard.low).toBe(false);
+    // Just above the reserve: still ready; just below it: not.
+    fill(join(volume, 'filler-4'), Math.max(0, freeBytes(volume) - fresh.reserve - 64 * 1024));
+    expect(guard.check().ok).toBe(true);
+    fill(join(volume, 'filler-5'), 128 * 1024);
+    expect(guard.check()).toMatchObject({ ok: false, reserve: fresh.reserve });
+    expect(guard.low).toBe(true);
+  });
 
   it('should let the timers\' writes fail on a full disk without a throw, and write again once there is room', async () => {
     const dir = join(volume, 'timers');

@@ -101,6 +101,9 @@ describe('the service in production (embedded queue, real peers)', () => {
 
   it('should bind HTTP to the loopback interface, check the called AE title, and guard STOW-RS and /metrics with tokens', async () => {
     expect(service.logs()).toMatch(/"host":"127\.0\.0\.1","port":\d+,"msg":"HTTP listening/);
+    // DIMSE listens on every interface (PACS must reach it), and says so once.
+    expect(service.logs().match(/"msg":"DIMSE SCP listening"/g)).toHaveLength(1);
+    expect(service.logs()).toMatch(/"host":"0\.0\.0\.0","port":\d+,"aeTitle":"DEID","msg":"DIMSE SCP listening/);
     const files = writeStudy(join(tmp.path, 'ae'), { ...PATIENT, studyUid: '1.2.826.0.1.3680043.10.1138.11.1', sources: [{ file: 'pydicom/MR_small.dcm', series: 1 }] });
     const wrongCalled = await runStorescu({ port: service.dimsePort, calledAE: 'NOT-DEID', files: [files[0].path] });
     expect(wrongCalled.output).toMatch(/Association Rejected|Called AE Title Not Recognized/i);

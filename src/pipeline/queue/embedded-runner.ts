@@ -136,6 +136,8 @@ export class StageRunner {
     await this.sweepTmp();
     await this.recover();
     await this.scan();
+    // Stopped while starting: stop() has cleared the timers already, so none may be set now.
+    if (this.stopping) return;
     this.pump();
     this.pollTimer = setInterval(() => this.poll(), this.q.options.pollMs);
     this.recoverTimer = setInterval(() => {
@@ -151,10 +153,11 @@ export class StageRunner {
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.retryTimer);
+    await this.starting;
+    // After the start-up: a timer it set would keep the process alive after a graceful stop.
     clearInterval(this.pollTimer);
     clearInterval(this.recoverTimer);
     clearTimeout(this.wakeTimer);
-    await this.starting;
     if (this.dirs) BUS.off(this.dirs.ready, this.onBus);
     await this.recovering;
     await this.scanning;
@@ -274,7 +277,7 @@ export class StageRunner {
   }
 
   private wakeUpAt(at: number): void {
-    if (this.wakeTimer && this.wakeAt <= at) return;
+    if (this.stopping || (this.wakeTimer && this.wakeAt <= at)) return;
     clearTimeout(this.wakeTimer);
     this.wakeAt = at;
     this.wakeTimer = setTimeout(() => {
