@@ -20,6 +20,7 @@ import { tempDir } from './helpers/corpus.js';
 import { runStorescu, storeResponses } from './helpers/dcmtk.js';
 import { startOrthanc, type OrthancHandle } from './helpers/orthanc.js';
 import { freePort, waitFor } from './helpers/ports.js';
+import { filesUnder } from './helpers/files.js';
 import { startServiceProcess, type ServiceProcess } from './helpers/service.js';
 import { writeStudy } from './helpers/study.js';
 
@@ -58,9 +59,6 @@ const freeBytes = (dir: string): number => {
   const out = execFileSync('df', ['-B1', '--output=avail', dir], { encoding: 'utf8' });
   return Number(out.trim().split('\n').pop());
 };
-
-const tempFiles = (dir: string): string[] =>
-  existsSync(dir) ? readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile() && d.name.endsWith('.tmp')).map((d) => join(d.parentPath, d.name)) : [];
 
 const tmp = tempDir('deid-diskfull-');
 const volume = join(tmp.path, 'volume');
@@ -139,7 +137,7 @@ describe.skipIf(!!cannot)('a full disk (service on a 16 MiB tmpfs)', () => {
     // The export retries (the PACS is still down) could not be written as job files: kept in memory.
     expect(service.logs()).toMatch(/no room to write a retry: retries are kept in memory until there is/);
     // A write that failed took its temporary file with it.
-    expect(tempFiles(join(dataDir, 'spool')).filter((f) => !f.includes(`${HOST_TAG}-${service.child.pid}.`))).toEqual([]);
+    expect(filesUnder(join(dataDir, 'spool'), '.tmp').filter((f) => !f.includes(`${HOST_TAG}-${service.child.pid}.`))).toEqual([]);
 
     // Space comes back and the PACS comes up: work goes on by itself.
     rmSync(join(volume, 'filler-2'));
@@ -186,7 +184,7 @@ describe.skipIf(!!cannot)('a full disk (service on a 16 MiB tmpfs)', () => {
     await expect(queue.add('header', { id: 'job-1' })).rejects.toMatchObject({ code: 'ENOSPC' });
     // The tracker writes from a timer (after a second): ENOSPC there is logged, never thrown.
     await waitFor(() => warnings.some((w) => w.includes('study tracking could not be written; trying again')), 5000, 'the warning');
-    expect(tempFiles(dir)).toEqual([]);
+    expect(filesUnder(dir, '.tmp')).toEqual([]);
     rmSync(join(volume, 'filler-3'));
     await waitFor(() => existsSync(join(dir, 'studies.json')), 10_000, 'the study file written once there is room');
     expect(JSON.parse(readFileSync(join(dir, 'studies.json'), 'utf8'))).toHaveLength(1);

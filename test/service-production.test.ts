@@ -3,7 +3,6 @@
  * storescu, STOW-RS over HTTP, a watched folder, a webhook receiver, and the process restarted.
  */
 import { spawnSync } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +14,10 @@ import { remapUid, studyKey } from '../src/keyed.js';
 import { CLI, corpusFile, tempDir } from './helpers/corpus.js';
 import { runStorescu, storeResponses } from './helpers/dcmtk.js';
 import { baseDataset, el, makeBytes, u16 } from './helpers/dicom-builder.js';
-import { listenOnFreePort, waitFor } from './helpers/ports.js';
+import { waitFor } from './helpers/ports.js';
+import { dirsUnder, filesUnder } from './helpers/files.js';
+import { startWebhookReceiver } from './helpers/webhook.js';
+import { dicomMultipart } from './helpers/multipart.js';
 import { startServiceProcess, type ServiceProcess } from './helpers/service.js';
 import { writeStudy } from './helpers/study.js';
 
@@ -28,18 +30,7 @@ const MAX_OBJECT = 600_000;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
 
-const filesUnder = (dir: string): string[] =>
-  existsSync(dir) ? readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => join(d.parentPath, d.name)).sort() : [];
-const dirsUnder = (dir: string): string[] =>
-  existsSync(dir) ? [dir, ...readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => join(d.parentPath, d.name))] : [];
 const mode = (p: string) => (statSync(p).mode & 0o777).toString(8);
-
-function multipart(parts: Buffer[], boundary = 'prod-boundary-51c2'): { body: Buffer; type: string } {
-  const chunks: Buffer[] = [];
-  for (const p of parts) chunks.push(Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`), p, Buffer.from('\r\n'));
-  chunks.push(Buffer.from(`--${boundary}--\r\n`));
-  return { body: Buffer.concat(chunks), type: `multipart/related; type="application/dicom"; boundary=${boundary}` };
-}
 
 describe('the service in production (embedded queue, real peers)', () => {
   const tmp = tempDir('deid-prod-');
@@ -49,27 +40,18 @@ describe('the service in production (embedded queue, real peers)', () => {
   const secretFile = join(tmp.path, 'secret');
   const config = join(tmp.path, 'deid.yaml');
   let service: ServiceProcess;
-  let webhook: Server;
-  const completed: Json[] = [];
+  let webhook: Awaited<ReturnType<typeof startWebhookReceiver<Json>>>;
   const args = () => ['--config', config, '--data-dir', dataDir, '--secret-file', secretFile];
 
   beforeAll(async () => {
-    webhook = createServer((req, res) => {
-      let body = '';
-      req.on('data', (d) => (body += d));
-      req.on('end', () => {
-        completed.push(JSON.parse(body));
-        res.end('ok');
-      });
-    });
-    const hookPort = await listenOnFreePort(webhook);
+    webhook = await startWebhookReceiver<Json>();
     mkdirSync(inbox);
     writeFileSync(secretFile, SECRET);
     writeFileSync(
       config,
       [
         `auth: { adminToken: ${ADMIN}, metricsToken: ${METRICS} }`,
-        `studies: { quietSeconds: 1, webhook: "http://127.0.0.1:${hookPort}/hook" }`,
+        `studies: { quietSeconds: 1, webhook: "${webhook.url}" }`,
         `maxObjectBytes: ${MAX_OBJECT}`,
         `folder: { path: ${inbox}, settleMs: 300 }`,
         'pipeline:',
@@ -94,7 +76,7 @@ describe('the service in production (embedded queue, real peers)', () => {
   const quarantine = async () => (await (await api('/api/quarantine')).json() as Json).entries as Json[];
   const stowToken = () => readFileSync(join(dataDir, 'stow-token'), 'utf8').trim();
   const stow = (parts: Buffer[], token = stowToken()) => {
-    const { body, type } = multipart(parts);
+    const { body, type } = dicomMultipart(parts);
     return fetch(`${service.url}/dicomweb/studies`, { method: 'POST', body, headers: { 'content-type': type, ...(token ? { authorization: `Bearer ${token}` } : {}) } });
   };
   const studyOf = (sopInstanceUid: string) => remapUid(Buffer.from(SECRET), sopInstanceUid);
@@ -166,8 +148,8 @@ describe('the service in production (embedded queue, real peers)', () => {
     expect(ct1.received).toBeGreaterThanOrEqual(2);
     expect(ct1.received).toBeLessThanOrEqual(3);
     expect(ct1).toMatchObject({ exported: ct1.received, processed: ct1.received, quarantined: 0 });
-    await waitFor(() => completed.some((c) => c.study?.id === ct1.id), 10_000, 'the webhook');
-    expect(completed.map((c) => c.event)).toEqual(expect.arrayContaining(['study.completed']));
+    await waitFor(() => webhook.received.some((c) => c.study?.id === ct1.id), 10_000, 'the webhook');
+    expect(webhook.received.map((c) => c.event)).toEqual(expect.arrayContaining(['study.completed']));
   });
 
   it('should keep two different objects with one SOP Instance UID side by side in the folder export, and count both', async () => {

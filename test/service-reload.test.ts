@@ -4,7 +4,7 @@
  * ports and the data directory wait for a restart, and the log says so.
  */
 import { createServer, type Server } from 'node:http';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findElement } from '../src/dicom/element.js';
@@ -13,15 +13,13 @@ import { rawString } from '../src/dicom/values.js';
 import { corpusFile, tempDir } from './helpers/corpus.js';
 import { runStorescu, spawnStorescu, storeResponses } from './helpers/dcmtk.js';
 import { listenOnFreePort, waitFor } from './helpers/ports.js';
+import { filesUnder } from './helpers/files.js';
 import { startServiceProcess, type ServiceProcess } from './helpers/service.js';
 import { writeStudy } from './helpers/study.js';
 
 const ADMIN = 'admin-token-before-reload';
 const ADMIN2 = 'admin-token-after-reload';
 const INSTITUTION = 0x00080080;
-
-const dicomFiles = (dir: string): string[] =>
-  existsSync(dir) ? readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile() && d.name.endsWith('.dcm')).map((d) => join(d.parentPath, d.name)) : [];
 
 describe('SIGHUP reloads the configuration', () => {
   const tmp = tempDir('deid-reload-');
@@ -94,7 +92,7 @@ describe('SIGHUP reloads the configuration', () => {
     expect(storeResponses(r.output)).toEqual(files.map(() => 'Success'));
 
     const outputs = await waitFor(() => {
-      const found = dicomFiles(exportA);
+      const found = filesUnder(exportA, '.dcm');
       return found.length === files.length ? found : undefined;
     }, 90_000, 'every object exported');
     const sites = outputs.map((f) => rawString(findElement(readDicom(readFileSync(f)).dataset, INSTITUTION)?.value).trim());
@@ -117,10 +115,10 @@ describe('SIGHUP reloads the configuration', () => {
     expect(await hup()).toMatch(/"code":"DEID_ERR_CONFIG","detail":"[^"]*deid\.yaml: http\.prot: unknown setting".*reload refused/);
     // Still running, still SITE-B.
     const one = writeStudy(join(tmp.path, 'after-refusal'), { patientName: 'RELOAD^RHEA', patientId: 'RL-1', studyUid: '1.2.826.0.1.3680043.10.1138.66.2', sources: [{ file: 'pydicom/CT_small.dcm', series: 1 }] });
-    const before = dicomFiles(exportA).length;
+    const before = filesUnder(exportA, '.dcm').length;
     expect(storeResponses((await runStorescu({ port: service.dimsePort, files: [one[0].path] })).output)).toEqual(['Success']);
     const fresh = await waitFor(() => {
-      const all = dicomFiles(exportA);
+      const all = filesUnder(exportA, '.dcm');
       return all.length > before ? all : undefined;
     }, 20_000, 'the object exported');
     const sites = new Set(fresh.map((f) => rawString(findElement(readDicom(readFileSync(f)).dataset, INSTITUTION)?.value).trim()));
@@ -139,7 +137,7 @@ describe('SIGHUP reloads the configuration', () => {
 
     const mr = writeStudy(join(tmp.path, 'two-destinations'), { patientName: 'RELOAD^RHEA', patientId: 'RL-1', studyUid: '1.2.826.0.1.3680043.10.1138.66.3', sources: [{ file: 'pydicom/MR_small.dcm', series: 1 }] });
     expect(storeResponses((await runStorescu({ port: service.dimsePort, files: [mr[0].path] })).output)).toEqual(['Success']);
-    await waitFor(() => dicomFiles(exportB).length === 1, 20_000, 'the new destination');
+    await waitFor(() => filesUnder(exportB, '.dcm').length === 1, 20_000, 'the new destination');
     // debug: the SCP's per-object line now shows.
     await waitFor(() => service.logs().includes('"msg":"C-STORE stored"'), 10_000, 'a debug line');
     // The new limit: CT_small (39 kB) is now too large.

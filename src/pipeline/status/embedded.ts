@@ -4,10 +4,7 @@
  * main thread (thread-host.ts), so one instance sees everything the node does.
  */
 import { EventEmitter } from 'node:events';
-import type { ErrorCode } from '../../errors.js';
-import type { QuarantineChange } from '../quarantine.js';
-import type { StudyRecord } from '../studies.js';
-import { FORGET_WORKER_MS, Gathered, HISTORY_MINUTES, RATE_BUCKETS, RECENT_ERRORS, clusterStatus, minuteOf, rateBucket, type Batch } from './ledger.js';
+import { FORGET_WORKER_MS, GatheringReporter, HISTORY_MINUTES, RATE_BUCKETS, RECENT_ERRORS, clusterStatus, minuteOf, rateBucket, type Batch } from './ledger.js';
 import type { ClusterStatus, RecentError, StatusEvent, StatusListener, StatusOptions, StatusPort, WorkerIdentity } from './types.js';
 
 type Fields = Record<string, number>;
@@ -48,42 +45,18 @@ class Hub {
 
 const HUBS = new Map<string, Hub>();
 
-export class EmbeddedStatus implements StatusPort {
+export class EmbeddedStatus extends GatheringReporter implements StatusPort {
   private readonly hub: Hub;
-  private readonly gathered: Gathered;
   private readonly timer: NodeJS.Timeout;
   private closed = false;
 
-  constructor(
-    namespace: string,
-    readonly worker: WorkerIdentity,
-    opts: StatusOptions = {},
-  ) {
+  constructor(namespace: string, worker: WorkerIdentity, opts: StatusOptions = {}) {
+    super(worker);
     this.hub = HUBS.get(namespace) ?? HUBS.set(namespace, new Hub()).get(namespace)!;
-    this.gathered = new Gathered(worker.id);
     this.hub.seen(worker, Date.now());
     this.gathered.event({ type: 'worker', worker, state: 'up' });
     this.timer = setInterval(() => void this.flush(), opts.flushMs ?? 1000);
     this.timer.unref();
-  }
-
-  ingested(source: string, ok: boolean): void {
-    this.gathered.ingested(source, ok);
-  }
-  stageDone(stage: string): void {
-    this.gathered.stageDone(stage);
-  }
-  stageRetried(stage: string): void {
-    this.gathered.stageRetried(stage);
-  }
-  quarantined(stage: string, code: ErrorCode): void {
-    this.gathered.quarantined(stage, code);
-  }
-  studyChanged(study: StudyRecord): void {
-    this.gathered.studyChanged(study);
-  }
-  quarantineChanged(change: QuarantineChange): void {
-    this.gathered.quarantineChanged(change);
   }
 
   async flush(): Promise<void> {

@@ -127,6 +127,37 @@ export class Gathered {
   }
 }
 
+/**
+ * The reporting half of a status engine (the pipeline's observer): every event goes into the batch
+ * that the engine's next report publishes.
+ */
+export abstract class GatheringReporter {
+  protected readonly gathered: Gathered;
+
+  constructor(readonly worker: WorkerIdentity) {
+    this.gathered = new Gathered(worker.id);
+  }
+
+  ingested(source: string, ok: boolean): void {
+    this.gathered.ingested(source, ok);
+  }
+  stageDone(stage: string): void {
+    this.gathered.stageDone(stage);
+  }
+  stageRetried(stage: string): void {
+    this.gathered.stageRetried(stage);
+  }
+  quarantined(stage: string, code: ErrorCode): void {
+    this.gathered.quarantined(stage, code);
+  }
+  studyChanged(study: StudyRecord): void {
+    this.gathered.studyChanged(study);
+  }
+  quarantineChanged(change: QuarantineChange): void {
+    this.gathered.quarantineChanged(change);
+  }
+}
+
 /** The raw fields an engine read, from which the cluster status is built. */
 export interface RawCluster {
   readonly now: number;

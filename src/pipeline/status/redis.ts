@@ -6,10 +6,7 @@
  * the channel `events`.
  */
 import { Redis } from 'ioredis';
-import type { ErrorCode } from '../../errors.js';
-import type { QuarantineChange } from '../quarantine.js';
-import type { StudyRecord } from '../studies.js';
-import { FORGET_WORKER_MS, Gathered, HISTORY_MINUTES, MINUTE_MS, RATE_BUCKETS, RATE_BUCKET_MS, RECENT_ERRORS, clusterStatus, minuteOf, rateBucket, type Batch } from './ledger.js';
+import { FORGET_WORKER_MS, GatheringReporter, HISTORY_MINUTES, MINUTE_MS, RATE_BUCKETS, RATE_BUCKET_MS, RECENT_ERRORS, clusterStatus, minuteOf, rateBucket, type Batch } from './ledger.js';
 import type { ClusterStatus, RecentError, StatusEvent, StatusListener, StatusOptions, StatusPort, WorkerIdentity } from './types.js';
 
 /** Reports kept while Redis cannot be reached (about a minute at the default rate); older ones are dropped. */
@@ -21,12 +18,11 @@ const toFields = (flat: Record<string, string>): Record<string, number> => {
   return out;
 };
 
-export class RedisStatus implements StatusPort {
+export class RedisStatus extends GatheringReporter implements StatusPort {
   private readonly redis: Redis;
   private sub?: Redis;
   private subscribing?: Promise<unknown>;
   private readonly listeners = new Set<StatusListener>();
-  private readonly gathered: Gathered;
   private readonly pending: Batch[] = [];
   private readonly timer: NodeJS.Timeout;
   private flushing?: Promise<void>;
@@ -37,12 +33,12 @@ export class RedisStatus implements StatusPort {
   constructor(
     url: string,
     private readonly prefix: string,
-    readonly worker: WorkerIdentity,
+    worker: WorkerIdentity,
     private readonly opts: StatusOptions & { onError?: (e: Error) => void } = {},
   ) {
+    super(worker);
     this.redis = new Redis(url, { maxRetriesPerRequest: 3, lazyConnect: false });
     this.redis.on('error', (e) => this.opts.onError?.(e));
-    this.gathered = new Gathered(worker.id);
     this.gathered.event({ type: 'worker', worker, state: 'up' });
     this.timer = setInterval(() => void this.flush().catch((e) => this.opts.onError?.(e as Error)), opts.flushMs ?? 1000);
     this.timer.unref();
@@ -50,25 +46,6 @@ export class RedisStatus implements StatusPort {
 
   private key(name: string): string {
     return `${this.prefix}:${name}`;
-  }
-
-  ingested(source: string, ok: boolean): void {
-    this.gathered.ingested(source, ok);
-  }
-  stageDone(stage: string): void {
-    this.gathered.stageDone(stage);
-  }
-  stageRetried(stage: string): void {
-    this.gathered.stageRetried(stage);
-  }
-  quarantined(stage: string, code: ErrorCode): void {
-    this.gathered.quarantined(stage, code);
-  }
-  studyChanged(study: StudyRecord): void {
-    this.gathered.studyChanged(study);
-  }
-  quarantineChanged(change: QuarantineChange): void {
-    this.gathered.quarantineChanged(change);
   }
 
   /** One report at a time: counts gathered during a report go into the next. */
