@@ -8,22 +8,45 @@ import { describeKept } from './profiles/kept-identifiers.js';
 import { compileProfile, listBuiltinProfiles, loadProfile, readProfileChain, withKeptIdentifiers, type CompiledProfile } from './profiles/profile.js';
 import { loadSecret } from './secret.js';
 
-const USAGE = `deid — DICOM de-identification (PS3.15 Annex E)
-
-Usage:
-  deid run <file-or-folder>... --out <dir> --quarantine <dir> [--profile basic|<name>|<path>]
+/** Each command's usage, shown by `deid <command> --help` and, all together, by `deid --help`. */
+const COMMANDS: Record<string, string> = {
+  run: `  deid run <file-or-folder>... --out <dir> --quarantine <dir> [--profile basic|<name>|<path>]
            [--option <name>]... [--secret-file <path>] [--jobs N] [--json] [--strict]
            [--max-bytes N]      (object size limit, inflated data sets and declared lengths included; default 1 GiB)
            [--previews <dir>]   (with --option clean-pixel-data: before/after PNGs of masked images)
-  deid verify <original> <deidentified> [--profile <p>] [--option <name>]...
-  deid profiles [--check <profile> [--option <name>]... [--strict]]
-  deid import ctp <DicomAnonymizer.script> [--lookup <LookupTable.properties>] [--allow-partial] -o <profile.yaml>
+`,
+  verify: `  deid verify <original> <deidentified> [--profile <p>] [--option <name>]... [--json]
+`,
+  profiles: `  deid profiles            (the built-in profiles and the options, with their CID 7050 codes)
+  deid profiles --check <profile> [--option <name>]... [--strict]
+`,
+  import: `  deid import ctp <DicomAnonymizer.script> [--lookup <LookupTable.properties>] [--allow-partial] -o <profile.yaml>
                   [--name <name>] [--param NAME=VALUE]... [--extends <profile> (default basic) | --standalone] [--json]
   deid import ctp-pixels <DicomPixelAnonymizer.script> [--allow-partial] -o <signatures.yaml> [--json]
-  deid serve [...]        (the service; see README)
-  deid reid --id-map <dir> [--reid-key <file>] <new id>            (the original: needs the re-identification key)
+`,
+  serve: `  deid serve [--config <file.yaml>] [--dimse-port N] [--ae-title AE] [--http-port N] [--data-dir <dir>]
+             [--profile <p>] [--option <name>]... [--secret-file <path>] [--export <destination>]...
+             [--redis <url>] [--log-format json|pretty] [--strict]
+             (the service: DIMSE C-STORE SCP, STOW-RS, admin API, metrics, watched folder, pipeline;
+              SIGTERM stops it gracefully, SIGHUP reloads the configuration)
+`,
+  worker: `  deid worker [--config <file.yaml>] [--redis <url>] [--data-dir <dir>] [--secret-file <path>]
+              [--profile <p>] [--option <name>]... [--export <destination>]... [--http-port N]
+              [--log-format json|pretty]
+              (pipeline workers only, to scale out with Redis; --http-port serves /healthz, /readyz, /metrics)
+`,
+  reid: `  deid reid --id-map <dir> [--reid-key <file>] <new id>            (the original: needs the re-identification key)
   deid reid --id-map <dir> [--reid-key <file>] --original <value>  (the pseudonyms)
-  deid map export --id-map <dir> [--reid-key <file>] --format midi-b --out <dir>
+`,
+  map: `  deid map export --id-map <dir> [--reid-key <file>] --format midi-b --out <dir>
+`,
+};
+
+const USAGE = `deid — DICOM de-identification (PS3.15 Annex E)
+
+Usage:
+${Object.values(COMMANDS).join('')}
+  deid <command> --help     (one command's usage)
 
 --strict: refuse a profile that keeps attributes PS3.15 Table E.1-1 removes or replaces (otherwise listed as a warning).
 
@@ -106,7 +129,8 @@ async function cmdRun(argv: string[]): Promise<number> {
   try {
     jobs = collectFiles(positionals);
   } catch (e) {
-    fail('DEID_ERR_USAGE', `cannot read input: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+    const err = e as NodeJS.ErrnoException;
+    fail('DEID_ERR_USAGE', `cannot read input ${err.path ?? ''}: ${err.code ?? 'error'}`.replace(' :', ':'));
   }
   const out = resolve(values.out!);
   const quarantine = resolve(values.quarantine!);
@@ -177,6 +201,10 @@ function cmdProfiles(argv: string[]): number {
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  if (cmd && COMMANDS[cmd] && (rest.includes('--help') || rest.includes('-h'))) {
+    process.stdout.write(`Usage:\n${COMMANDS[cmd]}`);
+    return 0;
+  }
   try {
     switch (cmd) {
       case 'run':

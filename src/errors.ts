@@ -44,6 +44,8 @@ const failure = (retryable: boolean, message: string): ErrorSpec => entry(retrya
 const request = (http: number, message: string): ErrorSpec => entry(false, S.ProcessingFailure, http, message);
 /** Command line, configuration, profile: met at start-up, never by a sender. */
 const setup = (message: string): ErrorSpec => entry(false, S.ProcessingFailure, 500, message);
+/** A profile or option named in a request (a requeue with another profile) or at start-up. */
+const profile = (message: string): ErrorSpec => entry(false, S.ProcessingFailure, 400, message);
 
 export const CATALOGUE = {
   DEID_ERR_READ: setup('The input could not be read. Check the path and its permissions.'),
@@ -58,7 +60,7 @@ export const CATALOGUE = {
   DEID_ERR_BURNED_IN: failure(false, 'The image declares burned-in annotation (0028,0301) and the profile does not clean pixel data. Enable the clean-pixel-data option, or set passBurnedInAnnotation in the profile.'),
   DEID_ERR_DICOMDIR: unreadable(400, 'The file is a DICOMDIR media index, not an image or document; the files it references are processed on their own.'),
   DEID_ERR_MISSING_SOP_INSTANCE_UID: unreadable(400, 'The data set has no SOP Instance UID (0008,0018), so its output cannot be identified.'),
-  DEID_ERR_HOSTILE_SIZE: unreadable(413, 'The object, its inflated (deflated transfer syntax) data set or a length it declares is larger than the configured object size limit (--max-bytes, maxObjectBytes). Raise the limit if the object is genuine, or split it.'),
+  DEID_ERR_HOSTILE_SIZE: entry(false, S.OutOfResources, 413, 'The object, its inflated (deflated transfer syntax) data set or a length it declares is larger than the configured object size limit (--max-bytes, maxObjectBytes). Raise the limit if the object is genuine, or split it.'),
   DEID_ERR_BAD_UID: unreadable(400, 'A UID attribute is not a valid UID: its VR is not UI, its value has characters other than digits and dots or an empty component or more than 64 characters, or the SOP Instance UID is empty. Re-export the object from the source.'),
   DEID_ERR_LOOKUP_MISS: failure(false, 'A lookup-table rule found no entry for a value. Add the value to the lookup table.'),
   DEID_ERR_RULE_FAILED: failure(false, 'A profile rule could not be applied to an element.'),
@@ -66,12 +68,12 @@ export const CATALOGUE = {
   DEID_ERR_VERIFY_UID: failure(false, 'The quality check found a source UID that should have been remapped still present in the output.'),
   DEID_ERR_VERIFY_REPARSE: failure(false, 'The de-identified output could not be parsed again.'),
   DEID_ERR_OUTPUT: failure(false, 'The de-identified output could not be written.'),
-  DEID_ERR_PROFILE_INVALID: setup('The profile is invalid. Fix the profile file as the message says.'),
-  DEID_ERR_PROFILE_KEEPS_IDENTIFIERS: setup('Strict mode: the profile keeps attributes that PS3.15 Table E.1-1 removes or replaces (listed in the detail). Remove those rules, or run without --strict (strict: false) to accept them knowingly.'),
-  DEID_ERR_PROFILE_NOT_FOUND: setup('No profile by that name or path. Run `deid profiles` to list the built-in ones.'),
-  DEID_ERR_OPTION_UNKNOWN: setup('Unknown profile option. Run `deid profiles` to list the options.'),
-  DEID_ERR_OPTION_UNAVAILABLE: setup('That option is not available yet in this version.'),
-  DEID_ERR_OPTION_CONFLICT: setup('Two selected options contradict each other. Choose one.'),
+  DEID_ERR_PROFILE_INVALID: profile('The profile is invalid. Fix the profile file as the message says.'),
+  DEID_ERR_PROFILE_KEEPS_IDENTIFIERS: profile('Strict mode: the profile keeps attributes that PS3.15 Table E.1-1 removes or replaces (listed in the detail). Remove those rules, or run without --strict (strict: false) to accept them knowingly.'),
+  DEID_ERR_PROFILE_NOT_FOUND: profile('No profile by that name or path. Run `deid profiles` to list the built-in ones.'),
+  DEID_ERR_OPTION_UNKNOWN: profile('Unknown profile option. Run `deid profiles` to list the options.'),
+  DEID_ERR_OPTION_UNAVAILABLE: profile('That option is not available yet in this version.'),
+  DEID_ERR_OPTION_CONFLICT: profile('Two selected options contradict each other. Choose one.'),
   DEID_ERR_SECRET: setup('The secret file could not be read or created. Check the path and its permissions.'),
   DEID_ERR_CONFIG: setup('The service configuration is invalid. Fix the file, variable or flag the message names.'),
   DEID_ERR_FILTERED: failure(false, 'The object was rejected by the filter stage (its attributes did not match the accepted conditions).'),
@@ -85,6 +87,7 @@ export const CATALOGUE = {
   DEID_ERR_STUDY_MISMATCH: entry(false, S.DataSetMismatch, 409, 'The instance does not belong to the study named in the URL.'),
   DEID_ERR_MULTIPART: request(400, 'The multipart/related body is malformed (no boundary parameter, no opening or closing delimiter, a part without a header block, or no parts at all). Send one application/dicom part per instance, framed as RFC 2046 requires.'),
   DEID_ERR_NOT_FOUND: request(404, 'No such item.'),
+  DEID_ERR_BAD_REQUEST: request(400, 'The request is not in the form this API takes (the detail names what is wrong). See the admin API in the README.'),
   DEID_ERR_USAGE: setup('Invalid command line. Run `deid --help`.'),
   DEID_ERR_PIXEL_UNSUPPORTED: failure(false, 'The pixel data is in a form the pixel stage cannot clean (named in the detail). The object was quarantined rather than passed on uncleaned; convert it to an uncompressed syntax or a supported layout and send it again.'),
   DEID_ERR_PIXEL_DECODE: failure(false, 'The pixel data could not be decoded: a frame is corrupt, truncated, or does not match Rows, Columns and NumberOfFrames. Re-export the object from the source.'),
@@ -128,15 +131,26 @@ export function isDeidError(e: unknown): e is DeidError {
   return e instanceof DeidError;
 }
 
+/** System errors that say a resource ran out (a full disk, a quota, descriptors, memory): a later attempt may succeed. */
+const RESOURCE_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'EMFILE', 'ENFILE', 'ENOMEM']);
+
+/** Whether something thrown is a resource error (by its errno, or its code once coded). */
+export function isResourceError(e: unknown): boolean {
+  if (e instanceof DeidError) return e.code === 'DEID_ERR_OUT_OF_RESOURCES';
+  const errno = (e as NodeJS.ErrnoException | undefined)?.code;
+  return typeof errno === 'string' && RESOURCE_ERRNOS.has(errno);
+}
+
 /**
  * Turns anything thrown into a coded error without leaking its message (which may quote a value):
- * an unexpected error becomes DEID_ERR_INTERNAL, with its errno code or its class name as the detail.
+ * a resource error (ENOSPC…) becomes DEID_ERR_OUT_OF_RESOURCES, anything else unexpected
+ * DEID_ERR_INTERNAL, with its errno code or its class name as the detail.
  */
 export function toDeidError(e: unknown): DeidError {
   if (e instanceof DeidError) return e;
   const errno = (e as NodeJS.ErrnoException | undefined)?.code;
   const kind = typeof errno === 'string' ? errno.replace(/[^A-Z0-9_]/gi, '').slice(0, 40) : e instanceof Error ? e.name : typeof e;
-  return new DeidError('DEID_ERR_INTERNAL', kind);
+  return new DeidError(isResourceError(e) ? 'DEID_ERR_OUT_OF_RESOURCES' : 'DEID_ERR_INTERNAL', kind);
 }
 
 /** The catalogue entry of a code. */

@@ -3,13 +3,12 @@
  * the configuration and runs the stages; study events and metrics go back to the main thread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { ServiceConfig } from './config.js';
 import { createDestination } from './export/index.js';
-import { createLogger } from './logger.js';
+import { createLogger, setLogLevel } from './logger.js';
 import { buildPipeline } from './pipeline/assemble.js';
 import type { PipelineObserver } from './pipeline/runtime.js';
 import { RedisStudyTracker, type StudyEvent, type StudyRecord, type StudyTracker } from './pipeline/studies.js';
-import type { MainMessage, ThreadEvent, ThreadMessage } from './pipeline/thread-protocol.js';
+import type { MainMessage, ThreadEvent, ThreadInit, ThreadMessage } from './pipeline/thread-protocol.js';
 
 let pending: ThreadEvent[] = [];
 let flushTimer: NodeJS.Timeout | undefined;
@@ -27,8 +26,9 @@ const post = (e: ThreadEvent): void => {
 
 /** Study events go to the main thread's tracker (the embedded tracker is one file with one writer). */
 class ForwardingTracker implements StudyTracker {
-  async record(id: string, event: StudyEvent): Promise<void> {
-    post({ type: 'study', id, event });
+  async record(id: string, event: StudyEvent, object: string): Promise<undefined> {
+    post({ type: 'study', id, event, object });
+    return undefined;
   }
   async list(): Promise<StudyRecord[]> {
     return [];
@@ -44,20 +44,28 @@ class ForwardingTracker implements StudyTracker {
   }
 }
 
+/** Every observed event goes to the main thread, whose metrics and status port count it. */
 const observer: PipelineObserver = {
   ingested: () => undefined,
   stageDone: (...args) => post({ type: 'observe', method: 'stageDone', args }),
   stageRetried: (...args) => post({ type: 'observe', method: 'stageRetried', args }),
   quarantined: (...args) => post({ type: 'observe', method: 'quarantined', args }),
+  studyChanged: (...args) => post({ type: 'observe', method: 'studyChanged', args }),
+  quarantineChanged: (...args) => post({ type: 'observe', method: 'quarantineChanged', args }),
 };
 
 if (parentPort) {
-  const cfg = (workerData as { cfg: ServiceConfig }).cfg;
-  const log = createLogger('deid-pipeline');
+  const { cfg, profile } = workerData as ThreadInit;
+  const log = createLogger('deid-pipeline', cfg.log);
   const tracker: StudyTracker = cfg.redis ? new RedisStudyTracker(cfg.redis) : new ForwardingTracker();
-  const built = buildPipeline(cfg, { tracker, observer, log, cacheReads: true, destination: createDestination });
+  const built = buildPipeline(cfg, { tracker, observer, log, cacheReads: true, destination: createDestination, profile });
   built.pipeline.start();
   parentPort.on('message', (m: MainMessage) => {
+    if (m !== 'close' && m.type === 'reload') {
+      setLogLevel(log, m.cfg.log.level);
+      built.reconfigure(m.cfg, m.profile).catch((e: unknown) => log.error({ err: (e as Error).message }, 'reload failed in the pipeline thread; the previous configuration stays'));
+      return;
+    }
     if (m !== 'close') {
       // The object is durable in the spool already: a job that cannot be queued now is found again by reconcile().
       built.pipeline.accept(m.stage, m.job, m.bytes).catch((e: unknown) => log.error({ err: (e as Error).name }, 'handed-over job not queued'));

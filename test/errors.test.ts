@@ -77,14 +77,19 @@ describe('the error catalogue', () => {
     expect(CATALOGUE.DEID_ERR_OUT_OF_RESOURCES).toMatchObject({ dimse: STATUS.OutOfResources, retryable: true, http: 503 });
   });
 
-  it('should take retryable from the catalogue, and code anything else as internal without its message', () => {
+  it('should take retryable from the catalogue, code a full disk as out of resources and anything else as internal, without its message', () => {
     expect(new DeidError('DEID_ERR_EXPORT_FAILED', 'x').retryable).toBe(true);
     expect(new DeidError('DEID_ERR_EXPORT_REFUSED', 'x').retryable).toBe(false);
     expect(new DeidError('DEID_ERR_VERIFY_LEAK').retryable).toBe(false);
-    const e = toDeidError(Object.assign(new Error('disk full while writing DOE^JOHN'), { code: 'ENOSPC' }));
-    expect(e.code).toBe('DEID_ERR_INTERNAL');
-    expect(e.detail).toBe('ENOSPC');
-    expect(e.message).not.toContain('DOE');
+    const full = toDeidError(Object.assign(new Error('disk full while writing DOE^JOHN'), { code: 'ENOSPC' }));
+    expect(full.code).toBe('DEID_ERR_OUT_OF_RESOURCES');
+    expect(full.retryable).toBe(true);
+    expect(full.detail).toBe('ENOSPC');
+    expect(full.message).not.toContain('DOE');
+    const io = toDeidError(Object.assign(new Error('I/O error reading DOE^JOHN'), { code: 'EIO' }));
+    expect(io.code).toBe('DEID_ERR_INTERNAL');
+    expect(io.detail).toBe('EIO');
+    expect(io.message).not.toContain('DOE');
     expect(toDeidError(new TypeError('JOHN')).detail).toBe('TypeError');
   });
 });

@@ -123,7 +123,7 @@ describe('the staged pipeline (embedded queue)', () => {
     const [entry] = await pipeline.quarantine.list();
     expect(entry).toMatchObject({ code: 'DEID_ERR_FILTERED', stage: 'filter', origin: { kind: 'dimse', callingAE: 'PACS' } });
     // Requeued, it meets the same filter again and comes back to quarantine: nothing is lost on the way.
-    expect(await pipeline.requeue(entry.id)).toBe(true);
+    expect(await pipeline.requeue(entry.id)).toMatchObject({ ok: true, profile: 'basic' });
     await until(async () => (await pipeline.quarantine.list()).length === 1 && (await pipeline.quarantine.list())[0].quarantinedAt !== entry.quarantinedAt);
   });
 

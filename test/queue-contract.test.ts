@@ -252,6 +252,26 @@ describe.each(engines)('$name job queue', (engine) => {
     expect(later.at - t0).toBeLessThan(2000);
   });
 
+  it('should hold a non-durable delayed job (a retry when the disk is full) until its delay, count and list it, and keep it across a graceful close', async () => {
+    next();
+    const q = open();
+    const r = recorder();
+    q.process(STAGE, 1, r.handler);
+    const t0 = Date.now();
+    await q.add(STAGE, job('wait'), { delayMs: 600, attempt: 2, durable: false });
+    expect(await q.counts(STAGE)).toMatchObject({ queued: 1, active: 0 });
+    expect((await q.pending(STAGE)).map((j) => j.id)).toEqual(['wait']);
+    await settled(q, { done: 1, queued: 0 }, 3000);
+    expect(r.seen).toEqual([{ id: 'wait', attempt: 2, at: expect.any(Number) }]);
+    expect(r.seen[0].at - t0).toBeGreaterThanOrEqual(600);
+    // Not yet due at a graceful close: it is there after a reopen.
+    await q.add(STAGE, job('kept'), { delayMs: 60_000, durable: false });
+    await q.close();
+    const q2 = open();
+    expect((await q2.pending(STAGE)).map((j) => j.id)).toEqual(['kept']);
+    await q2.close();
+  });
+
   it('should count a failing handler as failed and not deliver it again', async () => {
     next();
     const q = open();

@@ -1,4 +1,4 @@
-import { createServer, request, type Server } from 'node:http';
+import { request } from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,7 +6,9 @@ import { remapUid } from '../src/keyed.js';
 import { corpusFile, tempDir } from './helpers/corpus.js';
 import { runStorescu, storeResponses } from './helpers/dcmtk.js';
 import { startOrthanc, type OrthancHandle } from './helpers/orthanc.js';
-import { listenOnFreePort, waitFor } from './helpers/ports.js';
+import { waitFor } from './helpers/ports.js';
+import { startWebhookReceiver } from './helpers/webhook.js';
+import { dicomMultipart } from './helpers/multipart.js';
 import { startServiceProcess, type ServiceProcess } from './helpers/service.js';
 import { writeStudy, type StudyFile } from './helpers/study.js';
 
@@ -36,33 +38,17 @@ function postOversized(url: string, body: Buffer, headers: Record<string, string
   });
 }
 
-function multipart(parts: Buffer[], boundary = 'e2e-boundary-7f3a'): { body: Buffer; type: string } {
-  const chunks: Buffer[] = [];
-  for (const p of parts) chunks.push(Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`), p, Buffer.from('\r\n'));
-  chunks.push(Buffer.from(`--${boundary}--\r\n`));
-  return { body: Buffer.concat(chunks), type: `multipart/related; type="application/dicom"; boundary=${boundary}` };
-}
-
 describe('the service end to end, with real peers (embedded queue)', () => {
   const tmp = tempDir('deid-e2e-');
   let orthanc: OrthancHandle;
   let service: ServiceProcess;
-  let webhook: Server;
-  const completed: unknown[] = [];
+  let webhook: Awaited<ReturnType<typeof startWebhookReceiver>>;
   let study: StudyFile[];
   const studyUid = '1.2.826.0.1.3680043.10.1138.77.1';
 
   beforeAll(async () => {
     orthanc = await startOrthanc();
-    webhook = createServer((req, res) => {
-      let body = '';
-      req.on('data', (d) => (body += d));
-      req.on('end', () => {
-        completed.push(JSON.parse(body));
-        res.end('ok');
-      });
-    });
-    const hookPort = await listenOnFreePort(webhook);
+    webhook = await startWebhookReceiver();
     const secretFile = join(tmp.path, 'secret');
     writeFileSync(secretFile, SECRET);
     const config = join(tmp.path, 'deid.yaml');
@@ -78,7 +64,7 @@ describe('the service end to end, with real peers (embedded queue)', () => {
         `  stowToken: ${STOW}`,
         'studies:',
         '  quietSeconds: 1',
-        `  webhook: http://127.0.0.1:${hookPort}/hook`,
+        `  webhook: ${webhook.url}`,
         'pipeline:',
         '  - { stage: filter }',
         '  - { stage: header, profile: basic }',
@@ -163,13 +149,13 @@ describe('the service end to end, with real peers (embedded queue)', () => {
     }, 20_000, 'study completion');
     expect(res).toMatchObject({ received: study.length, processed: study.length, exported: study.length, quarantined: 0 });
     expect(res.id).toMatch(/^[0-9a-f]{32}$/);
-    await waitFor(() => completed.length > 0, 10_000, 'the webhook');
-    expect(completed[0]).toMatchObject({ event: 'study.completed', study: { id: res.id } });
+    await waitFor(() => webhook.received.length > 0, 10_000, 'the webhook');
+    expect(webhook.received[0]).toMatchObject({ event: 'study.completed', study: { id: res.id } });
   });
 
   it('should take STOW-RS uploads end to end and answer with the stored instances', async () => {
     const files = writeStudy(join(tmp.path, 'stow'), { ...PATIENT, studyUid: `${studyUid}.9`, sources: [{ file: 'pydicom/CT_small.dcm', series: 1, copies: 2 }] });
-    const { body, type } = multipart(files.map((f) => readFileSync(f.path)));
+    const { body, type } = dicomMultipart(files.map((f) => readFileSync(f.path)));
     const res = await fetch(`${service.url}/dicomweb/studies`, { method: 'POST', body, headers: { 'content-type': type, authorization: `Bearer ${STOW}` } });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/application\/dicom\+json/);
@@ -188,18 +174,18 @@ describe('the service end to end, with real peers (embedded queue)', () => {
     const stow = (body: Buffer, headers: Record<string, string>) => fetch(`${service.url}/dicomweb/studies`, { method: 'POST', body, headers, signal: AbortSignal.timeout(20_000) });
     const good = readFileSync(corpusFile('pydicom/MR_small.dcm'));
 
-    const wrongToken = multipart([good]);
+    const wrongToken = dicomMultipart([good]);
     const unauthorized = await stow(wrongToken.body, { 'content-type': wrongToken.type, authorization: 'Bearer not-the-token' });
     expect(unauthorized.status).toBe(401);
     expect((await jsonOf(unauthorized)).code).toBe('DEID_ERR_UNAUTHORIZED');
 
-    const junk = multipart([Buffer.from('this is not a DICOM file at all'), good.subarray(0, 1500)]);
+    const junk = dicomMultipart([Buffer.from('this is not a DICOM file at all'), good.subarray(0, 1500)]);
     const refused = await stow(junk.body, { 'content-type': junk.type, authorization: `Bearer ${STOW}` });
     expect(refused.status).toBe(409);
     const failed = (await jsonOf(refused))['00081198'].Value as Tags[];
     expect(failed.map((f) => (f['00081197'] as { Value: number[] }).Value[0])).toEqual([0xc000, 0xc000]);
 
-    const big = multipart([Buffer.alloc(5_000_000)]);
+    const big = dicomMultipart([Buffer.alloc(5_000_000)]);
     expect(await postOversized(`${service.url}/dicomweb/studies`, big.body, { 'content-type': big.type, authorization: `Bearer ${STOW}` })).toBe(413);
 
     const notMultipart = await stow(good, { 'content-type': 'application/dicom', authorization: `Bearer ${STOW}` });

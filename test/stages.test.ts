@@ -171,10 +171,10 @@ describe('the service runs the same stages as deid run', () => {
   });
 
   it('should key its jobs by stage, object and configuration', () => {
-    const a = new JobIds('c1', 'filter');
-    expect(a.id('header', 'h')).toBe(a.id('header', 'h'));
-    expect(a.id('header', 'h')).not.toBe(a.id('verify', 'h'));
-    expect(a.id('header', 'h')).not.toBe(new JobIds('c2', 'filter').id('header', 'h'));
-    expect(a.firstJob({ hash: 'h', key: 'incoming/h.dcm', study: 's', origin: { kind: 'folder' }, receivedAt: 'now' })).toMatchObject({ id: a.id('filter', 'h'), source: 'incoming/h.dcm', input: 'incoming/h.dcm', work: [] });
+    const a = new JobIds('filter');
+    expect(a.id('header', 'h', 'c1')).toBe(a.id('header', 'h', 'c1'));
+    expect(a.id('header', 'h', 'c1')).not.toBe(a.id('verify', 'h', 'c1'));
+    expect(a.id('header', 'h', 'c1')).not.toBe(a.id('header', 'h', 'c2'));
+    expect(a.firstJob({ hash: 'h', key: 'incoming/h.dcm', study: 's', origin: { kind: 'folder' }, receivedAt: 'now', config: 'c1' })).toMatchObject({ id: a.id('filter', 'h', 'c1'), source: 'incoming/h.dcm', input: 'incoming/h.dcm', work: [], config: 'c1' });
   });
 });

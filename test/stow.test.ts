@@ -147,7 +147,10 @@ describe('STOW-RS ingest (PS3.18 Studies Store Transaction)', () => {
     expectDicomJson(json);
     expect(items(json, '00081199').map((i) => i['00081155'].Value?.[0])).toEqual([CT.sopInstance]);
     // The unparseable part has no UIDs to report: the item carries them with no value.
-    expect(json['00081198']).toEqual({ vr: 'SQ', Value: [{ '00081150': { vr: 'UI' }, '00081155': { vr: 'UI' }, '00081197': { vr: 'US', Value: [0xc000] } }] });
+    expect(json['00081198']).toEqual({
+      vr: 'SQ',
+      Value: [{ '00000902': { vr: 'LO', Value: [expect.stringMatching(/^DEID_ERR_NOT_DICOM/)] }, '00081150': { vr: 'UI' }, '00081155': { vr: 'UI' }, '00081197': { vr: 'US', Value: [0xc000] } }],
+    });
     // The non-DICOM part still reaches the pipeline, which refuses it into quarantine: nothing is lost.
     expect(received).toHaveLength(2);
   });
@@ -247,7 +250,7 @@ describe('STOW-RS ingest (PS3.18 Studies Store Transaction)', () => {
     expect(items(json, '00081199').map((i) => i['00081155'].Value?.[0])).toEqual([CT.sopInstance]);
     expect(json['00081198']).toEqual({
       vr: 'SQ',
-      Value: [{ '00081150': { vr: 'UI', Value: [MR.sopClass] }, '00081155': { vr: 'UI', Value: [MR.sopInstance] }, '00081197': { vr: 'US', Value: [0xa900] } }],
+      Value: [{ '00000902': { vr: 'LO', Value: ['DEID_ERR_STUDY_MISMATCH'] }, '00081150': { vr: 'UI', Value: [MR.sopClass] }, '00081155': { vr: 'UI', Value: [MR.sopInstance] }, '00081197': { vr: 'US', Value: [0xa900] } }],
     });
     expect(received).toHaveLength(1);
     // Every instance outside the study: nothing stored, 409.
@@ -270,13 +273,52 @@ describe('STOW-RS ingest (PS3.18 Studies Store Transaction)', () => {
     expect(mixed.res.statusCode).toBe(202);
     expect(mixed.json['00081198']).toEqual({
       vr: 'SQ',
-      Value: [{ '00081150': { vr: 'UI', Value: [MR.sopClass] }, '00081155': { vr: 'UI', Value: [MR.sopInstance] }, '00081197': { vr: 'US', Value: [0xa700] } }],
+      Value: [{ '00000902': { vr: 'LO', Value: ['DEID_ERR_OUT_OF_RESOURCES'] }, '00081150': { vr: 'UI', Value: [MR.sopClass] }, '00081155': { vr: 'UI', Value: [MR.sopInstance] }, '00081197': { vr: 'US', Value: [0xa700] } }],
     });
     const only = await post(app, multipart([{ body: MR.bytes }, { body: MR.bytes }]));
     expect(only.res.statusCode).toBe(503);
     expect(Number(only.res.headers['retry-after'])).toBeGreaterThan(0);
     expectDicomJson(only.json);
     expect(failureReasons(only.json)).toEqual([0xa700, 0xa700]);
+  });
+
+  it('should say why a part failed in words: an Error Comment per failed item and a Warning header, without PHI', async () => {
+    const refusing: Ingest = async (bytes) => {
+      try {
+        readDicom(bytes);
+      } catch (e) {
+        return { ok: false, code: (e as { code: 'DEID_ERR_TRUNCATED' }).code, detail: (e as { detail?: string }).detail };
+      }
+      return { ok: true, key: 'k', sopInstanceUid: CT.sopInstance, sopClassUid: CT.sopClass };
+    };
+    const truncated = CT.bytes.subarray(0, 5000);
+    const { res, json } = await post(appWith(refusing), multipart([{ body: NOT_DICOM }, { body: truncated }]));
+    expect(res.statusCode).toBe(409);
+    const comments = items(json, '00081198').map((i) => i['00000902'].Value?.[0] as string);
+    expect(comments[0]).toMatch(/^DEID_ERR_NOT_DICOM/);
+    expect(comments[1]).toMatch(/^DEID_ERR_TRUNCATED \(.*offset \d+/);
+    for (const c of comments) expect(c.length).toBeLessThanOrEqual(64);
+    const warning = String(res.headers.warning);
+    expect(warning).toMatch(/^299 deid "part 1: DEID_ERR_NOT_DICOM: The file is not DICOM/);
+    expect(warning).toMatch(/299 deid "part 2: DEID_ERR_TRUNCATED: The file ends before its last element is complete\. Re-send the complete file\. \(.*offset \d+.*\)"/);
+    expect(warning).not.toContain(CT.sopInstance);
+    // A stored request has no warning.
+    const ok = await post(appWith(refusing), multipart([{ body: CT.bytes }]));
+    expect(ok.res.statusCode).toBe(200);
+    expect(ok.res.headers.warning).toBeUndefined();
+  });
+
+  it('should refuse a part larger than maxObjectBytes with A700 before parsing it, keep nothing, and not ask for a retry', async () => {
+    const { ingest, received } = memoryIngest();
+    const app = Fastify({ logger: false });
+    registerStow(app, { ingest, maxBodyBytes: 8 * 1024 * 1024, maxObjectBytes: CT.bytes.length - 1 });
+    apps.push(app);
+    const { res, json } = await post(app, multipart([{ body: CT.bytes }]));
+    expect(res.statusCode).toBe(409); // not 503: a retry of the same object cannot succeed
+    expect(res.headers['retry-after']).toBeUndefined();
+    expect(failureReasons(json)).toEqual([0xa700]);
+    expect(items(json, '00081198')[0]['00000902'].Value?.[0]).toMatch(/^DEID_ERR_HOSTILE_SIZE \(\d+ bytes, limit \d+\)$/);
+    expect(received).toHaveLength(0);
   });
 
   it('should map other ingest failures to PS3.18 failure reasons (C122, 0110) and keep going after a throwing ingest', async () => {

@@ -2,7 +2,7 @@
  * DIMSE statuses (PS3.7 Annex C, PS3.4 B.2.3): what a C-STORE-RSP we send says for a coded outcome
  * (looked up in the error catalogue), and how a status we receive is classed.
  */
-import { STATUS, errorSpec, isDeidError, toDeidError, type ErrorCode } from '../errors.js';
+import { STATUS, errorSpec, toDeidError, type ErrorCode } from '../errors.js';
 
 export { STATUS };
 
@@ -17,12 +17,8 @@ export function answerFor(code?: ErrorCode): StoreAnswer {
   return code === undefined ? { status: STATUS.Success } : { status: errorSpec(code).dimse, code };
 }
 
-const RESOURCE_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'EMFILE', 'ENFILE', 'ENOMEM', 'EROFS']);
-
-/** The answer for something thrown where an outcome was expected: resource errnos are Out of Resources. */
+/** The answer for something thrown where an outcome was expected: resource errors are Out of Resources (errors.ts). */
 export function answerForThrown(e: unknown): StoreAnswer {
-  const errno = (e as NodeJS.ErrnoException | undefined)?.code;
-  if (!isDeidError(e) && typeof errno === 'string' && RESOURCE_ERRNOS.has(errno)) return answerFor('DEID_ERR_OUT_OF_RESOURCES');
   return answerFor(toDeidError(e).code);
 }
 

@@ -342,7 +342,7 @@ export class DimseDestination implements Destination {
   }
 
   send(part10: Uint8Array, info: ExportInfo): Promise<void> {
-    if (this.closed) return Promise.reject(exportFailure(true, `destination ${this.name} is closed`));
+    if (this.closed) return Promise.reject(exportFailure(true, 'the destination is closed'));
     const lane = this.pickLane();
     lane.load++;
     return this.enqueue(lane, () => this.sendOne(lane, part10, info)).finally(() => lane.load--);
@@ -449,11 +449,11 @@ export class DimseDestination implements Destination {
           return;
         }
         this.log?.warn({ status: hex(status) }, 'C-STORE refused');
-        throw exportFailure(isRetryableStatus(status), `C-STORE to ${this.name} failed with status ${hex(status)}`);
+        throw exportFailure(isRetryableStatus(status), `C-STORE failed with status ${hex(status)}`);
       }
     } catch (e) {
       if (isDeidError(e)) throw e;
-      throw exportFailure(false, `C-STORE to ${this.name} failed (${(e as Error)?.name ?? 'error'})`);
+      throw exportFailure(false, `C-STORE failed (${(e as Error)?.name ?? 'error'})`);
     } finally {
       if (!this.closed) this.armIdle(lane);
     }
@@ -473,9 +473,9 @@ export class DimseDestination implements Destination {
       this.log?.debug({ contexts: this.pairs.size }, 'association opened');
       return link;
     } catch (e) {
-      const err = isDeidError(e) ? e : exportFailure(true, `cannot reach ${this.name}`);
+      const err = isDeidError(e) ? e : exportFailure(true, 'cannot reach the destination');
       this.log?.warn({ err: err.detail, retryable: err.retryable }, 'association failed');
-      throw exportFailure(err.retryable, `${err.detail} (${this.name})`);
+      throw err;
     }
   }
 
@@ -490,12 +490,12 @@ export class DimseDestination implements Destination {
         try {
           body = encodeDataset(readDicom(part10).dataset, target);
         } catch (e) {
-          throw exportFailure(false, `the object could not be re-encoded for ${this.name} (${(e as Error).name})`);
+          throw exportFailure(false, `the object could not be re-encoded for the destination (${(e as Error).name})`);
         }
         this.log?.debug({ from: ts, to: target }, 'sending re-encoded: the destination refused the original syntax');
         return new RawDataset(body, sop, iuid, target);
       }
     }
-    throw exportFailure(false, `${this.name} does not accept SOP class ${sop} in transfer syntax ${ts}`);
+    throw exportFailure(false, `the destination does not accept SOP class ${sop} in transfer syntax ${ts}`);
   }
 }

@@ -1,10 +1,15 @@
 import { join } from 'node:path';
-import { DirSyncers, writeFileAtomic } from '../pipeline/durable-fs.js';
+import { DeidError, isResourceError } from '../errors.js';
+import { DirSyncers, placeFile } from '../pipeline/durable-fs.js';
 import { exportFailure, type Destination, type ExportInfo } from '../pipeline/ports.js';
 
 const safe = (s: string) => (s || 'unknown').replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64);
 
-/** Writes each object to <root>/<new PatientID>/<new study>/<new series>/<new SOP instance>.dcm, durably. */
+/**
+ * Writes each object to <root>/<new PatientID>/<new study>/<new series>/<new SOP instance>.dcm, durably,
+ * and never over a different object: the same bytes again are a no-op, and another object under the
+ * same UIDs (a source that reused a UID) gets a content-hash suffix, as `deid run` does.
+ */
 export class FolderDestination implements Destination {
   readonly name: string;
   /** Directory fsyncs of concurrent sends into one series folder, coalesced. */
@@ -18,11 +23,12 @@ export class FolderDestination implements Destination {
     const target = join(this.root, safe(info.patientId), safe(info.studyInstanceUid), safe(info.seriesInstanceUid), `${safe(info.sopInstanceUid)}.dcm`);
     try {
       // Durable, directory entry included: the spooled original is deleted once this resolves.
-      await writeFileAtomic(target, part10, { durable: true, syncers: this.syncers });
+      await placeFile(target, part10, { durable: true, syncers: this.syncers });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      // A full or read-only disk may clear up; a bad path will not.
-      throw exportFailure(code === 'ENOSPC' || code === 'EAGAIN' || code === 'EBUSY', `folder write failed: ${code ?? 'error'}`);
+      // A full disk is waited out; a busy one may clear up; a bad path will not.
+      if (isResourceError(e)) throw new DeidError('DEID_ERR_OUT_OF_RESOURCES', `folder write failed: ${code}`);
+      throw exportFailure(code === 'EAGAIN' || code === 'EBUSY', `folder write failed: ${code ?? 'error'}`);
     }
   }
 

@@ -1,15 +1,20 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import { isDeidError } from '../errors.js';
+import type { ProfileChoice } from '../pipeline/profiles.js';
 import type { Pipeline } from '../pipeline/runtime.js';
 import type { StudyTracker } from '../pipeline/studies.js';
+import { registerHealth } from './health.js';
 import type { Metrics } from './metrics.js';
-import { bearerMatches, sendError } from './replies.js';
+import { bearerMatches, sendError, type TokenSource } from './replies.js';
 
 export interface AppOptions {
   readonly pipeline: Pipeline;
   readonly tracker: StudyTracker;
   readonly metrics: Metrics;
-  /** Every /api route needs `Authorization: Bearer <adminToken>`. */
-  readonly adminToken: string;
+  /** Every /api route needs `Authorization: Bearer <adminToken>` (a function: read per request, so a reload can change it). */
+  readonly adminToken: string | (() => string);
+  /** When it gives a token, /metrics needs it too. */
+  readonly metricsToken?: TokenSource;
   /** Whether the service is ready to take objects (queue and spool usable). */
   readonly ready: () => Promise<boolean>;
   /** Further routes (STOW-RS) registered on the same app. */
@@ -27,26 +32,32 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({ logger: opts.logger ?? false, bodyLimit: opts.bodyLimit ?? 1024 * 1024 });
   const started = Date.now();
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_req, reply) => ((await opts.ready()) ? { status: 'ready' } : reply.code(503).send({ status: 'not ready' })));
-  app.get('/metrics', async (_req, reply) => {
-    const status = await opts.pipeline.status();
-    for (const [stage, c] of Object.entries(status)) for (const state of ['queued', 'active'] as const) opts.metrics.queueDepth.set({ stage, state }, c[state]);
-    return reply.type(opts.metrics.registry.contentType).send(await opts.metrics.registry.metrics());
-  });
+  const adminToken = typeof opts.adminToken === 'string' ? () => opts.adminToken as string : opts.adminToken;
+  registerHealth(app, { pipeline: opts.pipeline, metrics: opts.metrics, ready: opts.ready, metricsToken: opts.metricsToken });
 
   await app.register(async (api) => {
     api.addHook('onRequest', async (req, reply) => {
-      if (!bearerMatches(req, opts.adminToken)) {
+      if (!bearerMatches(req, adminToken())) {
         reply.header('WWW-Authenticate', 'Bearer realm="deid admin"');
         return sendError(reply, 'DEID_ERR_UNAUTHORIZED');
       }
     });
-    api.get('/api/status', async () => ({
-      engine: opts.engine,
-      uptimeSeconds: Math.round((Date.now() - started) / 1000),
-      stages: await opts.pipeline.status(),
-    }));
+    api.setErrorHandler((err: Error & { validation?: unknown }, req, reply) => {
+      if (isDeidError(err)) return sendError(reply, err.code, err.detail);
+      if (err.validation) return sendError(reply, 'DEID_ERR_BAD_REQUEST', err.message);
+      req.log.error({ err: err.name }, 'admin request failed');
+      return sendError(reply, 'DEID_ERR_INTERNAL');
+    });
+    // The whole deployment: per stage (queue counts, done, failed, throughput), per worker, ingest by source, quarantines by code.
+    api.get('/api/status', async () => {
+      const cluster = await opts.pipeline.cluster();
+      return {
+        engine: opts.engine,
+        uptimeSeconds: Math.round((Date.now() - started) / 1000),
+        stages: await opts.pipeline.status(cluster),
+        ...(cluster ? { workers: cluster.workers, ingest: cluster.ingest, quarantined: cluster.quarantined, recentErrors: cluster.recentErrors, history: cluster.history } : {}),
+      };
+    });
     api.get('/api/studies', async () => ({ studies: await opts.tracker.list() }));
     api.get<{ Params: { id: string } }>('/api/studies/:id', async (req, reply) => {
       const s = /^[0-9a-f]{32}$/.test(req.params.id) ? await opts.tracker.get(req.params.id) : undefined;
@@ -62,8 +73,23 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       if (!e) return sendError(reply, 'DEID_ERR_NOT_FOUND');
       return reply.type('application/dicom').send(await opts.pipeline.quarantine.object(e.id));
     });
-    api.post<{ Params: { id: string } }>('/api/quarantine/:id/requeue', async (req, reply) =>
-      (await opts.pipeline.requeue(req.params.id)) ? reply.code(202).send({ requeued: req.params.id }) : sendError(reply, 'DEID_ERR_NOT_FOUND'),
+    // Body (optional): {"profile": "<name or file>", "options": ["..."]} to process the object under another profile.
+    api.post<{ Params: { id: string }; Body: { profile?: string; options?: string[] } | undefined }>(
+      '/api/quarantine/:id/requeue',
+      { schema: { body: REQUEUE_BODY } },
+      async (req, reply) => {
+        const body = req.body ?? {};
+        const configured = opts.pipeline.profileChoice;
+        const choice: ProfileChoice | undefined =
+          body.profile !== undefined || body.options !== undefined
+            ? { profile: body.profile ?? configured.profile, options: body.options ?? (body.profile !== undefined ? [] : configured.options) }
+            : undefined;
+        const outcome = await opts.pipeline.requeue(req.params.id, choice);
+        if (!outcome) return sendError(reply, 'DEID_ERR_NOT_FOUND');
+        // Still unreadable: the entry stays in quarantine (same id, one more attempt) and the caller hears why.
+        if (!outcome.ok) return sendError(reply, outcome.code, outcome.detail, 409);
+        return reply.code(202).send({ requeued: req.params.id, profile: outcome.profile, options: outcome.options });
+      },
     );
     api.delete<{ Params: { id: string } }>('/api/quarantine/:id', async (req, reply) =>
       (await opts.pipeline.quarantine.delete(req.params.id)) ? reply.code(204).send() : sendError(reply, 'DEID_ERR_NOT_FOUND'),
@@ -73,3 +99,14 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   for (const r of opts.register ?? []) await r(app);
   return app;
 }
+
+const REQUEUE_BODY = {
+  anyOf: [
+    { type: 'null' },
+    {
+      type: 'object',
+      additionalProperties: false,
+      properties: { profile: { type: 'string', minLength: 1, maxLength: 4096 }, options: { type: 'array', maxItems: 32, items: { type: 'string', maxLength: 64 } } },
+    },
+  ],
+} as const;

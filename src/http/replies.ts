@@ -15,6 +15,9 @@ export function sendError(reply: FastifyReply, code: ErrorCode, detail?: string,
 
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 
+/** A token as the routes read it on every request, so that a reload can change it: undefined means none is needed. */
+export type TokenSource = () => string | undefined;
+
 /**
  * Whether the request carries `Authorization: Bearer <token>`. The comparison is of fixed-length
  * digests in constant time, so that neither the token's content nor its length shows in the timing.

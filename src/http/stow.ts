@@ -9,9 +9,10 @@
  *   200  every instance stored;
  *   202  some stored, some failed (FailedSOPSequence says which and why);
  *   409  none stored (mixed or request-related reasons: unparseable, study mismatch, …);
- *   503  none stored and every failure was "out of resources" (A7xx): a server-side, temporary
- *        condition rather than "a conflict in the request", so the sender is told to retry
- *        (Retry-After); the body still carries the FailedSOPSequence;
+ *   503  none stored and every failure was DEID_ERR_OUT_OF_RESOURCES (no room in the spool): a
+ *        server-side, temporary condition rather than "a conflict in the request", so the sender is
+ *        told to retry (Retry-After); the body still carries the FailedSOPSequence. (An object over
+ *        maxObjectBytes also has Failure Reason A700, but a retry cannot help it: 409.);
  *   400  malformed multipart (no boundary, no delimiters, no parts);
  *   401  bearer token configured and missing/wrong (WWW-Authenticate: Bearer);
  *   413  body larger than maxBodyBytes (never buffered beyond the limit);
@@ -20,7 +21,7 @@
  * and HTTP status).
  *
  * Failure reasons (PS3.18 Table I.2-2) come from the error catalogue (src/errors.ts): A700 out of
- * resources; A900 instance not in the study named by the URL; C000 cannot understand (not DICOM,
+ * resources (or larger than maxObjectBytes); A900 instance not in the study named by the URL; C000 cannot understand (not DICOM,
  * truncated, corrupt, wrong part media type); C122 transfer syntax not supported; 0110 processing
  * failure (anything else).
  * A part that cannot be parsed has no UIDs we could report: its FailedSOPSequence item carries
@@ -30,23 +31,30 @@
  * Retrieve URL (0008,1190) is Type 2 in Annex I; this service does not serve WADO-RS, so it is sent
  * empty, at the top level and in each ReferencedSOPSequence item.
  *
- * Nothing here logs or returns a patient value: logs carry part indexes and codes only.
+ * Each FailedSOPSequence item also says why in words: its Error Comment (0000,0902) holds the code and
+ * the PHI-free detail (e.g. `DEID_ERR_TRUNCATED (offset 5964)`, cut to the 64 characters of LO), and
+ * a `Warning: 299` header per failed part (RFC 9111 §5.5, as PS3.18 §8.3.5 uses it) gives the
+ * catalogue's message with it.
+ *
+ * Nothing here logs or returns a patient value: logs carry part indexes, codes and details only.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { findElement } from '../dicom/element.js';
 import { readDicom } from '../dicom/reader.js';
 import { TAG } from '../dicom/tag.js';
 import { rawString } from '../dicom/values.js';
-import { DeidError, STATUS, errorSpec, isDeidError, type ErrorCode } from '../errors.js';
+import { DeidError, ERRORS, STATUS, errorSpec, isDeidError, toDeidError, type ErrorCode } from '../errors.js';
 import type { Ingest, IngestOutcome } from '../pipeline/ports.js';
-import { bearerMatches, sendError } from './replies.js';
+import { bearerMatches, sendError, type TokenSource } from './replies.js';
 
 export interface StowOptions {
   readonly ingest: Ingest;
-  /** When set, every STOW request needs `Authorization: Bearer <token>`. */
-  readonly token?: string;
+  /** When it gives a token, every STOW request needs `Authorization: Bearer <token>` (read per request: a reload may change it). */
+  readonly token?: string | TokenSource;
   /** The largest request body accepted, in bytes (413 beyond it). */
   readonly maxBodyBytes: number;
+  /** The largest object accepted (a larger part is refused with A700 and not kept); default: the body limit. A function is read per request. */
+  readonly maxObjectBytes?: number | (() => number);
   /** How many parts of one request are handed to `ingest` at a time (default 4). */
   readonly concurrency?: number;
 }
@@ -182,6 +190,19 @@ interface PartResult {
   readonly sopClassUid?: string;
   readonly sopInstanceUid?: string;
   readonly reason?: number;
+  readonly code?: ErrorCode;
+  readonly detail?: string;
+}
+
+/** LO holds 64 characters. */
+const errorComment = (r: PartResult): string => `${r.code}${r.detail ? ` (${r.detail})` : ''}`.slice(0, 64);
+
+/** One Warning value per failed part (the first ten), with the catalogue's words. */
+function warnings(results: readonly PartResult[]): string[] {
+  const failed = results.map((r, i) => ({ r, part: i + 1 })).filter(({ r }) => !r.stored);
+  const text = failed.slice(0, 10).map(({ r, part }) => `part ${part}: ${r.code}: ${ERRORS[r.code!]}${r.detail ? ` (${r.detail})` : ''}`);
+  if (failed.length > 10) text.push(`${failed.length - 10} more parts failed; see FailedSOPSequence`);
+  return text.map((t) => `299 deid "${t.replace(/[\\"]/g, (c) => `\\${c}`).replace(/[^\x20-\x7e]/g, '?')}"`);
 }
 
 function responseBody(results: readonly PartResult[]): JsonDataset {
@@ -191,7 +212,12 @@ function responseBody(results: readonly PartResult[]): JsonDataset {
   if (failed.length > 0) {
     body['00081198'] = {
       vr: 'SQ',
-      Value: failed.map((r) => ({ '00081150': ui(r.sopClassUid), '00081155': ui(r.sopInstanceUid), '00081197': { vr: 'US', Value: [r.reason ?? STATUS.ProcessingFailure] } })),
+      Value: failed.map((r) => ({
+        '00000902': { vr: 'LO', Value: [errorComment(r)] },
+        '00081150': ui(r.sopClassUid),
+        '00081155': ui(r.sopInstanceUid),
+        '00081197': { vr: 'US', Value: [r.reason ?? STATUS.ProcessingFailure] },
+      })),
     };
   }
   if (stored.length > 0) {
@@ -234,10 +260,11 @@ export function registerStow(app: FastifyInstance, opts: StowOptions): void {
       done(new DeidError('DEID_ERR_MEDIA_TYPE', mt ? mt.essence : 'unparseable Content-Type'), undefined);
     });
 
-    if (opts.token !== undefined) {
-      const token = opts.token;
+    const tokenOf = typeof opts.token === 'string' ? () => opts.token as string : opts.token;
+    if (tokenOf) {
       scope.addHook('onRequest', async (req, reply) => {
-        if (!bearerMatches(req, token)) {
+        const token = tokenOf();
+        if (token !== undefined && !bearerMatches(req, token)) {
           reply.header('WWW-Authenticate', 'Bearer realm="deid stow"').header('Connection', 'close');
           return sendError(reply, 'DEID_ERR_UNAUTHORIZED');
         }
@@ -279,9 +306,12 @@ export function registerStow(app: FastifyInstance, opts: StowOptions): void {
     const worker = async () => {
       for (let i = nextPart++; i < parts.length; i = nextPart++) results[i] = await storePart(parts[i], i);
     };
+    const maxObjectBytes = (typeof opts.maxObjectBytes === 'function' ? opts.maxObjectBytes() : opts.maxObjectBytes) ?? opts.maxBodyBytes;
     const storePart = async (part: MultipartPart, index: number): Promise<PartResult> => {
       const ct = part.headers.get('content-type');
       if (ct !== undefined && parseMediaType(ct)?.essence !== 'application/dicom') return fail(index, 'DEID_ERR_MEDIA_TYPE');
+      // Refused before it is parsed or kept; the request body as a whole is bounded by maxBodyBytes while it is received.
+      if (part.body.length > maxObjectBytes) return fail(index, 'DEID_ERR_HOSTILE_SIZE', undefined, undefined, `${part.body.length} bytes, limit ${maxObjectBytes}`);
       let sopClassUid: string;
       let sopInstanceUid: string;
       let studyUid: string;
@@ -294,21 +324,24 @@ export function registerStow(app: FastifyInstance, opts: StowOptions): void {
       } catch (e) {
         // Unparseable: ingest refuses it too, but keeps it in quarantine with its code, so nothing is lost.
         const refused = await opts.ingest(part.body, source).catch(() => undefined);
-        return fail(index, refused && !refused.ok ? refused.code : isDeidError(e) ? e.code : 'DEID_ERR_NOT_DICOM');
+        if (refused && !refused.ok) return fail(index, refused.code, undefined, undefined, refused.detail);
+        const err = toDeidError(e);
+        return fail(index, isDeidError(e) ? err.code : 'DEID_ERR_NOT_DICOM', undefined, undefined, err.detail);
       }
       if (study !== undefined && studyUid !== study) return fail(index, 'DEID_ERR_STUDY_MISMATCH', sopClassUid, sopInstanceUid);
       let outcome: IngestOutcome;
       try {
         outcome = await opts.ingest(part.body, source);
       } catch (e) {
-        return fail(index, isDeidError(e) ? e.code : 'DEID_ERR_INTERNAL', sopClassUid, sopInstanceUid);
+        const err = toDeidError(e);
+        return fail(index, err.code, sopClassUid, sopInstanceUid, err.detail);
       }
-      if (!outcome.ok) return fail(index, outcome.code, outcome.sopClassUid || sopClassUid, outcome.sopInstanceUid || sopInstanceUid);
+      if (!outcome.ok) return fail(index, outcome.code, outcome.sopClassUid || sopClassUid, outcome.sopInstanceUid || sopInstanceUid, outcome.detail);
       return { stored: true, sopClassUid: outcome.sopClassUid || sopClassUid, sopInstanceUid: outcome.sopInstanceUid || sopInstanceUid };
     };
-    const fail = (index: number, code: ErrorCode, sopClassUid?: string, sopInstanceUid?: string): PartResult => {
-      req.log.info({ part: index + 1, code }, 'stow instance not stored');
-      return { stored: false, reason: errorSpec(code).stow, sopClassUid, sopInstanceUid };
+    const fail = (index: number, code: ErrorCode, sopClassUid?: string, sopInstanceUid?: string, detail?: string): PartResult => {
+      req.log.info({ part: index + 1, code, detail }, 'stow instance not stored');
+      return { stored: false, reason: errorSpec(code).stow, code, detail, sopClassUid, sopInstanceUid };
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, parts.length) }, worker));
 
@@ -316,10 +349,12 @@ export function registerStow(app: FastifyInstance, opts: StowOptions): void {
     let status: number;
     if (stored === results.length) status = 200;
     else if (stored > 0) status = 202;
-    else if (results.every((r) => ((r.reason ?? 0) & 0xff00) === STATUS.OutOfResources)) {
+    // Every part failed for a lack of room on our side: a temporary, server-side condition worth a retry.
+    else if (results.every((r) => r.code === 'DEID_ERR_OUT_OF_RESOURCES')) {
       status = 503;
       reply.header('Retry-After', String(RETRY_AFTER_SECONDS));
     } else status = 409;
+    if (stored < results.length) reply.header('Warning', warnings(results));
     return reply.code(status).type(DICOM_JSON).send(JSON.stringify(responseBody(results)));
   }
 }

@@ -63,9 +63,9 @@ export interface DimseScpOptions {
   readonly maxPduLength: number;
   readonly ingest: Ingest;
   readonly logger?: Logger;
-  /** Reject associations whose called AE title is not `aeTitle` (default false: like Orthanc, accept any). */
+  /** Reject associations whose called AE title is not `aeTitle` (the service turns it on by default; here default false). */
   readonly checkCalledAE?: boolean;
-  /** Largest object accepted; larger ones are drained and answered 0xC000 (default 2 GiB - 1). */
+  /** Largest object accepted; larger ones are drained without being kept and answered 0xA700 (default 2 GiB - 1). */
   readonly maxObjectBytes?: number;
   /** Abort an association whose A-ASSOCIATE-RQ does not arrive within this time (default 30 s). */
   readonly associationTimeoutMs?: number;
@@ -77,8 +77,12 @@ export interface DimseScpOptions {
   readonly closeTimeoutMs?: number;
 }
 
+/** What a reload may change on a running SCP: new associations and objects follow it, open ones are not dropped. */
+export type DimseScpSettings = Pick<DimseScpOptions, 'aeTitle' | 'allowedCallingAEs' | 'checkCalledAE' | 'maxObjectBytes'>;
+
 export interface DimseScpHandle {
   readonly port: number;
+  reconfigure(settings: DimseScpSettings): void;
   /** Stops accepting, lets in-flight stores finish and answer, then aborts every association. */
   close(): Promise<void>;
 }
@@ -168,10 +172,14 @@ class CaptureSink extends Writable {
 interface ServerContext {
   readonly opts: DimseScpOptions;
   readonly log?: Logger;
-  readonly allowed: ReadonlySet<string>;
-  readonly maxObjectBytes: number;
+  aeTitle: string;
+  checkCalledAE: boolean;
+  allowed: ReadonlySet<string>;
+  maxObjectBytes: number;
   closing: boolean;
 }
+
+const allowList = (aes: readonly string[]): ReadonlySet<string> => new Set(aes.map((a) => a.trim()).filter(Boolean));
 
 /** One association (one TCP connection). */
 class DeidScp extends ScpBase {
@@ -236,8 +244,8 @@ class DeidScp extends ScpBase {
       this.sendAssociationReject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized);
       return;
     }
-    if (this.ctx.opts.checkCalledAE && called !== this.ctx.opts.aeTitle) {
-      log?.warn({ remote: this.remote, callingAE: calling, calledAE: called }, 'association rejected: called AE is not ours');
+    if (this.ctx.checkCalledAE && called !== this.ctx.aeTitle) {
+      log?.warn({ remote: this.remote, callingAE: calling, calledAE: called }, 'association rejected: called AE title is not ours');
       this.sendAssociationReject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CalledAeNotRecognized);
       return;
     }
@@ -320,7 +328,7 @@ class DeidScp extends ScpBase {
     const log = this.ctx.log;
     if (!sink) return statusForOutcome({ ok: false, code: 'DEID_ERR_NOT_DICOM' });
     if (sink.overflow) {
-      log?.warn({ remote: this.remote, callingAE: this.callingAE, bytes: sink.bytes }, 'C-STORE refused: object larger than the limit');
+      log?.warn({ remote: this.remote, callingAE: this.callingAE, bytes: sink.bytes, limit: this.ctx.maxObjectBytes, code: 'DEID_ERR_HOSTILE_SIZE' }, 'C-STORE refused: object larger than the limit; not kept');
       return statusForOutcome({ ok: false, code: 'DEID_ERR_HOSTILE_SIZE' });
     }
     const sopClassUid = request.getAffectedSopClassUid();
@@ -387,9 +395,17 @@ export function startDimseScp(opts: DimseScpOptions): Promise<DimseScpHandle> {
   const ctx: ServerContext = {
     opts,
     log: opts.logger?.child({ component: 'dimse-scp' }),
-    allowed: new Set(opts.allowedCallingAEs.map((a) => a.trim()).filter(Boolean)),
+    aeTitle: opts.aeTitle,
+    checkCalledAE: opts.checkCalledAE ?? false,
+    allowed: allowList(opts.allowedCallingAEs),
     maxObjectBytes: opts.maxObjectBytes ?? 2 ** 31 - 1,
     closing: false,
+  };
+  const reconfigure = (s: DimseScpSettings): void => {
+    ctx.aeTitle = s.aeTitle;
+    ctx.checkCalledAE = s.checkCalledAE ?? false;
+    ctx.allowed = allowList(s.allowedCallingAEs);
+    ctx.maxObjectBytes = s.maxObjectBytes ?? 2 ** 31 - 1;
   };
   const associations = new Set<DeidScp>();
   const server = net.createServer((socket) => {
@@ -434,7 +450,7 @@ export function startDimseScp(opts: DimseScpOptions): Promise<DimseScpHandle> {
       const addr = server.address();
       const port = typeof addr === 'object' && addr ? addr.port : opts.port;
       ctx.log?.info({ host: opts.host, port, aeTitle: opts.aeTitle }, 'DIMSE SCP listening');
-      resolve({ port, close });
+      resolve({ port, close, reconfigure });
     });
   });
 }

@@ -10,15 +10,18 @@ export interface FolderWatchOptions {
   readonly pollMs?: number;
   readonly ingest: Ingest;
   readonly logger: Logger;
+  /** A larger file is left where it is, unread (and logged once): the limit every ingest path enforces. */
+  readonly maxObjectBytes?: () => number;
 }
 
 /**
  * Folder import: polls (portable to network filesystems, unlike inotify), takes a file only once it
  * has stopped changing, and removes the original once it is durable in the spool (or in quarantine).
- * Files still being written by convention (*.part, *.tmp, dot-files) are left alone.
+ * Files still being written by convention (*.part, *.tmp, dot-files) are left alone, and so is a file
+ * over the size limit: it is never read, and it is looked at again only once it changes.
  */
 export function watchFolder(opts: FolderWatchOptions): { close(): Promise<void> } {
-  const seen = new Map<string, { size: number; mtimeMs: number; since: number }>();
+  const seen = new Map<string, { size: number; mtimeMs: number; since: number; refused?: boolean }>();
   let stopped = false;
   let running: Promise<void> = Promise.resolve();
 
@@ -48,7 +51,14 @@ export function watchFolder(opts: FolderWatchOptions): { close(): Promise<void> 
         seen.set(p, { size: st.size, mtimeMs: st.mtimeMs, since: now });
         continue;
       }
-      if (now - prev.since < opts.settleMs) continue;
+      if (prev.refused || now - prev.since < opts.settleMs) continue;
+      const limit = opts.maxObjectBytes?.();
+      if (limit !== undefined && st.size > limit) {
+        prev.refused = true;
+        // File names may carry patient names: the log gives the size only (find it with `find -size`).
+        opts.logger.warn({ bytes: st.size, limit, code: 'DEID_ERR_HOSTILE_SIZE' }, 'a file larger than maxObjectBytes was left in the watch folder, unread');
+        continue;
+      }
       const bytes = await readFile(p);
       const outcome = await opts.ingest(bytes, { kind: 'folder' });
       // Refused objects were quarantined by ingest: the original is safe there too. Only a spool failure keeps it here.

@@ -8,13 +8,17 @@ import { findElement, type DicomFile } from '../dicom/element.js';
 import { readDicom } from '../dicom/reader.js';
 import { TAG } from '../dicom/tag.js';
 import { rawString } from '../dicom/values.js';
-import { DeidError, isDeidError } from '../errors.js';
+import { DeidError, isResourceError, toDeidError, type ErrorCode } from '../errors.js';
 import { studyKey } from '../keyed.js';
 import type { StageName } from '../stages/stage.js';
 import type { ObjectJob } from './jobs.js';
 import type { PipelineParts } from './parts.js';
 import type { Ingest, IngestOutcome, IngestSource } from './ports.js';
+import type { ProfileChoice } from './profiles.js';
 import type { JobData } from './queue/types.js';
+
+/** What a requeue did: queued again (under the profile it names), or refused again with the object's code. */
+export type RequeueOutcome = { readonly ok: true; readonly profile: string; readonly options: readonly string[] } | { readonly ok: false; readonly code: ErrorCode; readonly detail?: string };
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -36,26 +40,39 @@ export class Admission {
     return this.p.list[0]!;
   }
 
+  /** A refusal that keeps nothing: the sender keeps its copy (and may send it again). */
+  private refuse(origin: IngestSource, code: ErrorCode, detail: string | undefined, obj?: string): IngestOutcome {
+    this.p.observer.ingested(origin.kind, false);
+    this.p.log.warn({ ...(obj ? { obj } : {}), code, detail, source: origin.kind }, 'object refused at ingest; not kept');
+    return { ok: false, code, detail };
+  }
+
   /** Accepts a received object: durable in the spool and queued before it resolves ok. */
   readonly ingest: Ingest = async (bytes: Uint8Array, origin: IngestSource): Promise<IngestOutcome> => {
-    const { store, queue, quarantine, observer, log } = this.p;
+    const { store, queue, quarantine, observer, log, disk } = this.p;
+    // Before anything else, and without keeping the object: what no retry of ours could store.
+    if (bytes.length > this.p.opts.maxObjectBytes) return this.refuse(origin, 'DEID_ERR_HOSTILE_SIZE', `${bytes.length} bytes, limit ${this.p.opts.maxObjectBytes}`);
+    // Below the reserve the stages keep the room to finish what was acknowledged; the sender retries later.
+    if (disk?.low) return this.refuse(origin, 'DEID_ERR_OUT_OF_RESOURCES', 'free space on the spool volume is below minFreeSpace');
     const hash = sha256(bytes);
     const receivedAt = new Date().toISOString();
     let file: DicomFile;
     try {
-      if (bytes.length > this.p.opts.maxObjectBytes) throw new DeidError('DEID_ERR_HOSTILE_SIZE', `${bytes.length} bytes`);
+      // The limit caps an inflated (deflated transfer syntax) data set and every declared length too.
       file = readDicom(bytes, { maxBytes: this.p.opts.maxObjectBytes });
     } catch (e) {
-      const code = isDeidError(e) ? e.code : 'DEID_ERR_INTERNAL';
+      const { code, detail } = toDeidError(e);
       try {
-        await quarantine.add(hash.slice(0, 32), { bytes }, { code, stage: 'ingest', origin, receivedAt, detail: isDeidError(e) ? e.detail : undefined });
-        observer?.quarantined('ingest', code);
-      } catch {
-        /* the sender is told it failed and keeps its copy */
+        await quarantine.add(hash.slice(0, 32), { bytes }, { code, stage: 'ingest', origin, receivedAt, detail });
+        observer.quarantined('ingest', code);
+      } catch (q) {
+        // Not kept: the sender must keep its copy, so it hears "out of resources", not "cannot understand".
+        if (isResourceError(q)) disk?.noteFull();
+        return this.refuse(origin, 'DEID_ERR_OUT_OF_RESOURCES', `the refused object (${code}) could not be kept in quarantine: ${toDeidError(q).detail}`, hash.slice(0, 16));
       }
-      observer?.ingested(origin.kind, false);
-      log.info({ obj: hash.slice(0, 16), code, source: origin.kind }, 'object refused at ingest');
-      return { ok: false, code };
+      observer.ingested(origin.kind, false);
+      log.info({ obj: hash.slice(0, 16), code, detail, source: origin.kind }, 'object refused at ingest; kept in quarantine');
+      return { ok: false, code, detail };
     }
     const ds = file.dataset;
     const sopInstanceUid = rawString(findElement(ds, TAG.SOPInstanceUID)?.value);
@@ -66,7 +83,7 @@ export class Admission {
       // The object is durable once put resolves: that is what Success acknowledges. The job needs no
       // fsync of its own, since reconcile() re-queues any spooled object that lost its job.
       await store.put(key, bytes, { durable: true });
-      const job = this.p.jobs.firstJob({ hash, key, study, origin, receivedAt });
+      const job = this.p.jobs.firstJob({ hash, key, study, origin, receivedAt, config: this.p.profiles.current.config });
       if (this.handoff) this.handoff(this.first, job, bytes);
       else {
         // Kept only when the bytes are a buffer of their own: a view would keep a whole request body alive.
@@ -74,12 +91,14 @@ export class Admission {
         await queue.add(this.first, job, { durable: false });
       }
     } catch (e) {
-      observer?.ingested(origin.kind, false);
-      log.error({ obj: hash.slice(0, 16), err: (e as NodeJS.ErrnoException).code ?? (e as Error).name }, 'spool write failed');
-      return { ok: false, code: 'DEID_ERR_OUT_OF_RESOURCES', sopInstanceUid, sopClassUid };
+      if (isResourceError(e)) disk?.noteFull();
+      observer.ingested(origin.kind, false);
+      const detail = `spool write failed: ${toDeidError(e).detail}`;
+      log.error({ obj: hash.slice(0, 16), detail }, 'spool write failed');
+      return { ok: false, code: 'DEID_ERR_OUT_OF_RESOURCES', detail, sopInstanceUid, sopClassUid };
     }
-    await this.p.record(study, 'received');
-    observer?.ingested(origin.kind, true);
+    await this.p.record(study, 'received', hash);
+    observer.ingested(origin.kind, true);
     log.debug({ obj: hash.slice(0, 16), source: origin.kind }, 'object spooled');
     return { ok: true, key, sopInstanceUid, sopClassUid };
   };
@@ -115,27 +134,54 @@ export class Admission {
       } catch {
         /* ingest only spools what parses */
       }
-      await queue.add(this.first, this.p.jobs.firstJob({ hash: sha256(bytes), key, study, origin: { kind: 'folder' }, receivedAt: new Date().toISOString() }));
+      const hash = sha256(bytes);
+      await queue.add(this.first, this.p.jobs.firstJob({ hash, key, study, origin: { kind: 'spool' }, receivedAt: new Date().toISOString(), config: this.p.profiles.current.config }));
+      await this.p.record(study, 'received', hash);
       added++;
     }
     if (added) log.warn({ objects: added }, 'spooled objects without a job were queued again');
     return added;
   }
 
-  /** Puts a quarantined object back at the start of the pipeline. */
-  async requeue(id: string): Promise<boolean> {
+  /**
+   * Puts a quarantined object back at the start of the pipeline, under the configured profile or
+   * another one (`choice`: a profile error throws its coded error before anything moves). An object
+   * quarantined at ingest is parsed again first: if it still cannot be read, it stays in quarantine
+   * under the same id, with its attempt counted and the latest reason. Undefined: no such entry.
+   */
+  async requeue(id: string, choice?: ProfileChoice): Promise<RequeueOutcome | undefined> {
     const { quarantine, queue, log } = this.p;
     const entry = await quarantine.get(id);
-    if (!entry) return false;
+    if (!entry) return undefined;
+    const chosen = choice ? this.p.profiles.load(choice) : this.p.profiles.current;
     const bytes = await quarantine.object(id);
+    let file: DicomFile;
+    try {
+      if (bytes.length > this.p.opts.maxObjectBytes) throw new DeidError('DEID_ERR_HOSTILE_SIZE', `${bytes.length} bytes, limit ${this.p.opts.maxObjectBytes}`);
+      file = readDicom(bytes, { maxBytes: this.p.opts.maxObjectBytes });
+    } catch (e) {
+      const { code, detail } = toDeidError(e);
+      await quarantine.refused(id, { code, detail });
+      log.info({ obj: id.slice(0, 16), code, detail }, 'requeue refused: the object still cannot be read');
+      return { ok: false, code, detail };
+    }
     const hash = sha256(bytes);
     const key = `incoming/${hash}.dcm`;
-    await quarantine.release(id, key);
-    const study = entry.study ?? studyOf(this.p.secret, readDicom(bytes));
-    const origin = entry.origin ?? { kind: 'folder' as const };
-    await queue.add(this.first, this.p.jobs.firstJob({ hash, key, study, origin, receivedAt: entry.receivedAt ?? new Date().toISOString() }, `.q${Date.now()}`));
-    await this.p.record(study, 'received');
-    log.info({ obj: hash.slice(0, 16) }, 'quarantined object requeued');
-    return true;
+    const study = entry.study ?? studyOf(this.p.secret, file);
+    const requeues = (entry.requeues ?? 0) + 1;
+    const job = this.p.jobs.firstJob(
+      { hash, key, study, origin: entry.origin ?? { kind: 'spool' }, receivedAt: entry.receivedAt ?? new Date().toISOString(), config: chosen.config, profile: chosen.choice, requeues },
+      `.q${Date.now()}`,
+    );
+    // Recorded before the job exists: the pipeline must not report the object's outcome first.
+    await this.p.record(study, 'requeued', hash);
+    try {
+      await quarantine.release(id, key, () => queue.add(this.first, job));
+    } catch (e) {
+      await this.p.record(study, 'quarantined', hash);
+      throw e;
+    }
+    log.info({ obj: hash.slice(0, 16), requeues, profile: chosen.profile.name }, 'quarantined object requeued');
+    return { ok: true, profile: chosen.choice?.profile ?? chosen.profile.name, options: chosen.choice?.options ?? [...chosen.profile.options] };
   }
 }

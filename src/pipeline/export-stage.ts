@@ -2,7 +2,7 @@
  * The export stage: the verified bytes to every destination, filed under the new identity the header
  * stage found. A destination that already has the object (an earlier attempt) is skipped.
  */
-import { DeidError } from '../errors.js';
+import { DeidError, toDeidError } from '../errors.js';
 import type { Stage } from '../stages/stage.js';
 import type { Destination } from './ports.js';
 
@@ -19,7 +19,13 @@ export const exportStage: Stage<ExportContext> = async (object, ctx) => {
   const delivered = [...(object.facts.delivered ?? [])];
   for (const d of ctx.destinations) {
     if (delivered.includes(d.name)) continue;
-    await d.send(bytes, identity);
+    try {
+      await d.send(bytes, identity);
+    } catch (e) {
+      // Where and why, for the retry and quarantine logs: the destination's name never holds credentials.
+      const err = toDeidError(e);
+      throw new DeidError(err.code, `${d.name}: ${err.detail ?? 'failed'}`);
+    }
     delivered.push(d.name);
     ctx.delivered?.(delivered);
   }

@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
-import { linkSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ErrorCode } from '../errors.js';
-import { writeFileAtomicSync, writeTempSync } from './durable-fs.js';
+import { placeFileSync, writeFileAtomicSync } from './durable-fs.js';
 
 /**
  * Places a de-identified object at <out>/<study>/<series>/<sop>.dcm without ever overwriting a
@@ -10,26 +9,7 @@ import { writeFileAtomicSync, writeTempSync } from './durable-fs.js';
  * that reused a UID) get a content-hash suffix. Returns the path written.
  */
 export function placeOutput(outDir: string, study: string, series: string, sop: string, data: Uint8Array): string {
-  const dir = join(outDir, study || 'no-study', series || 'no-series');
-  const target = join(dir, `${sop}.dcm`);
-  const tmp = writeTempSync(target, data);
-  try {
-    // The content-hash name is computed only on a collision: hashing every output would cost a pass over it.
-    const candidates = [() => target, () => join(dir, `${sop}-${createHash('sha256').update(data).digest('hex').slice(0, 12)}.dcm`)];
-    for (const name of candidates) {
-      const candidate = name();
-      try {
-        linkSync(tmp, candidate);
-        return candidate;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        if (Buffer.compare(readFileSync(candidate), Buffer.from(data.buffer, data.byteOffset, data.byteLength)) === 0) return candidate;
-      }
-    }
-    throw new Error('output name collision');
-  } finally {
-    unlinkSync(tmp);
-  }
+  return placeFileSync(join(outDir, study || 'no-study', series || 'no-series', `${sop}.dcm`), data);
 }
 
 export interface QuarantineReason {

@@ -7,7 +7,8 @@
 import type { DicomFile } from '../dicom/element.js';
 import { Part10 } from '../dicom/part10.js';
 import { readDicom } from '../dicom/reader.js';
-import { sourceFacts, type HeaderContext } from '../stages/header-stage.js';
+import type { CompiledProfile } from '../profiles/compile.js';
+import { sourceFacts } from '../stages/header-stage.js';
 import type { StageObject } from '../stages/stage.js';
 import type { ObjectJob } from './jobs.js';
 import { SizedCache } from './sized-cache.js';
@@ -27,7 +28,7 @@ export class InFlightObjects {
 
   constructor(
     private readonly store: ObjectStore,
-    private readonly ctx: HeaderContext,
+    private readonly secret: Uint8Array,
     maxBytes = 64 * 1024 * 1024,
   ) {
     this.entries = new SizedCache(maxBytes, (e) => e.size);
@@ -48,8 +49,8 @@ export class InFlightObjects {
     this.entries.delete(hash);
   }
 
-  /** The job's object with the job's facts: from memory, or read from the store and parsed. */
-  async load(job: ObjectJob): Promise<StageObject> {
+  /** The job's object with the job's facts: from memory, or read from the store and parsed (under the job's profile). */
+  async load(job: ObjectJob, profile: CompiledProfile): Promise<StageObject> {
     const e = this.entries.get(job.hash, true);
     if (e && e.input === job.input) {
       if (e.object) return { ...e.object, facts: { ...e.object.facts, ...job.facts }, origin: job.origin };
@@ -60,7 +61,7 @@ export class InFlightObjects {
     const source = readDicom(sourceBytes);
     const current = job.input === job.source ? Part10.of(source, sourceBytes) : Part10.ofBytes(await this.store.get(job.input));
     // Past the header stage (it found the new identity), the later stages need what it learned from the source.
-    const facts = job.facts?.identity ? { ...sourceFacts(source, this.ctx), ...job.facts } : { ...job.facts };
+    const facts = job.facts?.identity ? { ...sourceFacts(source, { profile, secret: this.secret }), ...job.facts } : { ...job.facts };
     return { source, current, facts, origin: job.origin };
   }
 }

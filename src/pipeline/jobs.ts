@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { ObjectFacts, StageName } from '../stages/stage.js';
 import type { IngestSource } from './ports.js';
+import type { ProfileChoice } from './profiles.js';
 import type { JobData } from './queue/types.js';
 
 /** The facts a job may carry: nothing of the source (stage.ts says which facts hold source values). */
@@ -36,6 +37,12 @@ export interface ObjectJob extends JobData {
   /** Intermediate outputs to delete once the object has left the pipeline. */
   readonly work: readonly string[];
   readonly facts?: PortableFacts;
+  /** The configuration hash the object is processed under (profiles.ts); ids and work keys derive from it. */
+  readonly config?: string;
+  /** The profile chosen for this object by a requeue, for a process that has not loaded it yet. */
+  readonly profile?: ProfileChoice;
+  /** How often the object was requeued from quarantine. */
+  readonly requeues?: number;
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -45,23 +52,36 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
  * of the same object under the same configuration is the same job.
  */
 export class JobIds {
-  constructor(
-    private readonly configHash: string,
-    private readonly first: StageName,
-  ) {}
+  constructor(private readonly first: StageName) {}
 
-  id(stage: StageName, hash: string): string {
-    return sha256(`${stage}|${hash}|${this.configHash}`).slice(0, 40);
+  id(stage: StageName, hash: string, config: string): string {
+    return sha256(`${stage}|${hash}|${config}`).slice(0, 40);
   }
 
   /** Where a stage's output is kept between stages. */
-  workKey(stage: StageName, hash: string): string {
-    return `work/${stage}/${this.id(stage, hash)}.dcm`;
+  workKey(stage: StageName, hash: string, config: string): string {
+    return `work/${stage}/${this.id(stage, hash, config)}.dcm`;
   }
 
   /** The first stage's job for a spooled object; `suffix` tells a requeue or a restart apart from the first delivery. */
-  firstJob(o: { hash: string; key: string; study: string; origin: IngestSource; receivedAt: string }, suffix = ''): ObjectJob {
-    const base = `${this.id(this.first, o.hash)}${suffix}`;
-    return { id: base, base, hash: o.hash, source: o.key, input: o.key, study: o.study, origin: o.origin, receivedAt: o.receivedAt, work: [] };
+  firstJob(
+    o: { hash: string; key: string; study: string; origin: IngestSource; receivedAt: string; config: string; profile?: ProfileChoice; requeues?: number },
+    suffix = '',
+  ): ObjectJob {
+    const base = `${this.id(this.first, o.hash, o.config)}${suffix}`;
+    return {
+      id: base,
+      base,
+      hash: o.hash,
+      source: o.key,
+      input: o.key,
+      study: o.study,
+      origin: o.origin,
+      receivedAt: o.receivedAt,
+      work: [],
+      config: o.config,
+      ...(o.profile ? { profile: o.profile } : {}),
+      ...(o.requeues ? { requeues: o.requeues } : {}),
+    };
   }
 }

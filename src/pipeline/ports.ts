@@ -2,9 +2,9 @@
 import { DeidError, type ErrorCode } from '../errors.js';
 import type { NewIdentity } from '../stages/stage.js';
 
-/** Where an object came from; recorded with the job (never with PHI). */
+/** Where an object came from; recorded with the job (never with PHI). `spool`: found in the spool without a job at start-up. */
 export interface IngestSource {
-  readonly kind: 'dimse' | 'stow' | 'folder';
+  readonly kind: 'dimse' | 'stow' | 'folder' | 'spool';
   readonly callingAE?: string;
   readonly calledAE?: string;
   readonly remote?: string;
@@ -12,7 +12,7 @@ export interface IngestSource {
 
 export type IngestOutcome =
   | { readonly ok: true; readonly key: string; readonly sopInstanceUid: string; readonly sopClassUid: string }
-  | { readonly ok: false; readonly code: ErrorCode; readonly sopInstanceUid?: string; readonly sopClassUid?: string };
+  | { readonly ok: false; readonly code: ErrorCode; readonly detail?: string; readonly sopInstanceUid?: string; readonly sopClassUid?: string };
 
 /**
  * Accepts one received object as Part 10 bytes. Resolves ok only once the object is durable in the

@@ -1,17 +1,25 @@
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
 import { writeFileAtomicSync } from './durable-fs.js';
 
 /**
  * Study tracking. Objects are grouped by study under a keyed hash of the original StudyInstanceUID:
- * nothing else about the study is stored. A study is complete once nothing happened to it for the
- * quiet period and every received object was exported or quarantined.
+ * nothing else about the study is stored. Each object is tracked by a prefix of the hash of its bytes,
+ * so the counts are exact per object: an identical object received twice counts once, and a requeued
+ * object moves back to "received" instead of being counted again. A study is complete once nothing
+ * happened to it for the quiet period and every object it holds was exported or quarantined.
  */
-export type StudyEvent = 'received' | 'processed' | 'quarantined' | 'exported';
+export type StudyEvent = 'received' | 'requeued' | 'processed' | 'quarantined' | 'exported';
+
+/** Where one object of a study is: in the pipeline, past the quality check, or out (exported or quarantined). */
+export type ObjectState = 'received' | 'processed' | 'exported' | 'quarantined';
 
 export interface StudyRecord {
   id: string;
+  /** Distinct objects received. */
   received: number;
+  /** Objects de-identified and verified (exported ones included). */
   processed: number;
   quarantined: number;
   exported: number;
@@ -21,7 +29,8 @@ export interface StudyRecord {
 }
 
 export interface StudyTracker {
-  record(id: string, event: StudyEvent): Promise<void>;
+  /** Records what happened to one object (`object`: the hash of its bytes); resolves the study as it is now. */
+  record(id: string, event: StudyEvent, object: string): Promise<StudyRecord | undefined>;
   list(): Promise<StudyRecord[]>;
   get(id: string): Promise<StudyRecord | undefined>;
   /** Marks and returns the studies that became complete (quiet and fully accounted for). */
@@ -29,57 +38,132 @@ export interface StudyTracker {
   close(): Promise<void>;
 }
 
+type Transition = { readonly [S in ObjectState | '']: ObjectState };
+const to = (s: ObjectState): Transition => ({ '': s, received: s, processed: s, exported: s, quarantined: s });
+
+/**
+ * An object's state after an event, by its state before ('' for an object the study has not seen).
+ * A re-send of a known object changes nothing; a late "processed" never undoes an outcome. Data, so
+ * that the Redis tracker's script applies the very same table.
+ */
+export const TRANSITIONS: { readonly [E in StudyEvent]: Transition } = {
+  received: { '': 'received', received: 'received', processed: 'processed', exported: 'exported', quarantined: 'quarantined' },
+  requeued: to('received'),
+  processed: { '': 'processed', received: 'processed', processed: 'processed', exported: 'exported', quarantined: 'quarantined' },
+  exported: to('exported'),
+  quarantined: to('quarantined'),
+};
+
+/** How many hex digits of an object's hash name it in a study (64 bits: no collision within a study). */
+export const OBJECT_KEY_LENGTH = 16;
+
+type StateCounts = Record<ObjectState, number>;
+const noCounts = (): StateCounts => ({ received: 0, processed: 0, exported: 0, quarantined: 0 });
+
+function countsOf(id: string, n: StateCounts, times: { firstAt: string; lastAt: string; completedAt?: string }): StudyRecord {
+  return {
+    id,
+    received: n.received + n.processed + n.exported + n.quarantined,
+    processed: n.processed + n.exported,
+    quarantined: n.quarantined,
+    exported: n.exported,
+    firstAt: times.firstAt,
+    lastAt: times.lastAt,
+    ...(times.completedAt ? { completedAt: times.completedAt } : {}),
+  };
+}
+
 const isSettled = (s: StudyRecord) => !s.completedAt && s.received > 0 && s.exported + s.quarantined >= s.received;
 
-/** Embedded tracker: in memory, persisted to one JSON file (written at most once a second). */
-export class FileStudyTracker implements StudyTracker {
-  private readonly studies = new Map<string, StudyRecord>();
-  private timer?: NodeJS.Timeout;
+interface FileStudy {
+  id: string;
+  firstAt: string;
+  lastAt: string;
+  completedAt?: string;
+  /** Object key → state. */
+  objects: Record<string, ObjectState>;
+}
 
-  constructor(private readonly path: string) {
+/**
+ * Embedded tracker: in memory, persisted to one JSON file (written at most once a second). A write
+ * that fails (a full disk) is logged and tried again later: it never ends the process.
+ */
+export class FileStudyTracker implements StudyTracker {
+  private readonly studies = new Map<string, FileStudy & { n: StateCounts }>();
+  private timer?: NodeJS.Timeout;
+  private failing = false;
+
+  constructor(
+    private readonly path: string,
+    private readonly log?: Logger,
+  ) {
     try {
-      for (const s of JSON.parse(readFileSync(path, 'utf8')) as StudyRecord[]) this.studies.set(s.id, s);
+      for (const s of JSON.parse(readFileSync(path, 'utf8')) as FileStudy[]) {
+        const objects = s.objects ?? {};
+        const n = noCounts();
+        for (const state of Object.values(objects)) n[state]++;
+        this.studies.set(s.id, { id: s.id, firstAt: s.firstAt, lastAt: s.lastAt, completedAt: s.completedAt, objects, n });
+      }
     } catch {
       /* first start */
     }
   }
 
-  private persistSoon(): void {
+  private persistSoon(delayMs = 1000): void {
     this.timer ??= setTimeout(() => {
       this.timer = undefined;
       this.flush();
-    }, 1000);
+    }, delayMs);
   }
 
   private flush(): void {
-    writeFileAtomicSync(this.path, Buffer.from(JSON.stringify([...this.studies.values()])));
+    try {
+      const all = [...this.studies.values()].map(({ n: _n, ...s }) => s);
+      writeFileAtomicSync(this.path, Buffer.from(JSON.stringify(all)));
+      if (this.failing) this.log?.info('study tracking is written again');
+      this.failing = false;
+    } catch (e) {
+      if (!this.failing) this.log?.warn({ err: (e as NodeJS.ErrnoException).code ?? (e as Error).name, path: this.path }, 'study tracking could not be written; trying again');
+      this.failing = true;
+      this.persistSoon(5000);
+    }
   }
 
-  async record(id: string, event: StudyEvent): Promise<void> {
+  async record(id: string, event: StudyEvent, object: string): Promise<StudyRecord> {
     const now = new Date().toISOString();
-    const s = this.studies.get(id) ?? { id, received: 0, processed: 0, quarantined: 0, exported: 0, firstAt: now, lastAt: now };
-    s[event]++;
+    let s = this.studies.get(id);
+    if (!s) this.studies.set(id, (s = { id, firstAt: now, lastAt: now, objects: {}, n: noCounts() }));
+    const key = object.slice(0, OBJECT_KEY_LENGTH);
+    const before = s.objects[key];
+    const after = TRANSITIONS[event][before ?? ''];
+    if (after !== before) {
+      if (before) s.n[before]--;
+      s.n[after]++;
+      s.objects[key] = after;
+      // A study that has an object back in the pipeline is open again.
+      if (after === 'received') delete s.completedAt;
+    }
     s.lastAt = now;
-    // A study that receives more objects after completing is open again.
-    if (event === 'received') delete s.completedAt;
-    this.studies.set(id, s);
     this.persistSoon();
+    return countsOf(id, s.n, s);
   }
 
   async list(): Promise<StudyRecord[]> {
-    return [...this.studies.values()].sort((a, b) => (a.lastAt < b.lastAt ? 1 : -1));
+    return [...this.studies.values()].sort((a, b) => (a.lastAt < b.lastAt ? 1 : -1)).map((s) => countsOf(s.id, s.n, s));
   }
 
   async get(id: string): Promise<StudyRecord | undefined> {
-    return this.studies.get(id);
+    const s = this.studies.get(id);
+    return s && countsOf(id, s.n, s);
   }
 
   async completeQuiet(quietMs: number, now = Date.now()): Promise<StudyRecord[]> {
     const done: StudyRecord[] = [];
     for (const s of this.studies.values()) {
-      if (isSettled(s) && now - Date.parse(s.lastAt) >= quietMs) {
+      const r = countsOf(s.id, s.n, s);
+      if (isSettled(r) && now - Date.parse(s.lastAt) >= quietMs) {
         s.completedAt = new Date(now).toISOString();
-        done.push(s);
+        done.push({ ...r, completedAt: s.completedAt });
       }
     }
     if (done.length) this.persistSoon();
@@ -90,40 +174,65 @@ export class FileStudyTracker implements StudyTracker {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.flush();
+    if (this.timer) clearTimeout(this.timer);
   }
 }
 
-/** Redis tracker: one hash per study and a sorted set by last activity, shared by every process. */
+/**
+ * One object's event, atomically: its state moves by the transition table (ARGV[2], JSON), the study's
+ * per-state counts follow, and the study's hash comes back.
+ * KEYS: the study hash, its objects hash, the studies sorted set. ARGV: object, transition, now (ISO), now (ms), study id.
+ */
+const RECORD_SCRIPT = `
+local before = redis.call('HGET', KEYS[2], ARGV[1])
+local after = cjson.decode(ARGV[2])[before or '']
+if after ~= before then
+  redis.call('HSET', KEYS[2], ARGV[1], after)
+  if before then redis.call('HINCRBY', KEYS[1], 'n:' .. before, -1) end
+  redis.call('HINCRBY', KEYS[1], 'n:' .. after, 1)
+  if after == 'received' then redis.call('HDEL', KEYS[1], 'completedAt') end
+end
+redis.call('HSETNX', KEYS[1], 'firstAt', ARGV[3])
+redis.call('HSET', KEYS[1], 'lastAt', ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
+return redis.call('HGETALL', KEYS[1])
+`;
+
+/** Redis tracker: one hash per study, one hash of its objects' states, and a sorted set by last activity, shared by every process. */
 export class RedisStudyTracker implements StudyTracker {
-  private readonly redis: Redis;
+  private readonly redis: Redis & { deidRecord?: (...args: string[]) => Promise<string[]> };
 
   constructor(url: string, private readonly prefix = 'deid') {
     this.redis = new Redis(url, { maxRetriesPerRequest: 3, lazyConnect: false });
+    this.redis.defineCommand('deidRecord', { numberOfKeys: 3, lua: RECORD_SCRIPT });
   }
 
   private key(id: string): string {
     return `${this.prefix}:study:${id}`;
   }
 
-  async record(id: string, event: StudyEvent): Promise<void> {
-    const now = new Date().toISOString();
-    const m = this.redis.multi().hincrby(this.key(id), event, 1).hsetnx(this.key(id), 'firstAt', now).hset(this.key(id), 'lastAt', now);
-    if (event === 'received') m.hdel(this.key(id), 'completedAt');
-    await m.zadd(`${this.prefix}:studies`, Date.now(), id).exec();
+  async record(id: string, event: StudyEvent, object: string): Promise<StudyRecord | undefined> {
+    const now = new Date();
+    const flat = await this.redis.deidRecord!(
+      this.key(id),
+      `${this.key(id)}:objects`,
+      `${this.prefix}:studies`,
+      object.slice(0, OBJECT_KEY_LENGTH),
+      JSON.stringify(TRANSITIONS[event]),
+      now.toISOString(),
+      String(now.getTime()),
+      id,
+    );
+    const h: Record<string, string> = {};
+    for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
+    return RedisStudyTracker.parse(id, h);
   }
 
   private static parse(id: string, h: Record<string, string>): StudyRecord | undefined {
     if (!h.firstAt) return undefined;
-    return {
-      id,
-      received: Number(h.received ?? 0),
-      processed: Number(h.processed ?? 0),
-      quarantined: Number(h.quarantined ?? 0),
-      exported: Number(h.exported ?? 0),
-      firstAt: h.firstAt,
-      lastAt: h.lastAt,
-      ...(h.completedAt ? { completedAt: h.completedAt } : {}),
-    };
+    const n = noCounts();
+    for (const s of Object.keys(n) as ObjectState[]) n[s] = Number(h[`n:${s}`] ?? 0);
+    return countsOf(id, n, { firstAt: h.firstAt, lastAt: h.lastAt ?? h.firstAt, completedAt: h.completedAt });
   }
 
   async get(id: string): Promise<StudyRecord | undefined> {

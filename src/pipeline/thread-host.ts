@@ -5,35 +5,43 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { ServiceConfig } from '../config.js';
-import type { StageName } from '../stages/stage.js';
 import type { PipelineObserver, Pipeline } from './runtime.js';
 import type { StudyTracker } from './studies.js';
-import type { MainMessage, ThreadMessage } from './thread-protocol.js';
+import type { MainMessage, ThreadInit, ThreadMessage } from './thread-protocol.js';
 
 export interface ThreadHostOptions {
   /** The thread's entry module (src/pipeline-thread.ts, which builds its pipeline from `cfg`). */
   readonly entry: URL;
   readonly cfg: ServiceConfig;
-  /** This process's pipeline: it hands received objects over, and counts what the thread finishes. */
+  /** This process's pipeline: it hands received objects over to the thread. */
   readonly pipeline: Pipeline;
   readonly tracker: StudyTracker;
   readonly observer: PipelineObserver;
   readonly log: Logger;
 }
 
-/** Starts the thread; resolves the function that stops it gracefully. */
-export function startPipelineThread(o: ThreadHostOptions): () => Promise<void> {
+export interface PipelineThread {
+  /** Hands a reloaded configuration, applied here already, to the thread: it applies it before any later job. */
+  reload(cfg: ServiceConfig): void;
+  /** Stops it gracefully. */
+  stop(): Promise<void>;
+}
+
+/** Starts the thread. */
+export function startPipelineThread(o: ThreadHostOptions): PipelineThread {
   const { cfg, pipeline, tracker, observer, log } = o;
-  const thread = new Worker(o.entry, { workerData: { cfg } });
+  // The thread gets the profile the main thread compiled: both must agree on every object's configuration.
+  const thread = new Worker(o.entry, { workerData: { cfg, profile: pipeline.profile } satisfies ThreadInit });
   const exited = new Promise<void>((resolve) => thread.once('exit', () => resolve()));
   let closing = false;
   thread.on('message', (m: ThreadMessage) => {
     for (const e of m.events) {
-      if (e.type === 'study') void tracker.record(e.id, e.event);
-      else {
-        if (e.method === 'stageDone') pipeline.noteDone(e.args[0] as StageName);
-        (observer[e.method] as (...a: unknown[]) => void)(...e.args);
-      }
+      if (e.type === 'study') {
+        void tracker
+          .record(e.id, e.event, e.object)
+          .then((now) => now && observer.studyChanged?.(now))
+          .catch((err: Error) => log.warn({ study: e.id, event: e.event, err: err.name }, 'study tracking failed'));
+      } else (observer[e.method] as ((...a: unknown[]) => void) | undefined)?.(...e.args);
     }
   });
   // Embedded queue: the thread is this host's stage runner, so received objects go to it directly
@@ -55,10 +63,13 @@ export function startPipelineThread(o: ThreadHostOptions): () => Promise<void> {
       process.exit(70);
     }
   });
-  return async () => {
-    closing = true;
-    pipeline.handoff = undefined;
-    thread.postMessage('close' satisfies MainMessage);
-    await exited;
+  return {
+    reload: (next) => thread.postMessage({ type: 'reload', cfg: next, profile: pipeline.profile } satisfies MainMessage),
+    async stop() {
+      closing = true;
+      pipeline.handoff = undefined;
+      thread.postMessage('close' satisfies MainMessage);
+      await exited;
+    },
   };
 }

@@ -31,7 +31,8 @@ function loggedPort(out: string, msg: string): number | undefined {
 
 /**
  * Starts `deid <cmd>` as a real process. `serve` listens on port 0 for DIMSE and HTTP and the ports
- * are read back from its log; it is ready once /healthz answers. A worker is ready once it says so.
+ * are read back from its log; it is ready once /healthz answers. A worker is ready once it says so;
+ * given `--http-port 0`, its HTTP port is read back too.
  */
 export async function startServiceProcess(args: string[], env: Record<string, string> = {}, cmd: 'serve' | 'worker' = 'serve'): Promise<ServiceProcess> {
   const portArgs = cmd === 'serve' ? ['--dimse-port', '0', '--http-port', '0'] : [];
@@ -61,6 +62,7 @@ export async function startServiceProcess(args: string[], env: Record<string, st
     await Promise.race([waitFor(async () => (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).ok, 30000, 'the service to answer'), failed]);
   } else {
     await Promise.race([waitFor(() => out.includes('started'), 30000, 'the worker to start'), failed]);
+    if (args.includes('--http-port')) httpPort = (await Promise.race([waitFor(() => loggedPort(out, 'HTTP listening'), 30000, 'the worker to listen'), failed])) as number;
   }
   failed.catch(() => undefined); // exits after this point are the caller's to see
   return {

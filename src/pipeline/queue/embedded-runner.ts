@@ -52,6 +52,8 @@ export class StageRunner {
   private readonly memory: Array<{ key: string; rec: JobRecord }> = [];
   private readonly memoryKeys = new Set<string>();
   private readonly memoryRunning = new Map<string, JobRecord>();
+  /** Non-durable jobs not due yet (a retry's backoff), each on its timer. */
+  private readonly memoryDelayed = new Map<string, { rec: JobRecord; timer: NodeJS.Timeout }>();
   private readonly onBus = (e: Omit<Entry, 'epoch'>): void => {
     this.insert({ ...e, epoch: this.epoch });
     this.pump();
@@ -68,19 +70,29 @@ export class StageRunner {
     return !this.stopping;
   }
   get memoryQueued(): number {
-    return this.memory.length;
+    return this.memory.length + this.memoryDelayed.size;
   }
   get memoryActive(): number {
     return this.memoryRunning.size;
   }
   memoryJobs(): JobData[] {
-    return [...this.memory.map((m) => m.rec.job), ...[...this.memoryRunning.values()].map((r) => r.job)];
+    return [...this.memory.map((m) => m.rec.job), ...[...this.memoryDelayed.values()].map((d) => d.rec.job), ...[...this.memoryRunning.values()].map((r) => r.job)];
   }
 
   addMemory(key: string, rec: JobRecord): void {
     // The same (id, attempt) already waiting, running, or queued as a file is a no-op.
     if (this.memoryKeys.has(key) || this.index.has(`${key}.json`)) return;
     this.memoryKeys.add(key);
+    const wait = rec.notBefore - Date.now();
+    if (wait > 0) {
+      const timer = setTimeout(() => {
+        this.memoryDelayed.delete(key);
+        this.memory.push({ key, rec });
+        this.pump();
+      }, wait);
+      this.memoryDelayed.set(key, { rec, timer });
+      return;
+    }
     this.memory.push({ key, rec });
     this.pump();
   }
@@ -124,6 +136,8 @@ export class StageRunner {
     await this.sweepTmp();
     await this.recover();
     await this.scan();
+    // Stopped while starting: stop() has cleared the timers already, so none may be set now.
+    if (this.stopping) return;
     this.pump();
     this.pollTimer = setInterval(() => this.poll(), this.q.options.pollMs);
     this.recoverTimer = setInterval(() => {
@@ -139,18 +153,22 @@ export class StageRunner {
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.retryTimer);
+    await this.starting;
+    // After the start-up: a timer it set would keep the process alive after a graceful stop.
     clearInterval(this.pollTimer);
     clearInterval(this.recoverTimer);
     clearTimeout(this.wakeTimer);
-    await this.starting;
     if (this.dirs) BUS.off(this.dirs.ready, this.onBus);
     await this.recovering;
     await this.scanning;
     while (this.pumping) await this.pumping;
     while (this.inflight.size > 0) await Promise.all(this.inflight);
     // Graceful: in-memory jobs not started yet become files, so the next start delivers them.
-    for (const m of this.memory.splice(0)) {
-      await this.q.enqueue(this.stage, m.rec.job, m.rec.attempt, m.rec.enqueuedAt, m.rec.notBefore, true).catch((e) => this.q.report(e));
+    const delayed = [...this.memoryDelayed.values()];
+    this.memoryDelayed.clear();
+    for (const d of delayed) clearTimeout(d.timer);
+    for (const rec of [...this.memory.splice(0).map((m) => m.rec), ...delayed.map((d) => d.rec)]) {
+      await this.q.enqueue(this.stage, rec.job, rec.attempt, rec.enqueuedAt, rec.notBefore, true).catch((e) => this.q.report(e));
     }
     this.memoryKeys.clear();
   }
@@ -259,7 +277,7 @@ export class StageRunner {
   }
 
   private wakeUpAt(at: number): void {
-    if (this.wakeTimer && this.wakeAt <= at) return;
+    if (this.stopping || (this.wakeTimer && this.wakeAt <= at)) return;
     clearTimeout(this.wakeTimer);
     this.wakeAt = at;
     this.wakeTimer = setTimeout(() => {

@@ -78,11 +78,12 @@ export class EmbeddedQueue implements JobQueue, RunnerHost {
     checkJob(job);
     const { attempt, delayMs } = addParams(opts);
     const now = Date.now();
-    // Not durable and for a stage this instance processes: the job stays in memory (no file at all).
-    // A crash loses it by design; the caller recreates such jobs (the pipeline's reconcile does).
+    // Not durable and for a stage this instance processes: the job stays in memory (no file at all),
+    // delayed ones on a timer. A crash loses it by design; the caller recreates such jobs (the
+    // pipeline's reconcile does); a graceful stop writes them as files.
     const runner = this.runners.get(stage);
-    if (opts?.durable === false && delayMs === 0 && runner?.accepting) {
-      runner.addMemory(jobKey(job.id, attempt), { v: 1, job, attempt, enqueuedAt: now, notBefore: now, seq: ++this.addSeq });
+    if (opts?.durable === false && runner?.accepting) {
+      runner.addMemory(jobKey(job.id, attempt), { v: 1, job, attempt, enqueuedAt: now, notBefore: now + delayMs, seq: ++this.addSeq });
       return;
     }
     await this.enqueue(stage, job, attempt, now, now + delayMs, opts?.durable ?? true);

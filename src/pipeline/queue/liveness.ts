@@ -11,15 +11,13 @@
  * Assumption: processes on one host share a pid namespace (containers sharing the folder need
  * distinct hostnames).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { HOST_TAG } from '../durable-fs.js';
 import { errorCode } from './common.js';
 import { ignoreMissing } from './embedded-files.js';
-
-const HOST_TAG = createHash('sha256').update(hostname()).digest('hex').slice(0, 12);
 const PID = process.pid;
 /** Instances of this process that are open: a claim by a closed one is an orphan. */
 const LIVE_INSTANCES = new Set<string>();
