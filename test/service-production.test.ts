@@ -53,6 +53,9 @@ describe('the service in production (embedded queue, real peers)', () => {
         `auth: { adminToken: ${ADMIN}, metricsToken: ${METRICS} }`,
         `studies: { quietSeconds: 1, webhook: "${webhook.url}" }`,
         `maxObjectBytes: ${MAX_OBJECT}`,
+        // Header-stage refusals are part of what this suite checks: with pixel cleaning on (the default),
+        // the image that declares burned-in text would be cleaned instead of refused.
+        'cleanPixelData: false',
         `folder: { path: ${inbox}, settleMs: 300 }`,
         'pipeline:',
         '  - { stage: filter }',
