@@ -29,6 +29,10 @@ export interface ServiceConfig {
   maxObjectBytes: number;
   /** Run pipeline workers in this process (serve does unless told otherwise; a pure ingest node sets false). */
   workers: boolean;
+  /** The re-identification map (opt-in): `path` a folder or Redis URL (default: Redis in Redis mode, else <dataDir>/idmap). */
+  idMap?: { enabled: boolean; path?: string; keyFile?: string; redisPrefix?: string };
+  /** Per-object records for the per-study manifests and the study and day reports; groups below `kThreshold` subjects are listed. */
+  reports: { enabled: boolean; kThreshold: number };
 }
 
 const STAGE_NAMES = ['filter', 'header', 'pixels', 'verify', 'export'] as const;
@@ -103,6 +107,17 @@ const SCHEMA = {
     },
     maxObjectBytes: { type: 'integer', minimum: 1024 },
     workers: { type: 'boolean' },
+    idMap: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['enabled'],
+      properties: { enabled: { type: 'boolean' }, path: { type: 'string' }, keyFile: { type: 'string' }, redisPrefix: { type: 'string', minLength: 1 } },
+    },
+    reports: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { enabled: { type: 'boolean' }, kThreshold: { type: 'integer', minimum: 1 } },
+    },
   },
 } as const;
 
@@ -118,6 +133,7 @@ export function defaultConfig(): ServiceConfig {
     auth: {},
     maxObjectBytes: 1024 * 1024 * 1024,
     workers: true,
+    reports: { enabled: true, kThreshold: 5 },
   };
 }
 
@@ -209,6 +225,8 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
   cfg.dataDir = resolve(base, cfg.dataDir);
   if (cfg.secretFile) cfg.secretFile = resolve(base, cfg.secretFile);
   if (cfg.folder) cfg.folder.path = resolve(base, cfg.folder.path);
+  if (cfg.idMap?.keyFile) cfg.idMap.keyFile = resolve(base, cfg.idMap.keyFile);
+  if (cfg.idMap?.path && !/^(rediss?:\/\/|unix:)/.test(cfg.idMap.path)) cfg.idMap.path = resolve(base, cfg.idMap.path);
   // A relative folder destination is relative to the config file; the default is <dataDir>/export.
   exporter.destinations = (exporter.destinations ?? [resolve(cfg.dataDir, 'export')]).map((d) => (/^(dicom|https?):\/\//i.test(d) ? d : resolve(base, d)));
   if (!/^[ -~]{1,16}$/.test(cfg.dimse.aeTitle)) throw new DeidError('DEID_ERR_CONFIG', 'the AE title must be 1 to 16 printable characters');

@@ -6,7 +6,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { ServiceConfig } from './config.js';
 import { createDestination } from './export/index.js';
 import { createLogger } from './logger.js';
-import { buildPipeline } from './pipeline/assemble.js';
+import { buildPipeline, type BuiltPipeline } from './pipeline/assemble.js';
+import { openServiceIdMap } from './pipeline/outcomes.js';
 import type { PipelineObserver } from './pipeline/runtime.js';
 import { RedisStudyTracker, type StudyEvent, type StudyRecord, type StudyTracker } from './pipeline/studies.js';
 import type { MainMessage, ThreadEvent, ThreadMessage } from './pipeline/thread-protocol.js';
@@ -55,9 +56,21 @@ if (parentPort) {
   const cfg = (workerData as { cfg: ServiceConfig }).cfg;
   const log = createLogger('deid-pipeline');
   const tracker: StudyTracker = cfg.redis ? new RedisStudyTracker(cfg.redis) : new ForwardingTracker();
-  const built = buildPipeline(cfg, { tracker, observer, log, cacheReads: true, destination: createDestination });
-  built.pipeline.start();
-  parentPort.on('message', (m: MainMessage) => {
+  // The map opens asynchronously; messages that come meanwhile wait for the pipeline.
+  const ready: Promise<BuiltPipeline> = openServiceIdMap(cfg, log).then((idMap) => {
+    const built = buildPipeline(cfg, { tracker, observer, log, cacheReads: true, destination: createDestination, idMap });
+    built.pipeline.start();
+    return built;
+  });
+  ready.catch((e: unknown) => {
+    log.fatal({ err: (e as Error).name, code: (e as { code?: string }).code }, 'the pipeline thread could not start');
+    // The host sees the thread fail, and stops the process (the jobs are safe on disk).
+    setImmediate(() => {
+      throw e;
+    });
+  });
+  parentPort.on('message', (m: MainMessage) => void ready.then((built) => onMessage(built, m), () => undefined));
+  const onMessage = (built: BuiltPipeline, m: MainMessage) => {
     if (m !== 'close') {
       // The object is durable in the spool already: a job that cannot be queued now is found again by reconcile().
       built.pipeline.accept(m.stage, m.job, m.bytes).catch((e: unknown) => log.error({ err: (e as Error).name }, 'handed-over job not queued'));
@@ -71,5 +84,5 @@ if (parentPort) {
         flush();
         process.exit(0);
       });
-  });
+  };
 }

@@ -14,6 +14,8 @@ import { startDimseScp } from './ingest/dimse-scp.js';
 import { watchFolder } from './ingest/folder-watch.js';
 import { createLogger, type Logger } from './logger.js';
 import { buildPipeline } from './pipeline/assemble.js';
+import { openServiceIdMap, Submissions } from './pipeline/outcomes.js';
+import { RecordLog } from './pipeline/record-log.js';
 import type { Pipeline } from './pipeline/runtime.js';
 import { spoolReady } from './pipeline/readiness.js';
 import { FileStudyTracker, RedisStudyTracker, type StudyTracker } from './pipeline/studies.js';
@@ -52,13 +54,18 @@ export async function startService(
   mkdirSync(cfg.dataDir, { recursive: true });
   const tracker: StudyTracker = cfg.redis ? new RedisStudyTracker(cfg.redis) : new FileStudyTracker(join(cfg.dataDir, 'studies.json'));
   const metrics = new Metrics();
-  const built = buildPipeline(cfg, { tracker, observer: metrics, log, cacheReads: !!opts.workersOnly || opts.pipelineThread === false, destination: createDestination });
+  const stagesHere = opts.workersOnly || (cfg.workers && opts.pipelineThread === false);
+  // The map is opened where the stages run; with a pipeline thread, opened here once first, so that a
+  // missing or wrong key stops start-up with its code (the thread opens its own).
+  const idMap = stagesHere ? await openServiceIdMap(cfg, log) : undefined;
+  if (!stagesHere && cfg.workers) await (await openServiceIdMap(cfg, log))?.close();
+  const built = buildPipeline(cfg, { tracker, observer: metrics, log, cacheReads: !!opts.workersOnly || opts.pipelineThread === false, destination: createDestination, idMap });
   const { pipeline, queue } = built;
   const stages = pipeline.stageNames;
   // The ingest node owns the spool: it re-queues what a crash or power loss left without a job.
   if (!opts.workersOnly) await pipeline.reconcile();
   let stopThread: (() => Promise<void>) | undefined;
-  if (opts.workersOnly || (cfg.workers && opts.pipelineThread === false)) pipeline.start();
+  if (stagesHere) pipeline.start();
   else if (cfg.workers) stopThread = startPipelineThread({ entry: new URL('./pipeline-thread.js', import.meta.url), cfg, pipeline, tracker, observer: metrics, log });
 
   const closers: Array<() => Promise<void>> = [];
@@ -91,6 +98,7 @@ export async function startService(
         engine: cfg.redis ? 'bullmq' : 'embedded',
         bodyLimit: cfg.http.maxBodyBytes,
         ready: () => spoolReady(queue, stages[0]!, cfg.dataDir),
+        submissions: cfg.reports.enabled ? new Submissions(new RecordLog(join(cfg.dataDir, 'records')), tracker, { kThreshold: cfg.reports.kThreshold, profile: built.profile }) : undefined,
         register: [(a) => registerStow(a, { ingest: pipeline.ingest, token: cfg.auth.stowToken, maxBodyBytes: cfg.http.maxBodyBytes })],
       });
       await app.listen({ port: cfg.http.port, host: cfg.http.host });

@@ -1,12 +1,15 @@
+import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { ScratchBuffer } from '../dicom/scratch-buffer.js';
 import { DeidError, toDeidError, type ErrorCode } from '../errors.js';
+import { identityFactsOf, type IdMap } from '../idmap/index.js';
 import { writeFileAtomicSync } from '../pipeline/durable-fs.js';
 import { placeOutput, quarantineFile } from '../pipeline/file-outputs.js';
 import type { Destination } from '../pipeline/ports.js';
 import { processAndExport } from '../pipeline/process-object.js';
 import type { CompiledProfile, ProfileChain } from '../profiles/compile.js';
+import { objectDetails, type ObjectRecord } from '../report/object-record.js';
 
 export interface RunSettings {
   /** The profile, already read and validated by the main thread. */
@@ -18,6 +21,11 @@ export interface RunSettings {
   readonly maxBytes: number;
   /** clean-pixel-data: where to write the before/after preview PNGs of masked images. */
   readonly previewsDir?: string;
+  /** Record every object in the re-identification map (each thread opens it: a folder or a Redis URL). */
+  readonly idMap?: { readonly location: string; readonly keyHex: string; readonly keySource: string; readonly redisPrefix?: string };
+  /** Keep a record per file: for --manifest (with the input's SHA-256), and for --report (with the report's details of each written object). */
+  readonly manifest?: boolean;
+  readonly report?: boolean;
 }
 
 export interface FileJob {
@@ -34,23 +42,50 @@ export interface FileResult {
   readonly bytesOut: number;
   /** clean-pixel-data: what the pixel stage did. */
   readonly pixels?: 'cleaned' | 'skipped';
+  /** With a manifest or a report: the record of the file (without the report's details). */
+  readonly record?: ObjectRecord;
 }
 
+/** A file processed: its result, its full record (with a manifest or a report), and its map row's write (with a map). */
+export interface FileOutcome {
+  readonly result: FileResult;
+  readonly record?: ObjectRecord;
+  /** Resolves once the row is durable: only then is the file counted as written. */
+  readonly row?: Promise<void>;
+}
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
 /** Reads an input within the size limit, or says why not (an unreadable file stays where it is). */
-function readInput(job: FileJob, s: RunSettings, read: (p: string) => Buffer): Buffer | FileResult {
+function readInput(job: FileJob, s: RunSettings, read: (p: string) => Buffer): Buffer | FileOutcome {
   let input: Buffer;
   try {
     input = read(job.path);
   } catch {
-    return { path: job.path, ok: false, code: 'DEID_ERR_READ', bytesIn: 0, bytesOut: 0 };
+    const code = 'DEID_ERR_READ';
+    const record: ObjectRecord | undefined = keepsRecords(s) ? { source: job.path, sha256: '', outcome: 'unreadable', code, stage: STAGE, at: new Date().toISOString() } : undefined;
+    return outcome({ path: job.path, ok: false, code, bytesIn: 0, bytesOut: 0 }, s, record);
   }
   return input.length > s.maxBytes ? quarantineInput(job, s, input, new DeidError('DEID_ERR_HOSTILE_SIZE', `${input.length} bytes`)) : input;
 }
 
-function quarantineInput(job: FileJob, s: RunSettings, input: Buffer, e: unknown): FileResult {
+const STAGE = 'deid run';
+const keepsRecords = (s: RunSettings) => !!(s.manifest || s.report);
+
+/** The outcome of a file, its record attached to the result when the run keeps records. */
+function outcome(result: FileResult, s: RunSettings, record?: ObjectRecord, row?: Promise<void>): FileOutcome {
+  if (!record) return { result, row };
+  const { details: _, ...manifest } = record;
+  return { result: { ...result, record: manifest }, record, row };
+}
+
+/** Quarantines an input (the original bytes and the reason); `hash` when it is known already. */
+export function quarantineInput(job: FileJob, s: RunSettings, input: Buffer, e: unknown, hash?: string): FileOutcome {
   const err = toDeidError(e);
-  quarantineFile(s.quarantineDir, input, { code: err.code, message: err.message, stage: 'deid run', source: job.rel, at: new Date().toISOString() });
-  return { path: job.path, ok: false, code: err.code, bytesIn: input.length, bytesOut: 0 };
+  const at = new Date().toISOString();
+  quarantineFile(s.quarantineDir, input, { code: err.code, message: err.message, stage: STAGE, source: job.rel, at });
+  const record: ObjectRecord | undefined = keepsRecords(s) ? { source: job.path, sha256: hash ?? sha256(input), outcome: 'quarantined', code: err.code, stage: STAGE, at } : undefined;
+  return outcome({ path: job.path, ok: false, code: err.code, bytesIn: input.length, bytesOut: 0 }, s, record);
 }
 
 /**
@@ -84,12 +119,12 @@ function readIntoInputArea(path: string): Buffer {
 }
 
 /** `deid run`'s destination: the output folder, where nothing is ever overwritten (file-outputs.ts). */
-function outputFolder(outDir: string): Destination {
+function outputFolder(outDir: string): Destination & { written?: string } {
   return {
     name: outDir,
     async send(part10, info) {
       try {
-        placeOutput(outDir, info.studyInstanceUid, info.seriesInstanceUid, info.sopInstanceUid, part10);
+        this.written = placeOutput(outDir, info.studyInstanceUid, info.seriesInstanceUid, info.sopInstanceUid, part10);
       } catch (e) {
         throw new DeidError('DEID_ERR_OUTPUT', (e as NodeJS.ErrnoException).code ?? 'write failed');
       }
@@ -107,16 +142,26 @@ function outputFolder(outDir: string): Destination {
  * one file after another per thread). Without, each file has buffers of its own (clean-pixel-data,
  * where files are processed concurrently and the OCR pool does the parallel work).
  */
-export async function processFile(job: FileJob, s: RunSettings, profile: CompiledProfile, secret: Buffer, opts: { reuseBuffers: boolean }): Promise<FileResult> {
+export async function processFile(
+  job: FileJob,
+  s: RunSettings,
+  profile: CompiledProfile,
+  secret: Buffer,
+  opts: { reuseBuffers: boolean; idMap?: IdMap },
+): Promise<FileOutcome> {
   const input = readInput(job, s, opts.reuseBuffers ? readIntoInputArea : readFileSync);
   if (!Buffer.isBuffer(input)) return input;
+  // The manifest's source hash, taken before the stages (a quarantined input is hashed for its name anyway).
+  const hash = s.manifest ? sha256(input) : undefined;
+  const folder = outputFolder(s.outDir);
   try {
     const r = await processAndExport(input, {
       profile,
       secret,
       scratch: opts.reuseBuffers ? outputArea : undefined,
       previews: !!s.previewsDir,
-      destinations: [outputFolder(s.outDir)],
+      dispositions: s.report,
+      destinations: [folder],
     });
     if (s.previewsDir && r.previews && r.pixels?.pixelsMasked) {
       try {
@@ -127,8 +172,23 @@ export async function processFile(job: FileJob, s: RunSettings, profile: Compile
         throw new DeidError('DEID_ERR_OUTPUT', (e as NodeJS.ErrnoException).code ?? 'write failed');
       }
     }
-    return { path: job.path, ok: true, bytesIn: input.length, bytesOut: r.output.length, pixels: r.pixels?.action };
+    const result: FileResult = { path: job.path, ok: true, bytesIn: input.length, bytesOut: r.output.length, pixels: r.pixels?.action };
+    const record: ObjectRecord | undefined = keepsRecords(s)
+      ? {
+          source: job.path,
+          sha256: hash ?? '',
+          outcome: 'written',
+          output: folder.written,
+          studyInstanceUid: r.studyInstanceUid,
+          seriesInstanceUid: r.seriesInstanceUid,
+          sopInstanceUid: r.sopInstanceUid,
+          at: new Date().toISOString(),
+          ...(s.report ? { details: objectDetails(r.facts, r.outputFile.dataset) } : {}),
+        }
+      : undefined;
+    // Not awaited here: the caller counts the file once the row is durable, and the rows of a batch share a write.
+    return outcome(result, s, record, opts.idMap?.record(identityFactsOf(r.facts)));
   } catch (e) {
-    return quarantineInput(job, s, input, e);
+    return quarantineInput(job, s, input, e, hash);
   }
 }

@@ -50,6 +50,7 @@ export class Admission {
       try {
         await quarantine.add(hash.slice(0, 32), { bytes }, { code, stage: 'ingest', origin, receivedAt, detail: isDeidError(e) ? e.detail : undefined });
         observer?.quarantined('ingest', code);
+        await this.p.opts.outcomes?.quarantined({ hash, origin }, 'ingest', code);
       } catch {
         /* the sender is told it failed and keeps its copy */
       }

@@ -6,12 +6,16 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { stageConfig, type ServiceConfig } from '../config.js';
+import type { IdMap } from '../idmap/index.js';
+import type { CompiledProfile } from '../profiles/compile.js';
 import { loadProfile } from '../profiles/profile.js';
 import { loadSecret } from '../secret.js';
 import { CachedStore } from './cached-store.js';
+import { ObjectOutcomes } from './outcomes.js';
 import type { Destination } from './ports.js';
 import { createQueue } from './queue/index.js';
 import type { JobQueue } from './queue/types.js';
+import { RecordLog } from './record-log.js';
 import { Pipeline, type PipelineObserver, type StageSettings } from './runtime.js';
 import { LocalFolderStore } from './storage.js';
 import type { StudyTracker } from './studies.js';
@@ -19,6 +23,7 @@ import type { StudyTracker } from './studies.js';
 export interface BuiltPipeline {
   readonly pipeline: Pipeline;
   readonly queue: JobQueue;
+  readonly profile: CompiledProfile;
   close(): Promise<void>;
 }
 
@@ -30,6 +35,8 @@ export interface PipelineDeps {
   readonly cacheReads?: boolean;
   /** Makes a destination from its configured form (src/export/): the export adapters sit above the pipeline. */
   readonly destination: (spec: string, opts: { stowToken?: string }) => Destination;
+  /** The re-identification map this process records into (outcomes.ts: openServiceIdMap); closed with the pipeline. */
+  readonly idMap?: IdMap;
 }
 
 /** Everything a process needs to run (or feed) the pipeline, from the configuration. */
@@ -46,6 +53,8 @@ export function buildPipeline(cfg: ServiceConfig, deps: PipelineDeps): BuiltPipe
   const queue: JobQueue = createQueue({ redisUrl: cfg.redis, dir: join(cfg.dataDir, 'queue'), prefix: 'deid' });
   // Settings per configured stage; the order, and the pixel stage that clean-pixel-data needs, are the pipeline's own.
   const stages: StageSettings[] = cfg.pipeline.map((s) => ({ name: s.stage, concurrency: s.concurrency }));
+  const records = cfg.reports.enabled ? new RecordLog(join(cfg.dataDir, 'records')) : undefined;
+  const outcomes = records || deps.idMap ? new ObjectOutcomes({ profile, secret: secret.key, idMap: deps.idMap, records }) : undefined;
   const pipeline = new Pipeline(
     {
       stages,
@@ -57,6 +66,7 @@ export function buildPipeline(cfg: ServiceConfig, deps: PipelineDeps): BuiltPipe
       maxObjectBytes: cfg.maxObjectBytes,
       // Embedded queue only: with BullMQ the next stage may run in another process.
       deferWork: !cfg.redis,
+      outcomes,
     },
     store,
     queue,
@@ -68,10 +78,12 @@ export function buildPipeline(cfg: ServiceConfig, deps: PipelineDeps): BuiltPipe
   return {
     pipeline,
     queue,
+    profile,
     async close() {
       await queue.close();
       await pipeline.close();
       for (const d of destinations) await d.close().catch(() => undefined);
+      await outcomes?.close();
     },
   };
 }

@@ -8,6 +8,7 @@ import type { InFlightObjects } from './in-flight.js';
 import type { JobIds } from './jobs.js';
 import type { Destination, IngestSource } from './ports.js';
 import type { Quarantine } from './quarantine.js';
+import type { ObjectOutcomes } from './outcomes.js';
 import type { JobQueue } from './queue/types.js';
 import type { ObjectStore } from './storage.js';
 import type { StudyEvent } from './studies.js';
@@ -32,6 +33,8 @@ export interface PipelineOptions {
    * stage's job stays in this process too). They are written when a job leaves memory (a retry, a shutdown).
    */
   readonly deferWork?: boolean;
+  /** The map rows and the records for manifests and reports, when either is on. */
+  readonly outcomes?: ObjectOutcomes;
 }
 
 /** Events the metrics and logs observe. */

@@ -68,7 +68,7 @@ function creatorDisposition(e: InventoryElement): CreatorDisposition {
   return 'kept by a rule';
 }
 
-interface Tally<K extends string> {
+export interface Tally<K extends string> {
   objects: number;
   occurrences: number;
   counts: Partial<Record<K, number>>;
@@ -86,10 +86,43 @@ function bump<K extends string>(t: Tally<K>, what: K, object: number): void {
 
 const tally = <K extends string>(): Tally<K> => ({ objects: 0, occurrences: 0, counts: {}, lastObject: -1 });
 
+/** An inventory's counts as plain data (structured-clone safe): what a thread sends to be merged. */
+export interface TagInventoryState {
+  readonly objects: number;
+  readonly attributes: ReadonlyMap<string, Tally<Disposition> & { tag: Tag; creator?: string }>;
+  readonly creators: ReadonlyMap<string, Tally<CreatorDisposition>>;
+}
+
+function mergeTally<K extends string>(into: Tally<K>, from: Tally<K>): void {
+  into.objects += from.objects;
+  into.occurrences += from.occurrences;
+  for (const [k, n] of Object.entries(from.counts) as [K, number][]) into.counts[k] = (into.counts[k] ?? 0) + n;
+}
+
 export class TagInventory {
   private objects = 0;
   private readonly attributes = new Map<string, Tally<Disposition> & { tag: Tag; creator?: string }>();
   private readonly creators = new Map<string, Tally<CreatorDisposition>>();
+
+  state(): TagInventoryState {
+    return { objects: this.objects, attributes: this.attributes, creators: this.creators };
+  }
+
+  /** Adds the counts of another inventory over other objects (another thread's share of a run). */
+  merge(other: TagInventoryState): void {
+    this.objects += other.objects;
+    // lastObject -1: a merged tally is never mistaken for one of this inventory's objects.
+    for (const [k, a] of other.attributes) {
+      const mine = this.attributes.get(k);
+      if (mine) mergeTally(mine, a);
+      else this.attributes.set(k, { ...a, counts: { ...a.counts }, lastObject: -1 });
+    }
+    for (const [k, c] of other.creators) {
+      const mine = this.creators.get(k);
+      if (mine) mergeTally(mine, c);
+      else this.creators.set(k, { ...c, counts: { ...c.counts }, lastObject: -1 });
+    }
+  }
 
   /** Adds one object: the dispositions of its elements at every depth. */
   add(elements: readonly InventoryElement[]): void {

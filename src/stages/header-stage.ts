@@ -14,7 +14,8 @@ import type { NewIdentity, ObjectFacts, ObjectIdentity, OriginalIdentity, Stage 
 
 export type { HeaderContext };
 
-function identityOf(ds: Dataset): ObjectIdentity {
+/** Who a data set is about: its patient, study, series, instance and accession number, as it holds them. */
+export function identityOf(ds: Dataset): ObjectIdentity {
   const uid = (tag: number) => rawString(findElement(ds, tag)?.value);
   const cs = charsetOf(ds);
   const text = (tag: number) => {
@@ -28,6 +29,7 @@ function identityOf(ds: Dataset): ObjectIdentity {
     seriesInstanceUid: uid(TAG.SeriesInstanceUID),
     sopInstanceUid: uid(TAG.SOPInstanceUID),
     sopClassUid: uid(TAG.SOPClassUID),
+    accessionNumber: text(TAG.AccessionNumber),
   };
 }
 
@@ -36,9 +38,7 @@ export function newIdentityOf(output: DicomFile): NewIdentity {
   return { ...identityOf(output.dataset), transferSyntaxUid: outputSyntaxFor(output.transferSyntaxUID) };
 }
 
-function originalOf(source: DicomFile): OriginalIdentity {
-  return { ...identityOf(source.dataset), accessionNumber: rawString(findElement(source.dataset, TAG.AccessionNumber)?.value) };
-}
+const originalOf = (source: DicomFile): OriginalIdentity => identityOf(source.dataset);
 
 /**
  * The facts of the header stage that come from the source alone, derived again after a durable stage
@@ -65,6 +65,7 @@ export const headerStage: Stage<HeaderContext> = (object, ctx) => {
       ...(r.report.dateOffsetDays !== undefined ? { dateOffsetDays: r.report.dateOffsetDays } : {}),
       identity: newIdentityOf(r.file),
       header: r.report,
+      ...(r.dispositions ? { dispositions: r.dispositions } : {}),
     },
   };
 };
