@@ -9,12 +9,13 @@
  * series) are stored once per file under their hash, and records name the hash.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { ObjectRecord } from '../report/object-record.js';
 import type { InventoryElement } from '../report/tag-inventory.js';
+import { fsyncDir } from './durable-fs.js';
 
 type Elements = readonly InventoryElement[];
 
@@ -24,15 +25,6 @@ type Line = { d: string; e: Compact[] } | { r: ObjectRecord; e?: string };
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 export const dayOf = (iso: string): string => iso.slice(0, 10);
 const isMissing = (e: unknown) => (e as NodeJS.ErrnoException).code === 'ENOENT';
-
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 type Compact = [tag: number, disposition: string, creator: string | null, keptBy?: string];
 
@@ -123,7 +115,7 @@ export class RecordLog {
     const dir = join(this.dir, day);
     mkdirSync(dir, { recursive: true });
     const fh = await open(join(dir, `${this.writer}-${randomBytes(2).toString('hex')}.jsonl`), 'ax', 0o640);
-    fsyncDir(dir);
+    await fsyncDir(dir);
     this.file = { fh, day, hashes: new Set() };
     return this.file;
   }
