@@ -326,3 +326,32 @@ describe('k-anonymity in the report of a built batch', () => {
     expect((JSON.parse(readFileSync(join(tmp.path, 'k1.json'), 'utf8')) as SubmissionReportJson).kAnonymity.belowThreshold).toEqual([]);
   });
 });
+
+describe('pixel outcomes in the report', () => {
+  const tmp = tempDir('deid-run-pixels-');
+  afterAll(tmp.cleanup);
+
+  it('should list each image with what the pixel stage did: examined and masked, or skipped and why', () => {
+    mkdirSync(join(tmp.path, 'in'));
+    for (const f of ['deid-data/ultrasounds/GREYSCALE_IMAGE.dcm', 'pydicom/CT_small.dcm']) writeFileSync(join(tmp.path, 'in', f.split('/').pop()!), readFileSync(corpusFile(f)));
+    writeFileSync(join(tmp.path, 'secret'), SECRET);
+    const r = deid(['run', join(tmp.path, 'in'), '--out', join(tmp.path, 'out'), '--quarantine', join(tmp.path, 'q'), '--secret-file', join(tmp.path, 'secret'),
+      '--option', 'clean-pixel-data', '--report', join(tmp.path, 'px.html'), '--manifest', join(tmp.path, 'px.csv')]);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(join(tmp.path, 'px.json'), 'utf8')) as SubmissionReportJson;
+    const rows = manifestOf(join(tmp.path, 'px.csv'));
+    const sopOf = (name: string) => rows.find((x) => x.source_path.endsWith(name))!.sop_instance_uid;
+    expect(report.pixels).toMatchObject({ ran: true, examined: 1, masked: 1, skipped: 1, imagesNotListed: 0 });
+    const us = report.pixels.images.find((i) => i.sopInstanceUid === sopOf('GREYSCALE_IMAGE.dcm'))!;
+    expect(us).toMatchObject({ examined: true, masked: true, verified: true });
+    expect(us.boxes).toBeGreaterThan(0);
+    expect(us.pixelsMasked).toBeGreaterThan(0);
+    const ct = report.pixels.images.find((i) => i.sopInstanceUid === sopOf('CT_small.dcm'))!;
+    expect(ct).toMatchObject({ examined: false, masked: false, boxes: 0 });
+    expect(ct.reason).not.toBe('');
+    expect(report.pixels.skippedBecause).toEqual({ [ct.reason]: 1 });
+    const html = readFileSync(join(tmp.path, 'px.html'), 'utf8');
+    expect(html).toContain('1 image(s) examined, 1 masked');
+    expect(html).toContain(us.sopInstanceUid);
+  }, 120_000);
+});
