@@ -113,7 +113,7 @@ export class SubmissionReport {
     bump(this.modalities, d.modality || '(none)');
     if (d.elements) this.inventory.add(d.elements);
     this.k.add({ subject: d.subject, values: d.quasiIdentifiers });
-    for (const w of new Set((d.warnings ?? []).map((w) => `${w.kind}\0${w.detail}`))) bump(this.warnings, w);
+    if (d.warnings?.length) for (const w of new Set(d.warnings.map((w) => `${w.kind}\0${w.detail}`))) bump(this.warnings, w);
     const p = d.pixels;
     if (!p) return;
     this.pixels.ran = true;
