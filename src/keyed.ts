@@ -54,6 +54,15 @@ export function dateOffsetDays(secret: Uint8Array, patientId: string, minDays: n
 }
 
 /**
+ * Who an object is about, for counting subjects (k-anonymity): a keyed hash of the original
+ * PatientID, which names no one. (The output's PatientID may be one dummy for everyone, as the Basic
+ * Profile writes it.)
+ */
+export function subjectKey(secret: Uint8Array, patientId: string): string {
+  return hmac(secret, 'subject', patientId).subarray(0, 12).toString('hex');
+}
+
+/**
  * The key a study is tracked under: a keyed hash of its original StudyInstanceUID, the only thing
  * about a study that is ever stored (objects without one share "no-study").
  */

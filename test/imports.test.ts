@@ -83,7 +83,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   stages: ['profiles', 'dicom', 'errors.ts', 'keyed.ts'],
   dimse: ['dicom', 'errors.ts'],
   idmap: ['stages', 'dicom', 'errors.ts', 'csv.ts'],
-  report: ['stages', 'dicom', 'errors.ts', 'csv.ts'],
+  report: ['stages', 'dicom', 'errors.ts', 'keyed.ts', 'csv.ts'],
   pipeline: ['idmap', 'report', 'stages', 'profiles', 'dicom', 'errors.ts', 'keyed.ts', 'config.ts', 'secret.ts'],
   ingest: ['pipeline', 'dimse', 'dicom', 'errors.ts'],
   export: ['pipeline', 'dimse', 'dicom', 'errors.ts'],

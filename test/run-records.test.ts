@@ -324,6 +324,11 @@ describe('k-anonymity in the report of a built batch', () => {
       '--profile', join(tmp.path, 'k.yaml'), '--report', join(tmp.path, 'k1.html'), '--k-threshold', '1']);
     expect(r1.code, r1.stderr).toBe(0);
     expect((JSON.parse(readFileSync(join(tmp.path, 'k1.json'), 'utf8')) as SubmissionReportJson).kAnonymity.belowThreshold).toEqual([]);
+    // basic keeps none of them, and empties PatientID: subjects are still told apart (by a keyed hash), and all share one group.
+    const b = deid(['run', join(tmp.path, 'in'), '--out', join(tmp.path, 'out-basic'), '--quarantine', join(tmp.path, 'q'), '--secret-file', join(tmp.path, 'secret'), '--report', join(tmp.path, 'basic.html')]);
+    expect(b.code, b.stderr).toBe(0);
+    const kb = (JSON.parse(readFileSync(join(tmp.path, 'basic.json'), 'utf8')) as SubmissionReportJson).kAnonymity;
+    expect(kb).toMatchObject({ objects: 10, subjects: 7, groups: 1, k: 7, belowThreshold: [] });
   });
 });
 

@@ -1,8 +1,8 @@
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IdMap, loadReidKey, type MapRow } from '../src/idmap/index.js';
-import { remapUid } from '../src/keyed.js';
+import { remapUid, studyKey } from '../src/keyed.js';
 import { tempDir } from './helpers/corpus.js';
 import { runStorescu, spawnStorescu, storeResponses } from './helpers/dcmtk.js';
 import { waitFor } from './helpers/ports.js';
@@ -172,5 +172,14 @@ describe('the re-identification map with two workers on Redis', () => {
     }
     // No map folder was made: the rows are in Redis.
     expect(readdirSync(join(tmp.path, 'data'))).not.toContain('idmap');
+    // The workers' records, on the shared data folder, make the study's manifest that the ingest node serves.
+    const token = readFileSync(join(tmp.path, 'data', 'admin-token'), 'utf8').trim();
+    const manifest = await waitFor(async () => {
+      const res = await fetch(`${service.url}/api/studies/${studyKey(key, '1.2.826.0.1.3680043.10.1138.78.1')}/manifest`, { headers: { authorization: `Bearer ${token}` } });
+      const rows = res.ok ? (await res.text()).split('\r\n').filter(Boolean).slice(1) : [];
+      return rows.length === files.length ? rows : undefined;
+    }, 30_000, 'the study manifest');
+    expect(new Set(manifest.map((r) => r.split(',')[7]))).toEqual(new Set(files.map((f) => remapUid(key, f.sopInstanceUid))));
+    expect(manifest.every((r) => r.split(',')[2] === 'written')).toBe(true);
   }, 180_000);
 });

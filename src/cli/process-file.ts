@@ -183,7 +183,7 @@ export async function processFile(
           seriesInstanceUid: r.seriesInstanceUid,
           sopInstanceUid: r.sopInstanceUid,
           at: new Date().toISOString(),
-          ...(s.report ? { details: objectDetails(r.facts, r.outputFile.dataset) } : {}),
+          ...(s.report ? { details: objectDetails(r.facts, r.outputFile.dataset, secret) } : {}),
         }
       : undefined;
     // Not awaited here: the caller counts the file once the row is durable, and the rows of a batch share a write.

@@ -86,7 +86,7 @@ export class ObjectOutcomes {
       sopInstanceUid: id?.sopInstanceUid,
       study: job.study,
       at: new Date().toISOString(),
-      details: objectDetails(facts, object.current.file.dataset),
+      details: objectDetails(facts, object.current.file.dataset, this.s.secret),
     });
   }
 

@@ -113,7 +113,7 @@ ${table(['kind', 'where and why', 'objects'], r.warnings.map((w) => [w.kind, w.d
 ${pixelSection}
 
 <h2>k-anonymity of the kept quasi-identifiers</h2>
-<p>Over ${esc(qi)}: ${n(k.subjects)} subject(s) (pseudonymous PatientID) in ${n(k.groups)} group(s) of identical values; the smallest group has <b>k = ${n(k.k)}</b>. ${n(k.belowThreshold.length)} group(s) with fewer than ${n(k.threshold)} subjects (${n(k.subjectsBelowThreshold)} subject(s)):</p>
+<p>Over ${esc(qi)}: ${n(k.subjects)} subject(s) (patients, told apart by a keyed hash of their original PatientID) in ${n(k.groups)} group(s) of identical values; the smallest group has <b>k = ${n(k.k)}</b>. ${n(k.belowThreshold.length)} group(s) with fewer than ${n(k.threshold)} subjects (${n(k.subjectsBelowThreshold)} subject(s)):</p>
 ${table([...k.attributes, 'subjects', 'objects'], k.belowThreshold.map((g) => [...k.attributes.map((a) => g.values[a] ?? '(none)'), g.subjects, g.objects]))}
 
 <h2>Private creators</h2>

@@ -13,9 +13,9 @@ const STUDY_DATE = 0x00080020;
  * smallest group, and the groups below a threshold are listed by their values (which, generalised
  * and shared by at least one subject, no longer identify on their own).
  *
- * Groups count subjects (the pseudonymous PatientID of the outputs), not objects: a patient's 300
- * images are one person. A subject whose values differ between objects (a weight that changed between
- * two studies) belongs to each of those groups.
+ * Groups count subjects (any stable key per person: the report uses a keyed hash of the original
+ * PatientID), not objects: a patient's 300 images are one person. A subject whose values differ
+ * between objects (a weight that changed between two studies) belongs to each of those groups.
  *
  * Pure and incremental: `add` one record per object as they come (a run, a day of service), then
  * `report()` plain JSON. Memory grows with distinct subjects and value combinations, not objects.

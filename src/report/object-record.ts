@@ -10,6 +10,7 @@ import { findElement } from '../dicom/element.js';
 import { TAG } from '../dicom/tag.js';
 import { rawString } from '../dicom/values.js';
 import type { ErrorCode } from '../errors.js';
+import { subjectKey } from '../keyed.js';
 import type { ObjectFacts, StageWarning } from '../stages/stage.js';
 import { quasiIdentifiersOf, type QuasiIdentifierValues } from './k-anonymity.js';
 import type { InventoryElement } from './tag-inventory.js';
@@ -47,7 +48,7 @@ export interface ObjectDetails {
   /** Absent when the pixel stage did not run (the profile does not clean pixel data). */
   readonly pixels?: PixelOutcome;
   readonly warnings?: readonly StageWarning[];
-  /** Who the object is about, for k-anonymity: the pseudonymous PatientID. */
+  /** Who the object is about, for k-anonymity: a keyed hash of the original PatientID (the output's may be a dummy shared by all). */
   readonly subject: string;
   readonly quasiIdentifiers: QuasiIdentifierValues;
 }
@@ -94,15 +95,15 @@ export function pixelOutcomeOf(pixels: ObjectFacts['pixels'] | undefined): Pixel
   };
 }
 
-/** A written object's report details, from its facts and the output's data set. */
-export function objectDetails(facts: ObjectFacts, output: Dataset): ObjectDetails {
+/** A written object's report details, from its facts and the output's data set (the secret keys the subject). */
+export function objectDetails(facts: ObjectFacts, output: Dataset, secret: Uint8Array): ObjectDetails {
   const pixels = pixelOutcomeOf(facts.pixels);
   return {
     modality: rawString(findElement(output, TAG.Modality)?.value),
     ...(facts.dispositions ? { elements: facts.dispositions } : {}),
     ...(pixels ? { pixels } : {}),
     ...(facts.warnings?.length ? { warnings: facts.warnings } : {}),
-    subject: facts.identity?.patientId ?? '',
+    subject: subjectKey(secret, facts.original?.patientId ?? ''),
     quasiIdentifiers: quasiIdentifiersOf(output),
   };
 }
