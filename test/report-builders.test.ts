@@ -5,10 +5,12 @@ import { readDicom } from '../src/dicom/reader.js';
 import { isPrivateCreatorTag, TAG } from '../src/dicom/tag.js';
 import { writeDicom } from '../src/dicom/writer.js';
 import { processObject } from '../src/pipeline/process-object.js';
-import { compileProfile, loadProfile } from '../src/profiles/profile.js';
+import { compileProfile, loadProfile, readProfileChain, type CompiledProfile } from '../src/profiles/profile.js';
 import { kAnonymity, KAnonymity, quasiIdentifiersOf, type QuasiIdentifierValues } from '../src/report/k-anonymity.js';
 import { tagInventory } from '../src/report/tag-inventory.js';
 import { deidentifyHeader } from '../src/stages/header.js';
+import { keptIdentifierWarning } from '../src/stages/header-stage.js';
+import { SubmissionReport } from '../src/report/submission.js';
 import { corpusFile, corpusFiles } from './helpers/corpus.js';
 import { SECRET, baseDataset, el, makeFile, privateBlock, seq, text, u16 } from './helpers/dicom-builder.js';
 
@@ -204,5 +206,43 @@ describe('the tag inventory', () => {
     expect(inv.attributes.reduce((n, a) => n + a.occurrences, 0)).toBe([...direct.values()].reduce((n, c) => n + c.occurrences, 0));
     const patientName = inv.attributes.find((a) => a.attribute === 'PatientName')!;
     expect(patientName.objects).toBe(direct.get(TAG.PatientName)!.objects);
+  });
+});
+
+describe('kept-identifier warnings', () => {
+  const object = (n: number, extra: ReturnType<typeof el>[] = []) =>
+    makeFile(baseDataset([el('PatientAge', 'AS', '045Y'), el('PatientSex', 'CS', 'F'), el('PatientWeight', 'DS', ''), el('DeviceSerialNumber', 'LO', 'SN-1'), ...extra], n));
+  const kept = (profile: CompiledProfile, n = 1) =>
+    (deidentifyHeader(object(n), { profile, secret: SECRET, dispositions: true }).keptIdentifiers ?? []).map((k) => keptIdentifierWarning(k).detail).sort();
+
+  it('should name each identifying attribute an option keeps with a value, and why, only when dispositions are asked for', () => {
+    const research = loadProfile('research');
+    expect(kept(research)).toEqual([
+      'DeviceSerialNumber (0018,1000): kept by retain-device-identity',
+      'PatientAge (0010,1010): kept by retain-patient-characteristics',
+      'PatientSex (0010,0040): kept by retain-patient-characteristics',
+    ]); // PatientWeight is kept too, but empty
+    expect(deidentifyHeader(object(1), { profile: research, secret: SECRET }).keptIdentifiers).toBeUndefined();
+    expect(kept(loadProfile('basic'))).toEqual([]);
+  });
+
+  it('should name a rule of a derived profile that keeps what the profile it extends removes', () => {
+    const site = compileProfile([{ raw: { name: 'site', extends: 'basic', rules: [{ select: 'PatientID', action: 'K' }, { select: 'Modality', action: 'K' }] }, dir: '.' }, ...readProfileChain('basic')]);
+    expect(kept(site)).toEqual(['PatientID (0010,0020): kept by a rule of profile site']);
+  });
+
+  it('should count, in the report, the objects that kept each one', () => {
+    const research = loadProfile('research');
+    const r = new SubmissionReport();
+    for (const n of [1, 2, 3]) {
+      const h = deidentifyHeader(n === 3 ? makeFile(baseDataset([], n)) : object(n), { profile: research, secret: SECRET, dispositions: true });
+      const warnings = (h.keptIdentifiers ?? []).map(keptIdentifierWarning);
+      r.add({ source: `f${n}`, sha256: `${n}`.repeat(64), outcome: 'written', at: '', details: { modality: 'CT', elements: h.dispositions, warnings, subject: `s${n}`, quasiIdentifiers: quasiIdentifiersOf(h.file.dataset) } });
+    }
+    expect(r.report({ title: 't' }).warnings).toEqual([
+      { kind: 'kept identifier', detail: 'DeviceSerialNumber (0018,1000): kept by retain-device-identity', objects: 2 },
+      { kind: 'kept identifier', detail: 'PatientAge (0010,1010): kept by retain-patient-characteristics', objects: 2 },
+      { kind: 'kept identifier', detail: 'PatientSex (0010,0040): kept by retain-patient-characteristics', objects: 2 },
+    ]);
   });
 });

@@ -244,6 +244,17 @@ describe('deid run --report on the corpus', () => {
     expect(report.profile?.name).toBe('research');
   });
 
+  it('should warn of the identifying attributes research keeps, counting the objects that hold each with a value', () => {
+    // At any depth: research keeps the sequences these occur in here.
+    const holds = (ds: Dataset, tag: number): boolean => ds.some((e) => (e.tag === tag && (e.value?.length ?? 0) > 0) || (e.items ?? []).some((i) => holds(i.elements, tag)));
+    const withValue = (tag: number) => manifest.filter((r) => r.outcome === 'written' && holds(readDicom(readFileSync(r.source_path)).dataset, tag)).length;
+    const warning = (detail: string) => report.warnings.find((w) => w.kind === 'kept identifier' && w.detail.startsWith(detail));
+    expect(warning('PatientSex (0010,0040): kept by retain-patient-characteristics')?.objects).toBe(withValue(TAG.PatientSex));
+    expect(warning('PatientAge (0010,1010): kept by retain-patient-characteristics')?.objects).toBe(withValue(TAG.PatientAge));
+    expect(warning('DeviceSerialNumber (0018,1000): kept by retain-device-identity')?.objects).toBe(withValue(TAG.DeviceSerialNumber));
+    expect(report.warnings.some((w) => w.detail.startsWith('PatientName') || w.detail.startsWith('PatientID'))).toBe(false);
+  });
+
   it('should be one self-contained page that a browser shows with its three charts, fetching nothing', async () => {
     const page = await openInBrowser(join(tmp.path, 'report.html'));
     try {

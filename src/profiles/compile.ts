@@ -54,6 +54,12 @@ export interface CompiledProfile {
   readonly pixels?: PixelSettings;
   /** Generalisation of kept PatientAge, PatientWeight and PatientSize; absent when nothing is generalised. */
   readonly generalize?: GeneralizeSettings;
+  /**
+   * Attributes that a profile of the chain treats as identifying (a rule that does not keep them, such
+   * as a row of PS3.15 Table E.1-1) but that this profile keeps, with why: the option, or the rule's
+   * profile. Reports warn about them.
+   */
+  readonly keptIdentifiers: ReadonlyMap<Tag, string>;
   /** A hash of everything that changes the output, for job keys. */
   readonly fingerprint: string;
 }
@@ -134,6 +140,20 @@ function readLookupTable(file: string, baseDir: string, keyType: string | undefi
   return table;
 }
 
+/** A rule's action before any option applies: what the rule does to an identifying attribute, K if it keeps it. */
+function baseKind(raw: RawRule, isSequence: boolean): Action['kind'] {
+  const a = raw.action;
+  if (typeof a !== 'string') return 'set';
+  if (a in NAMED) return NAMED[a];
+  return a === 'hash' ? 'hash' : resolveCode(a, isSequence);
+}
+
+/** The selected option that decides a rule's action (the last retain option, else the last clean option), if any. */
+function decidingOption(raw: RawRule, options: ReadonlySet<OptionName>): string | undefined {
+  const opts = Object.keys(raw.options ?? {}).filter((o) => options.has(o as OptionName));
+  return opts.filter((o) => o.startsWith('retain-')).pop() ?? opts.filter((o) => o.startsWith('clean-')).pop();
+}
+
 function compileAction(raw: RawRule, options: ReadonlySet<OptionName>, baseDir: string, isSequence: boolean): Action {
   const a = raw.action;
   if (typeof a === 'string') {
@@ -162,6 +182,9 @@ export function compileProfile(chain: ProfileChain, extraOptions: readonly strin
   const masks: Rule[] = [];
   const paths: Rule[] = [];
   let anyPrivate: Rule | undefined;
+  /** Tags some rule of the chain does not keep, and the winning rule's raw form. */
+  const identifying = new Set<Tag>();
+  const rawByTag = new Map<Tag, RawRule>();
   for (const { raw, dir } of chain) {
     for (const [i, r] of (raw.rules ?? []).entries()) {
       let steps: Step[];
@@ -182,7 +205,11 @@ export function compileProfile(chain: ProfileChain, extraOptions: readonly strin
       const s = steps[0];
       if (steps.length > 1) paths.push(rule);
       else if (s.kind === 'tag') {
-        if (!byTag.has(s.tag)) byTag.set(s.tag, rule);
+        if (!byTag.has(s.tag)) {
+          byTag.set(s.tag, rule);
+          rawByTag.set(s.tag, r);
+        }
+        if (baseKind(r, lookupTag(s.tag)?.vr === 'SQ') !== 'K') identifying.add(s.tag);
       } else if (s.kind === 'private') {
         const k = privateKey(s.group, s.creator, s.element);
         if (!byPrivate.has(k)) byPrivate.set(k, rule);
@@ -190,6 +217,14 @@ export function compileProfile(chain: ProfileChain, extraOptions: readonly strin
       else if (s.kind === 'mask') masks.push(rule);
       else paths.push(rule);
     }
+  }
+  const keptIdentifiers = new Map<Tag, string>();
+  for (const tag of identifying) {
+    const rule = byTag.get(tag)!;
+    if (rule.action.kind !== 'K') continue;
+    const raw = rawByTag.get(tag)!;
+    const option = baseKind(raw, lookupTag(tag)?.vr === 'SQ') === 'K' ? undefined : decidingOption(raw, options);
+    keptIdentifiers.set(tag, option ?? `a rule of profile ${rule.from}`);
   }
   const top = chain[0].raw;
   const shift = chain.map((r) => r.raw.dateShift).find(Boolean) ?? {};
@@ -212,6 +247,7 @@ export function compileProfile(chain: ProfileChain, extraOptions: readonly strin
     methodCodes: [BASIC_PROFILE_CODE, ...sortedOptions.filter((o) => o !== 'clean-pixel-data').map(optionCode)],
     pixels: options.has('clean-pixel-data') ? compilePixelSettings(chain) : undefined,
     generalize: compileGeneralize(chain),
+    keptIdentifiers,
     fingerprint: createHash('sha256').update(JSON.stringify({ chain: chain.map((r) => r.raw), options: sortedOptions })).digest('hex'),
   };
   return compiled;

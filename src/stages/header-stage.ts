@@ -5,12 +5,13 @@
  */
 import { findElement, type Dataset, type DicomFile } from '../dicom/element.js';
 import { Part10 } from '../dicom/part10.js';
-import { TAG } from '../dicom/tag.js';
+import { keywordOf } from '../dicom/dictionary.js';
+import { TAG, formatTag, type Tag } from '../dicom/tag.js';
 import { outputSyntaxFor } from '../dicom/transfer-syntax.js';
 import { rawString, textValue } from '../dicom/values.js';
 import { deidentifyHeader, patientDateOffset, uidsRemappedBy, type HeaderContext } from './header.js';
 import { charsetOf, collectIdentifiers } from './identifiers.js';
-import type { NewIdentity, ObjectFacts, ObjectIdentity, OriginalIdentity, Stage } from './stage.js';
+import type { NewIdentity, ObjectFacts, ObjectIdentity, OriginalIdentity, Stage, StageWarning } from './stage.js';
 
 export type { HeaderContext };
 
@@ -54,6 +55,11 @@ export function sourceFacts(source: DicomFile, ctx: HeaderContext): ObjectFacts 
   };
 }
 
+/** A report's warning for an identifying attribute the profile keeps: the attribute and why, never its value. */
+export function keptIdentifierWarning(k: { readonly tag: Tag; readonly why: string }): StageWarning {
+  return { kind: 'kept identifier', detail: `${keywordOf(k.tag) ?? formatTag(k.tag)} ${formatTag(k.tag)}: kept by ${k.why}` };
+}
+
 export const headerStage: Stage<HeaderContext> = (object, ctx) => {
   const r = deidentifyHeader(object.current.file, ctx);
   return {
@@ -66,6 +72,7 @@ export const headerStage: Stage<HeaderContext> = (object, ctx) => {
       identity: newIdentityOf(r.file),
       header: r.report,
       ...(r.dispositions ? { dispositions: r.dispositions } : {}),
+      ...(r.keptIdentifiers ? { warnings: r.keptIdentifiers.map(keptIdentifierWarning) } : {}),
     },
   };
 };

@@ -58,6 +58,8 @@ export interface HeaderResult {
   readonly report: HeaderReport;
   /** Every element of the source at every depth (private creators aside), when the context asks. */
   readonly dispositions?: readonly ElementDisposition[];
+  /** With dispositions: the identifying attributes the profile kept with a value, and why (`CompiledProfile.keptIdentifiers`). */
+  readonly keptIdentifiers?: ReadonlyArray<{ readonly tag: Tag; readonly why: string }>;
 }
 
 const DICOMDIR_SOP_CLASS = '1.2.840.10008.1.3.10';
@@ -162,6 +164,8 @@ class HeaderRun {
   readonly report: HeaderReport = { removed: 0, emptied: 0, dummied: 0, remapped: 0, cleaned: 0, shifted: 0, hashed: 0, set: 0, privateKept: 0, privateRemoved: 0, generalized: 0 };
   /** Filled only when the context asks for dispositions. */
   readonly dispositions?: ElementDisposition[];
+  /** With dispositions: identifying attributes kept with a value, each once. */
+  readonly keptIdentifiers = new Set<Tag>();
   private readonly modifiedDates: boolean;
   private readonly memo: ActionMemo;
 
@@ -349,6 +353,7 @@ class HeaderRun {
       }
       if (this.dispositions) {
         this.dispositions.push(dispositionOf(el, action, result, creator, ancestors.length, generalized));
+        if (action.kind === 'K' && result && (result.value?.length || result.items?.length) && this.profile.keptIdentifiers.has(el.tag)) this.keptIdentifiers.add(el.tag);
         // What a removed or emptied sequence held was seen, and went with it.
         if (el.items?.length && !result?.items?.length) this.recordRemoved(el.items, ancestors.length + 1, cs);
       }
@@ -506,5 +511,6 @@ export function deidentifyHeader(src: DicomFile, ctx: HeaderContext): HeaderResu
     remappedUids: remapSet,
     report: run.report,
     ...(run.dispositions ? { dispositions: run.dispositions } : {}),
+    ...(run.keptIdentifiers.size ? { keptIdentifiers: [...run.keptIdentifiers].map((tag) => ({ tag, why: ctx.profile.keptIdentifiers.get(tag)! })) } : {}),
   };
 }
