@@ -26,8 +26,11 @@ export class ThreadRun {
   private openMap(): Promise<IdMap | undefined> {
     const m = this.s.idMap;
     // The key was read (and the map checked against it) by the main thread before any file was touched.
+    // Rows are fsynced when the map closes, before the run reports, not per batch: the outputs are not
+    // fsynced either (a crashed run is run again), and an fsync per batch would make ext4 write back
+    // the outputs early, in the middle of the run.
     this.map ??= m
-      ? IdMap.open(m.location, { key: { key: Buffer.from(m.keyHex, 'hex'), source: m.keySource, created: false }, create: true, redisPrefix: m.redisPrefix })
+      ? IdMap.open(m.location, { key: { key: Buffer.from(m.keyHex, 'hex'), source: m.keySource, created: false }, create: true, redisPrefix: m.redisPrefix, syncEachBatch: false })
       : Promise.resolve(undefined);
     return this.map;
   }
