@@ -59,8 +59,14 @@ export function dateOffsetDays(secret: Uint8Array, patientId: string, minDays: n
  * Profile writes it.)
  */
 export function subjectKey(secret: Uint8Array, patientId: string): string {
-  return hmac(secret, 'subject', patientId).subarray(0, 12).toString('hex');
+  // The objects of a study come one after another: the last patient's key is usually the next one's.
+  if (lastSubject.secret !== secret || lastSubject.patientId !== patientId) {
+    lastSubject = { secret, patientId, key: hmac(secret, 'subject', patientId).subarray(0, 12).toString('hex') };
+  }
+  return lastSubject.key;
 }
+
+let lastSubject: { secret?: Uint8Array; patientId?: string; key: string } = { key: '' };
 
 /**
  * The key a study is tracked under: a keyed hash of its original StudyInstanceUID, the only thing
