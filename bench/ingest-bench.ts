@@ -1,5 +1,6 @@
 // `npm run bench:ingest` (built by tsconfig.bench.json after `npm run build`): 1,000 files sent with storescu through the service (DIMSE in, de-identify,
-// verify, C-STORE out) to Orthanc, measured in the same run as storescu straight into Orthanc (the floor).
+// verify, C-STORE out) to Orthanc, measured in the same run as storescu straight into Orthanc (the floor), and through the
+// service with its records (manifests and reports) and the re-identification map on, against both off (goal: at least 0.9x).
 // Both ends run with TCP_NODELAY=1: Debian's dcmtk and Orthanc otherwise stall each object on Nagle.
 // BENCH_INGEST_FILES=10000 streams more objects to show that memory stays flat.
 import { spawn } from 'node:child_process';
@@ -40,7 +41,7 @@ async function untilCount(orthanc: OrthancHandle, n: number, timeoutMs = 600_000
 
 // BENCH_SERVICE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the service (its worker threads too).
 const NODE_ARGS = (process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (COUNT > 1000 ? 1 : 3));
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (COUNT > 1000 ? 2 : 4));
 writeFileSync(join(WORK, 'secret'), 'benchmark-secret-0123456789abcdef\n');
 
 // 1. The floor: storescu → Orthanc.
@@ -54,15 +55,19 @@ async function direct() {
   return s;
 }
 
+// The service's records and map: both off, or both on (the map in the data folder, its key from the environment).
+const RECORDS = { off: 'reports: { enabled: false }\n', on: 'reports: { enabled: true }\nidMap: { enabled: true }\n' } as const;
+for (const [k, v] of Object.entries(RECORDS)) writeFileSync(join(WORK, `service-${k}.yaml`), v);
+
 // 2. Through the service (embedded queue, default stages, basic profile), sampling its memory.
-async function throughService(rss: number[]) {
+async function throughService(rss: number[], records: keyof typeof RECORDS) {
   const orthanc = await startOrthanc();
   const data = join(WORK, 'service-data');
   rmSync(data, { recursive: true, force: true });
   // Free ports given to it (not port 0): it logs at warn here, so it cannot report the ports it chose.
   const [dimsePort, httpPort] = [await freePort(), await freePort()];
-  const service = spawn(process.execPath, [...NODE_ARGS, join(ROOT, 'bin/deid.js'), 'serve', '--dimse-port', String(dimsePort), '--http-port', String(httpPort), '--data-dir', data,
-    '--secret-file', join(WORK, 'secret'), '--export', `dicom://ORTHANC:DEID@127.0.0.1:${orthanc.dicomPort}`], { env: { ...env, DEID_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const service = spawn(process.execPath, [...NODE_ARGS, join(ROOT, 'bin/deid.js'), 'serve', '--config', join(WORK, `service-${records}.yaml`), '--dimse-port', String(dimsePort), '--http-port', String(httpPort), '--data-dir', data,
+    '--secret-file', join(WORK, 'secret'), '--export', `dicom://ORTHANC:DEID@127.0.0.1:${orthanc.dicomPort}`], { env: { ...env, DEID_LOG_LEVEL: 'warn', DEID_REID_KEY: 'b3'.repeat(32) }, stdio: ['ignore', 'ignore', 'inherit'] });
   for (let i = 0; i < 300; i++) {
     try { if ((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).ok) break; } catch { /* starting */ }
     await new Promise((r) => setTimeout(r, 100));
@@ -105,15 +110,27 @@ function serviceCpu(pid: number): Record<string, number> {
 let directBest = Infinity;
 let best: { through: number; acked: number; cpu: Record<string, number> } = { through: Infinity, acked: Infinity, cpu: {} };
 let rss: number[] = [];
-// Each round's two runs are back to back, so their ratio shares the machine's state at that moment.
+// Each round's runs are back to back, so their ratios share the machine's state at that moment.
 const roundRatios: number[] = [];
+const recordRatios: number[] = [];
+let withRecordsBest = Infinity;
 for (let round = 0; round < ROUNDS; round++) {
   const d = await direct();
   directBest = Math.min(directBest, d);
   const samples: number[] = [];
-  const r = await throughService(samples);
-  roundRatios.push(d / r.through);
-  if (r.through < best.through) { best = r; rss = samples; }
+  // Records off and on in alternating order, so that neither always runs on the warmer machine.
+  let off, on;
+  if (round % 2) {
+    off = await throughService(samples, 'off');
+    on = await throughService([], 'on');
+  } else {
+    on = await throughService([], 'on');
+    off = await throughService(samples, 'off');
+  }
+  roundRatios.push(d / off.through);
+  recordRatios.push(off.through / on.through);
+  withRecordsBest = Math.min(withRecordsBest, on.through);
+  if (off.through < best.through) { best = off; rss = samples; }
 }
 const direct_ = directBest;
 const through = best.through;
@@ -122,10 +139,12 @@ const acked = best.acked;
 console.log(`\nend to end, storescu start to the last instance stored in Orthanc (best of ${ROUNDS} alternating rounds):`);
 console.log(`  storescu → Orthanc (floor)                     ${fmt(files.length / direct_).padStart(6)} files/s  ${fmt(direct_, 2)} s`);
 console.log(`  storescu → deid (embedded) → Orthanc           ${fmt(files.length / through).padStart(6)} files/s  ${fmt(through, 2)} s  (all acknowledged after ${fmt(acked, 2)} s)`);
+console.log(`    the same with the records and the map on     ${fmt(files.length / withRecordsBest).padStart(6)} files/s  ${fmt(withRecordsBest, 2)} s`);
 const cpuTotal = Object.values(best.cpu).reduce((a, b) => a + b, 0);
 console.log(`  service CPU during the stream ${fmt((cpuTotal / files.length) * 1000, 1)} ms per object (${Object.entries(best.cpu).filter(([, v]) => v >= 0.1).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${fmt(v, 1)} s`).join(', ')})`);
 console.log(`\nratio: ${fmt((direct_ / through) * 100, 0)}% of the direct figure, best against best (goal ≥ 70%)`);
 console.log(`       per round: ${roundRatios.map((x) => `${fmt(x * 100, 0)}%`).join(', ')}; median ${fmt(median(roundRatios) * 100, 0)}%`);
+console.log(`records and map on / off, per round: ${recordRatios.map((x) => `${fmt(x, 2)}x`).join(', ')}; median ${fmt(median(recordRatios), 2)}x; best against best ${fmt(through / withRecordsBest, 2)}x (goal >= 0.90x)`);
 if (rss.length > 8) {
   const q = Math.floor(rss.length / 4);
   console.log(`service memory (RSS, MB): first quarter max ${fmt(Math.max(...rss.slice(0, q)))}, last quarter max ${fmt(Math.max(...rss.slice(-q)))}, overall max ${fmt(Math.max(...rss))}`);

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DeidError, ERRORS, isDeidError } from './errors.js';
+import type { RunSettings } from './cli/process-file.js';
 import { collectFiles, runFiles, type RunSummary } from './cli/run.js';
 import { BASIC_PROFILE_CODE, OPTIONS, OPTION_NAMES, optionCode } from './profiles/options.js';
 import { describeKept } from './profiles/kept-identifiers.js';
@@ -14,6 +15,8 @@ const COMMANDS: Record<string, string> = {
            [--option <name>]... [--secret-file <path>] [--jobs N] [--json] [--strict]
            [--max-bytes N]      (object size limit, inflated data sets and declared lengths included; default 1 GiB)
            [--previews <dir>]   (with --option clean-pixel-data: before/after PNGs of masked images)
+           [--id-map <dir> [--reid-key <file>]]   (record every object in the re-identification map)
+           [--manifest <file.csv>] [--report <file.html> [--k-threshold N]]   (the report's JSON goes beside it)
 `,
   verify: `  deid verify <original> <deidentified> [--profile <p>] [--option <name>]... [--json]
 `,
@@ -61,7 +64,7 @@ function fail(code: keyof typeof ERRORS, detail?: string): never {
   throw new DeidError(code, detail);
 }
 
-function printSummary(s: RunSummary, out: string, quarantine: string): void {
+function printSummary(s: RunSummary, out: string, quarantine: string, written: Record<string, string>): void {
   const lines = [
     `${s.files} file(s): ${s.deidentified} de-identified, ${s.quarantined} quarantined in ${s.seconds.toFixed(2)} s ` +
       `(${s.filesPerSecond.toFixed(0)} files/s, ${s.mbPerSecond.toFixed(1)} MB/s)`,
@@ -73,6 +76,9 @@ function printSummary(s: RunSummary, out: string, quarantine: string): void {
   }
   if (s.pixelsCleaned !== undefined) lines.push(`pixels: ${s.pixelsCleaned} image(s) examined and cleaned, ${s.pixelsSkipped} skipped (not known to carry text)`);
   lines.push(`output:     ${out}`, `quarantine: ${quarantine}`);
+  if (written.idMap) lines.push(`id map:     ${written.idMap} (${s.deidentified} object(s) recorded)`);
+  if (written.manifest) lines.push(`manifest:   ${written.manifest}`);
+  if (written.report) lines.push(`report:     ${written.report} (and ${written.reportJson})`);
   console.log(lines.join('\n'));
 }
 
@@ -114,9 +120,18 @@ async function cmdRun(argv: string[]): Promise<number> {
       'max-bytes': { type: 'string' },
       previews: { type: 'string' },
       strict: { type: 'boolean', default: false },
+      'id-map': { type: 'string' },
+      'reid-key': { type: 'string' },
+      'redis-prefix': { type: 'string' },
+      manifest: { type: 'string' },
+      report: { type: 'string' },
+      'k-threshold': { type: 'string' },
     },
   });
   if (positionals.length === 0) fail('DEID_ERR_USAGE', 'give at least one file or folder');
+  const kThreshold = values['k-threshold'] === undefined ? 5 : Number(values['k-threshold']);
+  if (!Number.isInteger(kThreshold) || kThreshold < 1) fail('DEID_ERR_USAGE', '--k-threshold takes a whole number of at least 1');
+  if (values['reid-key'] && !values['id-map']) fail('DEID_ERR_USAGE', '--reid-key goes with --id-map <dir>');
   if (!values.out) fail('DEID_ERR_USAGE', '--out <dir> is required');
   if (!values.quarantine) fail('DEID_ERR_USAGE', '--quarantine <dir> is required');
   // Read and check the profile up front so that a bad profile or option stops here, before any file is touched.
@@ -134,22 +149,57 @@ async function cmdRun(argv: string[]): Promise<number> {
   }
   const out = resolve(values.out!);
   const quarantine = resolve(values.quarantine!);
-  const summary = await runFiles(
-    jobs,
-    {
-      chain,
-      options: values.option!,
-      secretHex: secret.key.toString('hex'),
-      outDir: out,
-      quarantineDir: quarantine,
-      maxBytes,
-      previewsDir: values.previews ? resolve(values.previews) : undefined,
-    },
-    { compiled, threads: values.jobs ? Number(values.jobs) : undefined, progress: process.stderr.isTTY && !values.json },
-  );
-  if (values.json) console.log(JSON.stringify({ ...summary, keptIdentifiers: compiled.keptIdentifiers?.map((k) => k.select) ?? [] }));
-  else printSummary(summary, out, quarantine);
+  const idMap = values['id-map'] ? await openRunMap(values['id-map'], values['reid-key'], values['redis-prefix']) : undefined;
+  const { ManifestFile, writeReport } = await import('./cli/run-outputs.js');
+  const manifest = values.manifest ? new ManifestFile(resolve(values.manifest)) : undefined;
+  const settings: RunSettings = {
+    chain,
+    options: values.option!,
+    secretHex: secret.key.toString('hex'),
+    outDir: out,
+    quarantineDir: quarantine,
+    maxBytes,
+    previewsDir: values.previews ? resolve(values.previews) : undefined,
+    idMap,
+    manifest: !!manifest,
+    report: !!values.report,
+  };
+  let run: Awaited<ReturnType<typeof runFiles>>;
+  try {
+    const threads = values.jobs ? Number(values.jobs) : undefined;
+    run = await runFiles(jobs, settings, { compiled, threads, progress: process.stderr.isTTY && !values.json, onRecord: manifest && ((r) => manifest.add(r)) });
+  } catch (e) {
+    manifest?.abort();
+    throw e;
+  }
+  const { report, ...summary } = run;
+  manifest?.close();
+  // Where things were written (a Redis URL without its credentials).
+  const written: Record<string, string> = {};
+  if (idMap) written.idMap = idMap.location.replace(/^(rediss?:\/\/)[^@/]*@/, '$1');
+  if (manifest) written.manifest = resolve(values.manifest!);
+  if (report) {
+    const html = resolve(values.report!);
+    const profile = { name: compiled.name, options: [...compiled.options] };
+    written.report = html;
+    written.reportJson = writeReport(html, report.report({ title: `deid run, ${summary.files} file(s)`, kThreshold, profile }));
+  }
+  if (values.json) console.log(JSON.stringify({ ...summary, ...written, keptIdentifiers: compiled.keptIdentifiers?.map((k) => k.select) ?? [] }));
+  else printSummary(summary, out, quarantine, written);
   return summary.quarantined > 0 ? 2 : 0;
+}
+
+/**
+ * The map `deid run --id-map` records into: its key read (or created, and the user told where), and
+ * the map opened once here, so that a wrong key stops the run before any file is touched.
+ */
+async function openRunMap(location: string, keyFile: string | undefined, redisPrefix: string | undefined): Promise<NonNullable<RunSettings['idMap']>> {
+  const { IdMap, isRedisLocation, loadReidKey } = await import('./idmap/index.js');
+  const key = loadReidKey({ file: keyFile, create: true });
+  if (key.created) process.stderr.write(`deid: generated a new re-identification key at ${key.source}; only its holders can read the map. Keep it safe, apart from the map.\n`);
+  const where = isRedisLocation(location) ? location : resolve(location);
+  await (await IdMap.open(where, { key, create: true, redisPrefix })).close();
+  return { location: where, keyHex: key.key.toString('hex'), keySource: key.source, ...(redisPrefix ? { redisPrefix } : {}) };
 }
 
 async function cmdVerify(argv: string[]): Promise<number> {

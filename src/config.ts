@@ -48,6 +48,10 @@ export interface ServiceConfig {
    * (text-prone images are then refused, see stages/burned-in.ts).
    */
   cleanPixelData: boolean;
+  /** The re-identification map (opt-in): `path` a folder or Redis URL (default: Redis in Redis mode, else <dataDir>/idmap). */
+  idMap?: { enabled: boolean; path?: string; keyFile?: string; redisPrefix?: string };
+  /** Per-object records for the per-study manifests and the study and day reports; groups below `kThreshold` subjects are listed. */
+  reports: { enabled: boolean; kThreshold: number };
 }
 
 export type LogFormat = 'json' | 'pretty';
@@ -139,6 +143,17 @@ const SCHEMA = {
     workers: { type: 'boolean' },
     strict: { type: 'boolean' },
     cleanPixelData: { type: 'boolean' },
+    idMap: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['enabled'],
+      properties: { enabled: { type: 'boolean' }, path: { type: 'string' }, keyFile: { type: 'string' }, redisPrefix: { type: 'string', minLength: 1 } },
+    },
+    reports: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { enabled: { type: 'boolean' }, kThreshold: { type: 'integer', minimum: 1 } },
+    },
   },
 } as const;
 
@@ -162,6 +177,7 @@ export function defaultConfig(): ServiceConfig {
     workers: true,
     strict: false,
     cleanPixelData: true,
+    reports: { enabled: true, kThreshold: 5 },
   };
 }
 
@@ -315,6 +331,8 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
   cfg.dataDir = resolve(base, cfg.dataDir);
   if (cfg.secretFile) cfg.secretFile = resolve(base, cfg.secretFile);
   if (cfg.folder) cfg.folder.path = resolve(base, cfg.folder.path);
+  if (cfg.idMap?.keyFile) cfg.idMap.keyFile = resolve(base, cfg.idMap.keyFile);
+  if (cfg.idMap?.path && !/^(rediss?:\/\/|unix:)/.test(cfg.idMap.path)) cfg.idMap.path = resolve(base, cfg.idMap.path);
   // The default is <dataDir>/export.
   exporter.destinations = (exporter.destinations ?? [resolve(cfg.dataDir, 'export')]).map((d) => checkDestination(d, destinationsFrom));
   if (!/^[ -~]{1,16}$/.test(cfg.dimse.aeTitle)) throw new DeidError('DEID_ERR_CONFIG', 'the AE title must be 1 to 16 printable characters');

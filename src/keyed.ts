@@ -73,6 +73,21 @@ export function dateOffsetDays(secret: Uint8Array, patientId: string, minDays: n
 }
 
 /**
+ * Who an object is about, for counting subjects (k-anonymity): a keyed hash of the original
+ * PatientID, which names no one. (The output's PatientID may be one dummy for everyone, as the Basic
+ * Profile writes it.)
+ */
+export function subjectKey(secret: Uint8Array, patientId: string): string {
+  // The objects of a study come one after another: the last patient's key is usually the next one's.
+  if (lastSubject.secret !== secret || lastSubject.patientId !== patientId) {
+    lastSubject = { secret, patientId, key: hmac(secret, 'subject', patientId).subarray(0, 12).toString('hex') };
+  }
+  return lastSubject.key;
+}
+
+let lastSubject: { secret?: Uint8Array; patientId?: string; key: string } = { key: '' };
+
+/**
  * The key a study is tracked under: a keyed hash of its original StudyInstanceUID, the only thing
  * about a study that is ever stored (objects without one share "no-study").
  */

@@ -5,7 +5,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createDestination } from './export/index.js';
 import { createLogger, setLogLevel } from './logger.js';
-import { buildPipeline } from './pipeline/assemble.js';
+import { buildPipeline, type BuiltPipeline } from './pipeline/assemble.js';
+import { openServiceIdMap } from './pipeline/outcomes.js';
 import type { PipelineObserver } from './pipeline/runtime.js';
 import { RedisStudyTracker, type StudyEvent, type StudyRecord, type StudyTracker } from './pipeline/studies.js';
 import type { MainMessage, ThreadEvent, ThreadInit, ThreadMessage } from './pipeline/thread-protocol.js';
@@ -58,9 +59,21 @@ if (parentPort) {
   const { cfg, profile } = workerData as ThreadInit;
   const log = createLogger('deid-pipeline', cfg.log);
   const tracker: StudyTracker = cfg.redis ? new RedisStudyTracker(cfg.redis) : new ForwardingTracker();
-  const built = buildPipeline(cfg, { tracker, observer, log, cacheReads: true, destination: createDestination, profile });
-  built.pipeline.start();
-  parentPort.on('message', (m: MainMessage) => {
+  // The map opens asynchronously; messages that come meanwhile wait for the pipeline.
+  const ready: Promise<BuiltPipeline> = openServiceIdMap(cfg, log).then((idMap) => {
+    const built = buildPipeline(cfg, { tracker, observer, log, cacheReads: true, destination: createDestination, profile, idMap });
+    built.pipeline.start();
+    return built;
+  });
+  ready.catch((e: unknown) => {
+    log.fatal({ err: (e as Error).name, code: (e as { code?: string }).code }, 'the pipeline thread could not start');
+    // The host sees the thread fail, and stops the process (the jobs are safe on disk).
+    setImmediate(() => {
+      throw e;
+    });
+  });
+  parentPort.on('message', (m: MainMessage) => void ready.then((built) => onMessage(built, m), () => undefined));
+  const onMessage = (built: BuiltPipeline, m: MainMessage) => {
     if (m !== 'close' && m.type === 'reload') {
       setLogLevel(log, m.cfg.log.level);
       built.reconfigure(m.cfg, m.profile).catch((e: unknown) => log.error({ err: (e as Error).message }, 'reload failed in the pipeline thread; the previous configuration stays'));
@@ -79,5 +92,5 @@ if (parentPort) {
         flush();
         process.exit(0);
       });
-  });
+  };
 }

@@ -20,6 +20,8 @@ import { buildPipeline } from './pipeline/assemble.js';
 import { observeAll } from './pipeline/parts.js';
 import { sweepStaleTemps } from './pipeline/durable-fs.js';
 import { DiskGuard, spoolReady } from './pipeline/readiness.js';
+import { openServiceIdMap, Submissions } from './pipeline/outcomes.js';
+import { RecordLog } from './pipeline/record-log.js';
 import type { Pipeline } from './pipeline/runtime.js';
 import { createStatus, workerIdentity } from './pipeline/status/index.js';
 import { FileStudyTracker, RedisStudyTracker, type StudyTracker } from './pipeline/studies.js';
@@ -113,6 +115,11 @@ export async function startService(cfg: ServiceConfig, opts: ServiceOptions = {}
     onError: (e) => log.warn({ err: e.name }, 'status report failed; retrying'),
   });
   const disk = new DiskGuard(cfg.dataDir, cfg.minFreeSpace);
+  const stagesHere = opts.workersOnly || (cfg.workers && opts.pipelineThread === false);
+  // The map is opened where the stages run; with a pipeline thread, opened here once first, so that a
+  // missing or wrong key stops start-up with its code (the thread opens its own).
+  const idMap = stagesHere ? await openServiceIdMap(cfg, log) : undefined;
+  if (!stagesHere && cfg.workers) await (await openServiceIdMap(cfg, log))?.close();
   const built = buildPipeline(cfg, {
     tracker,
     observer: metrics,
@@ -121,13 +128,14 @@ export async function startService(cfg: ServiceConfig, opts: ServiceOptions = {}
     log,
     cacheReads: !!opts.workersOnly || opts.pipelineThread === false,
     destination: createDestination,
+    idMap,
   });
   const { pipeline, queue } = built;
   const ready = () => spoolReady(queue, pipeline.stageNames[0]!, disk);
   // The ingest node owns the spool: it re-queues what a crash or power loss left without a job.
   if (!opts.workersOnly) await pipeline.reconcile();
   let thread: PipelineThread | undefined;
-  if (opts.workersOnly || (cfg.workers && opts.pipelineThread === false)) pipeline.start();
+  if (stagesHere) pipeline.start();
   // What the thread reports is counted here, by this process's metrics and its status port.
   else if (cfg.workers) thread = startPipelineThread({ entry: new URL('./pipeline-thread.js', import.meta.url), cfg, pipeline, tracker, observer: observeAll(metrics, status), log });
 
@@ -180,6 +188,7 @@ export async function startService(cfg: ServiceConfig, opts: ServiceOptions = {}
         engine: cfg.redis ? 'bullmq' : 'embedded',
         bodyLimit: cfg.http.maxBodyBytes,
         ready,
+        submissions: cfg.reports.enabled ? new Submissions(new RecordLog(join(cfg.dataDir, 'records')), tracker, { kThreshold: cfg.reports.kThreshold, profile: built.profile }) : undefined,
         register: [(a) => registerStow(a, { ingest: pipeline.ingest, token: () => tokens.stow, maxBodyBytes: cfg.http.maxBodyBytes, maxObjectBytes: () => live.maxObjectBytes })],
       });
       httpPort = await listen(app, cfg.http.port, 'STOW-RS, admin API, metrics');

@@ -5,10 +5,12 @@ import { readDicom } from '../src/dicom/reader.js';
 import { isPrivateCreatorTag, TAG } from '../src/dicom/tag.js';
 import { writeDicom } from '../src/dicom/writer.js';
 import { processObject } from '../src/pipeline/process-object.js';
-import { compileProfile, loadProfile } from '../src/profiles/profile.js';
+import { compileProfile, loadProfile, readProfileChain, withKeptIdentifiers, type CompiledProfile } from '../src/profiles/profile.js';
 import { kAnonymity, KAnonymity, quasiIdentifiersOf, type QuasiIdentifierValues } from '../src/report/k-anonymity.js';
 import { tagInventory } from '../src/report/tag-inventory.js';
 import { deidentifyHeader } from '../src/stages/header.js';
+import { KEPT_IDENTIFIER, keptIdentifierWarnings } from '../src/stages/header-stage.js';
+import { SubmissionReport } from '../src/report/submission.js';
 import { corpusFile, corpusFiles } from './helpers/corpus.js';
 import { SECRET, baseDataset, el, makeFile, privateBlock, seq, text, u16 } from './helpers/dicom-builder.js';
 
@@ -207,3 +209,40 @@ describe('the tag inventory', () => {
     expect(patientName.objects).toBe(direct.get(TAG.PatientName)!.objects);
   });
 });
+
+describe('kept-identifier warnings', () => {
+  const object = (n: number, extra: ReturnType<typeof el>[] = []) =>
+    makeFile(baseDataset([el('InstitutionName', 'LO', 'Hillside Hospital'), el('PatientAge', 'AS', '045Y'), el('DeviceSerialNumber', 'LO', 'SN-1'), ...extra], n));
+  // A site profile that keeps what Table E.1-1 removes: the patient's ID and the institution.
+  const site = withKeptIdentifiers(
+    compileProfile([{ raw: { name: 'site', extends: 'basic', rules: [{ select: 'PatientID', action: 'K' }, { select: 'InstitutionName', action: 'K' }, { select: 'Modality', action: 'K' }] }, dir: '.' }, ...readProfileChain('basic')]),
+  );
+  const kept = (profile: CompiledProfile, n = 1) => (deidentifyHeader(object(n), { profile, secret: SECRET }).keptIdentifiers ?? []).slice().sort();
+
+  it('should name each attribute an object held that the profile keeps against Table E.1-1, by tag and name, never its value', () => {
+    const names = kept(site);
+    expect(names).toHaveLength(2);
+    expect(names[0]).toMatch(/^\(0008,0080\) Institution Name/);
+    expect(names[1]).toMatch(/^\(0010,0020\) Patient ID/);
+    expect(names.join(' ')).not.toContain('Hillside');
+    // Modality is kept by the table itself; the built-in profiles keep nothing against it.
+    expect(kept(withKeptIdentifiers(loadProfile('basic')))).toEqual([]);
+  });
+
+  it('should count, in the report, the objects that kept each one', () => {
+    const r = new SubmissionReport();
+    for (const n of [1, 2, 3]) {
+      // The third object holds no institution: only its patient ID is kept.
+      const src = n === 3 ? makeFile(baseDataset([], n)) : object(n);
+      const h = deidentifyHeader(src, { profile: site, secret: SECRET, dispositions: true });
+      const warnings = keptIdentifierWarnings(h.keptIdentifiers) ?? [];
+      r.add({ source: `f${n}`, sha256: `${n}`.repeat(64), outcome: 'written', at: '', details: { modality: 'CT', elements: h.dispositions, warnings, subject: `s${n}`, quasiIdentifiers: quasiIdentifiersOf(h.file.dataset) } });
+    }
+    const warnings = r.report({ title: 't' }).warnings;
+    expect(warnings.map((w) => [w.kind, w.detail.slice(0, 11), w.objects])).toEqual([
+      [KEPT_IDENTIFIER, '(0008,0080)', 2],
+      [KEPT_IDENTIFIER, '(0010,0020)', 3],
+    ]);
+  });
+});
+

@@ -3,11 +3,13 @@ import { closeSync, copyFileSync, fstatSync, openSync, readFileSync, readSync, r
 import { join } from 'node:path';
 import { ScratchBuffer } from '../dicom/scratch-buffer.js';
 import { DeidError, toDeidError, type ErrorCode } from '../errors.js';
+import { identityFactsOf, type IdMap } from '../idmap/index.js';
 import { ensureDirSync, tempNameFor, unlinkQuietly, writeFileAtomicSync } from '../pipeline/durable-fs.js';
 import { placeOutput, quarantineFile, type QuarantineReason } from '../pipeline/file-outputs.js';
 import type { Destination } from '../pipeline/ports.js';
 import { processAndExport } from '../pipeline/process-object.js';
 import type { CompiledProfile, ProfileChain } from '../profiles/compile.js';
+import { objectDetails, type ObjectRecord } from '../report/object-record.js';
 
 export interface RunSettings {
   /** The profile, already read and validated by the main thread. */
@@ -19,6 +21,11 @@ export interface RunSettings {
   readonly maxBytes: number;
   /** clean-pixel-data: where to write the before/after preview PNGs of masked images. */
   readonly previewsDir?: string;
+  /** Record every object in the re-identification map (each thread opens it: a folder or a Redis URL). */
+  readonly idMap?: { readonly location: string; readonly keyHex: string; readonly keySource: string; readonly redisPrefix?: string };
+  /** Keep a record per file: for --manifest (with the input's SHA-256), and for --report (with the report's details of each written object). */
+  readonly manifest?: boolean;
+  readonly report?: boolean;
 }
 
 export interface FileJob {
@@ -35,13 +42,25 @@ export interface FileResult {
   readonly bytesOut: number;
   /** clean-pixel-data: what the pixel stage did. */
   readonly pixels?: 'cleaned' | 'skipped';
+  /** With a manifest or a report: the record of the file (without the report's details). */
+  readonly record?: ObjectRecord;
 }
+
+/** A file processed: its result, its full record (with a manifest or a report), and its map row's write (with a map). */
+export interface FileOutcome {
+  readonly result: FileResult;
+  readonly record?: ObjectRecord;
+  /** Resolves once the row is durable: only then is the file counted as written. */
+  readonly row?: Promise<void>;
+}
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 /**
  * Quarantines a file over the size limit without reading it into memory: hashed in chunks, copied by
  * the kernel, named by its content hash as quarantineFile names what it is given.
  */
-function quarantineOversized(job: FileJob, s: RunSettings, size: number): FileResult {
+function quarantineOversized(job: FileJob, s: RunSettings, size: number): FileOutcome {
   const err = new DeidError('DEID_ERR_HOSTILE_SIZE', `${size} bytes`);
   const hash = createHash('sha256');
   const chunk = Buffer.allocUnsafe(1 << 20);
@@ -51,7 +70,8 @@ function quarantineOversized(job: FileJob, s: RunSettings, size: number): FileRe
   } finally {
     closeSync(fd);
   }
-  const id = hash.digest('hex').slice(0, 32);
+  const digest = hash.digest('hex');
+  const id = digest.slice(0, 32);
   ensureDirSync(s.quarantineDir);
   const target = join(s.quarantineDir, `${id}.dcm`);
   const tmp = tempNameFor(target);
@@ -62,9 +82,12 @@ function quarantineOversized(job: FileJob, s: RunSettings, size: number): FileRe
     unlinkQuietly(tmp);
     throw e;
   }
-  const reason: QuarantineReason = { code: err.code, message: err.message, stage: 'deid run', source: job.rel, at: new Date().toISOString() };
+  const at = new Date().toISOString();
+  const reason: QuarantineReason = { code: err.code, message: err.message, stage: STAGE, source: job.rel, at };
   writeFileAtomicSync(join(s.quarantineDir, `${id}.reason.json`), Buffer.from(JSON.stringify(reason, null, 2) + '\n'));
-  return { path: job.path, ok: false, code: err.code, bytesIn: size, bytesOut: 0 };
+  // Its manifest hash is of the whole file, as for any other input.
+  const record: ObjectRecord | undefined = keepsRecords(s) ? { source: job.path, sha256: digest, outcome: 'quarantined', code: err.code, stage: STAGE, at } : undefined;
+  return outcome({ path: job.path, ok: false, code: err.code, bytesIn: size, bytesOut: 0 }, s, record);
 }
 
 /** A file over the size limit: it is not read (quarantineOversized copies it as it is). */
@@ -75,12 +98,14 @@ class TooLarge {
 type Read = (path: string, maxBytes: number) => Buffer | TooLarge;
 
 /** Reads an input within the size limit, or says why not (an unreadable file stays where it is). */
-function readInput(job: FileJob, s: RunSettings, read: Read): Buffer | FileResult {
+function readInput(job: FileJob, s: RunSettings, read: Read): Buffer | FileOutcome {
   let input: Buffer | TooLarge;
   try {
     input = read(job.path, s.maxBytes);
   } catch {
-    return { path: job.path, ok: false, code: 'DEID_ERR_READ', bytesIn: 0, bytesOut: 0 };
+    const code = 'DEID_ERR_READ';
+    const record: ObjectRecord | undefined = keepsRecords(s) ? { source: job.path, sha256: '', outcome: 'unreadable', code, stage: STAGE, at: new Date().toISOString() } : undefined;
+    return outcome({ path: job.path, ok: false, code, bytesIn: 0, bytesOut: 0 }, s, record);
   }
   // The size is checked before anything is allocated for it.
   return input instanceof TooLarge ? quarantineOversized(job, s, input.size) : input;
@@ -92,10 +117,23 @@ export function readWholeFile(path: string, maxBytes: number): Buffer | TooLarge
   return size > maxBytes ? new TooLarge(size) : readFileSync(path);
 }
 
-function quarantineInput(job: FileJob, s: RunSettings, input: Buffer, e: unknown): FileResult {
+const STAGE = 'deid run';
+const keepsRecords = (s: RunSettings) => !!(s.manifest || s.report);
+
+/** The outcome of a file, its record attached to the result when the run keeps records. */
+function outcome(result: FileResult, s: RunSettings, record?: ObjectRecord, row?: Promise<void>): FileOutcome {
+  if (!record) return { result, row };
+  const { details: _, ...manifest } = record;
+  return { result: { ...result, record: manifest }, record, row };
+}
+
+/** Quarantines an input (the original bytes and the reason); `hash` when it is known already. */
+export function quarantineInput(job: FileJob, s: RunSettings, input: Buffer, e: unknown, hash?: string): FileOutcome {
   const err = toDeidError(e);
-  quarantineFile(s.quarantineDir, input, { code: err.code, message: err.message, stage: 'deid run', source: job.rel, at: new Date().toISOString() });
-  return { path: job.path, ok: false, code: err.code, bytesIn: input.length, bytesOut: 0 };
+  const at = new Date().toISOString();
+  quarantineFile(s.quarantineDir, input, { code: err.code, message: err.message, stage: STAGE, source: job.rel, at });
+  const record: ObjectRecord | undefined = keepsRecords(s) ? { source: job.path, sha256: hash ?? sha256(input), outcome: 'quarantined', code: err.code, stage: STAGE, at } : undefined;
+  return outcome({ path: job.path, ok: false, code: err.code, bytesIn: input.length, bytesOut: 0 }, s, record);
 }
 
 /**
@@ -130,12 +168,12 @@ function readIntoInputArea(path: string, maxBytes: number): Buffer | TooLarge {
 }
 
 /** `deid run`'s destination: the output folder, where nothing is ever overwritten (file-outputs.ts). */
-function outputFolder(outDir: string): Destination {
+function outputFolder(outDir: string): Destination & { written?: string } {
   return {
     name: outDir,
     async send(part10, info) {
       try {
-        placeOutput(outDir, info.studyInstanceUid, info.seriesInstanceUid, info.sopInstanceUid, part10);
+        this.written = placeOutput(outDir, info.studyInstanceUid, info.seriesInstanceUid, info.sopInstanceUid, part10);
       } catch (e) {
         throw new DeidError('DEID_ERR_OUTPUT', (e as NodeJS.ErrnoException).code ?? 'write failed');
       }
@@ -153,9 +191,18 @@ function outputFolder(outDir: string): Destination {
  * one file after another per thread). Without, each file has buffers of its own (clean-pixel-data,
  * where files are processed concurrently and the OCR pool does the parallel work).
  */
-export async function processFile(job: FileJob, s: RunSettings, profile: CompiledProfile, secret: Buffer, opts: { reuseBuffers: boolean }): Promise<FileResult> {
+export async function processFile(
+  job: FileJob,
+  s: RunSettings,
+  profile: CompiledProfile,
+  secret: Buffer,
+  opts: { reuseBuffers: boolean; idMap?: IdMap },
+): Promise<FileOutcome> {
   const input = readInput(job, s, opts.reuseBuffers ? readIntoInputArea : readWholeFile);
   if (!Buffer.isBuffer(input)) return input;
+  // The manifest's source hash, taken before the stages (a quarantined input is hashed for its name anyway).
+  const hash = s.manifest ? sha256(input) : undefined;
+  const folder = outputFolder(s.outDir);
   try {
     const r = await processAndExport(input, {
       profile,
@@ -163,7 +210,8 @@ export async function processFile(job: FileJob, s: RunSettings, profile: Compile
       scratch: opts.reuseBuffers ? outputArea : undefined,
       maxBytes: s.maxBytes,
       previews: !!s.previewsDir,
-      destinations: [outputFolder(s.outDir)],
+      dispositions: s.report,
+      destinations: [folder],
     });
     if (s.previewsDir && r.previews && r.pixels?.pixelsMasked) {
       try {
@@ -174,8 +222,23 @@ export async function processFile(job: FileJob, s: RunSettings, profile: Compile
         throw new DeidError('DEID_ERR_OUTPUT', (e as NodeJS.ErrnoException).code ?? 'write failed');
       }
     }
-    return { path: job.path, ok: true, bytesIn: input.length, bytesOut: r.output.length, pixels: r.pixels?.action };
+    const result: FileResult = { path: job.path, ok: true, bytesIn: input.length, bytesOut: r.output.length, pixels: r.pixels?.action };
+    const record: ObjectRecord | undefined = keepsRecords(s)
+      ? {
+          source: job.path,
+          sha256: hash ?? '',
+          outcome: 'written',
+          output: folder.written,
+          studyInstanceUid: r.studyInstanceUid,
+          seriesInstanceUid: r.seriesInstanceUid,
+          sopInstanceUid: r.sopInstanceUid,
+          at: new Date().toISOString(),
+          ...(s.report ? { details: objectDetails(r.facts, r.outputFile.dataset, secret) } : {}),
+        }
+      : undefined;
+    // Not awaited here: the caller counts the file once the row is durable, and the rows of a batch share a write.
+    return outcome(result, s, record, opts.idMap?.record(identityFactsOf(r.facts)));
   } catch (e) {
-    return quarantineInput(job, s, input, e);
+    return quarantineInput(job, s, input, e, hash);
   }
 }

@@ -4,9 +4,12 @@ import { resolve, sep } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ErrorCode } from '../errors.js';
 import { compileProfile, type CompiledProfile } from '../profiles/compile.js';
+import type { ObjectRecord } from '../report/object-record.js';
+import { SubmissionReport, type SubmissionState } from '../report/submission.js';
 import { takeRunWorkers } from './prewarm.js';
 import type { FileJob, FileResult, RunSettings } from './process-file.js';
-import type { WorkerInit } from './run-worker.js';
+import type { WorkerInit, WorkerRequest } from './run-worker.js';
+import { ThreadRun } from './thread-run.js';
 
 export interface RunSummary {
   files: number;
@@ -73,8 +76,14 @@ function progressBar(done: number, total: number, started: number): string {
 export async function runFiles(
   jobs: FileJob[],
   settings: RunSettings,
-  opts: { threads?: number; progress?: boolean; compiled?: CompiledProfile } = {},
-): Promise<RunSummary> {
+  opts: {
+    threads?: number;
+    progress?: boolean;
+    compiled?: CompiledProfile;
+    /** Told each file's record as it is counted (with a manifest or a report in the settings). */
+    onRecord?: (record: ObjectRecord) => void;
+  } = {},
+): Promise<RunSummary & { report?: SubmissionReport }> {
   const started = now();
   // Counted as they come, not kept: memory stays flat however many files a run has.
   const tally = { files: 0, ok: 0, bytesIn: 0, pixelsCleaned: 0, pixelsSkipped: 0, reasons: {} as Partial<Record<ErrorCode, number>> };
@@ -87,6 +96,7 @@ export async function runFiles(
     else if (r.code) tally.reasons[r.code] = (tally.reasons[r.code] ?? 0) + 1;
     if (r.pixels === 'cleaned') tally.pixelsCleaned++;
     if (r.pixels === 'skipped') tally.pixelsSkipped++;
+    if (r.record) opts.onRecord?.(r.record);
     if (opts.progress && (now() - lastDraw > 100 || tally.files === jobs.length)) {
       lastDraw = now();
       process.stderr.write(progressBar(tally.files, jobs.length, started));
@@ -94,19 +104,20 @@ export async function runFiles(
   };
 
   const compiled = opts.compiled ?? compileProfile(settings.chain, settings.options);
+  const thisThread = new ThreadRun(settings, compiled);
+  // The report's shares of the worker threads, merged with this thread's at the end.
+  const shares: SubmissionState[] = [];
   if (compiled.pixels) {
     takeRunWorkers(0);
     // clean-pixel-data: OCR runs in one pool of workers sized to the cores, so files are processed
     // concurrently on this thread (decode, mask and encode are quick next to OCR).
     const { shutdownSharedOcrPool, sharedOcrPool } = await import('../stages/pixels/ocr-pool.js');
-    const { processFile } = await import('./process-file.js');
-    const secret = Buffer.from(settings.secretHex, 'hex');
     const concurrency = Math.max(2, sharedOcrPool().size * 2);
     let next = 0;
     try {
       await Promise.all(
         Array.from({ length: Math.min(concurrency, jobs.length) }, async () => {
-          while (next < jobs.length) onResult(await processFile(jobs[next++], settings, compiled, secret, { reuseBuffers: false }));
+          while (next < jobs.length) (await thisThread.run([jobs[next++]], { reuseBuffers: false })).forEach(onResult);
         }),
       );
     } finally {
@@ -128,36 +139,51 @@ export async function runFiles(
     const init: WorkerInit = { settings, profile: compiled };
     for (let i = workers.length; i < threads - 1; i++) workers.push(new Worker(workerUrl, { workerData: init }));
     const onThisThread = async () => {
-      const { processFile } = await import('./process-file.js');
-      const secret = Buffer.from(settings.secretHex, 'hex');
+      const settling: Promise<void>[] = [];
       for (let batch = take(); batch.length; batch = take()) {
-        for (const j of batch) onResult(await processFile(j, settings, compiled, secret, { reuseBuffers: true }));
+        // The next batch is processed while this one's map rows are written.
+        const processed = await thisThread.process(batch, { reuseBuffers: true });
+        settling.push(thisThread.settle(processed).then((results) => results.forEach(onResult)));
         // Let the workers' results and requests in between batches.
         await new Promise((r) => setImmediate(r));
       }
+      await Promise.all(settling);
     };
+    const post = (w: Worker, m: WorkerRequest) => w.postMessage(m);
     const onWorker = (w: Worker, startedEarly: boolean) =>
       new Promise<void>((resolveWorker, reject) => {
         // A prewarmed worker was started before the settings existed: it gets them first.
-        if (startedEarly) w.postMessage({ init });
+        if (startedEarly) post(w, { init });
         // Two batches in flight per worker keep it busy without holding the whole job list in messages.
         let inFlight = 0;
         const feed = () => {
           while (inFlight < 2 && next < jobs.length) {
-            w.postMessage(take());
+            post(w, take());
             inFlight++;
           }
-          if (inFlight === 0) void w.terminate().then(() => resolveWorker());
+          // Done: the worker closes its map writer and hands over its share of the report.
+          if (inFlight === 0) post(w, 'finish');
         };
-        w.on('message', (batch: FileResult[]) => {
+        w.on('message', (m: FileResult[] | { finished: true; report?: SubmissionState }) => {
+          if (!Array.isArray(m)) {
+            if (m.report) shares.push(m.report);
+            void w.terminate().then(() => resolveWorker());
+            return;
+          }
           inFlight--;
-          batch.forEach(onResult);
+          m.forEach(onResult);
           feed();
         });
         w.on('error', reject);
         feed();
       });
     await Promise.all([onThisThread(), ...workers.map((w, i) => onWorker(w, i < prewarmed.length))]);
+  }
+  const mine = await thisThread.finish();
+  let report: SubmissionReport | undefined;
+  if (mine) {
+    report = new SubmissionReport();
+    for (const share of [mine, ...shares]) report.merge(share);
   }
   if (opts.progress) process.stderr.write('\n');
   const seconds = (now() - started) / 1000;
@@ -171,5 +197,6 @@ export async function runFiles(
     filesPerSecond: tally.files / Math.max(seconds, 1e-9),
     mbPerSecond: tally.bytesIn / 1e6 / Math.max(seconds, 1e-9),
     ...(compiled.pixels ? { pixelsCleaned: tally.pixelsCleaned, pixelsSkipped: tally.pixelsSkipped } : {}),
+    ...(report ? { report } : {}),
   };
 }

@@ -1,10 +1,12 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { isDeidError } from '../errors.js';
 import type { ProfileChoice } from '../pipeline/profiles.js';
+import type { Submissions } from '../pipeline/outcomes.js';
 import type { Pipeline } from '../pipeline/runtime.js';
 import type { StudyTracker } from '../pipeline/studies.js';
 import { registerHealth } from './health.js';
 import type { Metrics } from './metrics.js';
+import { registerRecordRoutes } from './record-routes.js';
 import { bearerMatches, sendError, type TokenSource } from './replies.js';
 
 export interface AppOptions {
@@ -22,6 +24,8 @@ export interface AppOptions {
   readonly bodyLimit?: number;
   readonly logger?: boolean;
   readonly engine: string;
+  /** Per-study manifests and reports, and day reports (absent when `reports.enabled` is off). */
+  readonly submissions?: Submissions;
 }
 
 /**
@@ -94,6 +98,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     api.delete<{ Params: { id: string } }>('/api/quarantine/:id', async (req, reply) =>
       (await opts.pipeline.quarantine.delete(req.params.id)) ? reply.code(204).send() : sendError(reply, 'DEID_ERR_NOT_FOUND'),
     );
+    registerRecordRoutes(api, opts.submissions);
   });
 
   for (const r of opts.register ?? []) await r(app);

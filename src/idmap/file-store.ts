@@ -118,7 +118,15 @@ export class FileMapStore implements MapStore {
   /** Appends of this process, one at a time (the caller batches; this keeps the order of its batches). */
   private tail: Promise<void> = Promise.resolve();
 
-  constructor(readonly dir: string) {}
+  /**
+   * `syncEachBatch` false: batches are written (a process crash keeps them, as the page cache does)
+   * but fsynced only when the writer closes. For a caller whose own outputs are not fsynced either
+   * (`deid run`), where an fsync per batch would make the kernel write back its outputs early.
+   */
+  constructor(
+    readonly dir: string,
+    private readonly syncEachBatch = true,
+  ) {}
 
   async claimKeyId(keyId: string | undefined): Promise<string | undefined> {
     const path = join(this.dir, META);
@@ -166,7 +174,7 @@ export class FileMapStore implements MapStore {
       const seg = this.segment!;
       let off = 0;
       while (off < buf.length) off += (await seg.fh.write(buf, off, buf.length - off)).bytesWritten;
-      await seg.fh.datasync();
+      if (this.syncEachBatch) await seg.fh.datasync();
       seg.size += buf.length;
     } catch (e) {
       // A failed write may have left part of a record behind: this segment takes no more, so the
@@ -298,7 +306,13 @@ export class FileMapStore implements MapStore {
     const seg = this.segment;
     this.segment = undefined;
     if (!seg) return;
-    await seg.fh.close();
+    try {
+      if (!this.syncEachBatch) await seg.fh.datasync();
+    } catch (e) {
+      throw ioError('writing a segment', e);
+    } finally {
+      await seg.fh.close();
+    }
     await indexSegment(seg.path);
   }
 

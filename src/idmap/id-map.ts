@@ -32,6 +32,12 @@ export interface OpenIdMapOptions {
   readonly actor?: string;
   /** Key prefix in Redis (default `deid:idmap`). */
   readonly redisPrefix?: string;
+  /**
+   * File store: fsync every batch (default), so that `record` resolves once its row is on disk; or
+   * false, fsync when the map closes (`record` resolves once its row is written, as safe as the
+   * page cache until then). Redis: as the server is configured.
+   */
+  readonly syncEachBatch?: boolean;
 }
 
 /** Rows per write: one fdatasync (or one MULTI/EXEC) each. */
@@ -89,7 +95,7 @@ export class IdMap {
     if (isRedisLocation(location)) store = new (await import('./redis-store.js')).RedisMapStore(location, opts.redisPrefix);
     else {
       assertKeyOutsideMap(opts.key, location);
-      store = new FileMapStore(resolve(location));
+      store = new FileMapStore(resolve(location), opts.syncEachBatch ?? true);
     }
     try {
       const keys = deriveMapKeys(opts.key.key);

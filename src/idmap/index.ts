@@ -4,7 +4,7 @@
  * `IdMap.open` + `identityFacts` + `record` is all a pipeline needs.
  */
 export { IdMap, isRedisLocation, type MapRowInput, type OpenIdMapOptions, type ReidMatch } from './id-map.js';
-export { identityFacts, mapFieldsOf, type IdentityFacts } from './facts.js';
+export { identityFacts, identityFactsOf, mapFieldsOf, type IdentityFacts } from './facts.js';
 export { defaultReidKeyPath, loadReidKey, type ReidKey } from './key.js';
 export { exportMidiB, MIDI_B_FILES, type MidiBExport } from './midi-b.js';
 export { MAP_FIELDS, type MapField, type MapRow } from './row.js';

@@ -1,5 +1,5 @@
 import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, realpathSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { DeidError } from '../errors.js';
@@ -58,9 +58,21 @@ export function loadReidKey(opts: { file?: string; create?: boolean } = {}): Rei
     }
     if (!opts.create) throw new DeidError('DEID_ERR_REID_KEY', `${p} does not exist`);
     mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
-    writeFileSync(p, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
-    chmodSync(p, 0o600);
-    return { key: parseKey(readFileSync(p, 'utf8'), p), source: p, created: true };
+    // Written whole beside it, then linked into place: of processes starting at once (the workers of a
+    // deployment), one creates the key and the others read that one, never a half-written file.
+    const tmp = `${p}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    writeFileSync(tmp, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+    let created = true;
+    try {
+      chmodSync(tmp, 0o600);
+      linkSync(tmp, p);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      created = false;
+    } finally {
+      unlinkSync(tmp);
+    }
+    return { key: parseKey(readFileSync(p, 'utf8'), p), source: p, created };
   } catch (e) {
     if (e instanceof DeidError) throw e;
     throw new DeidError('DEID_ERR_REID_KEY', `${p}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);

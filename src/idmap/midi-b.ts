@@ -1,5 +1,6 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { csvLine } from '../csv.js';
 import type { IdMap } from './id-map.js';
 import { UID_FIELDS } from './row.js';
 
@@ -11,11 +12,6 @@ export interface MidiBExport {
   readonly patientIdPairs: number;
   /** Original identifiers recorded with more than one new value (e.g. runs under two secrets); the first is kept. */
   readonly conflicts: number;
-}
-
-/** RFC 4180: quoted only when it must be, with inner quotes doubled. */
-function csvField(s: string): string {
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
 function writeDurably(path: string, text: string): void {
@@ -48,7 +44,7 @@ export async function exportMidiB(map: IdMap, outDir: string): Promise<MidiBExpo
     for (const f of UID_FIELDS) add(uids, row.original[f], row.new[f]);
     add(patientIds, row.original.PatientID, row.new.PatientID);
   }
-  const csv = (m: Map<string, string>) => ['id_old,id_new', ...[...m].map(([o, n]) => `${csvField(o)},${csvField(n)}`)].join('\r\n') + '\r\n';
+  const csv = (m: Map<string, string>) => csvLine(['id_old', 'id_new']) + [...m].map(([o, n]) => csvLine([o, n])).join('');
   mkdirSync(outDir, { recursive: true });
   const tmp = (name: string) => join(outDir, `.${name}.${process.pid}.tmp`);
   try {

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomFillSync } from 'node:crypto';
 import { DeidError } from '../errors.js';
 import type { MapKeys } from './key.js';
 
@@ -64,6 +64,21 @@ function aad(id: string, tokens: readonly string[]): Buffer {
   return Buffer.from(`${id}|${tokens.join(',')}`, 'latin1');
 }
 
+const NONCE = 12;
+/** Random nonces drawn from one buffer filled at a time: a randomBytes call per row cost more than the sealing. */
+const noncePool = Buffer.alloc(NONCE * 1024);
+let nonceAt = noncePool.length;
+
+function nonce(): Buffer {
+  if (nonceAt === noncePool.length) {
+    randomFillSync(noncePool);
+    nonceAt = 0;
+  }
+  nonceAt += NONCE;
+  // A copy: the pool is refilled, and the sealed box must keep its own nonce.
+  return Buffer.from(noncePool.subarray(nonceAt - NONCE, nonceAt));
+}
+
 export function sealRow(row: MapRow, keys: MapKeys, tokens: Tokenizer): SealedRow {
   const o = MAP_FIELDS.map((f) => row.original[f] ?? '');
   const n = MAP_FIELDS.map((f) => row.new[f] ?? '');
@@ -74,11 +89,11 @@ export function sealRow(row: MapRow, keys: MapKeys, tokens: Tokenizer): SealedRo
   const id = createHmac('sha256', keys.index).update(JSON.stringify(['row', o, n, row.dateOffsetDays ?? null])).digest().subarray(0, TOKEN_BYTES).toString('hex');
   const plain: Plain = { o, n, t: row.at };
   if (row.dateOffsetDays !== undefined) plain.d = row.dateOffsetDays;
-  const nonce = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', keys.seal, nonce);
+  const iv = nonce();
+  const cipher = createCipheriv('aes-256-gcm', keys.seal, iv);
   cipher.setAAD(aad(id, sorted));
   const body = Buffer.concat([cipher.update(JSON.stringify(plain), 'utf8'), cipher.final()]);
-  return { id, tokens: sorted, box: Buffer.concat([nonce, body, cipher.getAuthTag()]) };
+  return { id, tokens: sorted, box: Buffer.concat([iv, body, cipher.getAuthTag()]) };
 }
 
 /** Opens a sealed row; any change to it, its id or its tokens fails (DEID_ERR_IDMAP_CORRUPT). */

@@ -70,6 +70,8 @@ export class Admission {
         if (isResourceError(q)) disk?.noteFull();
         return this.refuse(origin, 'DEID_ERR_OUT_OF_RESOURCES', `the refused object (${code}) could not be kept in quarantine: ${toDeidError(q).detail}`, hash.slice(0, 16));
       }
+      // The quarantine entry is the durable account of the object; a record that cannot be written is only logged.
+      await this.p.opts.outcomes?.quarantined({ hash, origin }, 'ingest', code).catch((r: unknown) => log.warn({ obj: hash.slice(0, 16), err: (r as Error).name }, 'quarantine record not written'));
       observer.ingested(origin.kind, false);
       log.info({ obj: hash.slice(0, 16), code, detail, source: origin.kind }, 'object refused at ingest; kept in quarantine');
       return { ok: false, code, detail };

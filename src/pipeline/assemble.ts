@@ -7,16 +7,19 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { stageConfig, type ServiceConfig } from '../config.js';
 import { DeidError } from '../errors.js';
+import type { IdMap } from '../idmap/index.js';
 import type { CompiledProfile } from '../profiles/compile.js';
 import { describeKept } from '../profiles/kept-identifiers.js';
 import { withKeptIdentifiers } from '../profiles/profile.js';
 import { loadSecret } from '../secret.js';
 import { CachedStore } from './cached-store.js';
+import { ObjectOutcomes } from './outcomes.js';
 import type { Destination } from './ports.js';
 import { absoluteChoice, compileChoice } from './profiles.js';
 import { createQueue } from './queue/index.js';
 import type { JobQueue } from './queue/types.js';
 import type { DiskGuard } from './readiness.js';
+import { RecordLog } from './record-log.js';
 import { Pipeline, type PipelineObserver, type PipelineOptions, type StageSettings } from './runtime.js';
 import type { StatusPort } from './status/types.js';
 import { LocalFolderStore } from './storage.js';
@@ -25,6 +28,8 @@ import type { StudyTracker } from './studies.js';
 export interface BuiltPipeline {
   readonly pipeline: Pipeline;
   readonly queue: JobQueue;
+  /** The profile in force (the latest reload's). */
+  readonly profile: CompiledProfile;
   /**
    * Applies a reloaded configuration: throws (changing nothing) when it does not validate; old
    * destinations close once idle. `profile`: the one the main thread compiled, so both threads agree.
@@ -45,6 +50,8 @@ export interface PipelineDeps {
   readonly destination: (spec: string, opts: { stowToken?: string; logger?: Logger }) => Destination;
   /** The profile compiled by another thread of this process (the pipeline thread gets the main thread's). */
   readonly profile?: CompiledProfile;
+  /** The re-identification map this process records into (outcomes.ts: openServiceIdMap); closed with the pipeline. */
+  readonly idMap?: IdMap;
 }
 
 /**
@@ -63,7 +70,7 @@ function checkedProfile(compiled: CompiledProfile, strict: boolean, log: Logger)
  * The pipeline's settings from the configuration: the profile read afresh from its files, and new
  * destinations. Throws the coded error of a bad profile or destination (a reload is then refused).
  */
-export function pipelineOptions(cfg: ServiceConfig, deps: Pick<PipelineDeps, 'destination' | 'log'>, compiled?: CompiledProfile): PipelineOptions {
+export function pipelineOptions(cfg: ServiceConfig, deps: Pick<PipelineDeps, 'destination' | 'log'>, compiled?: CompiledProfile, outcomes?: ObjectOutcomes): PipelineOptions {
   const header = stageConfig(cfg, 'header')!;
   const exporter = stageConfig(cfg, 'export')!;
   const filter = stageConfig(cfg, 'filter');
@@ -90,6 +97,7 @@ export function pipelineOptions(cfg: ServiceConfig, deps: Pick<PipelineDeps, 'de
     maxObjectBytes: cfg.maxObjectBytes,
     // Embedded queue only: with BullMQ the next stage may run in another process.
     deferWork: !cfg.redis,
+    outcomes,
   };
 }
 
@@ -98,6 +106,10 @@ export function buildPipeline(cfg: ServiceConfig, deps: PipelineDeps): BuiltPipe
   const secret = loadSecret(cfg.secretFile ?? join(cfg.dataDir, 'secret'), { create: true });
   if (secret.created) deps.log.info({ path: secret.path }, 'generated a new site secret; every worker must share it');
   let opts = pipelineOptions(cfg, deps, deps.profile);
+  // The records and the map are opened once; a reload keeps them (the records name the profile each object had).
+  const records = cfg.reports.enabled ? new RecordLog(join(cfg.dataDir, 'records')) : undefined;
+  const outcomes = records || deps.idMap ? new ObjectOutcomes({ profile: opts.profile, secret: secret.key, idMap: deps.idMap, records }) : undefined;
+  opts = { ...opts, outcomes };
   const folder = new LocalFolderStore(join(cfg.dataDir, 'spool'));
   const store = deps.cacheReads ? new CachedStore(folder) : folder;
   const queue: JobQueue = createQueue({ redisUrl: cfg.redis, dir: join(cfg.dataDir, 'queue'), prefix: 'deid' });
@@ -106,9 +118,12 @@ export function buildPipeline(cfg: ServiceConfig, deps: PipelineDeps): BuiltPipe
   return {
     pipeline,
     queue,
+    get profile() {
+      return opts.profile;
+    },
     async reconfigure(next, profile) {
       const old = opts;
-      opts = pipelineOptions(next, deps, profile);
+      opts = pipelineOptions(next, deps, profile, outcomes);
       pipeline.reconfigure(opts);
       // A send in progress finishes on the destination it started on; each closes once its queue is empty.
       for (const d of old.destinations) retired.push(d);
@@ -118,6 +133,7 @@ export function buildPipeline(cfg: ServiceConfig, deps: PipelineDeps): BuiltPipe
       await queue.close();
       await pipeline.close();
       for (const d of [...opts.destinations, ...retired]) await d.close().catch(() => undefined);
+      await outcomes?.close();
     },
   };
 }

@@ -9,6 +9,7 @@ import type { JobIds } from './jobs.js';
 import type { Destination, IngestSource } from './ports.js';
 import type { ProfileChoice, ProfileRegistry } from './profiles.js';
 import type { Quarantine, QuarantineChange } from './quarantine.js';
+import type { ObjectOutcomes } from './outcomes.js';
 import type { JobQueue } from './queue/types.js';
 import type { DiskGuard } from './readiness.js';
 import type { ObjectStore } from './storage.js';
@@ -38,6 +39,8 @@ export interface PipelineOptions {
    * stage's job stays in this process too). They are written when a job leaves memory (a retry, a shutdown).
    */
   readonly deferWork?: boolean;
+  /** The map rows and the records for manifests and reports, when either is on. */
+  readonly outcomes?: ObjectOutcomes;
 }
 
 /** Events the metrics, the logs and the status port observe. */

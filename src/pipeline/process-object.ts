@@ -2,6 +2,7 @@
  * One object through the pipeline's stages in memory (stage-list.ts): `deid run` does this for every
  * file, and tools and tests call it directly.
  */
+import type { DicomFile } from '../dicom/element.js';
 import { Part10 } from '../dicom/part10.js';
 import { readDicom } from '../dicom/reader.js';
 import type { ScratchBuffer } from '../dicom/scratch-buffer.js';
@@ -27,10 +28,14 @@ export interface ProcessContext {
   readonly previews?: boolean;
   /** Encode the output into this reused area (a caller that writes each output out before the next). */
   readonly scratch?: ScratchBuffer;
+  /** Also learn what the profile did to every element (`facts.dispositions`, for a tag inventory). */
+  readonly dispositions?: boolean;
 }
 
 export interface ProcessedObject {
   readonly output: Buffer;
+  /** The output as elements (parsed already: the stages hand the object on in both forms). */
+  readonly outputFile: DicomFile;
   readonly studyInstanceUid: string;
   readonly seriesInstanceUid: string;
   readonly sopInstanceUid: string;
@@ -54,6 +59,7 @@ function processed(o: StageObject): ProcessedObject {
   const f = o.facts;
   return {
     output: o.current.encode(),
+    outputFile: o.current.file,
     studyInstanceUid: f.identity!.studyInstanceUid,
     seriesInstanceUid: f.identity!.seriesInstanceUid,
     sopInstanceUid: f.identity!.sopInstanceUid,

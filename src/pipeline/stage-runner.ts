@@ -75,6 +75,7 @@ export class StageRunner {
       destinations: o.destinations,
       // Before/after review images, kept with the object for the console.
       previews: true,
+      dispositions: !!o.outcomes?.dispositions,
       delivered: (names) => (retry.job = { ...job, facts: { ...job.facts, delivered: names } }),
     };
   }
@@ -82,6 +83,8 @@ export class StageRunner {
   private async step(stage: StageName, job: ObjectJob, chosen: ChosenProfile, retry: RetryFrom): Promise<void> {
     const { store, objects, jobs, log } = this.p;
     const object = await objects.load(job, chosen.profile);
+    // The map row first: no destination ever holds an object that the map cannot reverse.
+    if (stage === 'export') await this.p.opts.outcomes?.beforeExport(object);
     const result = await STAGES[stage](object, this.context(chosen, job, retry));
     let after: StageObject = afterStage(object, result);
     let { input, work } = job;
@@ -100,7 +103,8 @@ export class StageRunner {
     if (stage === 'verify') await this.p.record(job.study, 'processed', job.hash);
     const next = nextStage(this.p.listFor(chosen.profile), stage);
     if (!next) {
-      // Exported: the object leaves the pipeline.
+      // Exported: the object leaves the pipeline, its record durable before its original is deleted.
+      await this.p.opts.outcomes?.exported(job, after);
       objects.forget(job.hash);
       await this.cleanup(job, true);
       await this.p.record(job.study, 'exported', job.hash);
@@ -216,6 +220,8 @@ export class StageRunner {
 
   private async toQuarantine(stage: string, job: ObjectJob, code: ErrorCode, detail?: string): Promise<void> {
     await this.p.quarantine.add(job.hash.slice(0, 32), { key: job.source }, { code, detail, stage, origin: job.origin, study: job.study, receivedAt: job.receivedAt, requeues: job.requeues });
+    // The quarantine entry is the durable account of the object; a record that cannot be written is only logged.
+    await this.p.opts.outcomes?.quarantined(job, stage, code).catch((e: unknown) => this.p.log.warn({ obj: job.hash.slice(0, 16), err: (e as Error).name }, 'quarantine record not written'));
     this.p.objects.forget(job.hash);
     await this.cleanup(job, false);
     await this.p.record(job.study, 'quarantined', job.hash);

@@ -68,7 +68,7 @@ function creatorDisposition(e: InventoryElement): CreatorDisposition {
   return 'kept by a rule';
 }
 
-interface Tally<K extends string> {
+export interface Tally<K extends string> {
   objects: number;
   occurrences: number;
   counts: Partial<Record<K, number>>;
@@ -86,29 +86,85 @@ function bump<K extends string>(t: Tally<K>, what: K, object: number): void {
 
 const tally = <K extends string>(): Tally<K> => ({ objects: 0, occurrences: 0, counts: {}, lastObject: -1 });
 
+/** An inventory's counts as plain data (structured-clone safe): what a thread sends to be merged. */
+export interface TagInventoryState {
+  readonly objects: number;
+  /** By tag for standard elements, by `tag|creator` for private ones. */
+  readonly attributes: ReadonlyMap<number | string, Tally<Disposition> & { tag: Tag; creator?: string }>;
+  readonly creators: ReadonlyMap<string, Tally<CreatorDisposition>>;
+}
+
+function mergeTally<K extends string>(into: Tally<K>, from: Tally<K>): void {
+  into.objects += from.objects;
+  into.occurrences += from.occurrences;
+  for (const [k, n] of Object.entries(from.counts) as [K, number][]) into.counts[k] = (into.counts[k] ?? 0) + n;
+}
+
+type AttributeTally = Tally<Disposition> & { tag: Tag; creator?: string };
+
+/** The tally under `key` in `m`, made on first use. */
+function tallyIn<K, T>(m: Map<K, T>, key: K, make: () => T): T {
+  let t = m.get(key);
+  if (t === undefined) m.set(key, (t = make()));
+  return t;
+}
+
 export class TagInventory {
   private objects = 0;
-  private readonly attributes = new Map<string, Tally<Disposition> & { tag: Tag; creator?: string }>();
-  private readonly creators = new Map<string, Tally<CreatorDisposition>>();
+  // Keyed by numbers and nested by creator, not by composed strings: this runs for every element of
+  // every object, and most elements of some objects are private.
+  private readonly byTag = new Map<number, AttributeTally>();
+  /** creator → tag → tally */
+  private readonly byCreator = new Map<string, Map<number, AttributeTally>>();
+  /** creator → group → tally */
+  private readonly creators = new Map<string, Map<number, Tally<CreatorDisposition>>>();
+
+  state(): TagInventoryState {
+    const attributes = new Map<number | string, AttributeTally>(this.byTag);
+    for (const tags of this.byCreator.values()) for (const a of tags.values()) attributes.set(`${a.tag}|${a.creator}`, a);
+    const creators = new Map<string, Tally<CreatorDisposition>>();
+    for (const [creator, groups] of this.creators) for (const [group, t] of groups) creators.set(`${hex(group, 4)}|${creator}`, t);
+    return { objects: this.objects, attributes, creators };
+  }
+
+  /** Adds the counts of another inventory over other objects (another thread's share of a run). */
+  merge(other: TagInventoryState): void {
+    this.objects += other.objects;
+    // lastObject -1: a merged tally is never mistaken for one of this inventory's objects.
+    const into = <K extends string, T extends Tally<K>>(mine: T | undefined, from: T, set: (t: T) => void) => {
+      if (mine) mergeTally(mine, from);
+      else set({ ...from, counts: { ...from.counts }, lastObject: -1 });
+    };
+    for (const a of other.attributes.values()) {
+      const m = a.creator === undefined ? this.byTag : tallyIn(this.byCreator, a.creator, () => new Map<number, AttributeTally>());
+      into(m.get(a.tag), a, (t) => m.set(a.tag, t));
+    }
+    for (const [key, c] of other.creators) {
+      const group = parseInt(key.slice(0, 4), 16);
+      const m = tallyIn(this.creators, key.slice(5), () => new Map<number, Tally<CreatorDisposition>>());
+      into(m.get(group), c, (t) => m.set(group, t));
+    }
+  }
 
   /** Adds one object: the dispositions of its elements at every depth. */
   add(elements: readonly InventoryElement[]): void {
     const object = this.objects++;
     for (const e of elements) {
-      const key = `${e.tag}|${e.creator ?? ''}`;
-      let a = this.attributes.get(key);
-      if (!a) this.attributes.set(key, (a = { ...tally<Disposition>(), tag: e.tag, creator: e.creator }));
-      bump(a, e.disposition, object);
-      if (e.creator === undefined) continue;
-      const ckey = `${hex(tagGroup(e.tag), 4)}|${e.creator}`;
-      let c = this.creators.get(ckey);
-      if (!c) this.creators.set(ckey, (c = tally()));
-      bump(c, creatorDisposition(e), object);
+      if (e.creator === undefined) {
+        bump(tallyIn(this.byTag, e.tag, () => ({ ...tally<Disposition>(), tag: e.tag })), e.disposition, object);
+        continue;
+      }
+      const tags = tallyIn(this.byCreator, e.creator, () => new Map<number, AttributeTally>());
+      bump(tallyIn(tags, e.tag, () => ({ ...tally<Disposition>(), tag: e.tag, creator: e.creator })), e.disposition, object);
+      const groups = tallyIn(this.creators, e.creator, () => new Map<number, Tally<CreatorDisposition>>());
+      bump(tallyIn(groups, tagGroup(e.tag), () => tally<CreatorDisposition>()), creatorDisposition(e), object);
     }
   }
 
   report(): TagInventoryReport {
-    const attributes = [...this.attributes.values()]
+    const all = [...this.byTag.values()];
+    for (const tags of this.byCreator.values()) all.push(...tags.values());
+    const attributes = all
       .sort((a, b) => a.tag - b.tag || (a.creator ?? '').localeCompare(b.creator ?? ''))
       .map((a) => ({
         attribute: attributeName(a.tag, a.creator),
@@ -118,7 +174,7 @@ export class TagInventory {
         occurrences: a.occurrences,
         dispositions: { ...a.counts },
       }));
-    const privateCreators = [...this.creators.entries()]
+    const privateCreators = [...this.state().creators.entries()]
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([key, t]) => {
         const [group, creator] = [key.slice(0, 4), key.slice(5)];

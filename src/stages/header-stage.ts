@@ -15,7 +15,8 @@ import type { NewIdentity, ObjectFacts, ObjectIdentity, OriginalIdentity, Stage,
 
 export type { HeaderContext };
 
-function identityOf(ds: Dataset): ObjectIdentity {
+/** Who a data set is about: its patient, study, series, instance and accession number, as it holds them. */
+export function identityOf(ds: Dataset): ObjectIdentity {
   const uid = (tag: number) => rawString(findElement(ds, tag)?.value);
   const cs = charsetOf(ds);
   const text = (tag: number) => {
@@ -29,6 +30,7 @@ function identityOf(ds: Dataset): ObjectIdentity {
     seriesInstanceUid: uid(TAG.SeriesInstanceUID),
     sopInstanceUid: uid(TAG.SOPInstanceUID),
     sopClassUid: uid(TAG.SOPClassUID),
+    accessionNumber: text(TAG.AccessionNumber),
   };
 }
 
@@ -37,9 +39,7 @@ export function newIdentityOf(output: DicomFile): NewIdentity {
   return { ...identityOf(output.dataset), transferSyntaxUid: outputSyntaxFor(output.transferSyntaxUID) };
 }
 
-function originalOf(source: DicomFile): OriginalIdentity {
-  return { ...identityOf(source.dataset), accessionNumber: rawString(findElement(source.dataset, TAG.AccessionNumber)?.value) };
-}
+const originalOf = (source: DicomFile): OriginalIdentity => identityOf(source.dataset);
 
 /**
  * The facts of the header stage that come from the source alone, derived again after a durable stage
@@ -55,11 +55,14 @@ export function sourceFacts(source: DicomFile, ctx: HeaderContext): ObjectFacts 
 }
 
 /** An attribute the profile keeps although Table E.1-1 removes or replaces it (its tag and name, never its value). */
-const KEPT_IDENTIFIER = 'kept-identifier';
+export const KEPT_IDENTIFIER = 'kept-identifier';
+
+/** The warnings of one object: each attribute it held that the profile kept against the table. */
+export const keptIdentifierWarnings = (kept: readonly string[] | undefined): StageWarning[] | undefined => kept?.map((detail) => ({ kind: KEPT_IDENTIFIER, detail }));
 
 export const headerStage: Stage<HeaderContext> = (object, ctx) => {
   const r = deidentifyHeader(object.current.file, ctx);
-  const warnings: StageWarning[] | undefined = r.keptIdentifiers?.map((detail) => ({ kind: KEPT_IDENTIFIER, detail }));
+  const warnings = keptIdentifierWarnings(r.keptIdentifiers);
   return {
     output: Part10.ofFile(r.file),
     facts: {
@@ -69,6 +72,7 @@ export const headerStage: Stage<HeaderContext> = (object, ctx) => {
       ...(r.report.dateOffsetDays !== undefined ? { dateOffsetDays: r.report.dateOffsetDays } : {}),
       identity: newIdentityOf(r.file),
       header: r.report,
+      ...(r.dispositions ? { dispositions: r.dispositions } : {}),
       ...(warnings ? { warnings } : {}),
     },
   };

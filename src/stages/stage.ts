@@ -6,7 +6,7 @@
  */
 import type { DicomFile } from '../dicom/element.js';
 import type { Part10 } from '../dicom/part10.js';
-import type { HeaderReport } from './header.js';
+import type { ElementDisposition, HeaderReport } from './header.js';
 import type { Identifier } from './identifiers.js';
 import type { PixelReport } from './pixels/clean-pixels.js';
 import type { PixelVerifyReport } from './pixels/verify-pixels.js';
@@ -24,6 +24,7 @@ export interface ObjectIdentity {
   readonly seriesInstanceUid: string;
   readonly sopInstanceUid: string;
   readonly sopClassUid: string;
+  readonly accessionNumber: string;
 }
 
 /** The identity an output is filed and exported under: the new UIDs and the pseudonymous patient. */
@@ -33,9 +34,7 @@ export interface NewIdentity extends ObjectIdentity {
 }
 
 /** The source's own identity, for authorised re-identification. */
-export interface OriginalIdentity extends ObjectIdentity {
-  readonly accessionNumber: string;
-}
+export type OriginalIdentity = ObjectIdentity;
 
 /** What the pixel stage found and did: PHI-free (boxes by coordinates, counts, the encoding). */
 export interface PixelFacts {
@@ -53,7 +52,8 @@ export interface StageWarning {
 
 /**
  * What the stages learn about an object, in the order they learn it:
- * - header: `identifiers`, `remappedUids`, `original`, `dateOffsetDays`, `identity`, `header`;
+ * - header: `identifiers`, `remappedUids`, `original`, `dateOffsetDays`, `identity`, `header`, and
+ *   `dispositions` when the context asks for them (a tag inventory);
  * - pixels: `pixels`, `previews`, and `identity.transferSyntaxUid` when it re-encoded the pixels;
  * - verify: `verify`;
  * - export: `delivered`.
@@ -72,6 +72,8 @@ export interface ObjectFacts {
   readonly dateOffsetDays?: number;
   readonly identity?: NewIdentity;
   readonly header?: HeaderReport;
+  /** What the profile did to every element (PHI-free: tags, creators, actions), when the context asks. */
+  readonly dispositions?: readonly ElementDisposition[];
   readonly pixels?: PixelFacts;
   /** Before/after PNGs of a masked image, for review. The before image shows the burned-in text. */
   readonly previews?: { readonly before: Buffer; readonly after: Buffer };
