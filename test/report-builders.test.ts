@@ -239,7 +239,7 @@ describe('kept-identifier warnings', () => {
       r.add({ source: `f${n}`, sha256: `${n}`.repeat(64), outcome: 'written', at: '', details: { modality: 'CT', elements: h.dispositions, warnings, subject: `s${n}`, quasiIdentifiers: quasiIdentifiersOf(h.file.dataset) } });
     }
     const warnings = r.report({ title: 't' }).warnings;
-    expect(warnings.map((w) => [w.kind, w.detail.slice(0, 11), w.objects])).toEqual([
+    expect(warnings.map((w) => [w.kind, w.detail.slice(0, 11), w.objects]).sort()).toEqual([
       [KEPT_IDENTIFIER, '(0008,0080)', 2],
       [KEPT_IDENTIFIER, '(0010,0020)', 3],
     ]);

@@ -36,7 +36,7 @@ describe('the service\'s manifests, reports and re-identification map', () => {
 
   beforeAll(async () => {
     writeFileSync(join(tmp.path, 'secret'), SECRET);
-    writeFileSync(join(tmp.path, 'deid.yaml'), [`auth: { adminToken: ${ADMIN} }`, 'idMap: { enabled: true, keyFile: keys/reid-key }', 'reports: { enabled: true, kThreshold: 3 }', 'studies: { quietSeconds: 0 }', ''].join('\n'));
+    writeFileSync(join(tmp.path, 'deid.yaml'), [`auth: { adminToken: ${ADMIN} }`, 'idMap: { enabled: true, keyFile: keys/reid-key }', 'reports: { enabled: true, kThreshold: 3 }', 'studies: { quietSeconds: 0 }', 'cleanPixelData: false', ''].join('\n'));
     service = await startServiceProcess(['--config', join(tmp.path, 'deid.yaml'), '--data-dir', data, '--secret-file', join(tmp.path, 'secret'), '--profile', 'research']);
     a = writeStudy(join(tmp.path, 'a'), { patientName: 'MANIFEST^MARY', patientId: 'MM-1', studyUid: STUDY_A, sources: [{ file: 'pydicom/CT_small.dcm', series: 1, copies: 12 }, { file: 'pydicom/MR_small.dcm', series: 2, copies: 4 }] });
     b = writeStudy(join(tmp.path, 'b'), { patientName: 'MANIFEST^MARK', patientId: 'MM-2', studyUid: STUDY_B, sources: [{ file: 'pydicom/CT_small.dcm', series: 1, copies: 5 }] });

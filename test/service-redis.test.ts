@@ -76,8 +76,8 @@ describe('the service with BullMQ on Redis and two workers', () => {
     // Counts are published about once a second: the last of them may still be on their way.
     const status: any = await waitFor(async () => {
       const s: any = await (await fetch(`${service.url}/api/status`, { headers: { authorization: `Bearer ${token}` } })).json();
-      return s.stages.export.done === 30 ? s : undefined;
-    }, 20_000, 'every export counted on the ingest node');
+      return ['filter', 'header', 'verify', 'export'].every((stage) => s.stages[stage].done === 30) ? s : undefined;
+    }, 20_000, 'every stage counted on the ingest node');
     expect(status.engine).toBe('bullmq');
     for (const stage of ['filter', 'header', 'verify', 'export']) expect(status.stages[stage]).toMatchObject({ done: 30, failed: 0, queued: 0, active: 0 });
     expect(status.stages.export.throughput).toBeGreaterThan(0);
