@@ -216,8 +216,9 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
   // Verified by the pipeline on the written bytes before anything leaves (verify-pixels.ts).
   out = withCleanPixelCode(withElement(out, { tag: TAG.BurnedInAnnotation, vr: 'CS', value: asciiBytes('NO', 'CS') }));
 
+  // Only what was masked is worth a review: an untouched image gets no preview (no work, and no copy of its pixels on disk).
   let previews: PixelReport['previews'];
-  if (before) {
+  if (before && pixelsMasked > 0) {
     const after = renderRgb(d, image.frames[previewFrame], palette);
     previews = { before: await previewPng(before, boxes, false, usRegions), after: await previewPng(after, boxes, true, usRegions) };
   }
