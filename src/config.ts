@@ -40,6 +40,8 @@ export interface ServiceConfig {
   log: { level: string; format: LogFormat };
   /** Run pipeline workers in this process (serve does unless told otherwise; a pure ingest node sets false). */
   workers: boolean;
+  /** Hold objects before export for a reviewer (the console): those whose pixels were masked, or all. */
+  review: 'off' | 'pixels' | 'all';
 }
 
 export type LogFormat = 'json' | 'pretty';
@@ -129,6 +131,7 @@ const SCHEMA = {
       properties: { level: { enum: [...LOG_LEVELS] }, format: { enum: [...LOG_FORMATS] } },
     },
     workers: { type: 'boolean' },
+    review: { enum: ['off', 'pixels', 'all'] },
   },
 } as const;
 
@@ -150,6 +153,7 @@ export function defaultConfig(): ServiceConfig {
     minFreeSpace: '2%',
     log: { level: 'info', format: 'json' },
     workers: true,
+    review: 'off',
   };
 }
 
@@ -271,6 +275,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
   if (e.DEID_METRICS_TOKEN) cfg.auth.metricsToken = e.DEID_METRICS_TOKEN;
   if (e.DEID_LOG_LEVEL) cfg.log.level = e.DEID_LOG_LEVEL;
   if (e.DEID_LOG_FORMAT) cfg.log.format = e.DEID_LOG_FORMAT as LogFormat;
+  if (e.DEID_REVIEW) cfg.review = e.DEID_REVIEW as ServiceConfig['review'];
   const profile = flags.profile ?? e.DEID_PROFILE;
   const options = flags.option?.length ? flags.option : e.DEID_OPTIONS?.split(',').map((s) => s.trim()).filter(Boolean);
   const exportTo = flags.export?.length ? flags.export : e.DEID_EXPORT?.split(',').map((s) => s.trim()).filter(Boolean);
@@ -284,6 +289,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
   if (flags.logFormat) cfg.log.format = flags.logFormat as LogFormat;
   if (!(LOG_LEVELS as readonly string[]).includes(cfg.log.level)) throw new DeidError('DEID_ERR_CONFIG', `log level ${JSON.stringify(cfg.log.level)}: must be one of ${LOG_LEVELS.join(', ')}`);
   if (!(LOG_FORMATS as readonly string[]).includes(cfg.log.format)) throw new DeidError('DEID_ERR_CONFIG', `log format ${JSON.stringify(cfg.log.format)}: must be json or pretty`);
+  if (!['off', 'pixels', 'all'].includes(cfg.review)) throw new DeidError('DEID_ERR_CONFIG', `review ${JSON.stringify(cfg.review)}: must be off, pixels or all`);
   minFreeBytes(cfg.minFreeSpace, 0);
 
   const header = stage(cfg, 'header');

@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { restartOnlyChanges, stageConfig, type ServiceConfig } from './config.js';
 import { createDestination } from './export/index.js';
 import { buildApp } from './http/app.js';
+import { ConsoleSessions } from './http/console/session.js';
 import { buildWorkerApp } from './http/health.js';
 import { Metrics } from './http/metrics.js';
 import { registerStow } from './http/stow.js';
@@ -171,6 +172,7 @@ export async function startService(cfg: ServiceConfig, opts: ServiceOptions = {}
       closers.push(() => s.close());
     }
     if (cfg.http.enabled) {
+      const sessions = new ConsoleSessions();
       app = await buildApp({
         pipeline,
         tracker,
@@ -180,7 +182,14 @@ export async function startService(cfg: ServiceConfig, opts: ServiceOptions = {}
         engine: cfg.redis ? 'bullmq' : 'embedded',
         bodyLimit: cfg.http.maxBodyBytes,
         ready,
-        register: [(a) => registerStow(a, { ingest: pipeline.ingest, token: () => tokens.stow, maxBodyBytes: cfg.http.maxBodyBytes, maxObjectBytes: () => live.maxObjectBytes })],
+        console: {
+          sessions,
+          disk,
+          exportFolders: () => (stageConfig(live, 'export')?.destinations ?? []).filter((d) => isAbsolute(d)),
+          // A signature saved from the console: every profile compiles again with it.
+          reload: () => service.reload(live),
+        },
+        register: [(a) => registerStow(a, { ingest: pipeline.ingest, token: () => tokens.stow, authorize: sessions.authorizes, maxBodyBytes: cfg.http.maxBodyBytes, maxObjectBytes: () => live.maxObjectBytes })],
       });
       httpPort = await listen(app, cfg.http.port, 'STOW-RS, admin API, metrics');
     }
@@ -194,7 +203,7 @@ export async function startService(cfg: ServiceConfig, opts: ServiceOptions = {}
   }
 
   let closing: Promise<void> | undefined;
-  return {
+  const service: RunningService = {
     dimsePort,
     httpPort,
     get adminToken() {
@@ -228,4 +237,5 @@ export async function startService(cfg: ServiceConfig, opts: ServiceOptions = {}
       return closing;
     },
   };
+  return service;
 }

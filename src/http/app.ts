@@ -3,6 +3,9 @@ import { isDeidError } from '../errors.js';
 import type { ProfileChoice } from '../pipeline/profiles.js';
 import type { Pipeline } from '../pipeline/runtime.js';
 import type { StudyTracker } from '../pipeline/studies.js';
+import { registerConsoleApi, type ConsoleApiOptions } from './console/api.js';
+import { registerConsolePages } from './console/pages.js';
+import type { ConsoleSessions } from './console/session.js';
 import { registerHealth } from './health.js';
 import type { Metrics } from './metrics.js';
 import { bearerMatches, sendError, type TokenSource } from './replies.js';
@@ -22,6 +25,8 @@ export interface AppOptions {
   readonly bodyLimit?: number;
   readonly logger?: boolean;
   readonly engine: string;
+  /** The web console at / (src/http/console/): its sessions also open the /api routes. */
+  readonly console?: Pick<ConsoleApiOptions, 'disk' | 'exportFolders' | 'reload'> & { readonly sessions: ConsoleSessions };
 }
 
 /**
@@ -37,7 +42,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   await app.register(async (api) => {
     api.addHook('onRequest', async (req, reply) => {
-      if (!bearerMatches(req, adminToken())) {
+      if (bearerMatches(req, adminToken())) return;
+      const session = opts.console?.sessions.check(req);
+      if (session === 'csrf') return sendError(reply, 'DEID_ERR_CSRF');
+      if (session !== 'ok') {
         reply.header('WWW-Authenticate', 'Bearer realm="deid admin"');
         return sendError(reply, 'DEID_ERR_UNAUTHORIZED');
       }
@@ -49,7 +57,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       return sendError(reply, 'DEID_ERR_INTERNAL');
     });
     // The whole deployment: per stage (queue counts, done, failed, throughput), per worker, ingest by source, quarantines by code.
-    api.get('/api/status', async () => {
+    const status = async () => {
       const cluster = await opts.pipeline.cluster();
       return {
         engine: opts.engine,
@@ -57,7 +65,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         stages: await opts.pipeline.status(cluster),
         ...(cluster ? { workers: cluster.workers, ingest: cluster.ingest, quarantined: cluster.quarantined, recentErrors: cluster.recentErrors, history: cluster.history } : {}),
       };
-    });
+    };
+    api.get('/api/status', status);
+    if (opts.console) {
+      const feed = registerConsoleApi(api, { ...opts.console, pipeline: opts.pipeline, tracker: opts.tracker, status });
+      // Live feeds would hold the server open.
+      app.addHook('preClose', async () => feed.close());
+    }
     api.get('/api/studies', async () => ({ studies: await opts.tracker.list() }));
     api.get<{ Params: { id: string } }>('/api/studies/:id', async (req, reply) => {
       const s = /^[0-9a-f]{32}$/.test(req.params.id) ? await opts.tracker.get(req.params.id) : undefined;
@@ -96,6 +110,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     );
   });
 
+  if (opts.console) registerConsolePages(app, { sessions: opts.console.sessions, adminToken });
   for (const r of opts.register ?? []) await r(app);
   return app;
 }

@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { stageConfig, type ServiceConfig } from '../config.js';
+import { setSiteSignatureFile } from '../profiles/pixel-settings.js';
 import { loadSecret } from '../secret.js';
 import { CachedStore } from './cached-store.js';
 import type { Destination } from './ports.js';
@@ -69,11 +70,14 @@ export function pipelineOptions(cfg: ServiceConfig, deps: Pick<PipelineDeps, 'de
     maxObjectBytes: cfg.maxObjectBytes,
     // Embedded queue only: with BullMQ the next stage may run in another process.
     deferWork: !cfg.redis,
+    review: cfg.review,
   };
 }
 
 /** Everything a process needs to run (or feed) the pipeline, from the configuration. */
 export function buildPipeline(cfg: ServiceConfig, deps: PipelineDeps): BuiltPipeline {
+  // The signature file the console grows: every profile of the service reads it.
+  setSiteSignatureFile(join(cfg.dataDir, 'signatures.yaml'));
   const secret = loadSecret(cfg.secretFile ?? join(cfg.dataDir, 'secret'), { create: true });
   if (secret.created) deps.log.info({ path: secret.path }, 'generated a new site secret; every worker must share it');
   let opts = pipelineOptions(cfg, deps);

@@ -196,6 +196,7 @@ export function compileProfile(chain: ProfileChain, extraOptions: readonly strin
   const dateShift = { minDays: shift.minDays ?? DEFAULT_DATE_SHIFT.minDays, maxDays: shift.maxDays ?? DEFAULT_DATE_SHIFT.maxDays };
   if (dateShift.minDays > dateShift.maxDays) throw new DeidError('DEID_ERR_PROFILE_INVALID', `${top.name}: dateShift.minDays > maxDays`);
   const sortedOptions = [...options].sort();
+  const pixels = options.has('clean-pixel-data') ? compilePixelSettings(chain) : undefined;
   const compiled: CompiledProfile = {
     name: top.name,
     description: top.description ?? '',
@@ -210,9 +211,10 @@ export function compileProfile(chain: ProfileChain, extraOptions: readonly strin
     paths,
     // 113101 (Clean Pixel Data) is added by the pixel stage, and only to images it cleaned and verified.
     methodCodes: [BASIC_PROFILE_CODE, ...sortedOptions.filter((o) => o !== 'clean-pixel-data').map(optionCode)],
-    pixels: options.has('clean-pixel-data') ? compilePixelSettings(chain) : undefined,
+    pixels,
     generalize: compileGeneralize(chain),
-    fingerprint: createHash('sha256').update(JSON.stringify({ chain: chain.map((r) => r.raw), options: sortedOptions })).digest('hex'),
+    // The service's signature file counts too: a signature saved from the console makes a new configuration.
+    fingerprint: createHash('sha256').update(JSON.stringify({ chain: chain.map((r) => r.raw), options: sortedOptions, site: pixels?.siteSignatures })).digest('hex'),
   };
   return compiled;
 }
