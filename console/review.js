@@ -28,6 +28,13 @@ export async function reviewListPage() {
   };
 }
 
+/** "1 manual, 2 signature, 15 OCR": what found the masked boxes. */
+function bySource(boxes) {
+  const n = {};
+  for (const b of boxes) n[b.source] = (n[b.source] || 0) + 1;
+  return Object.entries(n).map(([k, v]) => `${v} ${k === 'ocr' ? 'OCR' : k}`).join(', ');
+}
+
 export async function reviewEntryPage(id) {
   const base = `/api/console/review/${encodeURIComponent(id)}`;
   const r = await api(base);
@@ -74,7 +81,7 @@ export async function reviewEntryPage(id) {
         h('dl', h('dt', 'Held'), h('dd', fmt.time(r.heldAt)),
           h('dt', 'New SOPInstanceUID'), h('dd', h('code.uid', r.identity ? r.identity.sopInstanceUid : '—')),
           h('dt', 'Pixel stage'), h('dd', p ? `${p.action}: ${p.reason}` : 'did not run'),
-          p && p.boxes ? [h('dt', 'Masked'), h('dd', `${p.boxes.length} region(s) (${p.boxes.map((b) => b.source).join(', ')}), ${fmt.int(p.pixelsMasked)} px`)] : null,
+          p && p.boxes ? [h('dt', 'Masked'), h('dd', `${p.boxes.length} region(s): ${bySource(p.boxes)}; ${fmt.int(p.pixelsMasked)} px`)] : null,
           r.regions.length ? [h('dt', 'Drawn before'), h('dd', `${r.regions.length} region(s)`)] : null,
           h('dt', 'Study'), h('dd', h('a', { href: `#/studies/${r.study}` }, h('code', fmt.short(r.study, 16)))))),
       h('section.card.actions', h('h2', 'Decision'), h('div.buttons', approve, redact, reject, saveSig),

@@ -230,8 +230,11 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in a real browser (chrom
     for (const f of frames) expect(f.cache).toBe('no-store');
 
     // Draw the region on the original, then save it as a signature of this device and size.
+    const masked = page.waitForResponse((r) => r.url().includes('view=after&regions='));
     await drawRegion(page, REGION);
     await expect.poll(() => page.locator('ul.regions li').first().textContent()).toMatch(/x 4\d\d–6\d\d/);
+    expect((await masked).headers()['content-type']).toBe('image/png');
+    await page.waitForTimeout(200);
     await shot('quarantine-entry');
     await page.locator('#save-signature').click();
     await page.locator('.toast.info', { hasText: 'saved' }).waitFor();
@@ -258,7 +261,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in a real browser (chrom
     for (const id of ['#preview-before', '#preview-after']) {
       await expect.poll(() => page.locator(id).evaluate((img) => (img as HTMLImageElement).complete && (img as HTMLImageElement).naturalWidth), { timeout: 20_000 }).toBe(1024);
     }
-    expect(await page.locator('dd', { hasText: 'manual' }).count()).toBeGreaterThan(0);
+    expect(await page.locator('dd', { hasText: '1 manual' }).count()).toBe(1);
     await shot('review-entry');
     const before = new Set(filesUnder(exportDir));
     await page.locator('#approve').click();
@@ -315,6 +318,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in a real browser (chrom
     expect(await page.locator('.kpi', { hasText: 'Disk free' }).textContent()).toMatch(/GiB|MiB|TiB/);
     expect(await page.locator('svg.chart path[data-stage="export"]').count()).toBe(1);
     expect(await page.locator('tr', { hasText: 'STOW-RS' }).textContent()).toMatch(/STOW-RS\s*\d/);
+    await page.evaluate(() => document.getElementById('toasts')!.replaceChildren());
     await shot('dashboard');
   });
 
