@@ -29,6 +29,9 @@ const REGION = { x0: 420, y0: 330, x1: 620, y1: 470 };
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
+/** The little of the DOM the page-side callbacks use (the project's typecheck has no DOM library). */
+type Img = { complete: boolean; naturalWidth: number; naturalHeight: number; value: number };
+type Win = { location: { hash: string }; document: { cookie: string; getElementById(id: string): { replaceChildren(): void } } };
 
 const filesUnder = (dir: string): string[] =>
   existsSync(dir) ? readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => join(d.parentPath, d.name)).sort() : [];
@@ -77,7 +80,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in a real browser (chrom
   };
   const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
   const go = async (hash: string) => {
-    await page.evaluate((h) => (location.hash = h), hash);
+    await page.evaluate((h) => ((globalThis as unknown as Win).location.hash = h), hash);
   };
 
   beforeAll(async () => {
@@ -139,7 +142,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in a real browser (chrom
     // The session cookie: HttpOnly, SameSite=Strict, invisible to the page's script.
     const cookie = (await context.cookies()).find((c) => c.name === 'deid_session')!;
     expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
-    expect(await page.evaluate(() => document.cookie)).not.toContain('deid_session');
+    expect(await page.evaluate(() => (globalThis as unknown as Win).document.cookie)).not.toContain('deid_session');
     // Live: the feed connects and the stage table fills from its first status event.
     await page.locator('#live', { hasText: 'live' }).waitFor();
     await page.locator('tr[data-stage="export"]').waitFor();
@@ -162,7 +165,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in a real browser (chrom
     await page.locator('#files').setInputFiles(files.map((f) => f.path));
     await page.locator('#upload-summary', { hasText: `Done: ${files.length} stored, 0 refused` }).waitFor({ timeout: 60_000 });
     expect(await page.locator('ol.uploads li.ok').count()).toBe(files.length);
-    expect(await page.locator('#overall').evaluate((e) => (e as HTMLProgressElement).value)).toBe(1);
+    expect(await page.locator('#overall').evaluate((e) => (e as unknown as Img).value)).toBe(1);
     await shot('upload');
 
     // The studies list updates by itself until the study is complete, with its new identity.
@@ -223,7 +226,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in a real browser (chrom
     await page.locator('.words').waitFor();
     expect(await page.locator('.words').textContent()).toContain('burned-in annotation');
     for (const id of ['#preview-before', '#preview-after']) {
-      await expect.poll(() => page.locator(id).evaluate((img) => (img as HTMLImageElement).complete && (img as HTMLImageElement).naturalWidth), { timeout: 20_000 }).toBe(1024);
+      await expect.poll(() => page.locator(id).evaluate((img) => (img as unknown as Img).complete && (img as unknown as Img).naturalWidth), { timeout: 20_000 }).toBe(1024);
     }
     expect(await page.locator('figure .badge.phi').textContent()).toMatch(/PHI/);
     expect(frames.length).toBeGreaterThanOrEqual(2);
@@ -248,7 +251,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in a real browser (chrom
     await go('#/quarantine');
     await page.locator('tr[data-entry] a').first().click();
     await page.locator('#preview-before').waitFor();
-    await expect.poll(() => page.locator('#preview-before').evaluate((img) => (img as HTMLImageElement).naturalWidth), { timeout: 20_000 }).toBe(1024);
+    await expect.poll(() => page.locator('#preview-before').evaluate((img) => (img as unknown as Img).naturalWidth), { timeout: 20_000 }).toBe(1024);
     await drawRegion(page, REGION);
     await page.locator('#release').click();
     await page.locator('.toast.info', { hasText: 'Released' }).waitFor();
@@ -259,7 +262,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in a real browser (chrom
     await page.locator('tr[data-review] a').first().click();
     await page.locator('#approve').waitFor();
     for (const id of ['#preview-before', '#preview-after']) {
-      await expect.poll(() => page.locator(id).evaluate((img) => (img as HTMLImageElement).complete && (img as HTMLImageElement).naturalWidth), { timeout: 20_000 }).toBe(1024);
+      await expect.poll(() => page.locator(id).evaluate((img) => (img as unknown as Img).complete && (img as unknown as Img).naturalWidth), { timeout: 20_000 }).toBe(1024);
     }
     expect(await page.locator('dd', { hasText: '1 manual' }).count()).toBe(1);
     await shot('review-entry');
@@ -318,7 +321,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in a real browser (chrom
     expect(await page.locator('.kpi', { hasText: 'Disk free' }).textContent()).toMatch(/GiB|MiB|TiB/);
     expect(await page.locator('svg.chart path[data-stage="export"]').count()).toBe(1);
     expect(await page.locator('tr', { hasText: 'STOW-RS' }).textContent()).toMatch(/STOW-RS\s*\d/);
-    await page.evaluate(() => document.getElementById('toasts')!.replaceChildren());
+    await page.evaluate(() => (globalThis as unknown as Win).document.getElementById('toasts').replaceChildren());
     await shot('dashboard');
   });
 
@@ -342,8 +345,8 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in a real browser (chrom
 /** Drags a rectangle on the original preview, from image pixel coordinates to the screen's. */
 async function drawRegion(page: Page, r: typeof REGION): Promise<void> {
   const box = (await page.locator('#preview-before').boundingBox())!;
-  const w = await page.locator('#preview-before').evaluate((img) => (img as HTMLImageElement).naturalWidth);
-  const h = await page.locator('#preview-before').evaluate((img) => (img as HTMLImageElement).naturalHeight);
+  const w = await page.locator('#preview-before').evaluate((img) => (img as unknown as Img).naturalWidth);
+  const h = await page.locator('#preview-before').evaluate((img) => (img as unknown as Img).naturalHeight);
   const at = (x: number, y: number) => [box.x + (x / w) * box.width, box.y + (y / h) * box.height] as const;
   // A little beyond the corners: the screen's pixels are coarser than the image's.
   const [ax, ay] = at(r.x0 - 2, r.y0 - 2);
