@@ -9,10 +9,11 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findElement } from '../src/dicom/element.js';
+import { findElement, withElement } from '../src/dicom/element.js';
 import { readDicom } from '../src/dicom/reader.js';
 import { TAG } from '../src/dicom/tag.js';
-import { rawString } from '../src/dicom/values.js';
+import { asciiBytes, rawString } from '../src/dicom/values.js';
+import { writeDicom } from '../src/dicom/writer.js';
 import { REPO_ROOT, corpusFile, tempDir } from './helpers/corpus.js';
 import { waitFor } from './helpers/ports.js';
 import { startServiceProcess, type ServiceProcess } from './helpers/service.js';
@@ -303,8 +304,43 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in a real browser (chrom
     expect(await page.locator('tr[data-entry]', { hasText: 'DEID_ERR_REJECTED_IN_REVIEW' }).textContent()).toContain('rejected in review');
   }, 150_000);
 
+  it('should step through the frames of a multi-frame object, each rendered at full resolution', async () => {
+    // A two-frame RLE secondary capture declaring burned-in text: quarantined at the header stage.
+    const src = readDicom(readFileSync(corpusFile('pydicom/SC_rgb_rle_2frame.dcm')));
+    const marked = withElement(src.dataset, { tag: TAG.BurnedInAnnotation, vr: 'CS', value: asciiBytes('YES', 'CS') });
+    const path = join(tmp.path, 'two-frames.dcm');
+    writeFileSync(path, writeDicom({ ...src, dataset: marked }));
+    await go('#/upload');
+    await page.locator('#files').setInputFiles([path]);
+    await page.locator('#upload-summary', { hasText: 'Done: 1 stored' }).waitFor({ timeout: 30_000 });
+    await go('#/quarantine');
+    await page.locator('tr[data-entry]', { hasText: 'DEID_ERR_BURNED_IN' }).first().waitFor();
+    await page.locator('tr[data-entry] a').first().click();
+    await page.locator('.viewer-controls', { hasText: 'Frame 1 of 2' }).waitFor();
+    const second = page.waitForResponse((r) => /\/frames\/1\?view=after/.test(r.url()));
+    await page.getByRole('button', { name: 'Next frame' }).click();
+    await page.locator('.viewer-controls', { hasText: 'Frame 2 of 2' }).waitFor();
+    expect((await second).status()).toBe(200);
+    await expect.poll(() => page.locator('#preview-before').evaluate((img) => (img as unknown as Img).complete && (img as unknown as Img).naturalWidth)).toBe(100);
+    // Zoomed to 200%: the image is drawn at twice its size, in a scrolling pane.
+    await page.getByLabel('Zoom').selectOption('2');
+    expect(Math.round((await page.locator('#preview-before').boundingBox())!.width)).toBe(200);
+  });
+
+  it('should upload a zip of DICOM, unpacked in the browser, each file over STOW-RS', async () => {
+    const files = writeStudy(join(tmp.path, 'zipped'), { ...PATIENT, studyUid: `${STUDY_UID}.3`, sources: [{ file: 'pydicom/CT_small.dcm', series: 1, copies: 2 }] });
+    const zipPath = join(tmp.path, 'case-upload.zip');
+    const made = spawnSync('python3', ['-c', 'import sys,zipfile; z=zipfile.ZipFile(sys.argv[1],"w",zipfile.ZIP_DEFLATED); [z.write(f, "case/"+f.rsplit("/",1)[1]) for f in sys.argv[2:]]; z.close()', zipPath, ...files.map((f) => f.path)]);
+    expect(made.status).toBe(0);
+    await go('#/upload');
+    await page.locator('#files').setInputFiles([zipPath]);
+    await page.locator('#upload-summary', { hasText: 'Done: 2 stored, 0 refused' }).waitFor({ timeout: 30_000 });
+    expect(await page.locator('ol.uploads li.ok').count()).toBe(2);
+  });
+
   it('should report a failed action in words with its code', async () => {
     // A requeue under a profile that does not exist.
+    await go('#/quarantine');
     await page.locator('tr[data-entry] a').first().click();
     await page.locator('#rq-profile').fill('no-such-profile');
     await page.getByRole('button', { name: 'Requeue with these' }).click();

@@ -30,7 +30,8 @@ export function holdReason(mode: ReviewMode | undefined, pixels: PixelFacts | un
   if (mode === 'all') return 'every object is reviewed (review: all)';
   const r = pixels?.report;
   if (r?.action !== 'cleaned') return undefined;
-  if ((r.pixelsMasked ?? 0) > 0) return `pixels were masked (${r.boxes?.length ?? 0} regions)`;
+  const n = r.boxes?.length ?? 0;
+  if ((r.pixelsMasked ?? 0) > 0) return `pixels were masked (${n} region${n === 1 ? '' : 's'})`;
   // Examined, nothing masked, and OCR read nothing at all: a person should look.
   if ((r.wordsMasked ?? 0) + (r.wordsKept ?? 0) === 0 && (r.ocrCalls ?? 0) > 0) return 'the pixel stage could not read any text in the image';
   return undefined;
