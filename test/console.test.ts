@@ -351,6 +351,33 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in a real browser (chrom
     expect(await page.locator('.words').count()).toBe(1);
   });
 
+  it('should give every control a label and reach the pages from the keyboard', async () => {
+    const unlabelled: string[] = [];
+    for (const hash of ['#/dashboard', '#/studies', '#/quarantine', '#/upload', '#/review']) {
+      await go(hash);
+      await page.locator('main h1').waitFor();
+      unlabelled.push(
+        ...(await page.locator('main input, main select, main button, main a').evaluateAll((els) =>
+          els
+            .filter((e) => {
+              const x = e as unknown as { labels?: ArrayLike<unknown>; getAttribute(n: string): string | null; textContent: string | null; id: string; tagName: string };
+              return !((x.labels && x.labels.length) || x.getAttribute('aria-label') || x.getAttribute('aria-labelledby') || (x.textContent ?? '').trim());
+            })
+            .map((e) => `${(e as unknown as { tagName: string }).tagName}#${(e as unknown as { id: string }).id}`),
+        )).map((w) => `${hash}: ${w}`),
+      );
+    }
+    expect(unlabelled).toEqual([]);
+    // The skip link comes first, and shows when focused; Tab then reaches the navigation, and Enter follows a link.
+    await page.locator('a.skip').focus();
+    expect((await page.locator('a.skip').boundingBox())!.x).toBeGreaterThanOrEqual(0);
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { textContent: string } } }).document.activeElement.textContent)).toBe('Studies');
+    await page.keyboard.press('Enter');
+    await page.locator('h1', { hasText: 'Studies' }).waitFor();
+  });
+
   it('should show the dashboard figures the pipeline reports, live', async () => {
     await go('#/dashboard');
     await expect.poll(async () => Number(((await page.locator('tr[data-stage="export"] td').nth(2).textContent()) ?? '0').replace(/,/g, '')), { timeout: 20_000 }).toBeGreaterThanOrEqual(5);
