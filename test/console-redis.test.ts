@@ -18,7 +18,7 @@ const ADMIN = 'admin-token-for-console-redis';
 type Json = any;
 
 const filesUnder = (dir: string): string[] =>
-  existsSync(dir) ? readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => join(d.parentPath, d.name)) : [];
+  existsSync(dir) ? readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile() && d.name.endsWith('.dcm')).map((d) => join(d.parentPath, d.name)) : [];
 
 describe('the console with BullMQ on Redis and a worker', () => {
   const tmp = tempDir('deid-console-redis-');

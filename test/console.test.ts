@@ -35,7 +35,7 @@ type Img = { complete: boolean; naturalWidth: number; naturalHeight: number; val
 type Win = { location: { hash: string }; document: { cookie: string; getElementById(id: string): { replaceChildren(): void } } };
 
 const filesUnder = (dir: string): string[] =>
-  existsSync(dir) ? readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => join(d.parentPath, d.name)).sort() : [];
+  existsSync(dir) ? readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile() && d.name.endsWith('.dcm')).map((d) => join(d.parentPath, d.name)).sort() : [];
 
 /** Pixel values of a DICOM object as dcmtk renders them (an independent decoder): width, height, 8-bit grey. */
 function pgm(path: string, out: string): { width: number; height: number; data: Buffer } {

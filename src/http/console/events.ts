@@ -1,10 +1,10 @@
 /**
  * The console's live feed (server-sent events): a `status` event with the dashboard's figures every
- * two seconds while anyone listens (computed once for all listeners), and a `changed` event, at most
- * once a second, when studies, the quarantine or the review hold changed anywhere in the deployment
- * (the status port's events: the same on the embedded and the Redis engines). Pages then fetch what
- * they show. No PHI: counts, codes and hashes; and however fast objects arrive, a listener gets at
- * most three small events a second.
+ * two seconds while anyone listens (computed once for all listeners; it holds the review hold's size),
+ * and a `changed` event, at most once a second, when studies or the quarantine changed anywhere in the
+ * deployment (the status port's events: the same on the embedded and the Redis engines). Pages then
+ * fetch what they show. No PHI: counts, codes and hashes; and however fast objects arrive, a listener gets at
+ * most one status event every two seconds and one "changed" event a second.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { StatusPort } from '../../pipeline/status/types.js';
