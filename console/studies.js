@@ -13,7 +13,7 @@ function completion(s) {
 
 export async function studiesPage(params = new URLSearchParams()) {
   let page = Number(params.get('page')) || 1;
-  const q = h('input', { id: 'study-q', type: 'search', name: 'q', placeholder: 'Study key prefix', value: params.get('q') || '', autocomplete: 'off' });
+  const q = h('input', { id: 'study-q', type: 'search', name: 'q', placeholder: 'New StudyInstanceUID, pseudonym or study key', size: 44, value: params.get('q') || '', autocomplete: 'off' });
   const state = h('select', { id: 'study-state', name: 'state' }, STATES.map((v) => h('option', { value: v, selected: v === (params.get('state') || '') }, v || 'any')));
   const results = h('div.results', { 'aria-live': 'polite' });
   async function load(p = page) {
@@ -33,7 +33,7 @@ export async function studiesPage(params = new URLSearchParams()) {
       pager(r.total, r.page, r.size, (n) => load(n).catch(() => undefined)));
   }
   const form = h('form.filters', { role: 'search', onsubmit: (ev) => { ev.preventDefault(); act(null, 'Filtering studies', () => load(1)); } },
-    h('label', { for: 'study-q' }, 'Study'), q,
+    h('label', { for: 'study-q' }, 'Find'), q,
     h('label', { for: 'study-state' }, 'State'), state,
     h('button', { type: 'submit' }, 'Filter'));
   state.addEventListener('change', () => act(null, 'Filtering studies', () => load(1)));

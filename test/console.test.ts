@@ -177,9 +177,20 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in a real browser (chrom
     expect(newStudy).toMatch(/^2\.25\.\d+$/);
     expect(await row.textContent()).not.toContain(PATIENT.patientId);
     await shot('studies');
+    // Found by what arrived in the PACS: its new StudyInstanceUID.
+    await page.getByLabel('Find').fill(newStudy);
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await expect.poll(() => page.locator('table.studies tbody tr[data-study]').count()).toBe(1);
+    expect(await page.locator('table.studies tbody tr[data-study] code.uid').textContent()).toBe(newStudy);
+    await page.getByLabel('Find').fill('2.25.0');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.locator('td', { hasText: 'No studies match.' }).waitFor();
 
     // The study page: series and objects with their outcomes.
-    await row.locator('a').first().click();
+    await page.getByLabel('Find').fill(newStudy);
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await expect.poll(() => page.locator('table.studies tbody tr[data-study]').count()).toBe(1);
+    await page.locator('table.studies tbody tr[data-study] a').first().click();
     await page.locator('h1', { hasText: 'Study' }).waitFor();
     await expect.poll(() => page.locator('tr[data-object]').count()).toBe(files.length);
     expect(await page.locator('section.series').count()).toBe(3);

@@ -29,8 +29,15 @@ export interface CatalogEntry {
 
 const OBJECT_KEY = 16;
 const studyDir = (study: string) => `catalog/${study}`;
+/** A name safe as one path segment (pseudonymous IDs may hold any character). */
+const segment = (s: string) => Buffer.from(s, 'utf8').toString('base64url').slice(0, 200) || '_';
+const byStudyUid = (uid: string) => `catalog-index/study/${segment(uid)}`;
+const byPatient = (patientId: string) => `catalog-index/patient/${segment(patientId)}`;
 
 export class ObjectCatalog {
+  /** Studies this process has indexed already (bounded): an index entry is written once per study, not per object. */
+  private readonly indexed = new Set<string>();
+
   constructor(private readonly store: ObjectStore) {}
 
   /** Records where an object is now; a failure is the caller's to log, never to pass on. */
@@ -54,6 +61,21 @@ export class ObjectCatalog {
         : {}),
     };
     await this.store.put(`${studyDir(study)}/${object}.json`, Buffer.from(JSON.stringify(full)));
+    const id = full.identity;
+    if (id && !this.indexed.has(study)) {
+      // Find a study by what arrived in the PACS: its new StudyInstanceUID, or its pseudonymous patient.
+      await this.store.put(`${byStudyUid(id.studyInstanceUid)}/${study}`, Buffer.alloc(0));
+      await this.store.put(`${byPatient(id.patientId)}/${study}`, Buffer.alloc(0));
+      if (this.indexed.size >= 10_000) this.indexed.clear();
+      this.indexed.add(study);
+    }
+  }
+
+  /** The study keys whose new StudyInstanceUID or pseudonymous PatientID is exactly `value`. */
+  async find(value: string): Promise<string[]> {
+    if (!value) return [];
+    const keys = [...(await this.store.list(byStudyUid(value))), ...(await this.store.list(byPatient(value)))];
+    return [...new Set(keys.map((k) => k.slice(k.lastIndexOf('/') + 1)))];
   }
 
   /** Every recorded object of a study. */

@@ -98,9 +98,12 @@ export function registerConsoleApi(api: FastifyInstance, o: ConsoleApiOptions): 
   // Studies: paged and filtered here, so a page costs the same with 10 or 10,000 studies.
   api.get<{ Querystring: { page?: string; size?: string; q?: string; state?: string } }>('/api/console/studies', async (req) => {
     const { page: p, size } = page(req.query);
-    const q = (req.query.q ?? '').trim().toLowerCase();
+    const q = (req.query.q ?? '').trim();
     const state = req.query.state ?? '';
-    const all = (await o.tracker.list()).filter((s) => (!q || s.id.startsWith(q)) && (!state || studyState(s) === state));
+    // A study key prefix, or exactly a new StudyInstanceUID or pseudonymous PatientID (what the PACS shows).
+    const found = q ? new Set(await pipeline.catalog.find(q)) : undefined;
+    const prefix = q.toLowerCase();
+    const all = (await o.tracker.list()).filter((s) => (!q || s.id.startsWith(prefix) || found!.has(s.id)) && (!state || studyState(s) === state));
     const rows = all.slice((p - 1) * size, p * size);
     const studies = await Promise.all(rows.map(async (s) => ({ ...s, state: studyState(s), identity: await pipeline.catalog.identity(s.id).catch(() => undefined) })));
     return { total: all.length, page: p, size, studies };
