@@ -119,6 +119,8 @@ export class Admission {
     const { store, queue, log } = this.p;
     const live = new Set<string>();
     for (const s of this.p.list) for (const j of await queue.pending(s)) live.add(String(j.source));
+    // Held for review: waiting for a person, not lost.
+    for (const e of await this.p.review.list()) live.add(e.job.source);
     let added = 0;
     for (const key of await store.list('incoming')) {
       if (live.has(key) || !key.endsWith('.dcm')) continue;
