@@ -58,7 +58,7 @@ function connect() {
   feed.addEventListener('error', () => { live.textContent = 'reconnecting'; live.classList.remove('on'); });
   feed.addEventListener('status', (ev) => {
     lastStatus = JSON.parse(ev.data);
-    const q = (lastStatus.quarantined || []).reduce((n, x) => n + x.count, 0);
+    const q = lastStatus.inQuarantine || 0;
     document.getElementById('nav-review').textContent = lastStatus.review ? String(lastStatus.review) : '';
     document.getElementById('nav-quarantine').textContent = q ? String(q) : '';
     current.status(lastStatus);

@@ -62,7 +62,7 @@ function render(st) {
       kpi('Queue depth', fmt.int(depth), `${fmt.int(active)} active`),
       kpi('Ingest rate', fmt.rate(ingestTotal), 'objects received'),
       kpi('Exported', fmt.int(out.done), fmt.rate(out.throughput)),
-      kpi('Quarantined', fmt.int(quarantined), null, quarantined ? 'warn' : ''),
+      kpi('In quarantine', fmt.int(st.inQuarantine || 0), `${fmt.int(quarantined)} quarantined in all`, st.inQuarantine ? 'warn' : ''),
       kpi('Held for review', fmt.int(st.review || 0), null, st.review ? 'warn' : ''),
       kpi('Disk free', disk ? fmt.bytes(disk.free) : '—', disk ? `reserve ${fmt.bytes(disk.reserve)}` : null, disk && !disk.ok ? 'bad' : '')),
     h('div.grid',

@@ -89,8 +89,8 @@ export function registerConsoleApi(api: FastifyInstance, o: ConsoleApiOptions): 
 
   const overview = async () => {
     const disk = o.disk?.check();
-    const [status, held] = await Promise.all([o.status(), pipeline.review.list().then((l) => l.length)]);
-    return { ...status, disk: disk && { free: disk.free, reserve: disk.reserve, ok: disk.ok }, review: held, at: new Date().toISOString() };
+    const [status, held, inQuarantine] = await Promise.all([o.status(), pipeline.review.list().then((l) => l.length), pipeline.quarantine.count()]);
+    return { ...status, disk: disk && { free: disk.free, reserve: disk.reserve, ok: disk.ok }, review: held, inQuarantine, at: new Date().toISOString() };
   };
   const events = registerEvents(api, { status: pipeline.statusPort, overview });
   api.get('/api/console/overview', overview);
