@@ -8,9 +8,12 @@ import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startOrthanc, type OrthancHandle } from '../test/helpers/orthanc.js';
 import { freePort } from '../test/helpers/ports.js';
+import { openConsoleSession, type ConsoleSession } from './console-session.js';
 import { ROOT, WORK, buildCorpus, fmt, median, requireTool, totalBytes } from './lib.js';
 
 const COUNT = Number(process.env.BENCH_INGEST_FILES ?? 1000);
+// BENCH_CONSOLE=1: a console session is signed in and subscribed to the live feed while the service streams.
+const WITH_CONSOLE = process.env.BENCH_CONSOLE === '1';
 requireTool('storescu', 'dcmtk');
 requireTool('Orthanc', 'orthanc');
 const corpus = join(WORK, `corpus-${COUNT}`);
@@ -72,6 +75,7 @@ async function throughService(rss: number[], records: keyof typeof RECORDS) {
     try { if ((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).ok) break; } catch { /* starting */ }
     await new Promise((r) => setTimeout(r, 100));
   }
+  const session: ConsoleSession | undefined = WITH_CONSOLE ? await openConsoleSession(`http://127.0.0.1:${httpPort}`, data) : undefined;
   const sampler = setInterval(() => {
     try { rss.push(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${service.pid}/status`, 'utf8'))![1]) / 1024); } catch { /* gone */ }
   }, 100);
@@ -82,6 +86,8 @@ async function throughService(rss: number[], records: keyof typeof RECORDS) {
   await untilCount(orthanc, files.length);
   const through = (performance.now() - t) / 1000;
   clearInterval(sampler);
+  if (session) console.log(`  (console session open: ${session.events()} live events received during the stream)`);
+  session?.close();
   const cpu1 = serviceCpu(service.pid!);
   const cpu = Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, v - (cpu0[k] ?? 0)]));
   service.kill('SIGTERM');

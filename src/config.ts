@@ -52,6 +52,8 @@ export interface ServiceConfig {
   idMap?: { enabled: boolean; path?: string; keyFile?: string; redisPrefix?: string };
   /** Per-object records for the per-study manifests and the study and day reports; groups below `kThreshold` subjects are listed. */
   reports: { enabled: boolean; kThreshold: number };
+  /** Hold objects before export for a reviewer (the console): those whose pixels were masked, or all. */
+  review: 'off' | 'pixels' | 'all';
 }
 
 export type LogFormat = 'json' | 'pretty';
@@ -154,6 +156,7 @@ const SCHEMA = {
       additionalProperties: false,
       properties: { enabled: { type: 'boolean' }, kThreshold: { type: 'integer', minimum: 1 } },
     },
+    review: { enum: ['off', 'pixels', 'all'] },
   },
 } as const;
 
@@ -178,6 +181,7 @@ export function defaultConfig(): ServiceConfig {
     strict: false,
     cleanPixelData: true,
     reports: { enabled: true, kThreshold: 5 },
+    review: 'off',
   };
 }
 
@@ -300,6 +304,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
   if (e.DEID_METRICS_TOKEN) cfg.auth.metricsToken = e.DEID_METRICS_TOKEN;
   if (e.DEID_LOG_LEVEL) cfg.log.level = e.DEID_LOG_LEVEL;
   if (e.DEID_LOG_FORMAT) cfg.log.format = e.DEID_LOG_FORMAT as LogFormat;
+  if (e.DEID_REVIEW) cfg.review = e.DEID_REVIEW as ServiceConfig['review'];
   const profile = flags.profile ?? e.DEID_PROFILE;
   const options = flags.option?.length ? flags.option : e.DEID_OPTIONS?.split(',').map((s) => s.trim()).filter(Boolean);
   const exportTo = flags.export?.length ? flags.export : e.DEID_EXPORT?.split(',').map((s) => s.trim()).filter(Boolean);
@@ -314,6 +319,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
   if (flags.logFormat) cfg.log.format = flags.logFormat as LogFormat;
   if (!(LOG_LEVELS as readonly string[]).includes(cfg.log.level)) throw new DeidError('DEID_ERR_CONFIG', `log level ${JSON.stringify(cfg.log.level)}: must be one of ${LOG_LEVELS.join(', ')}`);
   if (!(LOG_FORMATS as readonly string[]).includes(cfg.log.format)) throw new DeidError('DEID_ERR_CONFIG', `log format ${JSON.stringify(cfg.log.format)}: must be json or pretty`);
+  if (!['off', 'pixels', 'all'].includes(cfg.review)) throw new DeidError('DEID_ERR_CONFIG', `review ${JSON.stringify(cfg.review)}: must be off, pixels or all`);
   minFreeBytes(cfg.minFreeSpace, 0);
 
   const header = stage(cfg, 'header');

@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { restartOnlyChanges, stageConfig, type ServiceConfig } from './config.js';
 import { createDestination } from './export/index.js';
 import { buildApp } from './http/app.js';
+import { ConsoleSessions } from './http/console/session.js';
 import { buildWorkerApp } from './http/health.js';
 import { Metrics } from './http/metrics.js';
 import { registerStow } from './http/stow.js';
@@ -179,6 +180,7 @@ export async function startService(cfg: ServiceConfig, opts: ServiceOptions = {}
       closers.push(() => s.close());
     }
     if (cfg.http.enabled) {
+      const sessions = new ConsoleSessions();
       app = await buildApp({
         pipeline,
         tracker,
@@ -189,7 +191,14 @@ export async function startService(cfg: ServiceConfig, opts: ServiceOptions = {}
         bodyLimit: cfg.http.maxBodyBytes,
         ready,
         submissions: cfg.reports.enabled ? new Submissions(new RecordLog(join(cfg.dataDir, 'records')), tracker, { kThreshold: cfg.reports.kThreshold, profile: built.profile }) : undefined,
-        register: [(a) => registerStow(a, { ingest: pipeline.ingest, token: () => tokens.stow, maxBodyBytes: cfg.http.maxBodyBytes, maxObjectBytes: () => live.maxObjectBytes })],
+        console: {
+          sessions,
+          disk,
+          exportFolders: () => (stageConfig(live, 'export')?.destinations ?? []).filter((d) => isAbsolute(d)),
+          // A signature saved from the console: every profile compiles again with it.
+          reload: () => service.reload(live),
+        },
+        register: [(a) => registerStow(a, { ingest: pipeline.ingest, token: () => tokens.stow, authorize: sessions.authorizes, maxBodyBytes: cfg.http.maxBodyBytes, maxObjectBytes: () => live.maxObjectBytes })],
       });
       httpPort = await listen(app, cfg.http.port, 'STOW-RS, admin API, metrics');
     }
@@ -203,7 +212,7 @@ export async function startService(cfg: ServiceConfig, opts: ServiceOptions = {}
   }
 
   let closing: Promise<void> | undefined;
-  return {
+  const service: RunningService = {
     dimsePort,
     httpPort,
     get adminToken() {
@@ -237,4 +246,5 @@ export async function startService(cfg: ServiceConfig, opts: ServiceOptions = {}
       return closing;
     },
   };
+  return service;
 }

@@ -4,6 +4,9 @@ import type { ProfileChoice } from '../pipeline/profiles.js';
 import type { Submissions } from '../pipeline/outcomes.js';
 import type { Pipeline } from '../pipeline/runtime.js';
 import type { StudyTracker } from '../pipeline/studies.js';
+import { registerConsoleApi, type ConsoleApiOptions } from './console/api.js';
+import { registerConsolePages } from './console/pages.js';
+import type { ConsoleSessions } from './console/session.js';
 import { registerHealth } from './health.js';
 import type { Metrics } from './metrics.js';
 import { registerRecordRoutes } from './record-routes.js';
@@ -26,6 +29,8 @@ export interface AppOptions {
   readonly engine: string;
   /** Per-study manifests and reports, and day reports (absent when `reports.enabled` is off). */
   readonly submissions?: Submissions;
+  /** The web console at / (src/http/console/): its sessions also open the /api routes. */
+  readonly console?: Pick<ConsoleApiOptions, 'disk' | 'exportFolders' | 'reload'> & { readonly sessions: ConsoleSessions };
 }
 
 /**
@@ -41,7 +46,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   await app.register(async (api) => {
     api.addHook('onRequest', async (req, reply) => {
-      if (!bearerMatches(req, adminToken())) {
+      if (bearerMatches(req, adminToken())) return;
+      const session = opts.console?.sessions.check(req);
+      if (session === 'csrf') return sendError(reply, 'DEID_ERR_CSRF');
+      if (session !== 'ok') {
         reply.header('WWW-Authenticate', 'Bearer realm="deid admin"');
         return sendError(reply, 'DEID_ERR_UNAUTHORIZED');
       }
@@ -53,7 +61,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       return sendError(reply, 'DEID_ERR_INTERNAL');
     });
     // The whole deployment: per stage (queue counts, done, failed, throughput), per worker, ingest by source, quarantines by code.
-    api.get('/api/status', async () => {
+    const status = async () => {
       const cluster = await opts.pipeline.cluster();
       return {
         engine: opts.engine,
@@ -61,7 +69,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         stages: await opts.pipeline.status(cluster),
         ...(cluster ? { workers: cluster.workers, ingest: cluster.ingest, quarantined: cluster.quarantined, recentErrors: cluster.recentErrors, history: cluster.history } : {}),
       };
-    });
+    };
+    api.get('/api/status', status);
+    if (opts.console) {
+      const feed = registerConsoleApi(api, { ...opts.console, pipeline: opts.pipeline, tracker: opts.tracker, status });
+      // Live feeds would hold the server open.
+      app.addHook('preClose', async () => feed.close());
+    }
     api.get('/api/studies', async () => ({ studies: await opts.tracker.list() }));
     api.get<{ Params: { id: string } }>('/api/studies/:id', async (req, reply) => {
       const s = /^[0-9a-f]{32}$/.test(req.params.id) ? await opts.tracker.get(req.params.id) : undefined;
@@ -101,6 +115,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     registerRecordRoutes(api, opts.submissions);
   });
 
+  if (opts.console) registerConsolePages(app, { sessions: opts.console.sessions, adminToken });
   for (const r of opts.register ?? []) await r(app);
   return app;
 }

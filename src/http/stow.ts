@@ -51,6 +51,8 @@ export interface StowOptions {
   readonly ingest: Ingest;
   /** When it gives a token, every STOW request needs `Authorization: Bearer <token>` (read per request: a reload may change it). */
   readonly token?: string | TokenSource;
+  /** Another way in besides the token (a console session with its CSRF token: the console's uploads). */
+  readonly authorize?: (req: FastifyRequest) => boolean;
   /** The largest request body accepted, in bytes (413 beyond it). */
   readonly maxBodyBytes: number;
   /** The largest object accepted (a larger part is refused with A700 and not kept); default: the body limit. A function is read per request. */
@@ -264,7 +266,7 @@ export function registerStow(app: FastifyInstance, opts: StowOptions): void {
     if (tokenOf) {
       scope.addHook('onRequest', async (req, reply) => {
         const token = tokenOf();
-        if (token !== undefined && !bearerMatches(req, token)) {
+        if (token !== undefined && !bearerMatches(req, token) && !opts.authorize?.(req)) {
           reply.header('WWW-Authenticate', 'Bearer realm="deid stow"').header('Connection', 'close');
           return sendError(reply, 'DEID_ERR_UNAUTHORIZED');
         }

@@ -11,11 +11,12 @@ import { rawString } from '../dicom/values.js';
 import { DeidError, isResourceError, toDeidError, type ErrorCode } from '../errors.js';
 import { studyKey } from '../keyed.js';
 import type { StageName } from '../stages/stage.js';
-import type { ObjectJob } from './jobs.js';
+import type { ManualRegion, ObjectJob } from './jobs.js';
 import type { PipelineParts } from './parts.js';
 import type { Ingest, IngestOutcome, IngestSource } from './ports.js';
 import type { ProfileChoice } from './profiles.js';
 import type { JobData } from './queue/types.js';
+import { mergeRegions, withPixelCleaning } from './review-desk.js';
 
 /** What a requeue did: queued again (under the profile it names), or refused again with the object's code. */
 export type RequeueOutcome = { readonly ok: true; readonly profile: string; readonly options: readonly string[] } | { readonly ok: false; readonly code: ErrorCode; readonly detail?: string };
@@ -121,6 +122,8 @@ export class Admission {
     const { store, queue, log } = this.p;
     const live = new Set<string>();
     for (const s of this.p.list) for (const j of await queue.pending(s)) live.add(String(j.source));
+    // Held for review: waiting for a person, not lost.
+    for (const e of await this.p.review.list()) live.add(e.job.source);
     let added = 0;
     for (const key of await store.list('incoming')) {
       if (live.has(key) || !key.endsWith('.dcm')) continue;
@@ -151,11 +154,13 @@ export class Admission {
    * quarantined at ingest is parsed again first: if it still cannot be read, it stays in quarantine
    * under the same id, with its attempt counted and the latest reason. Undefined: no such entry.
    */
-  async requeue(id: string, choice?: ProfileChoice): Promise<RequeueOutcome | undefined> {
+  async requeue(id: string, choice?: ProfileChoice, regions?: readonly ManualRegion[]): Promise<RequeueOutcome | undefined> {
     const { quarantine, queue, log } = this.p;
     const entry = await quarantine.get(id);
     if (!entry) return undefined;
-    const chosen = choice ? this.p.profiles.load(choice) : this.p.profiles.current;
+    let chosen = choice ? this.p.profiles.load(choice) : this.p.profiles.current;
+    // Drawn regions are the pixel stage's to mask: the profile gets clean-pixel-data if it lacks it.
+    if (regions?.length) chosen = withPixelCleaning(this.p, { config: chosen.config, profile: chosen.choice });
     const bytes = await quarantine.object(id);
     let file: DicomFile;
     try {
@@ -171,10 +176,11 @@ export class Admission {
     const key = `incoming/${hash}.dcm`;
     const study = entry.study ?? studyOf(this.p.secret, file);
     const requeues = (entry.requeues ?? 0) + 1;
-    const job = this.p.jobs.firstJob(
+    const first = this.p.jobs.firstJob(
       { hash, key, study, origin: entry.origin ?? { kind: 'spool' }, receivedAt: entry.receivedAt ?? new Date().toISOString(), config: chosen.config, profile: chosen.choice, requeues },
       `.q${Date.now()}`,
     );
+    const job: ObjectJob = regions?.length ? { ...first, regions: mergeRegions(undefined, regions) } : first;
     // Recorded before the job exists: the pipeline must not report the object's outcome first.
     await this.p.record(study, 'requeued', hash);
     try {

@@ -11,6 +11,7 @@ import type { IdMap } from '../idmap/index.js';
 import type { CompiledProfile } from '../profiles/compile.js';
 import { describeKept } from '../profiles/kept-identifiers.js';
 import { withKeptIdentifiers } from '../profiles/profile.js';
+import { setSiteSignatureFile } from '../profiles/pixel-settings.js';
 import { loadSecret } from '../secret.js';
 import { CachedStore } from './cached-store.js';
 import { ObjectOutcomes } from './outcomes.js';
@@ -98,11 +99,14 @@ export function pipelineOptions(cfg: ServiceConfig, deps: Pick<PipelineDeps, 'de
     // Embedded queue only: with BullMQ the next stage may run in another process.
     deferWork: !cfg.redis,
     outcomes,
+    review: cfg.review,
   };
 }
 
 /** Everything a process needs to run (or feed) the pipeline, from the configuration. */
 export function buildPipeline(cfg: ServiceConfig, deps: PipelineDeps): BuiltPipeline {
+  // The signature file the console grows: every profile of the service reads it.
+  setSiteSignatureFile(join(cfg.dataDir, 'signatures.yaml'));
   const secret = loadSecret(cfg.secretFile ?? join(cfg.dataDir, 'secret'), { create: true });
   if (secret.created) deps.log.info({ path: secret.path }, 'generated a new site secret; every worker must share it');
   let opts = pipelineOptions(cfg, deps, deps.profile);

@@ -43,6 +43,23 @@ export interface ObjectJob extends JobData {
   readonly profile?: ProfileChoice;
   /** How often the object was requeued from quarantine. */
   readonly requeues?: number;
+  /** Regions a reviewer drew (console): the pixel stage masks them in every frame, besides its own. */
+  readonly regions?: readonly ManualRegion[];
+  /** Approved in the review hold: export it without holding it again. */
+  readonly reviewed?: boolean;
+}
+
+/** A rectangle to mask, in pixels of the image (x1, y1 exclusive). */
+export interface ManualRegion {
+  readonly x0: number;
+  readonly y0: number;
+  readonly x1: number;
+  readonly y1: number;
+}
+
+/** The key job ids and work keys derive from: the configuration, and the drawn regions when there are any. */
+export function variantOf(config: string, regions?: readonly ManualRegion[]): string {
+  return regions?.length ? `${config}+${sha256(JSON.stringify(regions)).slice(0, 16)}` : config;
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');

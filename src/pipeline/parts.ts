@@ -8,8 +8,10 @@ import type { InFlightObjects } from './in-flight.js';
 import type { JobIds } from './jobs.js';
 import type { Destination, IngestSource } from './ports.js';
 import type { ProfileChoice, ProfileRegistry } from './profiles.js';
+import type { ObjectCatalog } from './catalog.js';
 import type { Quarantine, QuarantineChange } from './quarantine.js';
 import type { ObjectOutcomes } from './outcomes.js';
+import type { ReviewMode, ReviewQueue } from './review.js';
 import type { JobQueue } from './queue/types.js';
 import type { DiskGuard } from './readiness.js';
 import type { ObjectStore } from './storage.js';
@@ -41,6 +43,8 @@ export interface PipelineOptions {
   readonly deferWork?: boolean;
   /** The map rows and the records for manifests and reports, when either is on. */
   readonly outcomes?: ObjectOutcomes;
+  /** Hold objects before export for a reviewer (review.ts); off when not given. */
+  readonly review?: ReviewMode;
 }
 
 /** Events the metrics, the logs and the status port observe. */
@@ -79,6 +83,8 @@ export interface PipelineParts {
   readonly store: ObjectStore;
   readonly queue: JobQueue;
   readonly quarantine: Quarantine;
+  readonly review: ReviewQueue;
+  readonly catalog: ObjectCatalog;
   readonly jobs: JobIds;
   readonly objects: InFlightObjects;
   readonly secret: Uint8Array;

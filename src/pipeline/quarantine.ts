@@ -118,6 +118,11 @@ export class Quarantine {
     return entries.sort((a, b) => (a.quarantinedAt < b.quarantinedAt ? 1 : -1));
   }
 
+  /** How many entries there are now (a directory listing: no entry is read). */
+  async count(): Promise<number> {
+    return (await this.store.list('quarantine')).filter((k) => k.endsWith('.json')).length;
+  }
+
   async get(id: string): Promise<QuarantineEntry | undefined> {
     if (!/^[0-9a-f]{8,64}$/.test(id)) return undefined;
     try {

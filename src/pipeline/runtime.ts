@@ -2,13 +2,16 @@ import type { Logger } from 'pino';
 import type { CompiledProfile } from '../profiles/compile.js';
 import type { StageName } from '../stages/stage.js';
 import { Admission, type RequeueOutcome } from './admission.js';
+import { ObjectCatalog } from './catalog.js';
 import { InFlightObjects } from './in-flight.js';
-import { JobIds, type ObjectJob } from './jobs.js';
+import { JobIds, type ManualRegion, type ObjectJob } from './jobs.js';
 import { observeAll, type PipelineObserver, type PipelineOptions, type PipelineParts } from './parts.js';
 import { ProfileRegistry, type ProfileChoice } from './profiles.js';
 import { Quarantine } from './quarantine.js';
 import type { JobData, JobQueue, StageCounts } from './queue/types.js';
 import type { DiskGuard } from './readiness.js';
+import { ReviewQueue } from './review.js';
+import { ReviewDesk } from './review-desk.js';
 import { stageList } from './stage-list.js';
 import { StageRunner } from './stage-runner.js';
 import type { ClusterStatus, StatusPort } from './status/types.js';
@@ -41,6 +44,10 @@ export interface PipelineExtras {
  */
 export class Pipeline {
   readonly quarantine: Quarantine;
+  /** Objects held before export for a reviewer, and the reviewer's decisions (the console). */
+  readonly review: ReviewDesk;
+  /** Where each object ended, with its new identity (the console's studies). */
+  readonly catalog: ObjectCatalog;
   readonly statusPort?: StatusPort;
   private readonly parts: PipelineParts;
   private readonly admission: Admission;
@@ -75,6 +82,8 @@ export class Pipeline {
       store,
       queue,
       quarantine: this.quarantine,
+      review: new ReviewQueue(store),
+      catalog: new ObjectCatalog(store),
       jobs: new JobIds(listFor(opts.profile)[0]!),
       objects: new InFlightObjects(store, secret),
       secret,
@@ -91,8 +100,10 @@ export class Pipeline {
       },
       ensureStage: (stage) => this.process(stage),
     };
+    this.catalog = this.parts.catalog;
     this.admission = new Admission(this.parts);
     this.runner = new StageRunner(this.parts);
+    this.review = new ReviewDesk(this.parts);
   }
 
   get stageNames(): readonly StageName[] {
@@ -131,9 +142,12 @@ export class Pipeline {
     return this.admission.reconcile();
   }
 
-  /** Requeues a quarantined object (see Admission.requeue); a bad `choice` throws its coded profile error. */
-  requeue(id: string, choice?: ProfileChoice): Promise<RequeueOutcome | undefined> {
-    return this.admission.requeue(id, choice);
+  /**
+   * Requeues a quarantined object (see Admission.requeue); a bad `choice` throws its coded profile
+   * error. With `regions` (drawn in the console) the pixel stage masks them too.
+   */
+  requeue(id: string, choice?: ProfileChoice, regions?: readonly ManualRegion[]): Promise<RequeueOutcome | undefined> {
+    return this.admission.requeue(id, choice, regions);
   }
 
   /**

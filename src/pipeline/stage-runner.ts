@@ -9,10 +9,11 @@
 import type { ErrorCode } from '../errors.js';
 import { isResourceError, toDeidError } from '../errors.js';
 import { afterStage, type StageName, type StageObject } from '../stages/stage.js';
-import { portableFacts, type ObjectJob } from './jobs.js';
+import { portableFacts, variantOf, type ObjectJob } from './jobs.js';
 import type { PipelineParts } from './parts.js';
 import type { ChosenProfile } from './profiles.js';
 import type { AddOptions, JobInfo } from './queue/types.js';
+import { holdReason } from './review.js';
 import { STAGES, nextStage, type PipelineContext } from './stage-list.js';
 import { isNotFound } from './storage.js';
 
@@ -76,6 +77,7 @@ export class StageRunner {
       // Before/after review images, kept with the object for the console.
       previews: true,
       dispositions: !!o.outcomes?.dispositions,
+      manualRegions: job.regions,
       delivered: (names) => (retry.job = { ...job, facts: { ...job.facts, delivered: names } }),
     };
   }
@@ -88,9 +90,11 @@ export class StageRunner {
     const result = await STAGES[stage](object, this.context(chosen, job, retry));
     let after: StageObject = afterStage(object, result);
     let { input, work } = job;
+    // Drawn regions make another output of the same object under the same profile.
+    const variant = variantOf(chosen.config, job.regions);
     if (result.output) {
       // Deterministic: a redelivery after a crash writes the identical bytes again.
-      input = jobs.workKey(stage, job.hash, chosen.config);
+      input = jobs.workKey(stage, job.hash, variant);
       await store.put(input, result.output.encode(), { defer: this.p.opts.deferWork });
       work = [...work, input];
     }
@@ -108,15 +112,33 @@ export class StageRunner {
       objects.forget(job.hash);
       await this.cleanup(job, true);
       await this.p.record(job.study, 'exported', job.hash);
+      await this.note(job, { state: 'exported', identity: after.facts.identity, pixelsMasked: after.facts.pixels?.report.pixelsMasked });
       log.info({ obj: job.hash.slice(0, 16), destinations: this.p.opts.destinations.length }, 'object exported');
       return;
     }
+    const base = jobs.id(next, job.hash, variant);
+    const nextJob: ObjectJob = { ...job, id: base, base, input, work, facts: portableFacts(after.facts) };
+    const hold = next === 'export' && !job.reviewed ? holdReason(this.p.opts.review, after.facts.pixels) : undefined;
+    if (hold) return this.hold(nextJob, hold);
     objects.keep(job.hash, input, after);
-    const base = jobs.id(next, job.hash, chosen.config);
     this.p.ensureStage(next);
     // Not durable (in memory when this process runs the next stage): a crash may lose the job, never
     // the object. The original is durable in the spool, and reconcile() puts it back at the start.
-    await this.p.queue.add(next, { ...job, id: base, base, input, work, facts: portableFacts(after.facts) } satisfies ObjectJob, { durable: false });
+    await this.p.queue.add(next, nextJob, { durable: false });
+  }
+
+  /** Holds an object for a reviewer before export: its export job, durable, with the input written out. */
+  private async hold(job: ObjectJob, reason: string): Promise<void> {
+    await this.p.store.flush?.([job.input]);
+    this.p.objects.forget(job.hash);
+    const e = await this.p.review.hold(job, reason);
+    await this.note(job, { state: 'held', identity: job.facts?.identity, review: e.id, pixelsMasked: job.facts?.pixels?.report.pixelsMasked });
+    this.p.log.info({ obj: job.hash.slice(0, 16) }, 'object held for review');
+  }
+
+  /** The catalog entry of an object (the console's studies); a failure to write it never stops the object. */
+  private async note(job: ObjectJob, entry: Parameters<PipelineParts['catalog']['note']>[2]): Promise<void> {
+    await this.p.catalog.note(job.study, job.hash, entry).catch((e) => this.p.log.warn({ obj: job.hash.slice(0, 16), err: toDeidError(e).code }, 'catalog entry not written'));
   }
 
   /** The object from its original, at the first stage, under `config`. */
@@ -225,6 +247,7 @@ export class StageRunner {
     this.p.objects.forget(job.hash);
     await this.cleanup(job, false);
     await this.p.record(job.study, 'quarantined', job.hash);
+    await this.note(job, { state: 'quarantined', identity: job.facts?.identity, quarantine: { id: job.hash.slice(0, 32), stage, code } });
     this.p.observer.quarantined(stage, code);
     this.p.log.info({ obj: job.hash.slice(0, 16), stage, code, detail }, 'object quarantined');
   }

@@ -174,8 +174,8 @@ function compileAction(raw: RawRule, options: ReadonlySet<OptionName>, baseDir: 
 }
 
 /** A hash of everything that changes what a compiled profile does: its files and the options, sorted. */
-export function fingerprintOf(chain: ProfileChain, sortedOptions: readonly string[]): string {
-  return createHash('sha256').update(JSON.stringify({ chain: chain.map((r) => r.raw), options: sortedOptions })).digest('hex');
+export function fingerprintOf(chain: ProfileChain, sortedOptions: readonly string[], site?: unknown): string {
+  return createHash('sha256').update(JSON.stringify({ chain: chain.map((r) => r.raw), options: sortedOptions, site })).digest('hex');
 }
 
 /** Compiles a validated chain for the selected options into the maps the header stage looks rules up in. */
@@ -221,6 +221,7 @@ export function compileProfile(chain: ProfileChain, extraOptions: readonly strin
   const dateShift = { minDays: shift.minDays ?? DEFAULT_DATE_SHIFT.minDays, maxDays: shift.maxDays ?? DEFAULT_DATE_SHIFT.maxDays };
   if (dateShift.minDays > dateShift.maxDays) throw new DeidError('DEID_ERR_PROFILE_INVALID', `${top.name}: dateShift.minDays > maxDays`);
   const sortedOptions = [...options].sort();
+  const pixels = options.has('clean-pixel-data') ? compilePixelSettings(chain) : undefined;
   const compiled: CompiledProfile = {
     name: top.name,
     description: top.description ?? '',
@@ -235,9 +236,10 @@ export function compileProfile(chain: ProfileChain, extraOptions: readonly strin
     paths,
     // 113101 (Clean Pixel Data) is added by the pixel stage, and only to images it cleaned and verified.
     methodCodes: [BASIC_PROFILE_CODE, ...sortedOptions.filter((o) => o !== 'clean-pixel-data').map(optionCode)],
-    pixels: options.has('clean-pixel-data') ? compilePixelSettings(chain) : undefined,
+    pixels,
     generalize: compileGeneralize(chain),
-    fingerprint: fingerprintOf(chain, sortedOptions),
+    // The service's signature file counts too: a signature saved from the console makes a new configuration.
+    fingerprint: fingerprintOf(chain, sortedOptions, pixels?.siteSignatures),
   };
   return compiled;
 }

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tagForKeyword } from '../dicom/dictionary.js';
@@ -69,6 +70,8 @@ export interface PixelSettings {
   /** OCR words below this confidence (0-100) are treated as noise in all-text mode. */
   readonly minConfidence: number;
   readonly signatures: readonly PixelSignature[];
+  /** A digest of the service's signature file when it has one (part of the profile's fingerprint). */
+  readonly siteSignatures?: string;
 }
 
 export type RawConditionObject = { [K in ConditionOp]?: K extends 'present' ? boolean : string | number } & { not?: boolean; caseSensitive?: boolean };
@@ -213,6 +216,28 @@ export function compileSignature(raw: RawSignature, where: string): PixelSignatu
 
 const fileCache = new Map<string, PixelSignature[]>();
 
+let siteFile: string | undefined;
+
+/**
+ * The service's own signature file (`<dataDir>/signatures.yaml`), which the console grows ("save as
+ * signature"): every profile with clean-pixel-data that this process compiles reads it, afresh, after
+ * its own signatures and before the built-in list.
+ */
+export function setSiteSignatureFile(path: string | undefined): void {
+  siteFile = path;
+}
+
+export function siteSignatureFile(): string | undefined {
+  return siteFile;
+}
+
+function siteSignatures(): { list: PixelSignature[]; digest?: string } {
+  if (!siteFile || !existsSync(siteFile)) return { list: [] };
+  fileCache.delete(siteFile);
+  const list = readSignatureFile(siteFile);
+  return { list, digest: createHash('sha256').update(readFileSync(siteFile)).digest('hex').slice(0, 16) };
+}
+
 /** Reads a signature file (YAML or JSON: `signatures: [...]`). Errors are coded and raised when the profile loads. */
 export function readSignatureFile(path: string): PixelSignature[] {
   const hit = fileCache.get(path);
@@ -244,6 +269,8 @@ export function compilePixelSettings(chain: ReadonlyArray<{ readonly raw: { name
     (p.signatures ?? []).forEach((s, i) => signatures.push(compileSignature(s, `${raw.name} pixels.signatures #${i + 1}`)));
     for (const f of p.signatureFiles ?? []) signatures.push(...readSignatureFile(resolve(dir, f)));
   }
+  const site = siteSignatures();
+  signatures.push(...site.list);
   if (first('builtinSignatures') !== false) signatures.push(...readSignatureFile(BUILTIN_SIGNATURES));
   const margin = first('margin') ?? 2;
   const minConfidence = first('minConfidence') ?? 50;
@@ -259,6 +286,7 @@ export function compilePixelSettings(chain: ReadonlyArray<{ readonly raw: { name
     margin,
     minConfidence,
     signatures,
+    ...(site.digest ? { siteSignatures: site.digest } : {}),
   };
 }
 

@@ -37,10 +37,12 @@ export interface PixelStageContext {
   readonly pool?: OcrPool;
   /** Produce the before/after preview PNGs. */
   readonly previews?: boolean;
+  /** Regions a reviewer drew: masked in every frame, and the image is cleaned even if not selected. */
+  readonly manual?: readonly Box[];
 }
 
 export interface PixelBox extends Box {
-  readonly source: 'ocr' | 'signature';
+  readonly source: 'ocr' | 'signature' | 'manual';
 }
 
 export interface PixelReport {
@@ -165,7 +167,9 @@ export function paletteOf(ds: readonly Element[], d: PixelDescriptor): Palette |
  */
 export async function cleanPixels(source: DicomFile, deidentified: DicomFile, identifiers: readonly Identifier[], ctx: PixelStageContext): Promise<PixelStageResult> {
   const s = ctx.settings;
-  const selection = selectImage(source.dataset, s, source.meta);
+  const manual = ctx.manual ?? [];
+  const chosen = selectImage(source.dataset, s, source.meta);
+  const selection = chosen.clean || !manual.length ? chosen : ({ clean: true, why: 'a reviewer drew regions to mask' } as const);
   if (!selection.clean) {
     return { file: deidentified, report: { action: 'skipped', reason: selection.why } };
   }
@@ -178,6 +182,8 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
 
   const sigHits = matchSignatures(s.signatures, source.dataset, d.columns, d.rows, source.meta);
   const sigBoxes = sigHits.flatMap((h) => h.boxes);
+  const manualBoxes = manual.map((b) => clampBox(b, d.columns, d.rows)).filter((b) => b.x1 > b.x0 && b.y1 > b.y0);
+  const fixed = [...sigBoxes, ...manualBoxes];
   const usRegions = s.ultrasoundRegions ? ultrasoundRegions(source.dataset, d.columns, d.rows) : [];
   const keep = usRegions.length ? keepMap(usRegions, d.columns, d.rows) : undefined;
 
@@ -187,7 +193,7 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
 
   // Blank the fixed regions first: OCR then only has to read what is left.
   let pixelsMasked = 0;
-  if (sigBoxes.length || keep) for (const f of image.frames) pixelsMasked += maskFrame(f, d, { boxes: sigBoxes, keep }, palette);
+  if (fixed.length || keep) for (const f of image.frames) pixelsMasked += maskFrame(f, d, { boxes: fixed, keep }, palette);
 
   let ocrBoxes: Box[] = [];
   let text: PixelReport['text'];
@@ -200,7 +206,7 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
     if (ocrBoxes.length) for (const f of image.frames) pixelsMasked += maskFrame(f, d, { boxes: ocrBoxes }, palette);
   }
 
-  const boxes: PixelBox[] = [...sigBoxes.map((b) => ({ ...b, source: 'signature' as const })), ...ocrBoxes.map((b) => ({ ...b, source: 'ocr' as const }))];
+  const boxes: PixelBox[] = [...sigBoxes.map((b) => ({ ...b, source: 'signature' as const })), ...manualBoxes.map((b) => ({ ...b, source: 'manual' as const })), ...ocrBoxes.map((b) => ({ ...b, source: 'ocr' as const }))];
   let out = ds;
   let transferSyntaxUID = deidentified.transferSyntaxUID;
   let encoding = 'unchanged';

@@ -6,6 +6,7 @@ import { collectIdentifiers } from '../identifiers.js';
 import type { Stage } from '../stage.js';
 import { cleanPixels, type PixelReport } from './clean-pixels.js';
 import type { OcrPool } from './ocr-pool.js';
+import type { Box } from './text-regions.js';
 import { assertNoPixelLeak, verifyPixels, type PixelVerifyReport } from './verify-pixels.js';
 
 export interface PixelContext {
@@ -14,6 +15,8 @@ export interface PixelContext {
   readonly ocrPool?: OcrPool;
   /** Make the before/after preview PNGs of masked images. */
   readonly previews?: boolean;
+  /** Regions a reviewer drew (the console), masked in every frame besides what the stage finds. */
+  readonly manualRegions?: readonly Box[];
 }
 
 /**
@@ -25,7 +28,7 @@ export interface PixelContext {
 export const pixelStage: Stage<PixelContext> = async (object, ctx) => {
   if (!ctx.profile.pixels) return { facts: { pixels: { report: { action: 'skipped', reason: 'the profile does not have clean-pixel-data' } } } };
   const identifiers = object.facts.identifiers ?? collectIdentifiers(object.source.dataset);
-  const r = await cleanPixels(object.source, object.current.file, identifiers, { settings: ctx.profile.pixels, pool: ctx.ocrPool, previews: ctx.previews });
+  const r = await cleanPixels(object.source, object.current.file, identifiers, { settings: ctx.profile.pixels, pool: ctx.ocrPool, previews: ctx.previews, manual: ctx.manualRegions });
   const { previews, ...report } = r.report;
   if (report.action === 'skipped') return { facts: { pixels: { report } } };
   // Nothing masked, and either the first pass found no text-like strokes or the detector found no text
