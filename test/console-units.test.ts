@@ -66,10 +66,11 @@ describe('console sessions', () => {
 
 describe('the review hold', () => {
   it('should hold what the mode asks for, and say why', () => {
-    const text = (firstPass: 'text-free' | 'candidates' | 'whole-frame', linesMasked: number, linesKept: number) => ({ firstPass, linesMasked, linesUnread: 0, linesKept, candidatesDropped: 0, detections: linesMasked + linesKept, recognitions: linesMasked + linesKept });
+    const text = (firstPass: 'text-free' | 'candidates' | 'whole-frame', linesMasked: number, linesKept: number, candidatesDropped = 0) => ({ firstPass, linesMasked, linesUnread: 0, linesKept, candidatesDropped, detections: linesMasked + linesKept + candidatesDropped, recognitions: linesMasked + linesKept + candidatesDropped });
     const masked = cleaned({ pixelsMasked: 1200, boxes: [{ x0: 0, y0: 0, x1: 10, y1: 10, source: 'ocr' }], text: text('candidates', 2, 0) });
-    // An ultrasound (read whole) in which no line was found.
-    const blank = cleaned({ pixelsMasked: 0, text: text('whole-frame', 0, 0) });
+    // An ultrasound (read whole) with text-like regions, none of which could be read; and one without any.
+    const blank = cleaned({ pixelsMasked: 0, text: text('whole-frame', 0, 0, 2) });
+    const empty = cleaned({ pixelsMasked: 0, text: text('whole-frame', 0, 0) });
     const readable = cleaned({ pixelsMasked: 0, text: text('whole-frame', 0, 3) });
     const skipped: PixelFacts = { report: { action: 'skipped', reason: 'not known to carry text' } };
     expect(holdReason('off', masked)).toBeUndefined();
@@ -77,6 +78,7 @@ describe('the review hold', () => {
     expect(holdReason('pixels', masked)).toBe('pixels were masked (1 region)');
     expect(holdReason('pixels', blank)).toMatch(/could not read any text/);
     expect(holdReason('pixels', readable)).toBeUndefined();
+    expect(holdReason('pixels', empty)).toBeUndefined();
     expect(holdReason('pixels', skipped)).toBeUndefined();
     expect(holdReason('pixels', undefined)).toBeUndefined();
     expect(holdReason('all', undefined)).toMatch(/every object/);

@@ -32,9 +32,10 @@ export function holdReason(mode: ReviewMode | undefined, pixels: PixelFacts | un
   if (r?.action !== 'cleaned') return undefined;
   const n = r.boxes?.length ?? 0;
   if ((r.pixelsMasked ?? 0) > 0) return `pixels were masked (${n} region${n === 1 ? '' : 's'})`;
-  // An image of a kind that commonly carries text (read whole), in which no line was found: a person should look.
+  // An image of a kind that commonly carries text (read whole), where text-like regions were found but none
+  // could be read: a person should look.
   const t = r.text;
-  if (t?.firstPass === 'whole-frame' && t.linesMasked + t.linesKept === 0) return 'the pixel stage could not read any text in the image';
+  if (t?.firstPass === 'whole-frame' && t.candidatesDropped > 0 && t.linesMasked + t.linesKept === 0) return 'the pixel stage could not read any text in the image';
   return undefined;
 }
 
