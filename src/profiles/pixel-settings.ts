@@ -6,6 +6,7 @@ import { tagForKeyword } from '../dicom/dictionary.js';
 import { parseTag, type Tag } from '../dicom/tag.js';
 import { DeidError } from '../errors.js';
 import { parseYaml } from './yaml.js';
+import { KNOWN_TEXT_SOP_CLASSES } from './text-prone.js';
 
 /**
  * Settings of the pixel stage (the Clean Pixel Data option), as data in the profile:
@@ -104,18 +105,8 @@ export interface RawPixelSettings {
 /** Modalities whose images are known to carry burned-in text (issue 4, part 1). */
 export const DEFAULT_MODALITIES = ['US', 'SC', 'XA', 'RF', 'DX', 'CR', 'MG', 'ES', 'OT'];
 
-/** SOP classes known to carry burned-in text: secondary captures (incl. the multi-frame ones) and ultrasound. */
-export const DEFAULT_SOP_CLASSES = [
-  '1.2.840.10008.5.1.4.1.1.7', // Secondary Capture Image Storage
-  '1.2.840.10008.5.1.4.1.1.7.1', // Multi-frame Single Bit Secondary Capture
-  '1.2.840.10008.5.1.4.1.1.7.2', // Multi-frame Grayscale Byte Secondary Capture
-  '1.2.840.10008.5.1.4.1.1.7.3', // Multi-frame Grayscale Word Secondary Capture
-  '1.2.840.10008.5.1.4.1.1.7.4', // Multi-frame True Color Secondary Capture
-  '1.2.840.10008.5.1.4.1.1.6.1', // Ultrasound Image Storage
-  '1.2.840.10008.5.1.4.1.1.3.1', // Ultrasound Multi-frame Image Storage
-  '1.2.840.10008.5.1.4.1.1.12.1', // X-Ray Angiographic Image Storage
-  '1.2.840.10008.5.1.4.1.1.12.2', // X-Ray Radiofluoroscopic Image Storage
-];
+/** SOP classes known to carry burned-in text (the secondary captures, ultrasound, angiography and fluoroscopy). */
+export const DEFAULT_SOP_CLASSES = KNOWN_TEXT_SOP_CLASSES;
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The built-in signature list, beside the built-in profiles. */

@@ -3,7 +3,7 @@ import { TAG } from '../dicom/tag.js';
 import { rawString } from '../dicom/values.js';
 import { DeidError } from '../errors.js';
 import type { CompiledProfile } from '../profiles/compile.js';
-import { TEXT_PRONE_MODALITIES, TEXT_PRONE_SOP_CLASSES } from '../profiles/text-prone.js';
+import { isTextProneKind } from '../profiles/text-prone.js';
 
 const BurnedInAnnotation = 0x00280301;
 
@@ -22,7 +22,7 @@ export function burnedInPolicy(ds: Dataset, profile: Pick<CompiledProfile, 'opti
   if (declared === 'NO') return 'pixels not examined: the image declares no burned-in annotation';
   const modality = rawString(findElement(ds, TAG.Modality)?.value).trim().toUpperCase();
   const sopClass = rawString(findElement(ds, TAG.SOPClassUID)?.value).trim();
-  if (TEXT_PRONE_MODALITIES.includes(modality) || TEXT_PRONE_SOP_CLASSES.includes(sopClass)) {
+  if (isTextProneKind(modality, sopClass)) {
     throw new DeidError('DEID_ERR_TEXT_PRONE', `modality ${modality || '(none)'}, SOP class ${sopClass || '(none)'}`);
   }
   return 'pixels not examined: the profile does not have clean-pixel-data';

@@ -7,7 +7,7 @@ import { isNativeSyntax, outputSyntaxFor } from '../../dicom/transfer-syntax.js'
 import { tagForKeyword } from '../../dicom/dictionary.js';
 import { asciiBytes, rawString } from '../../dicom/values.js';
 import { optionCode } from '../../profiles/options.js';
-import { TEXT_PRONE_MODALITIES, TEXT_PRONE_SOP_CLASSES } from '../../profiles/text-prone.js';
+import { isTextProneKind } from '../../profiles/text-prone.js';
 import type { PixelSettings } from '../../profiles/pixel-settings.js';
 import type { Identifier } from '../identifiers.js';
 import { readText, type FrameSource } from './detect.js';
@@ -109,7 +109,7 @@ function withCleanPixelCode(ds: readonly Element[]): Element[] {
 /** Images of a kind that commonly carries text, or that says it does: read whole, without the first pass. */
 function textProne(ds: readonly Element[]): boolean {
   const text = (keyword: string) => rawString(findElement(ds, tagForKeyword(keyword)!)?.value).trim();
-  return text('BurnedInAnnotation').toUpperCase() === 'YES' || TEXT_PRONE_MODALITIES.includes(text('Modality').toUpperCase()) || TEXT_PRONE_SOP_CLASSES.includes(text('SOPClassUID'));
+  return text('BurnedInAnnotation').toUpperCase() === 'YES' || isTextProneKind(text('Modality'), text('SOPClassUID'));
 }
 
 /** The data set's first VOI window, with the rescale to modality units; undefined without a usable one. */
