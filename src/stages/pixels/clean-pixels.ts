@@ -187,13 +187,20 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
   const usRegions = s.ultrasoundRegions ? ultrasoundRegions(source.dataset, d.columns, d.rows) : [];
   const keep = usRegions.length ? keepMap(usRegions, d.columns, d.rows) : undefined;
 
-  // Previews show the frame before anything was blanked.
+  // Previews show the frame before anything was blanked: rendered just before the first mask, so that an
+  // image left as it was costs no render.
   const previewFrame = 0;
-  const before = ctx.previews ? renderRgb(d, image.frames[previewFrame], palette) : undefined;
+  let before: ReturnType<typeof renderRgb> | undefined;
+  const mask = (opts: Parameters<typeof maskFrame>[2]) => {
+    if (ctx.previews) before ??= renderRgb(d, image.frames[previewFrame], palette);
+    let n = 0;
+    for (const f of image.frames) n += maskFrame(f, d, opts, palette);
+    return n;
+  };
 
   // Blank the fixed regions first: OCR then only has to read what is left.
   let pixelsMasked = 0;
-  if (fixed.length || keep) for (const f of image.frames) pixelsMasked += maskFrame(f, d, { boxes: fixed, keep }, palette);
+  if (fixed.length || keep) pixelsMasked += mask({ boxes: fixed, keep });
 
   let ocrBoxes: Box[] = [];
   let text: PixelReport['text'];
@@ -203,7 +210,7 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
     const decision = decideMasks(read.lines, s.mode, new PhiMatcher(identifiers), { margin: s.margin });
     ocrBoxes = decision.boxes.map((b) => clampBox(b, d.columns, d.rows));
     text = { firstPass: wholeFrame ? 'whole-frame' : read.candidates ? 'candidates' : 'text-free', linesMasked: decision.masked, linesUnread: decision.unread, linesKept: decision.kept, candidatesDropped: read.dropped, detections: read.detections, recognitions: read.recognitions };
-    if (ocrBoxes.length) for (const f of image.frames) pixelsMasked += maskFrame(f, d, { boxes: ocrBoxes }, palette);
+    if (ocrBoxes.length) pixelsMasked += mask({ boxes: ocrBoxes });
   }
 
   const boxes: PixelBox[] = [...sigBoxes.map((b) => ({ ...b, source: 'signature' as const })), ...manualBoxes.map((b) => ({ ...b, source: 'manual' as const })), ...ocrBoxes.map((b) => ({ ...b, source: 'ocr' as const }))];
