@@ -197,17 +197,15 @@ export async function findText(global: readonly NamedRender[], local: () => Name
       lines.push({ box, text: r.text, confidence: r.confidence, read: false });
     } else dropped++;
   }
-  for (const [i, line] of lines.entries()) lines[i] = { ...line, box: tightenToInk(line.box, renders) };
+  const tight = lines.map((line) => ({ ...line, box: tightenToInk(line.box, renders) }));
   // A single character with no other text beside it identifies nobody (a test pattern's checker reads
   // as "8"); next to other text it may be the end of a date, and stays.
-  const kept = lines.filter((l) => alnumCount(l.text) >= 2 || lines.some((o) => o !== l && besideOnLine(l.box, o.box)));
-  dropped += lines.length - kept.length;
-  lines.length = 0;
-  lines.push(...kept);
+  const kept = tight.filter((l) => alnumCount(l.text) >= 2 || tight.some((o) => o !== l && besideOnLine(l.box, o.box)));
+  dropped += tight.length - kept.length;
   if (process.env.DEID_DEBUG_OCR_TIME) {
-    process.stderr.write(`text: ${W}x${H} ${renders.map((r) => r.name).join('+')} scale ${scale.toFixed(2)} regions ${regions.length} detect ${tDetect.toFixed(0)} ms (${found.length} boxes), read ${(performance.now() - t0 - tDetect).toFixed(0)} ms (${recognitions}), lines ${lines.length}, dropped ${dropped}\n`);
+    process.stderr.write(`text: ${W}x${H} ${renders.map((r) => r.name).join('+')} scale ${scale.toFixed(2)} regions ${regions.length} detect ${tDetect.toFixed(0)} ms (${found.length} boxes), read ${(performance.now() - t0 - tDetect).toFixed(0)} ms (${recognitions}), lines ${kept.length}, dropped ${dropped}\n`);
   }
-  return { lines, candidates: true, dropped, regions, detections: found.length, recognitions };
+  return { lines: kept, candidates: true, dropped, regions, detections: found.length, recognitions };
 }
 
 /** Whether `b` is on the line of `a` (their heights mostly shared) and within two line heights of it. */
