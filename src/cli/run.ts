@@ -111,8 +111,8 @@ export async function runFiles(
     takeRunWorkers(0);
     // clean-pixel-data: OCR runs in one pool of workers sized to the cores, so files are processed
     // concurrently on this thread (decode, mask and encode are quick next to OCR).
-    const { shutdownSharedOcrPool, sharedOcrPool } = await import('../stages/pixels/ocr-pool.js');
-    const concurrency = Math.max(2, sharedOcrPool().size * 2);
+    const { shutdownSharedOcrPool, sharedOcrPool, pixelConcurrency } = await import('../stages/pixels/ocr-pool.js');
+    const concurrency = pixelConcurrency(sharedOcrPool().size);
     let next = 0;
     try {
       await Promise.all(

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { CompiledProfile } from '../profiles/compile.js';
+import { pixelConcurrency } from '../stages/pixels/ocr-pool.js';
 import type { StageName } from '../stages/stage.js';
 import { Admission, type RequeueOutcome } from './admission.js';
 import { ObjectCatalog } from './catalog.js';
@@ -26,7 +27,8 @@ export type { StageName };
 export type StageStatus = Pick<StageCounts, 'queued' | 'active'> & { done: number; failed: number; retried: number; throughput: number };
 
 /** How many jobs of a stage run at once when the configuration does not say. */
-const DEFAULT_CONCURRENCY: Record<StageName, number> = { filter: 2, header: 2, pixels: 1, verify: 2, export: 4 };
+// The pixel stage's objects wait on the text engine threads most of the time: enough at once to keep them all busy.
+const DEFAULT_CONCURRENCY: Record<StageName, number> = { filter: 2, header: 2, pixels: pixelConcurrency(), verify: 2, export: 4 };
 
 export interface PipelineExtras {
   /** Counts and events for the whole deployment (status/); without one, status() shows queue counts only. */

@@ -72,10 +72,12 @@ const REGION_PAD = 24;
 
 /**
  * The detector was trained on text a dozen or more pixels high; small frames carry small fonts
- * (a 256² MR with 7 px text), so they are enlarged. Large frames are read at their own size.
+ * (a 256² MR with 7 px text), so they are enlarged, at most twice: the smallest burned-in fonts are
+ * then as large as the detector wants, and a tiny frame (a 64² thumbnail) costs no more than a 256²
+ * one. Large frames are read at their own size.
  */
 export function detectorScale(width: number, height: number): number {
-  return Math.min(3, Math.max(1, 512 / Math.max(width, height)));
+  return Math.min(2, Math.max(1, 512 / Math.max(width, height)));
 }
 
 interface Candidate {

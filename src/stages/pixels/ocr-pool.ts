@@ -267,6 +267,14 @@ export function sharedOcrPool(): OcrPool {
   return shared;
 }
 
+/**
+ * Images cleaned at once: two per engine thread, so that one is decoded, rendered or masked on the
+ * caller's thread while the other's text is detected, and no engine thread waits for work.
+ */
+export function pixelConcurrency(poolSize = availableParallelism()): number {
+  return Math.max(2, poolSize * 2);
+}
+
 export async function shutdownSharedOcrPool(): Promise<void> {
   const p = shared;
   shared = undefined;

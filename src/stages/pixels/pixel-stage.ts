@@ -33,9 +33,9 @@ export const pixelStage: Stage<PixelContext> = async (object, ctx) => {
   if (report.action === 'skipped') return { facts: { pixels: { report } } };
   // Nothing masked, and either the first pass found no text-like strokes or the detector found no text
   // in any render: the pixels leave unchanged, already examined, and there is nothing masked to re-read.
+  // Only the header changed (BurnedInAnnotation, the method code): written once, by whichever stage needs the bytes.
   if (!report.pixelsMasked && (report.text?.firstPass === 'text-free' || report.text?.detections === 0)) {
-    const bytes = writeDicom(r.file);
-    return { output: Part10.of(readDicom(bytes), bytes), facts: { pixels: { report } } };
+    return { output: Part10.ofFile(r.file), facts: { pixels: { report } } };
   }
   const bytes = writeDicom(r.file);
   // Verified on what leaves: the written bytes, decoded again.

@@ -72,18 +72,14 @@ export function renderGray(d: PixelDescriptor, frame: Uint8Array, lut?: Palette)
     return { width: d.columns, height: d.rows, data: out };
   }
   const invert = d.photometric === 'MONOCHROME1';
-  const words = storedWords(d, frame);
-  // 8- and 16-bit: the distinct stored words, then the window as a lookup table indexed by the word
+  // 8- and 16-bit: the window over the distinct stored values, then applied as a lookup table by word
   // (every frame is rendered twice, for cleaning and for verification; the per-pixel reader is
   // several times slower). Other layouts (32-bit, big-endian hosts): value by value.
-  const value = (word: number) => extract(word, d.highBit - d.bitsStored + 1, d.bitsStored, d.pixelRepresentation === 1);
-  const seen = words ? new Uint8Array(2 ** d.bitsAllocated) : undefined;
-  if (words && seen) for (let p = 0; p < n; p++) seen[words[p]] = 1;
+  const words = distinctWords(d, frame);
   const w = grayWindow(
     (visit) => {
-      if (seen) {
-        for (let i = 0; i < seen.length; i++) if (seen[i]) visit(value(i));
-      } else for (let p = 0; p < n; p++) visit(get(p, 0));
+      if (words) for (const v of words.values) visit(v);
+      else for (let p = 0; p < n; p++) visit(get(p, 0));
     },
     invert,
   );
@@ -93,13 +89,8 @@ export function renderGray(d: PixelDescriptor, frame: Uint8Array, lut?: Palette)
     const c = g <= 0 ? 0 : g >= 255 ? 255 : g;
     return invert ? 255 - c : c;
   };
-  if (!words || !seen) {
-    for (let p = 0; p < n; p++) out[p] = grey(get(p, 0));
-    return { width: d.columns, height: d.rows, data: out };
-  }
-  const table = new Uint8Array(seen.length);
-  for (let i = 0; i < table.length; i++) if (seen[i]) table[i] = grey(value(i));
-  for (let p = 0; p < n; p++) out[p] = table[words[p]];
+  if (words) return { width: d.columns, height: d.rows, data: words.render(grey) };
+  for (let p = 0; p < n; p++) out[p] = grey(get(p, 0));
   return { width: d.columns, height: d.rows, data: out };
 }
 
@@ -139,6 +130,42 @@ function storedWords(d: PixelDescriptor, frame: Uint8Array): Uint8Array | Uint16
   if (d.bitsAllocated !== 16 || !littleEndian) return undefined;
   const bytes = frame.byteOffset % 2 === 0 ? frame : frame.slice(0, n * 2);
   return new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+}
+
+interface DistinctWords {
+  /** The value of each distinct word, in the order first seen. */
+  readonly values: readonly number[];
+  /** The frame mapped through `grey`, called once per distinct value. */
+  render(grey: (value: number) => number): Uint8Array;
+}
+
+/**
+ * The distinct stored words of a one-sample 8- or 16-bit frame (a small frame holds far fewer than
+ * 2^16), so that a render computes each value's grey once and maps pixels through a table.
+ */
+function distinctWords(d: PixelDescriptor, frame: Uint8Array): DistinctWords | undefined {
+  const words = storedWords(d, frame);
+  if (!words) return undefined;
+  const seen = new Uint8Array(2 ** d.bitsAllocated);
+  const distinct: number[] = [];
+  for (let p = 0; p < words.length; p++) {
+    const word = words[p];
+    if (!seen[word]) {
+      seen[word] = 1;
+      distinct.push(word);
+    }
+  }
+  const values = distinct.map((word) => extract(word, d.highBit - d.bitsStored + 1, d.bitsStored, d.pixelRepresentation === 1));
+  return {
+    values,
+    render(grey) {
+      const table = new Uint8Array(seen.length);
+      for (let i = 0; i < distinct.length; i++) table[distinct[i]] = grey(values[i]);
+      const out = new Uint8Array(words.length);
+      for (let p = 0; p < words.length; p++) out[p] = table[words[p]];
+      return out;
+    },
+  };
 }
 
 /** An 8-bit RGB render for previews: grey replicated, colour as stored (YBR_FULL converted). */
@@ -207,20 +234,24 @@ export interface VoiWindow {
 export function renderWindow(d: PixelDescriptor, frame: Uint8Array, w: VoiWindow): Gray8 | undefined {
   if (d.samplesPerPixel !== 1 || d.photometric === 'PALETTE COLOR' || !(w.width >= 1) || !Number.isFinite(w.center)) return undefined;
   const n = d.rows * d.columns;
-  const get = sampleReader(d, frame);
-  const out = new Uint8Array(n);
   const invert = d.photometric === 'MONOCHROME1';
   const lo = w.center - 0.5 - (w.width - 1) / 2;
   const scale = 255 / Math.max(1, w.width - 1);
-  let clipped = 0;
-  let inside = 0;
-  for (let p = 0; p < n; p++) {
-    const g = Math.round((get(p, 0) * w.slope + w.intercept - lo) * scale);
-    if (g <= 0 || g >= 255) clipped++;
-    else inside++;
+  const grey = (v: number) => {
+    const g = Math.round((v * w.slope + w.intercept - lo) * scale);
     const c = g <= 0 ? 0 : g >= 255 ? 255 : g;
-    out[p] = invert ? 255 - c : c;
+    return invert ? 255 - c : c;
+  };
+  const words = distinctWords(d, frame);
+  let out: Uint8Array;
+  if (words) out = words.render(grey);
+  else {
+    const get = sampleReader(d, frame);
+    out = new Uint8Array(n);
+    for (let p = 0; p < n; p++) out[p] = grey(get(p, 0));
   }
+  let clipped = 0;
+  for (let p = 0; p < n; p++) if (out[p] === 0 || out[p] === 255) clipped++;
   // A window that clips almost everything shows nothing (8-bit data with a CT window in HU); one that
   // clips nothing shows what the stored-range render shows. Neither is worth reading.
   if (clipped > 0.97 * n || clipped === 0) return undefined;
