@@ -213,6 +213,14 @@ describe('the service in production (embedded queue, real peers)', () => {
     const badBody = await api(`/api/quarantine/${refused.id}/requeue`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ options: [{}] }) });
     expect(badBody.status).toBe(400);
     expect(await badBody.json()).toMatchObject({ code: 'DEID_ERR_BAD_REQUEST' });
+    // A JSON request with an empty or malformed body is the caller's error too, and its text is not echoed.
+    for (const body of ['', '{"profile": "Doe^Jane']) {
+      const broken = await api(`/api/quarantine/${refused.id}/requeue`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      expect(broken.status).toBe(400);
+      const answer = (await broken.json()) as Json;
+      expect(answer).toMatchObject({ code: 'DEID_ERR_BAD_REQUEST' });
+      expect(JSON.stringify(answer)).not.toContain('Doe');
+    }
 
     // The operator writes a profile that lets it through knowingly, and requeues the object with it.
     const fixed = join(tmp.path, 'pass-burned-in.yaml');

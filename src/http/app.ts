@@ -54,9 +54,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         return sendError(reply, 'DEID_ERR_UNAUTHORIZED');
       }
     });
-    api.setErrorHandler((err: Error & { validation?: unknown }, req, reply) => {
+    api.setErrorHandler((err: Error & { validation?: unknown; statusCode?: number; code?: string }, req, reply) => {
       if (isDeidError(err)) return sendError(reply, err.code, err.detail);
       if (err.validation) return sendError(reply, 'DEID_ERR_BAD_REQUEST', err.message);
+      // The framework's own refusals of a request (an empty or malformed JSON body, a wrong content
+      // type) are the caller's error; named by code only, as a parser's message may quote the body.
+      if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) return sendError(reply, 'DEID_ERR_BAD_REQUEST', err.code ?? `HTTP ${err.statusCode}`);
       req.log.error({ err: err.name }, 'admin request failed');
       return sendError(reply, 'DEID_ERR_INTERNAL');
     });
