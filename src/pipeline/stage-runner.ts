@@ -74,8 +74,6 @@ export class StageRunner {
       secret: this.p.secret,
       filter: o.filter,
       destinations: o.destinations,
-      // Before/after review images, kept with the object for the console.
-      previews: true,
       dispositions: !!o.outcomes?.dispositions,
       manualRegions: job.regions,
       delivered: (names) => (retry.job = { ...job, facts: { ...job.facts, delivered: names } }),
@@ -88,7 +86,7 @@ export class StageRunner {
     // The map row first: no destination ever holds an object that the map cannot reverse.
     if (stage === 'export') await this.p.opts.outcomes?.beforeExport(object);
     const result = await STAGES[stage](object, this.context(chosen, job, retry));
-    let after: StageObject = afterStage(object, result);
+    const after: StageObject = afterStage(object, result);
     let { input, work } = job;
     // Drawn regions make another output of the same object under the same profile.
     const variant = variantOf(chosen.config, job.regions);
@@ -97,12 +95,6 @@ export class StageRunner {
       input = jobs.workKey(stage, job.hash, variant);
       await store.put(input, result.output.encode(), { defer: this.p.opts.deferWork });
       work = [...work, input];
-    }
-    const previews = after.facts.previews;
-    if (previews) {
-      await store.put(`previews/${job.hash.slice(0, 32)}/before.png`, previews.before);
-      await store.put(`previews/${job.hash.slice(0, 32)}/after.png`, previews.after);
-      after = { ...after, facts: { ...after.facts, previews: undefined } };
     }
     if (stage === 'verify') await this.p.record(job.study, 'processed', job.hash);
     const next = nextStage(this.p.listFor(chosen.profile), stage);
