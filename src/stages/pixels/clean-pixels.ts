@@ -207,7 +207,7 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
   if (s.ocr) {
     const wholeFrame = textProne(source.dataset);
     const read = await readText(frameSource(image, palette, voiWindowOf(ds)), ctx.pool ?? sharedOcrPool(), { minConfidence: s.minConfidence / 100, firstPass: wholeFrame ? 'none' : 'strict' });
-    const decision = decideMasks(read.lines, s.mode, new PhiMatcher(identifiers), { margin: s.margin });
+    const decision = decideMasks(read.lines, s.mode, new PhiMatcher(identifiers), { margin: s.margin, frame: { width: d.columns, height: d.rows } });
     ocrBoxes = decision.boxes.map((b) => clampBox(b, d.columns, d.rows));
     text = { firstPass: wholeFrame ? 'whole-frame' : read.candidates ? 'candidates' : 'text-free', linesMasked: decision.masked, linesUnread: decision.unread, linesKept: decision.kept, candidatesDropped: read.dropped, detections: read.detections, recognitions: read.recognitions };
     if (ocrBoxes.length) pixelsMasked += mask({ boxes: ocrBoxes });

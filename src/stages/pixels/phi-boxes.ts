@@ -167,7 +167,7 @@ export function sensitiveLine(text: string, confidence: number, matcher: PhiMatc
  * or a name left readable is a date or a name left readable. all-text masks every line;
  * sensitive-text masks the lines that hold identifying content and every line it could not read.
  */
-export function decideMasks(lines: readonly TextLine[], mode: PixelMode, matcher: PhiMatcher, opts: { margin: number }): MaskDecision {
+export function decideMasks(lines: readonly TextLine[], mode: PixelMode, matcher: PhiMatcher, opts: { margin: number; frame?: { width: number; height: number } }): MaskDecision {
   let masked = 0;
   let unread = 0;
   let kept = 0;
@@ -185,9 +185,24 @@ export function decideMasks(lines: readonly TextLine[], mode: PixelMode, matcher
     // last glyphs are what detection most often cuts, while its height is found well.
     const m = Math.max(opts.margin, Math.ceil(0.2 * h));
     const end = Math.max(opts.margin, Math.ceil(0.6 * h));
-    boxes.push({ x0: line.box.x0 - end, y0: line.box.y0 - m, x1: line.box.x1 + end, y1: line.box.y1 + m });
+    const box = { x0: line.box.x0 - end, y0: line.box.y0 - m, x1: line.box.x1 + end, y1: line.box.y1 + m };
+    boxes.push(opts.frame ? toFrameEdges(box, opts.frame, m, end) : box);
   }
   return { boxes: mergeLineBoxes(boxes), masked, unread, kept };
+}
+
+/**
+ * A strip narrower than the margin between a mask and the frame's edge is masked too: it can hold only
+ * the cut-off top or end of text running out of the frame (a line below the last one found, its glyphs
+ * three rows high), which no detector sees as a line.
+ */
+function toFrameEdges(b: Box, frame: { width: number; height: number }, m: number, end: number): Box {
+  return {
+    x0: b.x0 <= end ? 0 : b.x0,
+    y0: b.y0 <= m ? 0 : b.y0,
+    x1: frame.width - b.x1 <= end ? frame.width : b.x1,
+    y1: frame.height - b.y1 <= m ? frame.height : b.y1,
+  };
 }
 
 /**

@@ -14,8 +14,6 @@ export interface DetectorInput {
   /** Frame pixels per input pixel, in x and y. */
   readonly sx: number;
   readonly sy: number;
-  /** Frame pixels of edge context on each side (EDGE_PAD input pixels). */
-  readonly pad: number;
 }
 
 /** ImageNet normalisation, as the detector was trained (the three channels of a grey render differ only by it). */
@@ -26,21 +24,19 @@ const STD = [0.229, 0.224, 0.225];
 export const MAX_DETECTOR_SIDE = 1600;
 
 /**
- * Context added around the render (its edge pixels repeated), in detector input pixels: a line cut by
- * the frame's edge is then a line inside the detector's view, which it finds far more reliably. Counted
- * at the detector's scale, so an enlarged small frame is not made to carry a larger border than a large one.
+ * Context added around the render (its edge pixels repeated): a line cut by the frame's edge is then
+ * a line inside the detector's view, which it finds far more reliably.
  */
 export const EDGE_PAD = 16;
 
 /**
- * Resizes (bilinear) the render to `scale` times its size, padded by EDGE_PAD, rounded to multiples of 32 as the
+ * Resizes (bilinear) to `scale` times the render padded by EDGE_PAD, rounded to multiples of 32 as the
  * network needs, and normalises. Coordinates map back through sx, sy and the pad.
  */
 export function detectorInput(g: Gray8, scale: number): DetectorInput {
   const s = Math.min(scale, MAX_DETECTOR_SIDE / Math.max(g.width, g.height));
-  const pad = EDGE_PAD / s;
-  const pw = g.width + 2 * pad;
-  const ph = g.height + 2 * pad;
+  const pw = g.width + 2 * EDGE_PAD;
+  const ph = g.height + 2 * EDGE_PAD;
   const W = Math.max(32, Math.round((pw * s) / 32) * 32);
   const H = Math.max(32, Math.round((ph * s) / 32) * 32);
   const sx = pw / W;
@@ -55,13 +51,13 @@ export function detectorInput(g: Gray8, scale: number): DetectorInput {
   const xb = new Int32Array(W);
   const wx = new Float32Array(W);
   for (let x = 0; x < W; x++) {
-    const fx = Math.min(gw - 1, Math.max(0, (x + 0.5) * sx - 0.5 - pad));
+    const fx = Math.min(gw - 1, Math.max(0, (x + 0.5) * sx - 0.5 - EDGE_PAD));
     xa[x] = Math.floor(fx);
     xb[x] = Math.min(gw - 1, xa[x] + 1);
     wx[x] = fx - xa[x];
   }
   for (let y = 0; y < H; y++) {
-    const fy = Math.min(g.height - 1, Math.max(0, (y + 0.5) * sy - 0.5 - pad));
+    const fy = Math.min(g.height - 1, Math.max(0, (y + 0.5) * sy - 0.5 - EDGE_PAD));
     const ya = Math.floor(fy);
     const yb = Math.min(g.height - 1, ya + 1);
     const wy = fy - ya;
@@ -77,7 +73,7 @@ export function detectorInput(g: Gray8, scale: number): DetectorInput {
       out[2 * n + p] = lut[2][v];
     }
   }
-  return { data: out, width: W, height: H, sx, sy, pad };
+  return { data: out, width: W, height: H, sx, sy };
 }
 
 export interface DetectedBox extends Box {
@@ -98,11 +94,11 @@ export interface BoxParams {
  * Components of the thresholded probability map (4-connected), each grown by the unclip distance
  * area × ratio / perimeter and mapped back to frame pixels. Axis-aligned: burned-in text is horizontal.
  */
-export function boxesFromProbability(prob: Float32Array, input: Pick<DetectorInput, 'width' | 'height' | 'sx' | 'sy' | 'pad'>, frame: { width: number; height: number }, p: BoxParams = {}): DetectedBox[] {
+export function boxesFromProbability(prob: Float32Array, input: Pick<DetectorInput, 'width' | 'height' | 'sx' | 'sy'>, frame: { width: number; height: number }, p: BoxParams = {}): DetectedBox[] {
   const T = p.threshold ?? 0.3;
   const minScore = p.boxThreshold ?? 0.5;
   const ratio = p.unclipRatio ?? 1.5;
-  const { width: W, height: H, sx, sy, pad } = input;
+  const { width: W, height: H, sx, sy } = input;
   const n = W * H;
   const seen = new Uint8Array(n);
   const stack = new Int32Array(n);
@@ -139,10 +135,10 @@ export function boxesFromProbability(prob: Float32Array, input: Pick<DetectorInp
     if (Math.min(w, h) < 2 || score < minScore) continue;
     const d = (w * h * ratio) / (2 * (w + h));
     const box = {
-      x0: Math.max(0, Math.floor((x0 - d) * sx - pad)),
-      y0: Math.max(0, Math.floor((y0 - d) * sy - pad)),
-      x1: Math.min(frame.width, Math.ceil((x1 + 1 + d) * sx - pad)),
-      y1: Math.min(frame.height, Math.ceil((y1 + 1 + d) * sy - pad)),
+      x0: Math.max(0, Math.floor((x0 - d) * sx - EDGE_PAD)),
+      y0: Math.max(0, Math.floor((y0 - d) * sy - EDGE_PAD)),
+      x1: Math.min(frame.width, Math.ceil((x1 + 1 + d) * sx - EDGE_PAD)),
+      y1: Math.min(frame.height, Math.ceil((y1 + 1 + d) * sy - EDGE_PAD)),
       score,
     };
     // Text found only in the repeated edge is the edge's own, already found inside the frame.
