@@ -6,7 +6,7 @@
  */
 import type { DicomFile } from '../dicom/element.js';
 import { Part10 } from '../dicom/part10.js';
-import { readDicom } from '../dicom/reader.js';
+import { readDicom, type ReadOptions } from '../dicom/reader.js';
 import type { CompiledProfile } from '../profiles/compile.js';
 import { sourceFacts } from '../stages/header-stage.js';
 import type { StageObject } from '../stages/stage.js';
@@ -26,9 +26,11 @@ interface Entry {
 export class InFlightObjects {
   private readonly entries: SizedCache<Entry>;
 
+  /** `read` gives the size limit objects are read back under (the configuration's, which a reload may change). */
   constructor(
     private readonly store: ObjectStore,
     private readonly secret: Uint8Array,
+    private readonly read: () => ReadOptions = () => ({}),
     maxBytes = 64 * 1024 * 1024,
   ) {
     this.entries = new SizedCache(maxBytes, (e) => e.size);
@@ -54,12 +56,12 @@ export class InFlightObjects {
     const e = this.entries.get(job.hash, true);
     if (e && e.input === job.input) {
       if (e.object) return { ...e.object, facts: { ...e.object.facts, ...job.facts }, origin: job.origin };
-      const source = readDicom(e.bytes!);
+      const source = readDicom(e.bytes!, this.read());
       return { source, current: Part10.of(source, e.bytes!), facts: { ...job.facts }, origin: job.origin };
     }
     const sourceBytes = await this.store.get(job.source);
-    const source = readDicom(sourceBytes);
-    const current = job.input === job.source ? Part10.of(source, sourceBytes) : Part10.ofBytes(await this.store.get(job.input));
+    const source = readDicom(sourceBytes, this.read());
+    const current = job.input === job.source ? Part10.of(source, sourceBytes) : Part10.ofBytes(await this.store.get(job.input), this.read());
     // Past the header stage (it found the new identity), the later stages need what it learned from the source.
     const facts = job.facts?.identity ? { ...sourceFacts(source, { profile, secret: this.secret }), ...job.facts } : { ...job.facts };
     return { source, current, facts, origin: job.origin };

@@ -87,7 +87,7 @@ export class Pipeline {
       review: new ReviewQueue(store),
       catalog: new ObjectCatalog(store),
       jobs: new JobIds(listFor(opts.profile)[0]!),
-      objects: new InFlightObjects(store, secret),
+      objects: new InFlightObjects(store, secret, () => ({ maxBytes: this.parts.opts.maxObjectBytes })),
       secret,
       log,
       observer: observers,
