@@ -121,7 +121,11 @@ describe('buildApp: admin API, health, metrics and STOW-RS by inject()', () => {
     expect(res.headers['content-type']).toMatch(/^application\/dicom\+json/);
     expect(res.json()['00081199'].Value).toHaveLength(1);
     await waitFor(() => files(exportDir).length === 1, 15_000, 'the export');
-    const studies = (await app.inject({ method: 'GET', url: '/api/studies', headers: auth() })).json().studies;
+    // The study counts the export once the object has left the pipeline, just after its file is written.
+    const studies = await waitFor(async () => {
+      const list = (await app.inject({ method: 'GET', url: '/api/studies', headers: auth() })).json().studies;
+      return list[0]?.exported === 1 ? list : undefined;
+    }, 15_000, 'the study counting the export');
     expect(studies).toHaveLength(1);
     expect(studies[0]).toMatchObject({ received: 1, exported: 1, quarantined: 0 });
     const one = await app.inject({ method: 'GET', url: `/api/studies/${studies[0].id}`, headers: auth() });
