@@ -1,4 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -453,5 +454,19 @@ describe('deid reid and deid map export', () => {
     expect(patids.length - 1).toBe(3);
     expect(expectedPatids.get('ID,"7"')).toMatch(/^\w+$/);
     expect(r.stdout).toContain(`uid_mapping.csv: ${expectedUids.size} UID pair(s)`);
+  });
+});
+
+describe('the keyed index tokens', () => {
+  it('should be the HMAC-SHA256 of the kind and value under the index key, truncated, for values of any length and script', () => {
+    const index = deriveMapKeys(Buffer.from(KEY_HEX, 'hex')).index;
+    const tokens = new Tokenizer(index);
+    const values = ['MRN-000', 'DOE^JANE', `1.2.826.0.1.3680043.2.1125.1.${'9'.repeat(30)}`, 'Ωmega^Ürsula', '山田^太郎', 'x'.repeat(5000), ''];
+    for (const value of values) {
+      for (const kind of ['orig', 'new'] as const) {
+        // Twice: the second comes from the memo.
+        for (let i = 0; i < 2; i++) expect(tokens.token(kind, value)).toBe(createHmac('sha256', index).update(`${kind}\0${value}`).digest('hex').slice(0, 32));
+      }
+    }
   });
 });

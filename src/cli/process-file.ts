@@ -42,7 +42,7 @@ export interface FileResult {
   readonly bytesOut: number;
   /** clean-pixel-data: what the pixel stage did. */
   readonly pixels?: 'cleaned' | 'skipped';
-  /** With a manifest or a report: the record of the file (without the report's details). */
+  /** With a manifest: the record of the file (without the report's details), for the manifest's row. */
   readonly record?: ObjectRecord;
 }
 
@@ -120,9 +120,9 @@ export function readWholeFile(path: string, maxBytes: number): Buffer | TooLarge
 const STAGE = 'deid run';
 const keepsRecords = (s: RunSettings) => !!(s.manifest || s.report);
 
-/** The outcome of a file, its record attached to the result when the run keeps records. */
+/** The outcome of a file, with its record, which the result carries (without the report's details) for the manifest. */
 function outcome(result: FileResult, s: RunSettings, record?: ObjectRecord, row?: Promise<void>): FileOutcome {
-  if (!record) return { result, row };
+  if (!record || !s.manifest) return { result, record, row };
   const { details: _, ...manifest } = record;
   return { result: { ...result, record: manifest }, record, row };
 }

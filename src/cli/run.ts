@@ -8,7 +8,7 @@ import type { ObjectRecord } from '../report/object-record.js';
 import { SubmissionReport, type SubmissionState } from '../report/submission.js';
 import { takeRunWorkers } from './prewarm.js';
 import type { FileJob, FileResult, RunSettings } from './process-file.js';
-import type { WorkerInit, WorkerRequest } from './run-worker.js';
+import type { WorkerInit, WorkerReply, WorkerRequest } from './run-worker.js';
 import { ThreadRun } from './thread-run.js';
 
 export interface RunSummary {
@@ -80,7 +80,7 @@ export async function runFiles(
     threads?: number;
     progress?: boolean;
     compiled?: CompiledProfile;
-    /** Told each file's record as it is counted (with a manifest or a report in the settings). */
+    /** Told each file's record as it is counted (with a manifest in the settings). */
     onRecord?: (record: ObjectRecord) => void;
   } = {},
 ): Promise<RunSummary & { report?: SubmissionReport }> {
@@ -107,6 +107,7 @@ export async function runFiles(
   const thisThread = new ThreadRun(settings, compiled);
   // The report's shares of the worker threads, merged with this thread's at the end.
   const shares: SubmissionState[] = [];
+  let mine: SubmissionState | undefined;
   if (compiled.pixels) {
     takeRunWorkers(0);
     // clean-pixel-data: OCR runs in one pool of workers sized to the cores, so files are processed
@@ -123,6 +124,7 @@ export async function runFiles(
     } finally {
       await shutdownSharedOcrPool();
     }
+    mine = await thisThread.finish();
   } else {
     // This thread de-identifies too, next to threads - 1 workers: it is started and loaded already, and
     // each worker pays a cold start (module loading and a JIT warm-up that were a quarter of a short run).
@@ -148,30 +150,38 @@ export async function runFiles(
         await new Promise((r) => setImmediate(r));
       }
       await Promise.all(settling);
+      // This thread's map is closed (its rows fsynced) while the workers finish theirs.
+      mine = await thisThread.finish();
     };
     const post = (w: Worker, m: WorkerRequest) => w.postMessage(m);
     const onWorker = (w: Worker, startedEarly: boolean) =>
       new Promise<void>((resolveWorker, reject) => {
         // A prewarmed worker was started before the settings existed: it gets them first.
         if (startedEarly) post(w, { init });
-        // Two batches in flight per worker keep it busy without holding the whole job list in messages.
-        let inFlight = 0;
+        // Two batches waiting or being processed per worker keep it busy without holding the whole job
+        // list in messages. A batch's results come once its map rows are written, after the worker
+        // has gone on to the next batches: it is fed as it processes, not as its rows are written.
+        let processing = 0;
+        let unanswered = 0;
         const feed = () => {
-          while (inFlight < 2 && next < jobs.length) {
+          while (processing < 2 && next < jobs.length) {
             post(w, take());
-            inFlight++;
+            processing++;
+            unanswered++;
           }
           // Done: the worker closes its map writer and hands over its share of the report.
-          if (inFlight === 0) post(w, 'finish');
+          if (unanswered === 0) post(w, 'finish');
         };
-        w.on('message', (m: FileResult[] | { finished: true; report?: SubmissionState }) => {
-          if (!Array.isArray(m)) {
+        w.on('message', (m: WorkerReply) => {
+          if (m === 'processed') processing--;
+          else if (Array.isArray(m)) {
+            unanswered--;
+            m.forEach(onResult);
+          } else {
             if (m.report) shares.push(m.report);
             void w.terminate().then(() => resolveWorker());
             return;
           }
-          inFlight--;
-          m.forEach(onResult);
           feed();
         });
         w.on('error', reject);
@@ -179,7 +189,6 @@ export async function runFiles(
       });
     await Promise.all([onThisThread(), ...workers.map((w, i) => onWorker(w, i < prewarmed.length))]);
   }
-  const mine = await thisThread.finish();
   let report: SubmissionReport | undefined;
   if (mine) {
     report = new SubmissionReport();

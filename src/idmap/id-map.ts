@@ -111,13 +111,7 @@ export class IdMap {
 
   /** Records one object's row; resolves once the row is durable (throws DEID_ERR_IDMAP if it cannot be). */
   record(input: MapRowInput): Promise<void> {
-    const row: MapRow = {
-      original: Object.fromEntries(MAP_FIELDS.map((f) => [f, input.original[f] ?? ''])) as Record<MapField, string>,
-      new: Object.fromEntries(MAP_FIELDS.map((f) => [f, input.new[f] ?? ''])) as Record<MapField, string>,
-      ...(input.dateOffsetDays !== undefined ? { dateOffsetDays: input.dateOffsetDays } : {}),
-      at: (input.at ?? new Date()).toISOString(),
-    };
-    const sealed = sealRow(row, this.keys, this.tokens);
+    const sealed = sealRow({ ...input, at: (input.at ?? new Date()).toISOString() }, this.keys, this.tokens);
     return new Promise<void>((resolveRow, rejectRow) => {
       this.pending.push({ row: sealed, resolve: resolveRow, reject: rejectRow });
       // After this turn of the event loop, so that the rows of objects finishing together share a write.

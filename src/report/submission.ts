@@ -12,7 +12,7 @@
  * Threads of one run each fill their own and `merge` their `state()` at the end.
  */
 import { ERRORS, type ErrorCode } from '../errors.js';
-import type { Disposition } from '../stages/header.js';
+import { DISPOSITIONS, type Disposition } from '../stages/header.js';
 import { KAnonymity, type KAnonymityReport, type KAnonymityState } from './k-anonymity.js';
 import type { ObjectRecord, Outcome, PixelOutcome } from './object-record.js';
 import { TagInventory, type TagInventoryReport, type TagInventoryState } from './tag-inventory.js';
@@ -79,8 +79,6 @@ export interface SubmissionState {
   readonly quarantine: { reasons: Map<string, number>; objects: Array<{ id: string; code: ErrorCode; stage: string }>; objectsNotListed: number };
   readonly warnings: Map<string, number>;
 }
-
-const DISPOSITIONS: readonly Disposition[] = ['kept', 'removed', 'replaced', 'cleaned', 'remapped'];
 
 const bump = (m: Map<string, number>, k: string, n = 1) => m.set(k, (m.get(k) ?? 0) + n);
 

@@ -1,6 +1,6 @@
 import { keywordOf } from '../dicom/dictionary.js';
 import { formatTag, isPrivateTag, tagGroup, type Tag } from '../dicom/tag.js';
-import type { Disposition, ElementDisposition } from '../stages/header.js';
+import { DISPOSITIONS, type Disposition, type ElementDisposition } from '../stages/header.js';
 
 /**
  * The tag inventory of a submission, in the manner of TCIA's TagSniffer: every attribute seen, in how
@@ -34,7 +34,8 @@ export interface AttributeCount {
   readonly dispositions: Readonly<Partial<Record<Disposition, number>>>;
 }
 
-export type CreatorDisposition = 'kept (E.3.10-1)' | 'kept (TCIA knowledge base)' | 'kept by a rule' | 'removed';
+const CREATOR_DISPOSITIONS = ['kept (E.3.10-1)', 'kept (TCIA knowledge base)', 'kept by a rule', 'removed'] as const;
+export type CreatorDisposition = (typeof CREATOR_DISPOSITIONS)[number];
 
 export interface PrivateCreatorCount {
   readonly creator: string;
@@ -61,107 +62,174 @@ function attributeName(tag: Tag, creator: string | undefined): string {
   return keywordOf(tag) ?? formatTag(tag);
 }
 
-function creatorDisposition(e: InventoryElement): CreatorDisposition {
-  if (e.disposition === 'removed') return 'removed';
-  if (e.keptBy === 'E.3.10-1') return 'kept (E.3.10-1)';
-  if (e.keptBy === 'TCIA') return 'kept (TCIA knowledge base)';
-  return 'kept by a rule';
+/** The index of a private element's creator disposition in CREATOR_DISPOSITIONS. */
+function creatorDisposition(e: InventoryElement): number {
+  return CREATOR_DISPOSITIONS.indexOf(e.disposition === 'removed' ? 'removed' : e.keptBy === 'E.3.10-1' ? 'kept (E.3.10-1)' : e.keptBy === 'TCIA' ? 'kept (TCIA knowledge base)' : 'kept by a rule');
 }
 
-export interface Tally<K extends string> {
+/**
+ * Counts of one attribute (or one creator's block): objects, occurrences, and occurrences by
+ * disposition, indexed as DISPOSITIONS (or CREATOR_DISPOSITIONS) are: named only in the report.
+ */
+interface Tally {
   objects: number;
   occurrences: number;
-  counts: Partial<Record<K, number>>;
+  readonly counts: number[];
+  /** The last list of elements counted, so that an attribute met twice in one object counts one object. */
   lastObject: number;
 }
 
-function bump<K extends string>(t: Tally<K>, what: K, object: number): void {
-  if (t.lastObject !== object) {
-    t.objects++;
-    t.lastObject = object;
+type AttributeTally = Tally & { readonly tag: Tag; readonly creator?: string };
+
+/** Counts an occurrence in `times` objects that share one list of elements (`list` marks which). */
+function bump(t: Tally, code: number, list: number, times: number): void {
+  if (t.lastObject !== list) {
+    t.objects += times;
+    t.lastObject = list;
   }
-  t.occurrences++;
-  t.counts[what] = (t.counts[what] ?? 0) + 1;
+  t.occurrences += times;
+  t.counts[code] += times;
 }
 
-const tally = <K extends string>(): Tally<K> => ({ objects: 0, occurrences: 0, counts: {}, lastObject: -1 });
+const zeros = (n: number) => new Array<number>(n).fill(0);
+const attributeTally = (tag: Tag, creator?: string): AttributeTally => ({ objects: 0, occurrences: 0, counts: zeros(DISPOSITIONS.length), lastObject: -1, tag, creator });
+const creatorTally = (): Tally => ({ objects: 0, occurrences: 0, counts: zeros(CREATOR_DISPOSITIONS.length), lastObject: -1 });
+
+/** The counts by name, those that are not zero. */
+function named<K extends string>(names: readonly K[], counts: readonly number[]): Partial<Record<K, number>> {
+  const out: Partial<Record<K, number>> = {};
+  names.forEach((name, i) => {
+    if (counts[i]) out[name] = counts[i];
+  });
+  return out;
+}
 
 /** An inventory's counts as plain data (structured-clone safe): what a thread sends to be merged. */
 export interface TagInventoryState {
   readonly objects: number;
-  /** By tag for standard elements, by `tag|creator` for private ones. */
-  readonly attributes: ReadonlyMap<number | string, Tally<Disposition> & { tag: Tag; creator?: string }>;
-  readonly creators: ReadonlyMap<string, Tally<CreatorDisposition>>;
+  /** Standard elements by tag. */
+  readonly byTag: ReadonlyMap<number, AttributeTally>;
+  /** Private elements: creator → tag → tally. */
+  readonly byCreator: ReadonlyMap<string, ReadonlyMap<number, AttributeTally>>;
+  /** Private creators: creator → group → tally. */
+  readonly creators: ReadonlyMap<string, ReadonlyMap<number, Tally>>;
 }
-
-function mergeTally<K extends string>(into: Tally<K>, from: Tally<K>): void {
-  into.objects += from.objects;
-  into.occurrences += from.occurrences;
-  for (const [k, n] of Object.entries(from.counts) as [K, number][]) into.counts[k] = (into.counts[k] ?? 0) + n;
-}
-
-type AttributeTally = Tally<Disposition> & { tag: Tag; creator?: string };
 
 /** The tally under `key` in `m`, made on first use. */
-function tallyIn<K, T>(m: Map<K, T>, key: K, make: () => T): T {
+function tallyIn<K, T>(m: Map<K, T>, key: K, make: (key: K) => T): T {
   let t = m.get(key);
-  if (t === undefined) m.set(key, (t = make()));
+  if (t === undefined) m.set(key, (t = make(key)));
   return t;
+}
+
+const newMap = <K, V>() => new Map<K, V>();
+
+function mergeInto<K, T extends Tally>(into: Map<K, T>, from: ReadonlyMap<K, T>): void {
+  for (const [key, t] of from) {
+    const mine = into.get(key);
+    // lastObject -1: a merged tally is never mistaken for one of this inventory's objects.
+    if (!mine) into.set(key, { ...t, counts: [...t.counts], lastObject: -1 });
+    else {
+      mine.objects += t.objects;
+      mine.occurrences += t.occurrences;
+      t.counts.forEach((n, i) => (mine.counts[i] += n));
+    }
+  }
+}
+
+/** Distinct lists of elements held before they are counted (see TagInventory.add). */
+const HELD_LISTS = 64;
+
+/** A hash of a list of elements, to find the same list again (sameElements decides). */
+function listHash(elements: readonly InventoryElement[]): number {
+  let h = elements.length;
+  for (const e of elements) h = Math.imul(h ^ e.tag, 0x01000193) ^ DISPOSITIONS.indexOf(e.disposition);
+  return h;
+}
+
+function sameElements(a: readonly InventoryElement[], b: readonly InventoryElement[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x.tag !== y.tag || x.disposition !== y.disposition || x.creator !== y.creator || x.keptBy !== y.keptBy) return false;
+  }
+  return true;
 }
 
 export class TagInventory {
   private objects = 0;
-  // Keyed by numbers and nested by creator, not by composed strings: this runs for every element of
-  // every object, and most elements of some objects are private.
+  /**
+   * Lists of elements not counted yet, by hash, with the number of objects that had exactly that list:
+   * the objects of a series mostly do, so each distinct list is counted once, times its objects.
+   */
+  private readonly held = new Map<number, Array<{ readonly elements: readonly InventoryElement[]; objects: number }>>();
+  private heldLists = 0;
+  /** Lists counted so far: each count marks the tallies it touches with its number. */
+  private counted = 0;
+  // Keyed by numbers and nested by creator, and counted by index, not by composed strings or names:
+  // this runs for every element of every object, and most elements of some objects are private.
   private readonly byTag = new Map<number, AttributeTally>();
-  /** creator → tag → tally */
   private readonly byCreator = new Map<string, Map<number, AttributeTally>>();
-  /** creator → group → tally */
-  private readonly creators = new Map<string, Map<number, Tally<CreatorDisposition>>>();
+  private readonly creators = new Map<string, Map<number, Tally>>();
 
   state(): TagInventoryState {
-    const attributes = new Map<number | string, AttributeTally>(this.byTag);
-    for (const tags of this.byCreator.values()) for (const a of tags.values()) attributes.set(`${a.tag}|${a.creator}`, a);
-    const creators = new Map<string, Tally<CreatorDisposition>>();
-    for (const [creator, groups] of this.creators) for (const [group, t] of groups) creators.set(`${hex(group, 4)}|${creator}`, t);
-    return { objects: this.objects, attributes, creators };
+    this.countHeld();
+    return { objects: this.objects, byTag: this.byTag, byCreator: this.byCreator, creators: this.creators };
   }
 
   /** Adds the counts of another inventory over other objects (another thread's share of a run). */
   merge(other: TagInventoryState): void {
     this.objects += other.objects;
-    // lastObject -1: a merged tally is never mistaken for one of this inventory's objects.
-    const into = <K extends string, T extends Tally<K>>(mine: T | undefined, from: T, set: (t: T) => void) => {
-      if (mine) mergeTally(mine, from);
-      else set({ ...from, counts: { ...from.counts }, lastObject: -1 });
-    };
-    for (const a of other.attributes.values()) {
-      const m = a.creator === undefined ? this.byTag : tallyIn(this.byCreator, a.creator, () => new Map<number, AttributeTally>());
-      into(m.get(a.tag), a, (t) => m.set(a.tag, t));
-    }
-    for (const [key, c] of other.creators) {
-      const group = parseInt(key.slice(0, 4), 16);
-      const m = tallyIn(this.creators, key.slice(5), () => new Map<number, Tally<CreatorDisposition>>());
-      into(m.get(group), c, (t) => m.set(group, t));
-    }
+    mergeInto(this.byTag, other.byTag);
+    for (const [creator, tags] of other.byCreator) mergeInto(tallyIn(this.byCreator, creator, newMap<number, AttributeTally>), tags);
+    for (const [creator, groups] of other.creators) mergeInto(tallyIn(this.creators, creator, newMap<number, Tally>), groups);
   }
 
   /** Adds one object: the dispositions of its elements at every depth. */
   add(elements: readonly InventoryElement[]): void {
-    const object = this.objects++;
+    this.objects++;
+    const hash = listHash(elements);
+    const lists = this.held.get(hash);
+    const same = lists?.find((l) => sameElements(l.elements, elements));
+    if (same) {
+      same.objects++;
+      return;
+    }
+    if (this.heldLists === HELD_LISTS) this.countHeld();
+    const entry = { elements, objects: 1 };
+    const bucket = this.held.get(hash);
+    if (bucket) bucket.push(entry);
+    else this.held.set(hash, [entry]);
+    this.heldLists++;
+  }
+
+  /** Counts the lists held, each for as many objects as had it. */
+  private countHeld(): void {
+    for (const lists of this.held.values()) for (const l of lists) this.count(l.elements, l.objects);
+    this.held.clear();
+    this.heldLists = 0;
+  }
+
+  private count(elements: readonly InventoryElement[], times: number): void {
+    const list = this.counted++;
     for (const e of elements) {
-      if (e.creator === undefined) {
-        bump(tallyIn(this.byTag, e.tag, () => ({ ...tally<Disposition>(), tag: e.tag })), e.disposition, object);
+      const code = DISPOSITIONS.indexOf(e.disposition);
+      const creator = e.creator;
+      if (creator === undefined) {
+        bump(tallyIn(this.byTag, e.tag, attributeTally), code, list, times);
         continue;
       }
-      const tags = tallyIn(this.byCreator, e.creator, () => new Map<number, AttributeTally>());
-      bump(tallyIn(tags, e.tag, () => ({ ...tally<Disposition>(), tag: e.tag, creator: e.creator })), e.disposition, object);
-      const groups = tallyIn(this.creators, e.creator, () => new Map<number, Tally<CreatorDisposition>>());
-      bump(tallyIn(groups, tagGroup(e.tag), () => tally<CreatorDisposition>()), creatorDisposition(e), object);
+      const tags = tallyIn(this.byCreator, creator, newMap<number, AttributeTally>);
+      let t = tags.get(e.tag);
+      if (t === undefined) tags.set(e.tag, (t = attributeTally(e.tag, creator)));
+      bump(t, code, list, times);
+      bump(tallyIn(tallyIn(this.creators, creator, newMap<number, Tally>), tagGroup(e.tag), creatorTally), creatorDisposition(e), list, times);
     }
   }
 
   report(): TagInventoryReport {
+    this.countHeld();
     const all = [...this.byTag.values()];
     for (const tags of this.byCreator.values()) all.push(...tags.values());
     const attributes = all
@@ -172,16 +240,18 @@ export class TagInventory {
         ...(a.creator !== undefined ? { creator: a.creator } : {}),
         objects: a.objects,
         occurrences: a.occurrences,
-        dispositions: { ...a.counts },
+        dispositions: named(DISPOSITIONS, a.counts),
       }));
-    const privateCreators = [...this.state().creators.entries()]
-      .sort(([a], [b]) => a.localeCompare(b))
-      .map(([key, t]) => {
-        const [group, creator] = [key.slice(0, 4), key.slice(5)];
-        const removed = t.counts.removed ?? 0;
+    const privateCreators: PrivateCreatorCount[] = [];
+    for (const [creator, groups] of this.creators) {
+      for (const [g, t] of groups) {
+        const group = hex(g, 4);
+        const removed = t.counts[CREATOR_DISPOSITIONS.indexOf('removed')];
         const verdict: PrivateCreatorCount['verdict'] = removed === 0 ? 'kept' : removed === t.occurrences ? 'removed' : 'partly kept';
-        return { creator, group, objects: t.objects, elements: t.occurrences, dispositions: { ...t.counts }, verdict };
-      });
+        privateCreators.push({ creator, group, objects: t.objects, elements: t.occurrences, dispositions: named(CREATOR_DISPOSITIONS, t.counts), verdict });
+      }
+    }
+    privateCreators.sort((a, b) => `${a.group}|${a.creator}`.localeCompare(`${b.group}|${b.creator}`));
     return { objects: this.objects, attributes, privateCreators };
   }
 }

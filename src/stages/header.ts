@@ -28,7 +28,8 @@ export interface HeaderContext {
 }
 
 /** What the profile did to an element of the source, in the words of a tag inventory. */
-export type Disposition = 'kept' | 'removed' | 'replaced' | 'cleaned' | 'remapped';
+export const DISPOSITIONS = ['kept', 'removed', 'replaced', 'cleaned', 'remapped'] as const;
+export type Disposition = (typeof DISPOSITIONS)[number];
 
 export interface ElementDisposition {
   readonly tag: Tag;
@@ -190,7 +191,7 @@ class HeaderRun {
       if (after === before) continue;
       this.report.cleaned++;
       cleaned.set(el, this.text(el, after, cs));
-      if (disposition !== undefined) this.dispositions![disposition] = { ...this.dispositions![disposition], disposition: 'cleaned' };
+      if (disposition !== undefined) this.dispositions![disposition] = redisposed(this.dispositions![disposition], 'cleaned');
     }
     if (cleaned.size) replaceElements(dataset, cleaned);
     return identifiers;
@@ -297,7 +298,7 @@ class HeaderRun {
     for (const el of elements) {
       // Group lengths would be stale after any change, and are retired: drop them.
       if (isGroupLengthTag(el.tag)) {
-        this.dispositions?.push({ tag: el.tag, depth: ancestors.length, disposition: 'removed' });
+        this.dispositions?.push(elementDisposition(el.tag, undefined, ancestors.length, 'removed'));
         continue;
       }
       if (isPrivateCreatorTag(el.tag)) {
@@ -343,7 +344,7 @@ class HeaderRun {
     if (this.dispositions && droppedOverlays.size) {
       for (let i = recorded; i < this.dispositions.length; i++) {
         const d = this.dispositions[i];
-        if (d.depth === ancestors.length && droppedOverlays.has(tagGroup(d.tag))) this.dispositions[i] = { ...d, disposition: 'removed' };
+        if (d.depth === ancestors.length && droppedOverlays.has(tagGroup(d.tag))) this.dispositions[i] = redisposed(d, 'removed');
       }
     }
     return out.filter(
@@ -361,7 +362,7 @@ class HeaderRun {
       for (const el of item.elements) {
         if (isPrivateCreatorTag(el.tag)) continue;
         const creator = isPrivateTag(el.tag) ? creators?.get((tagGroup(el.tag) << 8) | privateBlock(el.tag)) : undefined;
-        this.dispositions!.push({ tag: el.tag, ...(creator !== undefined ? { creator } : {}), depth, disposition: 'removed' });
+        this.dispositions!.push(elementDisposition(el.tag, creator, depth, 'removed'));
         if (el.items) this.recordRemoved(el.items, depth + 1, cs);
       }
     }
@@ -391,10 +392,23 @@ function dispositionOf(el: Element, action: Action, result: Element | undefined,
     if (result === el) disposition = action.kind === 'C' && isTextVR(el.vr) && el.vr !== 'UI' && !isDate(el.vr) ? 'cleaned' : 'kept';
     else disposition = el.vr === 'UI' ? 'remapped' : isDate(el.vr) ? 'replaced' : 'cleaned';
   } else disposition = el.vr === 'UI' && (action.kind === 'U' || action.kind === 'D' || action.kind === 'hash') ? 'remapped' : 'replaced';
-  if (creator === undefined) return { tag: el.tag, depth, disposition };
-  const keptBy = !result ? undefined : action.kind === 'safePrivate' ? safePrivateSource(tagGroup(el.tag), creator, el.tag & 0xff) : 'rule';
-  return { tag: el.tag, creator, depth, disposition, ...(keptBy ? { keptBy } : {}) };
+  const keptBy = creator === undefined || !result ? undefined : action.kind === 'safePrivate' ? safePrivateSource(tagGroup(el.tag), creator, el.tag & 0xff) : 'rule';
+  return elementDisposition(el.tag, creator, depth, disposition, keptBy);
 }
+
+/**
+ * One element's disposition. Every one has the same fields (creator and keptBy undefined where they do
+ * not apply), so that the code that reads hundreds of them per object sees one shape.
+ */
+const elementDisposition = (tag: Tag, creator: string | undefined, depth: number, disposition: Disposition, keptBy?: ElementDisposition['keptBy']): ElementDisposition => ({
+  tag,
+  creator,
+  depth,
+  disposition,
+  keptBy,
+});
+
+const redisposed = (d: ElementDisposition, disposition: Disposition): ElementDisposition => elementDisposition(d.tag, d.creator, d.depth, disposition, d.keptBy);
 
 /**
  * A UID attribute must be a UI element whose values are UIDs: anything else would pass through a remap
