@@ -5,13 +5,15 @@ import { loadConfig } from '../src/config.js';
 import { idMapLocation } from '../src/pipeline/outcomes.js';
 import { RecordLog } from '../src/pipeline/record-log.js';
 import type { ObjectRecord } from '../src/report/object-record.js';
+import { packDispositions } from '../src/stages/element-dispositions.js';
 import { tempDir } from './helpers/corpus.js';
 
-const elements = (n: number) => [
-  { tag: 0x00100010, disposition: 'replaced' as const },
-  { tag: 0x00190010 + 0x1000 + n, creator: 'GEMS_ACQU_01', disposition: 'kept' as const, keptBy: 'TCIA' as const },
-  { tag: 0x00290010 + 0x1000, creator: '', disposition: 'removed' as const },
-];
+const elements = (n: number) =>
+  packDispositions([
+    { tag: 0x00100010, disposition: 'replaced' },
+    { tag: 0x00190010 + 0x1000 + n, creator: 'GEMS_ACQU_01', disposition: 'kept', keptBy: 'TCIA' },
+    { tag: 0x00290010 + 0x1000, creator: '', disposition: 'removed' },
+  ]);
 const record = (sha: string, at: string, over: Partial<ObjectRecord> = {}): ObjectRecord => ({
   source: 'dimse PACS',
   sha256: sha,

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { renderReportHtml } from '../src/report/html.js';
 import { pixelOutcomeOf, type ObjectRecord } from '../src/report/object-record.js';
 import { SubmissionReport } from '../src/report/submission.js';
+import { packDispositions } from '../src/stages/element-dispositions.js';
 import type { ObjectFacts } from '../src/stages/stage.js';
 
 const written = (n: number, over: Partial<NonNullable<ObjectRecord['details']>> = {}): ObjectRecord => ({
@@ -12,11 +13,11 @@ const written = (n: number, over: Partial<NonNullable<ObjectRecord['details']>> 
   at: '2026-01-02T03:04:05.000Z',
   details: {
     modality: n % 3 ? 'CT' : 'MR',
-    elements: [
+    elements: packDispositions([
       { tag: 0x00100010, disposition: 'replaced' },
       { tag: 0x00080060, disposition: 'kept' },
       ...(n % 2 ? [{ tag: 0x00190010 + 0x1000, creator: 'GEMS_ACQU_01', disposition: 'kept' as const, keptBy: 'E.3.10-1' as const }] : []),
-    ],
+    ]),
     subject: `P${n % 4}`,
     quasiIdentifiers: { age: n % 2 ? '045Y' : '090Y', sex: 'F' },
     pixels: { examined: n % 2 === 0, masked: n % 4 === 0, boxes: n % 4 === 0 ? 2 : 0, pixelsMasked: n % 4 === 0 ? 40 : 0, unreadMasked: n === 4 ? 1 : 0, reason: n % 2 ? 'not known to carry text' : 'modality US' },

@@ -14,10 +14,9 @@ import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { ObjectRecord } from '../report/object-record.js';
-import type { InventoryElement } from '../report/tag-inventory.js';
+import { packDispositions, unpackDispositions, type Disposition, type ElementDispositions, type KeptBy } from '../stages/element-dispositions.js';
 import { fsyncDir } from './durable-fs.js';
 
-type Elements = readonly InventoryElement[];
 
 /** A line of a record file: a dispositions list under its hash, or a record naming such a hash. */
 type Line = { d: string; e: Compact[] } | { r: ObjectRecord; e?: string };
@@ -28,15 +27,17 @@ const isMissing = (e: unknown) => (e as NodeJS.ErrnoException).code === 'ENOENT'
 
 type Compact = [tag: number, disposition: string, creator: string | null, keptBy?: string];
 
-const compact = (elements: Elements): Compact[] => elements.map((e) => (e.keptBy ? [e.tag, e.disposition, e.creator ?? null, e.keptBy] : [e.tag, e.disposition, e.creator ?? null]));
+const compact = (d: ElementDispositions): Compact[] => unpackDispositions(d).map((e) => (e.keptBy ? [e.tag, e.disposition, e.creator ?? null, e.keptBy] : [e.tag, e.disposition, e.creator ?? null]));
 
-const expand = (rows: readonly Compact[]): Elements =>
-  rows.map(([tag, disposition, creator, keptBy]) => ({
-    tag,
-    disposition: disposition as InventoryElement['disposition'],
-    ...(creator !== null ? { creator } : {}),
-    ...(keptBy ? { keptBy: keptBy as InventoryElement['keptBy'] } : {}),
-  }));
+const expand = (rows: readonly Compact[]): ElementDispositions =>
+  packDispositions(
+    rows.map(([tag, disposition, creator, keptBy]) => ({
+      tag,
+      disposition: disposition as Disposition,
+      ...(creator !== null ? { creator } : {}),
+      ...(keptBy ? { keptBy: keptBy as KeptBy } : {}),
+    })),
+  );
 
 interface Pending {
   readonly record: ObjectRecord;
@@ -155,7 +156,7 @@ export class RecordLog {
         throw e;
       }
       for (const name of names) {
-        const dictionary = new Map<string, Elements>();
+        const dictionary = new Map<string, ElementDispositions>();
         for (const text of (await readFile(join(this.dir, day, name), 'utf8')).split('\n')) {
           if (!text) continue;
           let line: Line;

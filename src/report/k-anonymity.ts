@@ -132,9 +132,11 @@ export class KAnonymity {
       g.objects += t.objects;
     }
     const all = [...groups.values()];
-    const below = all
-      .filter((g) => g.subjects.size < threshold)
-      .sort((a, b) => a.subjects.size - b.subjects.size || JSON.stringify(a.values).localeCompare(JSON.stringify(b.values)));
+    // By size, then by the values' JSON (their key) in code-unit order: localeCompare would load ICU's collation data.
+    const below = [...groups]
+      .filter(([, g]) => g.subjects.size < threshold)
+      .sort(([ka, a], [kb, b]) => a.subjects.size - b.subjects.size || (ka < kb ? -1 : ka > kb ? 1 : 0))
+      .map(([, g]) => g);
     const exposed = new Set<string>();
     for (const g of below) for (const s of g.subjects) exposed.add(s);
     return {

@@ -11,9 +11,9 @@ import { TAG } from '../dicom/tag.js';
 import { rawString } from '../dicom/values.js';
 import type { ErrorCode } from '../errors.js';
 import { subjectKey } from '../keyed.js';
+import type { ElementDispositions } from '../stages/element-dispositions.js';
 import type { ObjectFacts, StageWarning } from '../stages/stage.js';
 import { quasiIdentifiersOf, type QuasiIdentifierValues } from './k-anonymity.js';
-import type { InventoryElement } from './tag-inventory.js';
 
 export type Outcome = 'written' | 'quarantined' | 'unreadable';
 
@@ -44,7 +44,7 @@ export interface ObjectDetails {
   /** As the output holds it ('' when it has none). */
   readonly modality: string;
   /** What the profile did to each element (the header stage's dispositions), when recorded. */
-  readonly elements?: readonly InventoryElement[];
+  readonly elements?: ElementDispositions;
   /** Absent when the pixel stage did not run (the profile does not clean pixel data). */
   readonly pixels?: PixelOutcome;
   readonly warnings?: readonly StageWarning[];

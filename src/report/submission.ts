@@ -12,7 +12,7 @@
  * Threads of one run each fill their own and `merge` their `state()` at the end.
  */
 import { ERRORS, type ErrorCode } from '../errors.js';
-import { DISPOSITIONS, type Disposition } from '../stages/header.js';
+import { DISPOSITIONS, type Disposition } from '../stages/element-dispositions.js';
 import { KAnonymity, type KAnonymityReport, type KAnonymityState } from './k-anonymity.js';
 import type { ObjectRecord, Outcome, PixelOutcome } from './object-record.js';
 import { TagInventory, type TagInventoryReport, type TagInventoryState } from './tag-inventory.js';

@@ -1,6 +1,6 @@
 import { keywordOf } from '../dicom/dictionary.js';
 import { formatTag, isPrivateTag, tagGroup, type Tag } from '../dicom/tag.js';
-import { DISPOSITIONS, type Disposition, type ElementDisposition } from '../stages/header.js';
+import { DISPOSITIONS, dispositionIndex, keptByOf, type Disposition, type ElementDispositions } from '../stages/element-dispositions.js';
 
 /**
  * The tag inventory of a submission, in the manner of TCIA's TagSniffer: every attribute seen, in how
@@ -18,9 +18,6 @@ import { DISPOSITIONS, type Disposition, type ElementDisposition } from '../stag
  * inv.report();  // { objects, attributes: [{ attribute, tag, objects, occurrences, dispositions }], privateCreators: [...] }
  * ```
  */
-
-/** What the inventory needs of an element; the header stage's ElementDisposition fits. */
-export type InventoryElement = Pick<ElementDisposition, 'tag' | 'creator' | 'disposition' | 'keptBy'>;
 
 export interface AttributeCount {
   /** The keyword, a private element in selector form `(gggg,"CREATOR",ee)`, or the tag. */
@@ -54,6 +51,9 @@ export interface TagInventoryReport {
   readonly privateCreators: readonly PrivateCreatorCount[];
 }
 
+/** Code-unit order: localeCompare loads ICU's collation data, a tenth of a short run's report. */
+const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
 const hex = (n: number, width: number) => n.toString(16).toUpperCase().padStart(width, '0');
 
 function attributeName(tag: Tag, creator: string | undefined): string {
@@ -62,9 +62,13 @@ function attributeName(tag: Tag, creator: string | undefined): string {
   return keywordOf(tag) ?? formatTag(tag);
 }
 
-/** The index of a private element's creator disposition in CREATOR_DISPOSITIONS. */
-function creatorDisposition(e: InventoryElement): number {
-  return CREATOR_DISPOSITIONS.indexOf(e.disposition === 'removed' ? 'removed' : e.keptBy === 'E.3.10-1' ? 'kept (E.3.10-1)' : e.keptBy === 'TCIA' ? 'kept (TCIA knowledge base)' : 'kept by a rule');
+const REMOVED = DISPOSITIONS.indexOf('removed');
+
+/** The index in CREATOR_DISPOSITIONS of a private element's creator disposition, from its disposition code. */
+function creatorDisposition(code: number): number {
+  if (dispositionIndex(code) === REMOVED) return CREATOR_DISPOSITIONS.indexOf('removed');
+  const keptBy = keptByOf(code);
+  return CREATOR_DISPOSITIONS.indexOf(keptBy === 'E.3.10-1' ? 'kept (E.3.10-1)' : keptBy === 'TCIA' ? 'kept (TCIA knowledge base)' : 'kept by a rule');
 }
 
 /**
@@ -140,20 +144,18 @@ function mergeInto<K, T extends Tally>(into: Map<K, T>, from: ReadonlyMap<K, T>)
 /** Distinct lists of elements held before they are counted (see TagInventory.add). */
 const HELD_LISTS = 64;
 
-/** A hash of a list of elements, to find the same list again (sameElements decides). */
-function listHash(elements: readonly InventoryElement[]): number {
-  let h = elements.length;
-  for (const e of elements) h = Math.imul(h ^ e.tag, 0x01000193) ^ DISPOSITIONS.indexOf(e.disposition);
+/** A hash of an object's dispositions, to find the same list again (sameElements decides). */
+function listHash(d: ElementDispositions): number {
+  const { tags, codes } = d;
+  let h = tags.length;
+  for (let i = 0; i < tags.length; i++) h = Math.imul(h ^ tags[i], 0x01000193) ^ codes[i];
   return h;
 }
 
-function sameElements(a: readonly InventoryElement[], b: readonly InventoryElement[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i];
-    const y = b[i];
-    if (x.tag !== y.tag || x.disposition !== y.disposition || x.creator !== y.creator || x.keptBy !== y.keptBy) return false;
-  }
+function sameElements(a: ElementDispositions, b: ElementDispositions): boolean {
+  const n = a.tags.length;
+  if (b.tags.length !== n) return false;
+  for (let i = 0; i < n; i++) if (a.tags[i] !== b.tags[i] || a.codes[i] !== b.codes[i] || a.creators[i] !== b.creators[i]) return false;
   return true;
 }
 
@@ -163,7 +165,7 @@ export class TagInventory {
    * Lists of elements not counted yet, by hash, with the number of objects that had exactly that list:
    * the objects of a series mostly do, so each distinct list is counted once, times its objects.
    */
-  private readonly held = new Map<number, Array<{ readonly elements: readonly InventoryElement[]; objects: number }>>();
+  private readonly held = new Map<number, Array<{ readonly elements: ElementDispositions; objects: number }>>();
   private heldLists = 0;
   /** Lists counted so far: each count marks the tallies it touches with its number. */
   private counted = 0;
@@ -187,7 +189,7 @@ export class TagInventory {
   }
 
   /** Adds one object: the dispositions of its elements at every depth. */
-  add(elements: readonly InventoryElement[]): void {
+  add(elements: ElementDispositions): void {
     this.objects++;
     const hash = listHash(elements);
     const lists = this.held.get(hash);
@@ -211,20 +213,20 @@ export class TagInventory {
     this.heldLists = 0;
   }
 
-  private count(elements: readonly InventoryElement[], times: number): void {
+  private count({ tags, codes, creators }: ElementDispositions, times: number): void {
     const list = this.counted++;
-    for (const e of elements) {
-      const code = DISPOSITIONS.indexOf(e.disposition);
-      const creator = e.creator;
+    for (let i = 0; i < tags.length; i++) {
+      const tag = tags[i];
+      const creator = creators[i];
       if (creator === undefined) {
-        bump(tallyIn(this.byTag, e.tag, attributeTally), code, list, times);
+        bump(tallyIn(this.byTag, tag, attributeTally), dispositionIndex(codes[i]), list, times);
         continue;
       }
-      const tags = tallyIn(this.byCreator, creator, newMap<number, AttributeTally>);
-      let t = tags.get(e.tag);
-      if (t === undefined) tags.set(e.tag, (t = attributeTally(e.tag, creator)));
-      bump(t, code, list, times);
-      bump(tallyIn(tallyIn(this.creators, creator, newMap<number, Tally>), tagGroup(e.tag), creatorTally), creatorDisposition(e), list, times);
+      const byTag = tallyIn(this.byCreator, creator, newMap<number, AttributeTally>);
+      let t = byTag.get(tag);
+      if (t === undefined) byTag.set(tag, (t = attributeTally(tag, creator)));
+      bump(t, dispositionIndex(codes[i]), list, times);
+      bump(tallyIn(tallyIn(this.creators, creator, newMap<number, Tally>), tagGroup(tag), creatorTally), creatorDisposition(codes[i]), list, times);
     }
   }
 
@@ -233,7 +235,7 @@ export class TagInventory {
     const all = [...this.byTag.values()];
     for (const tags of this.byCreator.values()) all.push(...tags.values());
     const attributes = all
-      .sort((a, b) => a.tag - b.tag || (a.creator ?? '').localeCompare(b.creator ?? ''))
+      .sort((a, b) => a.tag - b.tag || byText(a.creator ?? '', b.creator ?? ''))
       .map((a) => ({
         attribute: attributeName(a.tag, a.creator),
         tag: formatTag(a.tag),
@@ -251,13 +253,13 @@ export class TagInventory {
         privateCreators.push({ creator, group, objects: t.objects, elements: t.occurrences, dispositions: named(CREATOR_DISPOSITIONS, t.counts), verdict });
       }
     }
-    privateCreators.sort((a, b) => `${a.group}|${a.creator}`.localeCompare(`${b.group}|${b.creator}`));
+    privateCreators.sort((a, b) => byText(a.group, b.group) || byText(a.creator, b.creator));
     return { objects: this.objects, attributes, privateCreators };
   }
 }
 
 /** The inventory of a whole batch at once: one list of element dispositions per object. */
-export function tagInventory(objects: Iterable<readonly InventoryElement[]>): TagInventoryReport {
+export function tagInventory(objects: Iterable<ElementDispositions>): TagInventoryReport {
   const inv = new TagInventory();
   for (const o of objects) inv.add(o);
   return inv.report();

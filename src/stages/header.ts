@@ -18,6 +18,7 @@ import { generalizeElement, isGeneralized } from './generalize.js';
 import { matcherFor } from './identifier-matcher.js';
 import { charsetOf, type Identifier } from './identifiers.js';
 import { RuleLookup, keepsValue } from './rule-lookup.js';
+import { DispositionLog, type Disposition, type ElementDispositions, type KeptBy } from './element-dispositions.js';
 import { ValueCollector, creatorsOf, remappedUidsOf, sequenceFate } from './source-values.js';
 
 export interface HeaderContext {
@@ -25,21 +26,6 @@ export interface HeaderContext {
   readonly secret: Uint8Array;
   /** Also return what happened to every element (for a tag inventory); off by default, as it costs a record per element. */
   readonly dispositions?: boolean;
-}
-
-/** What the profile did to an element of the source, in the words of a tag inventory. */
-export const DISPOSITIONS = ['kept', 'removed', 'replaced', 'cleaned', 'remapped'] as const;
-export type Disposition = (typeof DISPOSITIONS)[number];
-
-export interface ElementDisposition {
-  readonly tag: Tag;
-  /** The private creator of a private element. */
-  readonly creator?: string;
-  /** 0 at the top level, 1 inside the items of a top-level sequence, and so on. */
-  readonly depth: number;
-  readonly disposition: Disposition;
-  /** Why a kept private element was kept: Retain Safe Private's lists, or a rule of the profile. */
-  readonly keptBy?: 'E.3.10-1' | 'TCIA' | 'rule';
 }
 
 export interface HeaderReport {
@@ -67,8 +53,8 @@ export interface HeaderResult {
   /** Source UIDs that were remapped and so must not appear in the output. */
   readonly remappedUids: ReadonlySet<string>;
   readonly report: HeaderReport;
-  /** Every element of the source at every depth (private creators aside), when the context asks. */
-  readonly dispositions?: readonly ElementDisposition[];
+  /** What the profile did to every element of the source at every depth (private creators aside), when the context asks. */
+  readonly dispositions?: ElementDispositions;
   /** Attributes of this object that the profile kept although Table E.1-1 removes or replaces them ("(0010,0030) Patient's Birth Date"). */
   readonly keptIdentifiers?: readonly string[];
 }
@@ -106,7 +92,7 @@ export function shiftDateString(value: string, days: number): string | undefined
 class HeaderRun {
   readonly report: HeaderReport = { removed: 0, emptied: 0, dummied: 0, remapped: 0, cleaned: 0, shifted: 0, hashed: 0, set: 0, privateKept: 0, privateRemoved: 0, generalized: 0 };
   /** Filled only when the context asks for dispositions. */
-  readonly dispositions?: ElementDisposition[];
+  readonly dispositions?: DispositionLog;
   private readonly modifiedDates: boolean;
   private readonly lookup: RuleLookup;
   /** Tags of the attributes this profile keeps against Table E.1-1, for the report of each object. */
@@ -134,7 +120,7 @@ class HeaderRun {
     this.modifiedDates = profile.options.has('retain-long-modified-dates');
     this.lookup = new RuleLookup(profile);
     this.keptAgainstTable = keptTagsOf(profile);
-    if (recordDispositions) this.dispositions = [];
+    if (recordDispositions) this.dispositions = new DispositionLog();
   }
 
   private uid(value: string): string {
@@ -191,7 +177,7 @@ class HeaderRun {
       if (after === before) continue;
       this.report.cleaned++;
       cleaned.set(el, this.text(el, after, cs));
-      if (disposition !== undefined) this.dispositions![disposition] = redisposed(this.dispositions![disposition], 'cleaned');
+      if (disposition !== undefined) this.dispositions!.redispose(disposition, 'cleaned');
     }
     if (cleaned.size) replaceElements(dataset, cleaned);
     return identifiers;
@@ -298,7 +284,7 @@ class HeaderRun {
     for (const el of elements) {
       // Group lengths would be stale after any change, and are retired: drop them.
       if (isGroupLengthTag(el.tag)) {
-        this.dispositions?.push(elementDisposition(el.tag, undefined, ancestors.length, 'removed'));
+        this.dispositions?.add(el.tag, undefined, ancestors.length, 'removed');
         continue;
       }
       if (isPrivateCreatorTag(el.tag)) {
@@ -330,8 +316,9 @@ class HeaderRun {
       if (this.dispositions) {
         // Text set aside for cleaning counts as kept until finishCleaning knows whether it changed.
         const pending = result && this.toClean?.get(result);
-        if (pending) pending.disposition = this.dispositions.length;
-        this.dispositions.push(dispositionOf(el, action, pending ? el : result, creator, ancestors.length, generalized));
+        const [disposition, keptBy] = dispositionOf(el, action, pending ? el : result, creator, generalized);
+        const i = this.dispositions.add(el.tag, creator, ancestors.length, disposition, keptBy);
+        if (pending) pending.disposition = i;
         // What a removed or emptied sequence held was seen, and went with it.
         if (el.items?.length && !result?.items?.length) this.recordRemoved(el.items, ancestors.length + 1, cs);
       }
@@ -341,12 +328,7 @@ class HeaderRun {
       } else if (((el.tag & OVERLAY_DATA.mask) >>> 0) === OVERLAY_DATA.value) droppedOverlays.add(tagGroup(el.tag));
     }
     if (!creators && droppedOverlays.size === 0) return out;
-    if (this.dispositions && droppedOverlays.size) {
-      for (let i = recorded; i < this.dispositions.length; i++) {
-        const d = this.dispositions[i];
-        if (d.depth === ancestors.length && droppedOverlays.has(tagGroup(d.tag))) this.dispositions[i] = redisposed(d, 'removed');
-      }
-    }
+    if (droppedOverlays.size) this.dispositions?.removeGroups(recorded, ancestors.length, droppedOverlays);
     return out.filter(
       (el) =>
         (!isPrivateCreatorTag(el.tag) || keptBlocks.has((tagGroup(el.tag) << 8) | tagElement(el.tag))) &&
@@ -362,7 +344,7 @@ class HeaderRun {
       for (const el of item.elements) {
         if (isPrivateCreatorTag(el.tag)) continue;
         const creator = isPrivateTag(el.tag) ? creators?.get((tagGroup(el.tag) << 8) | privateBlock(el.tag)) : undefined;
-        this.dispositions!.push(elementDisposition(el.tag, creator, depth, 'removed'));
+        this.dispositions!.add(el.tag, creator, depth, 'removed');
         if (el.items) this.recordRemoved(el.items, depth + 1, cs);
       }
     }
@@ -381,8 +363,8 @@ function replaceElements(dataset: Element[], by: ReadonlyMap<Element, Element>):
 
 const isDate = (vr: string) => vr === 'DA' || vr === 'DT';
 
-/** An element's disposition, from the action taken and the element it became (undefined: removed). */
-function dispositionOf(el: Element, action: Action, result: Element | undefined, creator: string | undefined, depth: number, generalized: boolean): ElementDisposition {
+/** An element's disposition (and why a kept private one was kept), from the action taken and the element it became (undefined: removed). */
+function dispositionOf(el: Element, action: Action, result: Element | undefined, creator: string | undefined, generalized: boolean): [Disposition, KeptBy | undefined] {
   let disposition: Disposition;
   if (!result) disposition = 'removed';
   else if (generalized) disposition = 'replaced';
@@ -393,22 +375,8 @@ function dispositionOf(el: Element, action: Action, result: Element | undefined,
     else disposition = el.vr === 'UI' ? 'remapped' : isDate(el.vr) ? 'replaced' : 'cleaned';
   } else disposition = el.vr === 'UI' && (action.kind === 'U' || action.kind === 'D' || action.kind === 'hash') ? 'remapped' : 'replaced';
   const keptBy = creator === undefined || !result ? undefined : action.kind === 'safePrivate' ? safePrivateSource(tagGroup(el.tag), creator, el.tag & 0xff) : 'rule';
-  return elementDisposition(el.tag, creator, depth, disposition, keptBy);
+  return [disposition, keptBy];
 }
-
-/**
- * One element's disposition. Every one has the same fields (creator and keptBy undefined where they do
- * not apply), so that the code that reads hundreds of them per object sees one shape.
- */
-const elementDisposition = (tag: Tag, creator: string | undefined, depth: number, disposition: Disposition, keptBy?: ElementDisposition['keptBy']): ElementDisposition => ({
-  tag,
-  creator,
-  depth,
-  disposition,
-  keptBy,
-});
-
-const redisposed = (d: ElementDisposition, disposition: Disposition): ElementDisposition => elementDisposition(d.tag, d.creator, d.depth, disposition, d.keptBy);
 
 /**
  * A UID attribute must be a UI element whose values are UIDs: anything else would pass through a remap
@@ -489,7 +457,7 @@ export function deidentifyHeader(input: DicomFile, ctx: HeaderContext): HeaderRe
     identifiers,
     remappedUids,
     report: run.report,
-    ...(run.dispositions ? { dispositions: run.dispositions } : {}),
+    ...(run.dispositions ? { dispositions: run.dispositions.packed() } : {}),
     ...(run.keptIdentifiers ? { keptIdentifiers: run.keptIdentifiers } : {}),
   };
 }

@@ -6,7 +6,8 @@
  */
 import type { DicomFile } from '../dicom/element.js';
 import type { Part10 } from '../dicom/part10.js';
-import type { ElementDisposition, HeaderReport } from './header.js';
+import type { ElementDispositions } from './element-dispositions.js';
+import type { HeaderReport } from './header.js';
 import type { Identifier } from './identifiers.js';
 import type { PixelReport } from './pixels/clean-pixels.js';
 import type { PixelVerifyReport } from './pixels/verify-pixels.js';
@@ -73,7 +74,7 @@ export interface ObjectFacts {
   readonly identity?: NewIdentity;
   readonly header?: HeaderReport;
   /** What the profile did to every element (PHI-free: tags, creators, actions), when the context asks. */
-  readonly dispositions?: readonly ElementDisposition[];
+  readonly dispositions?: ElementDispositions;
   readonly pixels?: PixelFacts;
   /** Before/after PNGs of a masked image, for review. The before image shows the burned-in text. */
   readonly previews?: { readonly before: Buffer; readonly after: Buffer };
