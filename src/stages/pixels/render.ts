@@ -52,9 +52,9 @@ function extract(word: number, lowBit: number, bits: number, signed: boolean): n
  */
 export function renderGray(d: PixelDescriptor, frame: Uint8Array, lut?: Palette): Gray8 {
   const n = d.rows * d.columns;
-  const out = new Uint8Array(n);
   const get = sampleReader(d, frame);
   if (d.photometric === 'PALETTE COLOR' && lut) {
+    const out = new Uint8Array(n);
     for (let p = 0; p < n; p++) {
       const i = lut.index(get(p, 0));
       out[p] = (lut.r[i] * 77 + lut.g[i] * 150 + lut.b[i] * 29) >> 8;
@@ -62,6 +62,7 @@ export function renderGray(d: PixelDescriptor, frame: Uint8Array, lut?: Palette)
     return { width: d.columns, height: d.rows, data: out };
   }
   if (d.samplesPerPixel === 3) {
+    const out = new Uint8Array(n);
     if (d.photometric === 'YBR_FULL') {
       const scale = 255 / (2 ** d.bitsStored - 1);
       for (let p = 0; p < n; p++) out[p] = Math.round(get(p, 0) * scale);
@@ -89,9 +90,7 @@ export function renderGray(d: PixelDescriptor, frame: Uint8Array, lut?: Palette)
     const c = g <= 0 ? 0 : g >= 255 ? 255 : g;
     return invert ? 255 - c : c;
   };
-  if (words) return { width: d.columns, height: d.rows, data: words.render(grey) };
-  for (let p = 0; p < n; p++) out[p] = grey(get(p, 0));
-  return { width: d.columns, height: d.rows, data: out };
+  return { width: d.columns, height: d.rows, data: toGrey(d, frame, words, grey) };
 }
 
 /**
@@ -168,6 +167,15 @@ function distinctWords(d: PixelDescriptor, frame: Uint8Array): DistinctWords | u
   };
 }
 
+/** A one-sample frame in 8-bit grey by `grey`: through a table over its distinct words when it has them, else value by value. */
+function toGrey(d: PixelDescriptor, frame: Uint8Array, words: DistinctWords | undefined, grey: (value: number) => number): Uint8Array {
+  if (words) return words.render(grey);
+  const get = sampleReader(d, frame);
+  const out = new Uint8Array(d.rows * d.columns);
+  for (let p = 0; p < out.length; p++) out[p] = grey(get(p, 0));
+  return out;
+}
+
 /** An 8-bit RGB render for previews: grey replicated, colour as stored (YBR_FULL converted). */
 export function renderRgb(d: PixelDescriptor, frame: Uint8Array, lut?: Palette): Rgb8 {
   const n = d.rows * d.columns;
@@ -242,14 +250,7 @@ export function renderWindow(d: PixelDescriptor, frame: Uint8Array, w: VoiWindow
     const c = g <= 0 ? 0 : g >= 255 ? 255 : g;
     return invert ? 255 - c : c;
   };
-  const words = distinctWords(d, frame);
-  let out: Uint8Array;
-  if (words) out = words.render(grey);
-  else {
-    const get = sampleReader(d, frame);
-    out = new Uint8Array(n);
-    for (let p = 0; p < n; p++) out[p] = grey(get(p, 0));
-  }
+  const out = toGrey(d, frame, distinctWords(d, frame), grey);
   let clipped = 0;
   for (let p = 0; p < n; p++) if (out[p] === 0 || out[p] === 255) clipped++;
   // A window that clips almost everything shows nothing (8-bit data with a CT window in HU); one that
