@@ -15,7 +15,8 @@ import { readText } from '../src/stages/pixels/detect.js';
 import { maskFrame } from '../src/stages/pixels/mask.js';
 import { OcrPool } from '../src/stages/pixels/ocr-pool.js';
 import { renderGray, sampleReader, type Gray8 } from '../src/stages/pixels/render.js';
-import { analyseText, boxArea, type Box } from '../src/stages/pixels/text-regions.js';
+import { detectorInput, EDGE_PAD } from '../src/stages/pixels/ocr/db-postprocess.js';
+import { analyseText, boxArea, drawnIn, type Box } from '../src/stages/pixels/text-regions.js';
 import { verifyPixels } from '../src/stages/pixels/verify-pixels.js';
 import { REPO_ROOT, corpusFile, tempDir } from './helpers/corpus.js';
 import type { EvalCase } from './pixel-eval/generate.mjs';
@@ -58,6 +59,31 @@ async function wordImage(text: string, font: string, size: number): Promise<Gray
   const { data, info } = await sharp(Buffer.from(svg)).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
   return { width: info.width, height: info.height, data: new Uint8Array(data) };
 }
+
+describe('the detector\'s view of a frame\'s edges', () => {
+  // A 64-px frame: black, with the cut-off tops of bright glyphs in its last three rows.
+  const frame: Gray8 = { width: 64, height: 64, data: new Uint8Array(64 * 64) };
+  for (let x = 8; x < 56; x += 4) for (let y = 61; y < 64; y++) frame.data[y * 64 + x] = 230;
+
+  it('should surround the frame with its background, so that a line cut by the edge stays the top of a line', () => {
+    const input = detectorInput(frame, 1);
+    // The pad's rows below the frame hold the background (black, normalised), not the glyph tops repeated.
+    const below = (input.height - 2) * input.width;
+    const black = input.data[0];
+    expect(Array.from(input.data.subarray(below, below + input.width)).every((v) => v === black)).toBe(true);
+    const edge = detectorInput(frame, 1, 'edge');
+    expect(Array.from(edge.data.subarray(below, below + edge.width)).some((v) => v !== black)).toBe(true);
+    expect(input.width).toBe(Math.round((64 + 2 * EDGE_PAD) / 32) * 32);
+  });
+
+  it('should tell a strip with something drawn in it from a flat one', () => {
+    expect(drawnIn(frame, { x0: 0, y0: 58, x1: 64, y1: 64 })).toBe(true);
+    expect(drawnIn(frame, { x0: 0, y0: 40, x1: 64, y1: 58 })).toBe(false);
+    // Noise within the contrast of film grain is not drawing.
+    const grain: Gray8 = { width: 64, height: 8, data: new Uint8Array(64 * 8).map((_, i) => 100 + ((i * 37) % 30)) };
+    expect(drawnIn(grain, { x0: 0, y0: 0, x1: 64, y1: 8 })).toBe(false);
+  });
+});
 
 describe('text regions (the stroke analysis)', () => {
   it('should propose regions holding every burned-in word of the evaluation images', () => {

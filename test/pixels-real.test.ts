@@ -45,6 +45,8 @@ const tcia = (name: string) => {
 };
 const CT_DARK_ON_TEXTURE = '3209648408_09-23-1999-CT_UROGRAM-31798_3_000000-PARENCHYMAL_PHASE_Sep1999-95798_1-042';
 const MR_SMALL_TEXT = '8732322741_01-05-2008-MRI_PROSTATE_W_WO_CONTRAST-39318_4_000000-t2spcrstaxial_oblProstate-50358_1-04';
+const CT_CUT_AT_BOTTOM = '3209648408_09-23-1999-CT_UROGRAM-31798_3_000000-PARENCHYMAL_PHASE_Sep1999-95798_1-110';
+const MR_GLYPH_TOPS_AT_BOTTOM = '8732322741_01-05-2008-MRI_PROSTATE_W_WO_CONTRAST-39318_4_000000-t2spcrstaxial_oblProstate-50358_1-28';
 const MG = '571403367_07-11-2019-DBT_Reconstructed_Volume-37558_DBT_slices-78838_11-01';
 const DX = '339833062_07-05-2001-19638_3001578_000000-60758_1-2';
 
@@ -64,6 +66,8 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
     ['an MR with 7 px text over the prostate (left untouched before)', MR_SMALL_TEXT],
     ['a tomosynthesis slice (MG)', MG],
     ['a DX chest radiograph', DX],
+    ['a CT whose last line, the birth date, is cut in half by the frame\'s bottom edge', CT_CUT_AT_BOTTOM],
+    ['an MR whose last line shows only the tops of its glyphs, three rows at the bottom edge', MR_GLYPH_TOPS_AT_BOTTOM],
   ])('should mask every PHI box of %s whole, so that Debian tesseract reads none of its values', async (_, name) => {
     const { bytes, truth } = tcia(name);
     const r = await processObjectAsync(bytes, { profile, secret: SECRET, ocrPool: pool });

@@ -19,7 +19,7 @@ import { monochromeValues, renderGray, renderLocalContrast, renderRgb, renderWin
 import type { NamedRender } from './find-text.js';
 import { selectImage } from './select.js';
 import { matchSignatures } from './signatures.js';
-import { clampBox, type Box } from './text-regions.js';
+import { clampBox, drawnIn, type Box } from './text-regions.js';
 import { keepMap, ultrasoundRegions } from './us-regions.js';
 import { TAG } from '../../dicom/tag.js';
 
@@ -104,6 +104,15 @@ function withCleanPixelCode(ds: readonly Element[]): Element[] {
     ],
   };
   return withElement(ds, { tag: TAG.DeidentificationMethodCodeSequence, vr: 'SQ', undefinedLength: seq?.undefinedLength ?? false, items: [...(seq?.items ?? []), item] });
+}
+
+/** Many frames are not all rendered again to look at a strip: then it is taken to hold ink (masked). */
+const INK_FRAMES = 16;
+
+function drawnInAnyFrame(frames: ReturnType<typeof frameSource>, b: Box): boolean {
+  if (frames.count > INK_FRAMES) return true;
+  for (let i = 0; i < frames.count; i++) if (drawnIn(frames.gray(i), b)) return true;
+  return false;
 }
 
 /** Images of a kind that commonly carries text, or that says it does: read whole, without the first pass. */
@@ -206,8 +215,9 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
   let text: PixelReport['text'];
   if (s.ocr) {
     const wholeFrame = textProne(source.dataset);
-    const read = await readText(frameSource(image, palette, voiWindowOf(ds)), ctx.pool ?? sharedOcrPool(), { minConfidence: s.minConfidence / 100, firstPass: wholeFrame ? 'none' : 'strict' });
-    const decision = decideMasks(read.lines, s.mode, new PhiMatcher(identifiers), { margin: s.margin, frame: { width: d.columns, height: d.rows } });
+    const frames = frameSource(image, palette, voiWindowOf(ds));
+    const read = await readText(frames, ctx.pool ?? sharedOcrPool(), { minConfidence: s.minConfidence / 100, firstPass: wholeFrame ? 'none' : 'strict' });
+    const decision = decideMasks(read.lines, s.mode, new PhiMatcher(identifiers), { margin: s.margin, frame: { width: d.columns, height: d.rows }, inkIn: (b) => drawnInAnyFrame(frames, b) });
     ocrBoxes = decision.boxes.map((b) => clampBox(b, d.columns, d.rows));
     text = { firstPass: wholeFrame ? 'whole-frame' : read.candidates ? 'candidates' : 'text-free', linesMasked: decision.masked, linesUnread: decision.unread, linesKept: decision.kept, candidatesDropped: read.dropped, detections: read.detections, recognitions: read.recognitions };
     if (ocrBoxes.length) pixelsMasked += mask({ boxes: ocrBoxes });

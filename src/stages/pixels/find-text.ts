@@ -1,6 +1,6 @@
 import type { OcrPool } from './ocr-pool.js';
 import type { ReadLine } from './ocr/ctc.js';
-import type { DetectedBox } from './ocr/db-postprocess.js';
+import type { DetectedBox, EdgeFill } from './ocr/db-postprocess.js';
 import type { Gray8 } from './render.js';
 import { crop } from './render.js';
 import { analyseText, boxArea, clampBox, grow, intersects, mergeBoxes, TEXT_PEAK, type Box } from './text-regions.js';
@@ -44,6 +44,8 @@ export interface FindOptions {
   readonly unreadFloor?: number;
   /** Detector input scale; defaults to one chosen from the frame size. */
   readonly scale?: number;
+  /** What fills the detector's context around the frame (db-postprocess.ts); the frame's background by default. */
+  readonly edgeFill?: EdgeFill;
   /** Which renders the detector reads: all (the default), or only the local-contrast one. */
   readonly renders?: 'all' | 'local';
   /**
@@ -148,7 +150,7 @@ export async function findText(global: readonly NamedRender[], local: () => Name
             const r = renders[render];
             const whole = region.x0 === 0 && region.y0 === 0 && region.x1 === W && region.y1 === H;
             const g = whole ? r.gray : crop(r.gray, region.x0, region.y0, region.x1, region.y1);
-            const boxes = await pool.detect(g, scale);
+            const boxes = await pool.detect(g, scale, { fill: opts.edgeFill });
             return boxes.map((b) => ({ x0: b.x0 + region.x0, y0: b.y0 + region.y0, x1: b.x1 + region.x0, y1: b.y1 + region.y0, score: b.score, render }));
           }),
         ),

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { DeidError } from '../../errors.js';
 import type { ReadLine } from './ocr/ctc.js';
-import type { BoxParams, DetectedBox } from './ocr/db-postprocess.js';
+import type { BoxParams, DetectedBox, EdgeFill } from './ocr/db-postprocess.js';
 import { READY, type EngineReply, type EngineRequest } from './ocr/engine-protocol.js';
 import type { Gray8 } from './render.js';
 import type { Box } from './text-regions.js';
@@ -164,8 +164,8 @@ export class OcrPool {
   }
 
   /** Text boxes of one render, in its pixels, with the detector run at `scale` times its size. */
-  async detect(gray: Gray8, scale: number, params?: BoxParams): Promise<DetectedBox[]> {
-    const r = await this.submit({ op: 'detect', gray, scale, params });
+  async detect(gray: Gray8, scale: number, opts: { params?: BoxParams; fill?: EdgeFill } = {}): Promise<DetectedBox[]> {
+    const r = await this.submit({ op: 'detect', gray, scale, params: opts.params, fill: opts.fill });
     if (!('boxes' in r)) throw unavailable('the text engine answered a detection without boxes');
     return r.boxes;
   }

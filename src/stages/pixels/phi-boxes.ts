@@ -167,7 +167,14 @@ export function sensitiveLine(text: string, confidence: number, matcher: PhiMatc
  * or a name left readable is a date or a name left readable. all-text masks every line;
  * sensitive-text masks the lines that hold identifying content and every line it could not read.
  */
-export function decideMasks(lines: readonly TextLine[], mode: PixelMode, matcher: PhiMatcher, opts: { margin: number; frame?: { width: number; height: number } }): MaskDecision {
+export interface MaskOptions {
+  readonly margin: number;
+  readonly frame?: { readonly width: number; readonly height: number };
+  /** Whether anything is drawn in a region of the frame (in any frame): without it, a strip is taken to hold ink. */
+  readonly inkIn?: (b: Box) => boolean;
+}
+
+export function decideMasks(lines: readonly TextLine[], mode: PixelMode, matcher: PhiMatcher, opts: MaskOptions): MaskDecision {
   let masked = 0;
   let unread = 0;
   let kept = 0;
@@ -186,22 +193,24 @@ export function decideMasks(lines: readonly TextLine[], mode: PixelMode, matcher
     const m = Math.max(opts.margin, Math.ceil(0.2 * h));
     const end = Math.max(opts.margin, Math.ceil(0.6 * h));
     const box = { x0: line.box.x0 - end, y0: line.box.y0 - m, x1: line.box.x1 + end, y1: line.box.y1 + m };
-    boxes.push(opts.frame ? toFrameEdges(box, opts.frame, m, end) : box);
+    boxes.push(opts.frame ? toFrameEdges(box, opts.frame, { margin: m, end, lineHeight: h, inkIn: opts.inkIn ?? (() => true) }) : box);
   }
   return { boxes: mergeLineBoxes(boxes), masked, unread, kept };
 }
 
 /**
- * A strip narrower than the margin between a mask and the frame's edge is masked too: it can hold only
- * the cut-off top or end of text running out of the frame (a line below the last one found, its glyphs
- * three rows high), which no detector sees as a line.
+ * A strip between a mask and the frame's edge is masked too when it can hold only the cut-off part of
+ * text running out of the frame, which no detector sees as a line: beside a line, narrower than its end
+ * margin; above or below, narrower than the margin, or narrower than a line with something drawn in it
+ * (the tops of the next line's glyphs, three rows high).
  */
-function toFrameEdges(b: Box, frame: { width: number; height: number }, m: number, end: number): Box {
+function toFrameEdges(b: Box, frame: { width: number; height: number }, o: { margin: number; end: number; lineHeight: number; inkIn: (b: Box) => boolean }): Box {
+  const cutOff = (strip: Box) => strip.y1 - strip.y0 <= o.margin || (strip.y1 - strip.y0 < o.lineHeight && o.inkIn(strip));
   return {
-    x0: b.x0 <= end ? 0 : b.x0,
-    y0: b.y0 <= m ? 0 : b.y0,
-    x1: frame.width - b.x1 <= end ? frame.width : b.x1,
-    y1: frame.height - b.y1 <= m ? frame.height : b.y1,
+    x0: b.x0 <= o.end ? 0 : b.x0,
+    y0: b.y0 > 0 && cutOff({ x0: Math.max(0, b.x0), y0: 0, x1: Math.min(frame.width, b.x1), y1: b.y0 }) ? 0 : b.y0,
+    x1: frame.width - b.x1 <= o.end ? frame.width : b.x1,
+    y1: b.y1 < frame.height && cutOff({ x0: Math.max(0, b.x0), y0: b.y1, x1: Math.min(frame.width, b.x1), y1: frame.height }) ? frame.height : b.y1,
   };
 }
 

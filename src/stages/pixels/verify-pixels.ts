@@ -50,6 +50,7 @@ export async function verifyPixels(output: DicomFile, identifiers: readonly Iden
     renders: 'local',
     firstPass: 'regions',
     scale: verifierScale(d.columns, d.rows),
+    edgeFill: 'edge',
   });
   const matcher = new PhiMatcher(identifiers);
   const leaks: PixelLeak[] = [];

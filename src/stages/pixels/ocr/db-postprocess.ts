@@ -24,16 +24,23 @@ const STD = [0.229, 0.224, 0.225];
 export const MAX_DETECTOR_SIDE = 1600;
 
 /**
- * Context added around the render (its edge pixels repeated): a line cut by the frame's edge is then
- * a line inside the detector's view, which it finds far more reliably.
+ * Context added around the render: a line cut by the frame's edge is then a line inside the detector's
+ * view, which it finds far more reliably.
  */
 export const EDGE_PAD = 16;
+
+/**
+ * What fills that context. `background`, the frame border's typical value, shows a line cut by the
+ * edge as the top half of a line, which the detector finds; `edge`, the edge pixels repeated, smears its
+ * cut glyphs into stripes but sees a little differently (the verifier's second segmentation uses it).
+ */
+export type EdgeFill = 'background' | 'edge';
 
 /**
  * Resizes (bilinear) to `scale` times the render padded by EDGE_PAD, rounded to multiples of 32 as the
  * network needs, and normalises. Coordinates map back through sx, sy and the pad.
  */
-export function detectorInput(g: Gray8, scale: number): DetectorInput {
+export function detectorInput(g: Gray8, scale: number, fill: EdgeFill = 'background'): DetectorInput {
   const s = Math.min(scale, MAX_DETECTOR_SIDE / Math.max(g.width, g.height));
   const pw = g.width + 2 * EDGE_PAD;
   const ph = g.height + 2 * EDGE_PAD;
@@ -50,14 +57,20 @@ export function detectorInput(g: Gray8, scale: number): DetectorInput {
   const xa = new Int32Array(W);
   const xb = new Int32Array(W);
   const wx = new Float32Array(W);
+  const outside = new Uint8Array(W);
   for (let x = 0; x < W; x++) {
-    const fx = Math.min(gw - 1, Math.max(0, (x + 0.5) * sx - 0.5 - EDGE_PAD));
+    const raw = (x + 0.5) * sx - 0.5 - EDGE_PAD;
+    outside[x] = raw < -0.5 || raw > gw - 0.5 ? 1 : 0;
+    const fx = Math.min(gw - 1, Math.max(0, raw));
     xa[x] = Math.floor(fx);
     xb[x] = Math.min(gw - 1, xa[x] + 1);
     wx[x] = fx - xa[x];
   }
+  const pad = fill === 'background' ? borderMedian(g) : -1;
   for (let y = 0; y < H; y++) {
-    const fy = Math.min(g.height - 1, Math.max(0, (y + 0.5) * sy - 0.5 - EDGE_PAD));
+    const rawY = (y + 0.5) * sy - 0.5 - EDGE_PAD;
+    const rowOutside = rawY < -0.5 || rawY > g.height - 0.5;
+    const fy = Math.min(g.height - 1, Math.max(0, rawY));
     const ya = Math.floor(fy);
     const yb = Math.min(g.height - 1, ya + 1);
     const wy = fy - ya;
@@ -66,7 +79,7 @@ export function detectorInput(g: Gray8, scale: number): DetectorInput {
     for (let x = 0; x < W; x++) {
       const top = src[ra + xa[x]] + (src[ra + xb[x]] - src[ra + xa[x]]) * wx[x];
       const bottom = src[rb + xa[x]] + (src[rb + xb[x]] - src[rb + xa[x]]) * wx[x];
-      const v = Math.round(top + (bottom - top) * wy);
+      const v = pad >= 0 && (rowOutside || outside[x]) ? pad : Math.round(top + (bottom - top) * wy);
       const p = y * W + x;
       out[p] = lut[0][v];
       out[n + p] = lut[1][v];
@@ -74,6 +87,24 @@ export function detectorInput(g: Gray8, scale: number): DetectorInput {
     }
   }
   return { data: out, width: W, height: H, sx, sy };
+}
+
+/** The median of the frame's outermost pixels: the background a cut-off line sits on. */
+function borderMedian(g: Gray8): number {
+  const hist = new Uint32Array(256);
+  const { width: w, height: h, data } = g;
+  for (let x = 0; x < w; x++) {
+    hist[data[x]]++;
+    hist[data[(h - 1) * w + x]]++;
+  }
+  for (let y = 1; y < h - 1; y++) {
+    hist[data[y * w]]++;
+    hist[data[y * w + w - 1]]++;
+  }
+  const half = (2 * w + 2 * Math.max(0, h - 2)) / 2;
+  let seen = 0;
+  for (let v = 0; v < 256; v++) if ((seen += hist[v]) >= half) return v;
+  return 0;
 }
 
 export interface DetectedBox extends Box {

@@ -29,7 +29,7 @@ clearTimeout(watchdog);
 
 async function handle(m: EngineRequest): Promise<EngineReply> {
   if (m.op === 'detect') {
-    const input = detectorInput(m.gray, m.scale);
+    const input = detectorInput(m.gray, m.scale, m.fill);
     const out = await detector.run({ [detector.inputNames[0]]: new ort.Tensor('float32', input.data, [1, 3, input.height, input.width]) });
     const prob = out[detector.outputNames[0]].data as Float32Array;
     return { id: m.id, boxes: boxesFromProbability(prob, input, m.gray, m.params) };
