@@ -3,7 +3,7 @@ import { closeSync, copyFileSync, fstatSync, openSync, readFileSync, readSync, r
 import { join } from 'node:path';
 import { ScratchBuffer } from '../dicom/scratch-buffer.js';
 import { DeidError, toDeidError, type ErrorCode } from '../errors.js';
-import { identityFactsOf, type IdMap } from '../idmap/index.js';
+import { identityFactsOf, type MapRowInput } from '../idmap/index.js';
 import { ensureDirSync, tempNameFor, unlinkQuietly, writeFileAtomicSync } from '../pipeline/durable-fs.js';
 import { placeOutput, quarantineFile, type QuarantineReason } from '../pipeline/file-outputs.js';
 import type { Destination } from '../pipeline/ports.js';
@@ -46,12 +46,12 @@ export interface FileResult {
   readonly record?: ObjectRecord;
 }
 
-/** A file processed: its result, its full record (with a manifest or a report), and its map row's write (with a map). */
+/** A file processed: its result, its full record (with a manifest or a report), and its map row (with a map). */
 export interface FileOutcome {
   readonly result: FileResult;
   readonly record?: ObjectRecord;
-  /** Resolves once the row is durable: only then is the file counted as written. */
-  readonly row?: Promise<void>;
+  /** The row to record: the file is counted as written only once it is durable. */
+  readonly row?: MapRowInput;
 }
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -121,7 +121,7 @@ const STAGE = 'deid run';
 const keepsRecords = (s: RunSettings) => !!(s.manifest || s.report);
 
 /** The outcome of a file, with its record, which the result carries (without the report's details) for the manifest. */
-function outcome(result: FileResult, s: RunSettings, record?: ObjectRecord, row?: Promise<void>): FileOutcome {
+function outcome(result: FileResult, s: RunSettings, record?: ObjectRecord, row?: MapRowInput): FileOutcome {
   if (!record || !s.manifest) return { result, record, row };
   const { details: _, ...manifest } = record;
   return { result: { ...result, record: manifest }, record, row };
@@ -196,7 +196,7 @@ export async function processFile(
   s: RunSettings,
   profile: CompiledProfile,
   secret: Buffer,
-  opts: { reuseBuffers: boolean; idMap?: IdMap },
+  opts: { reuseBuffers: boolean },
 ): Promise<FileOutcome> {
   const input = readInput(job, s, opts.reuseBuffers ? readIntoInputArea : readWholeFile);
   if (!Buffer.isBuffer(input)) return input;
@@ -236,8 +236,8 @@ export async function processFile(
           ...(s.report ? { details: objectDetails(r.facts, r.outputFile.dataset, secret) } : {}),
         }
       : undefined;
-    // Not awaited here: the caller counts the file once the row is durable, and the rows of a batch share a write.
-    return outcome(result, s, record, opts.idMap?.record(identityFactsOf(r.facts)));
+    // Recorded by the caller: the rows of a batch share a write, and the file counts once its row is durable.
+    return outcome(result, s, record, s.idMap ? identityFactsOf(r.facts) : undefined);
   } catch (e) {
     return quarantineInput(job, s, input, e, hash);
   }

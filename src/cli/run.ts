@@ -8,7 +8,7 @@ import type { ObjectRecord } from '../report/object-record.js';
 import { SubmissionReport, type SubmissionState } from '../report/submission.js';
 import { takeRunWorkers } from './prewarm.js';
 import type { FileJob, FileResult, RunSettings } from './process-file.js';
-import type { WorkerInit, WorkerReply, WorkerRequest } from './run-worker.js';
+import type { WorkerInit, WorkerRequest } from './run-worker.js';
 import { ThreadRun } from './thread-run.js';
 
 export interface RunSummary {
@@ -141,15 +141,11 @@ export async function runFiles(
     const init: WorkerInit = { settings, profile: compiled };
     for (let i = workers.length; i < threads - 1; i++) workers.push(new Worker(workerUrl, { workerData: init }));
     const onThisThread = async () => {
-      const settling: Promise<void>[] = [];
       for (let batch = take(); batch.length; batch = take()) {
-        // The next batch is processed while this one's map rows are written.
-        const processed = await thisThread.process(batch, { reuseBuffers: true });
-        settling.push(thisThread.settle(processed).then((results) => results.forEach(onResult)));
+        (await thisThread.run(batch, { reuseBuffers: true })).forEach(onResult);
         // Let the workers' results and requests in between batches.
         await new Promise((r) => setImmediate(r));
       }
-      await Promise.all(settling);
       // This thread's map is closed (its rows fsynced) while the workers finish theirs.
       mine = await thisThread.finish();
     };
@@ -158,30 +154,24 @@ export async function runFiles(
       new Promise<void>((resolveWorker, reject) => {
         // A prewarmed worker was started before the settings existed: it gets them first.
         if (startedEarly) post(w, { init });
-        // Two batches waiting or being processed per worker keep it busy without holding the whole job
-        // list in messages. A batch's results come once its map rows are written, after the worker
-        // has gone on to the next batches: it is fed as it processes, not as its rows are written.
-        let processing = 0;
-        let unanswered = 0;
+        // Two batches in flight per worker keep it busy without holding the whole job list in messages.
+        let inFlight = 0;
         const feed = () => {
-          while (processing < 2 && next < jobs.length) {
+          while (inFlight < 2 && next < jobs.length) {
             post(w, take());
-            processing++;
-            unanswered++;
+            inFlight++;
           }
           // Done: the worker closes its map writer and hands over its share of the report.
-          if (unanswered === 0) post(w, 'finish');
+          if (inFlight === 0) post(w, 'finish');
         };
-        w.on('message', (m: WorkerReply) => {
-          if (m === 'processed') processing--;
-          else if (Array.isArray(m)) {
-            unanswered--;
-            m.forEach(onResult);
-          } else {
+        w.on('message', (m: FileResult[] | { finished: true; report?: SubmissionState }) => {
+          if (!Array.isArray(m)) {
             if (m.report) shares.push(m.report);
             void w.terminate().then(() => resolveWorker());
             return;
           }
+          inFlight--;
+          m.forEach(onResult);
           feed();
         });
         w.on('error', reject);

@@ -35,40 +35,33 @@ export class ThreadRun {
     return this.map;
   }
 
-  /** The previous batch's processing: batches that share this thread's buffers are processed one at a time. */
+  /** The previous batch's work: batches that share this thread's buffers are processed one at a time. */
   private turn: Promise<unknown> = Promise.resolve();
 
   /**
    * Takes files through the pipeline: one after another with `reuseBuffers` (they share this thread's
-   * buffers, so batches wait their turn), or one of several at once without. Their rows are being
-   * written when it resolves; `settle` waits for them.
+   * buffers, so batches wait their turn), or one of several at once without. Their map rows are then
+   * written together, and the results come once they are durable (a file whose row failed is
+   * quarantined instead); the report counts them.
    */
-  process(jobs: readonly FileJob[], opts: { reuseBuffers: boolean }): Promise<Array<[FileJob, FileOutcome]>> {
+  run(jobs: readonly FileJob[], opts: { reuseBuffers: boolean }): Promise<FileResult[]> {
     const work = async () => {
       const idMap = await this.openMap();
       const outcomes: Array<[FileJob, FileOutcome]> = [];
-      for (const job of jobs) outcomes.push([job, await processFile(job, this.s, this.profile, this.secret, { reuseBuffers: opts.reuseBuffers, idMap })]);
-      return outcomes;
+      for (const job of jobs) outcomes.push([job, await processFile(job, this.s, this.profile, this.secret, { reuseBuffers: opts.reuseBuffers })]);
+      const rows = outcomes.flatMap(([, o]) => (o.row ? [o.row] : []));
+      let rowsFailed: unknown;
+      if (idMap) await idMap.recordAll(rows).catch((e: unknown) => (rowsFailed = e ?? new Error('map write failed')));
+      return outcomes.map(([job, o]) => {
+        const done = o.row && rowsFailed !== undefined ? this.rowFailed(job, rowsFailed) : o;
+        if (done.record) this.report?.add(done.record);
+        return done.result;
+      });
     };
     if (!opts.reuseBuffers) return work();
     const done = this.turn.then(work);
     this.turn = done.catch(() => undefined);
     return done;
-  }
-
-  /** The results, once every row of them is durable (a file whose row failed is quarantined instead); the report counts them. */
-  async settle(outcomes: ReadonlyArray<[FileJob, FileOutcome]>): Promise<FileResult[]> {
-    const results: FileResult[] = [];
-    for (const [job, o] of outcomes) {
-      const done = o.row ? await o.row.then(() => o, (e: unknown) => this.rowFailed(job, e)) : o;
-      if (done.record) this.report?.add(done.record);
-      results.push(done.result);
-    }
-    return results;
-  }
-
-  async run(jobs: readonly FileJob[], opts: { reuseBuffers: boolean }): Promise<FileResult[]> {
-    return this.settle(await this.process(jobs, opts));
   }
 
   /**

@@ -148,13 +148,14 @@ export function sealRow(row: RowToSeal, keys: MapKeys, tokens: Tokenizer): Seale
   for (const v of o) if (v) add(tokens.token('orig', v));
   for (const v of n) if (v) add(tokens.token('new', v));
   const sorted = found.sort();
-  const id = tokens.mac(JSON.stringify(['row', o, n, row.dateOffsetDays ?? null]));
-  const plain: Plain = { o, n, t: row.at };
-  if (row.dateOffsetDays !== undefined) plain.d = row.dateOffsetDays;
+  // The id's JSON ['row', o, n, d] and the sealed Plain {o, n, t, d?}, each value array serialised once.
+  const [oJson, nJson, d] = [JSON.stringify(o), JSON.stringify(n), row.dateOffsetDays];
+  const id = tokens.mac(`["row",${oJson},${nJson},${JSON.stringify(d ?? null)}]`);
+  const plain = `{"o":${oJson},"n":${nJson},"t":${JSON.stringify(row.at)}${d !== undefined ? `,"d":${JSON.stringify(d)}` : ''}}`;
   const iv = nonce();
   const cipher = createCipheriv('aes-256-gcm', keys.seal, iv);
   cipher.setAAD(aad(id, sorted));
-  const body = cipher.update(JSON.stringify(plain), 'utf8');
+  const body = cipher.update(plain, 'utf8');
   cipher.final(); // GCM: no bytes held back
   const box = Buffer.allocUnsafe(NONCE + body.length + TAG);
   iv.copy(box, 0);
