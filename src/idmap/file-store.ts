@@ -4,7 +4,7 @@ import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DeidError } from '../errors.js';
-import type { SealedRow } from './row.js';
+import { sha256Hex, type SealedRow } from './row.js';
 import { encodeIndex, searchIndex, writeIndex } from './segment-index.js';
 import type { AuditEntry, MapStore } from './store.js';
 
@@ -30,7 +30,7 @@ const REINDEX_BYTES = 1024 * 1024;
 const NL = 0x0a;
 
 function checksum(json: string): string {
-  return createHash('sha256').update(json).digest('hex').slice(0, 8);
+  return sha256Hex(json).slice(0, 8);
 }
 
 export function encodeRecord(r: SealedRow): string {

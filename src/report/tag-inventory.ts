@@ -1,6 +1,6 @@
 import { keywordOf } from '../dicom/dictionary.js';
 import { formatTag, isPrivateTag, tagGroup, type Tag } from '../dicom/tag.js';
-import { DISPOSITIONS, dispositionIndex, keptByOf, type Disposition, type ElementDispositions } from '../stages/element-dispositions.js';
+import { DISPOSITIONS, dispositionIndex, dispositionsHash, keptByOf, sameDispositions, type Disposition, type ElementDispositions } from '../stages/element-dispositions.js';
 
 /**
  * The tag inventory of a submission, in the manner of TCIA's TagSniffer: every attribute seen, in how
@@ -144,21 +144,6 @@ function mergeInto<K, T extends Tally>(into: Map<K, T>, from: ReadonlyMap<K, T>)
 /** Distinct lists of elements held before they are counted (see TagInventory.add). */
 const HELD_LISTS = 64;
 
-/** A hash of an object's dispositions, to find the same list again (sameElements decides). */
-function listHash(d: ElementDispositions): number {
-  const { tags, codes } = d;
-  let h = tags.length;
-  for (let i = 0; i < tags.length; i++) h = Math.imul(h ^ tags[i], 0x01000193) ^ codes[i];
-  return h;
-}
-
-function sameElements(a: ElementDispositions, b: ElementDispositions): boolean {
-  const n = a.tags.length;
-  if (b.tags.length !== n) return false;
-  for (let i = 0; i < n; i++) if (a.tags[i] !== b.tags[i] || a.codes[i] !== b.codes[i] || a.creators[i] !== b.creators[i]) return false;
-  return true;
-}
-
 export class TagInventory {
   private objects = 0;
   /**
@@ -191,9 +176,9 @@ export class TagInventory {
   /** Adds one object: the dispositions of its elements at every depth. */
   add(elements: ElementDispositions): void {
     this.objects++;
-    const hash = listHash(elements);
+    const hash = dispositionsHash(elements);
     const lists = this.held.get(hash);
-    const same = lists?.find((l) => sameElements(l.elements, elements));
+    const same = lists?.find((l) => sameDispositions(l.elements, elements));
     if (same) {
       same.objects++;
       return;
