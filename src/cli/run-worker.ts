@@ -9,12 +9,13 @@ export interface WorkerInit {
   readonly profile?: CompiledProfile;
 }
 
-/** Main → worker: its settings (a prewarmed worker), a batch of files, or 'finish' (answered with its share of the report). */
-export type WorkerRequest = FileJob[] | { init: WorkerInit } | 'finish';
+/** Main → worker: its settings (a prewarmed worker), or a batch of files (answered with their Processed outcomes). */
+export type WorkerRequest = FileJob[] | { init: WorkerInit };
 
 /**
- * Worker thread: de-identifies the files it is sent, writing outputs, quarantine entries and map rows
- * itself. Its settings come as workerData, or as a first `init` message when it was started ahead of time.
+ * Worker thread: de-identifies the files it is sent, writing outputs and quarantine entries itself,
+ * and hands the outcomes to the main thread, which records and counts them. Its settings come as
+ * workerData, or as a first `init` message when it was started ahead of time.
  */
 let run: ThreadRun | undefined;
 const init = ({ settings, profile }: WorkerInit) => {
@@ -23,10 +24,9 @@ const init = ({ settings, profile }: WorkerInit) => {
 if (workerData) init(workerData as WorkerInit);
 
 parentPort!.on('message', (m: WorkerRequest) => {
-  if (m === 'finish') void run!.finish().then((report) => parentPort!.postMessage({ finished: true, report }));
-  else if (!Array.isArray(m)) init(m.init);
+  if (!Array.isArray(m)) init(m.init);
   // One file after another (they share this thread's buffers). Synchronous reads into one reused
   // buffer: reads run ahead of the work in libuv's pool cost more (a fresh buffer per file, four pool
   // round trips) than they overlapped, with every core busy anyway.
-  else void run!.run(m, { reuseBuffers: true }).then((results) => parentPort!.postMessage(results));
+  else void run!.process(m, { reuseBuffers: true }).then((processed) => parentPort!.postMessage(processed));
 });

@@ -108,17 +108,6 @@ function named<K extends string>(names: readonly K[], counts: readonly number[])
   return out;
 }
 
-/** An inventory's counts as plain data (structured-clone safe): what a thread sends to be merged. */
-export interface TagInventoryState {
-  readonly objects: number;
-  /** Standard elements by tag. */
-  readonly byTag: ReadonlyMap<number, AttributeTally>;
-  /** Private elements: creator → tag → tally. */
-  readonly byCreator: ReadonlyMap<string, ReadonlyMap<number, AttributeTally>>;
-  /** Private creators: creator → group → tally. */
-  readonly creators: ReadonlyMap<string, ReadonlyMap<number, Tally>>;
-}
-
 /** The tally under `key` in `m`, made on first use. */
 function tallyIn<K, T>(m: Map<K, T>, key: K, make: (key: K) => T): T {
   let t = m.get(key);
@@ -127,19 +116,6 @@ function tallyIn<K, T>(m: Map<K, T>, key: K, make: (key: K) => T): T {
 }
 
 const newMap = <K, V>() => new Map<K, V>();
-
-function mergeInto<K, T extends Tally>(into: Map<K, T>, from: ReadonlyMap<K, T>): void {
-  for (const [key, t] of from) {
-    const mine = into.get(key);
-    // lastObject -1: a merged tally is never mistaken for one of this inventory's objects.
-    if (!mine) into.set(key, { ...t, counts: [...t.counts], lastObject: -1 });
-    else {
-      mine.objects += t.objects;
-      mine.occurrences += t.occurrences;
-      t.counts.forEach((n, i) => (mine.counts[i] += n));
-    }
-  }
-}
 
 /** Distinct lists of elements held before they are counted (see TagInventory.add). */
 const HELD_LISTS = 64;
@@ -159,19 +135,6 @@ export class TagInventory {
   private readonly byTag = new Map<number, AttributeTally>();
   private readonly byCreator = new Map<string, Map<number, AttributeTally>>();
   private readonly creators = new Map<string, Map<number, Tally>>();
-
-  state(): TagInventoryState {
-    this.countHeld();
-    return { objects: this.objects, byTag: this.byTag, byCreator: this.byCreator, creators: this.creators };
-  }
-
-  /** Adds the counts of another inventory over other objects (another thread's share of a run). */
-  merge(other: TagInventoryState): void {
-    this.objects += other.objects;
-    mergeInto(this.byTag, other.byTag);
-    for (const [creator, tags] of other.byCreator) mergeInto(tallyIn(this.byCreator, creator, newMap<number, AttributeTally>), tags);
-    for (const [creator, groups] of other.creators) mergeInto(tallyIn(this.creators, creator, newMap<number, Tally>), groups);
-  }
 
   /** Adds one object: the dispositions of its elements at every depth. */
   add(elements: ElementDispositions): void {
