@@ -125,8 +125,8 @@ export async function runFiles(
     // This thread de-identifies too, next to threads - 1 workers: it is started and loaded already, and
     // each worker pays a cold start (module loading and a JIT warm-up that were a quarter of a short run).
     let next = 0;
-    const take = () => {
-      const batch = jobs.slice(next, next + BATCH);
+    const take = (n: number) => {
+      const batch = jobs.slice(next, next + n);
       next += batch.length;
       return batch;
     };
@@ -139,8 +139,10 @@ export async function runFiles(
     // The workers' batches are recorded as they come, and counted once recorded.
     const recording: Array<Promise<void>> = [];
     const record = (processed: readonly Processed[]) => recording.push(thisThread.settle(processed).then((outcomes) => outcomes.forEach(onOutcome)));
+    // Half batches here: this thread also records the workers' batches, and takes their next requests,
+    // only in between its own; with whole ones a worker could run out of work waiting.
     const onThisThread = async () => {
-      for (let batch = take(); batch.length; batch = take()) {
+      for (let batch = take(BATCH / 2); batch.length; batch = take(BATCH / 2)) {
         (await thisThread.run(batch, { reuseBuffers: true })).forEach(onOutcome);
         // Let the workers' results and requests in between batches.
         await new Promise((r) => setImmediate(r));
@@ -155,7 +157,7 @@ export async function runFiles(
         let inFlight = 0;
         const feed = () => {
           while (inFlight < 2 && next < jobs.length) {
-            post(w, take());
+            post(w, take(BATCH));
             inFlight++;
           }
           // Done: the worker holds nothing that is not written.
