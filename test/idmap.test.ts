@@ -224,7 +224,7 @@ describe('the file store\'s segment index', () => {
     expect(await reader.lookupOriginal(objectRow(2550, 5).original.PatientID)).toEqual([expect.objectContaining({ field: 'PatientID', objects: 100 })]);
     await writer.close();
     await reader.close();
-    // Closing indexes the whole segment; a damaged index is ignored and the segment scanned instead.
+    // A damaged index is ignored and the segment scanned instead.
     writeFileSync(`${seg}.idx`, 'not an index');
     const again = await IdMap.open(dir, { key: envKey() });
     expect(await again.lookupNew(objectRow(42, 5).new.SOPInstanceUID)).toHaveLength(1);

@@ -43,25 +43,6 @@ describe('the submission report', () => {
     expect(j.kAnonymity).toMatchObject({ subjects: 4, objects: 12 });
   });
 
-  it('should give the same report from threads\' shares merged as from one pass', () => {
-    const one = new SubmissionReport();
-    records.forEach((x) => one.add(x));
-    const parts = [new SubmissionReport(), new SubmissionReport(), new SubmissionReport()];
-    records.forEach((x, i) => parts[i % 3].add(x));
-    const merged = new SubmissionReport();
-    // Through a structured clone, as a worker thread's share arrives.
-    for (const p of parts) merged.merge(structuredClone(p.state()));
-    const opts = { title: 't', kThreshold: 3, generatedAt: new Date(0) };
-    const a = one.report(opts);
-    const b = merged.report(opts);
-    const byId = <T extends { sopInstanceUid?: string; id?: string }>(xs: readonly T[]) => [...xs].sort((x, y) => String(x.sopInstanceUid ?? x.id).localeCompare(String(y.sopInstanceUid ?? y.id)));
-    expect({ ...b, pixels: { ...b.pixels, images: byId(b.pixels.images) }, quarantine: { ...b.quarantine, objects: byId(b.quarantine.objects) } }).toEqual({
-      ...a,
-      pixels: { ...a.pixels, images: byId(a.pixels.images) },
-      quarantine: { ...a.quarantine, objects: byId(a.quarantine.objects) },
-    });
-  });
-
   it('should read the pixel stage\'s report defensively, whatever of it is there', () => {
     const facts = (report: unknown, verify?: unknown) => ({ report, ...(verify ? { verify } : {}) }) as ObjectFacts['pixels'];
     expect(pixelOutcomeOf(undefined)).toBeUndefined();

@@ -3,7 +3,7 @@ import { closeSync, copyFileSync, fstatSync, openSync, readFileSync, readSync, r
 import { join } from 'node:path';
 import { ScratchBuffer } from '../dicom/scratch-buffer.js';
 import { DeidError, toDeidError, type ErrorCode } from '../errors.js';
-import { identityFactsOf, type IdMap } from '../idmap/index.js';
+import { identityFactsOf, type MapRowInput } from '../idmap/index.js';
 import { ensureDirSync, tempNameFor, unlinkQuietly, writeFileAtomicSync } from '../pipeline/durable-fs.js';
 import { placeOutput, quarantineFile, type QuarantineReason } from '../pipeline/file-outputs.js';
 import type { Destination } from '../pipeline/ports.js';
@@ -42,16 +42,14 @@ export interface FileResult {
   readonly bytesOut: number;
   /** clean-pixel-data: what the pixel stage did. */
   readonly pixels?: 'cleaned' | 'skipped';
-  /** With a manifest: the record of the file (without the report's details), for the manifest's row. */
-  readonly record?: ObjectRecord;
 }
 
-/** A file processed: its result, its full record (with a manifest or a report), and its map row's write (with a map). */
+/** A file processed: its result, its full record (with a manifest or a report), and its map row (with a map). */
 export interface FileOutcome {
   readonly result: FileResult;
   readonly record?: ObjectRecord;
-  /** Resolves once the row is durable: only then is the file counted as written. */
-  readonly row?: Promise<void>;
+  /** The row to record: the file is counted as written only once it is durable. */
+  readonly row?: MapRowInput;
 }
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -87,7 +85,7 @@ function quarantineOversized(job: FileJob, s: RunSettings, size: number): FileOu
   writeFileAtomicSync(join(s.quarantineDir, `${id}.reason.json`), Buffer.from(JSON.stringify(reason, null, 2) + '\n'));
   // Its manifest hash is of the whole file, as for any other input.
   const record: ObjectRecord | undefined = keepsRecords(s) ? { source: job.path, sha256: digest, outcome: 'quarantined', code: err.code, stage: STAGE, at } : undefined;
-  return outcome({ path: job.path, ok: false, code: err.code, bytesIn: size, bytesOut: 0 }, s, record);
+  return outcome({ path: job.path, ok: false, code: err.code, bytesIn: size, bytesOut: 0 }, record);
 }
 
 /** A file over the size limit: it is not read (quarantineOversized copies it as it is). */
@@ -105,7 +103,7 @@ function readInput(job: FileJob, s: RunSettings, read: Read): Buffer | FileOutco
   } catch {
     const code = 'DEID_ERR_READ';
     const record: ObjectRecord | undefined = keepsRecords(s) ? { source: job.path, sha256: '', outcome: 'unreadable', code, stage: STAGE, at: new Date().toISOString() } : undefined;
-    return outcome({ path: job.path, ok: false, code, bytesIn: 0, bytesOut: 0 }, s, record);
+    return outcome({ path: job.path, ok: false, code, bytesIn: 0, bytesOut: 0 }, record);
   }
   // The size is checked before anything is allocated for it.
   return input instanceof TooLarge ? quarantineOversized(job, s, input.size) : input;
@@ -120,12 +118,8 @@ export function readWholeFile(path: string, maxBytes: number): Buffer | TooLarge
 const STAGE = 'deid run';
 const keepsRecords = (s: RunSettings) => !!(s.manifest || s.report);
 
-/** The outcome of a file, with its record, which the result carries (without the report's details) for the manifest. */
-function outcome(result: FileResult, s: RunSettings, record?: ObjectRecord, row?: Promise<void>): FileOutcome {
-  if (!record || !s.manifest) return { result, record, row };
-  const { details: _, ...manifest } = record;
-  return { result: { ...result, record: manifest }, record, row };
-}
+/** The outcome of a file. */
+const outcome = (result: FileResult, record?: ObjectRecord, row?: MapRowInput): FileOutcome => ({ result, record, row });
 
 /** Quarantines an input (the original bytes and the reason); `hash` when it is known already. */
 export function quarantineInput(job: FileJob, s: RunSettings, input: Buffer, e: unknown, hash?: string): FileOutcome {
@@ -133,7 +127,7 @@ export function quarantineInput(job: FileJob, s: RunSettings, input: Buffer, e: 
   const at = new Date().toISOString();
   quarantineFile(s.quarantineDir, input, { code: err.code, message: err.message, stage: STAGE, source: job.rel, at });
   const record: ObjectRecord | undefined = keepsRecords(s) ? { source: job.path, sha256: hash ?? sha256(input), outcome: 'quarantined', code: err.code, stage: STAGE, at } : undefined;
-  return outcome({ path: job.path, ok: false, code: err.code, bytesIn: input.length, bytesOut: 0 }, s, record);
+  return outcome({ path: job.path, ok: false, code: err.code, bytesIn: input.length, bytesOut: 0 }, record);
 }
 
 /**
@@ -196,7 +190,7 @@ export async function processFile(
   s: RunSettings,
   profile: CompiledProfile,
   secret: Buffer,
-  opts: { reuseBuffers: boolean; idMap?: IdMap },
+  opts: { reuseBuffers: boolean },
 ): Promise<FileOutcome> {
   const input = readInput(job, s, opts.reuseBuffers ? readIntoInputArea : readWholeFile);
   if (!Buffer.isBuffer(input)) return input;
@@ -236,8 +230,8 @@ export async function processFile(
           ...(s.report ? { details: objectDetails(r.facts, r.outputFile.dataset, secret) } : {}),
         }
       : undefined;
-    // Not awaited here: the caller counts the file once the row is durable, and the rows of a batch share a write.
-    return outcome(result, s, record, opts.idMap?.record(identityFactsOf(r.facts)));
+    // Recorded by the caller: the rows of a batch share a write, and the file counts once its row is durable.
+    return outcome(result, record, s.idMap ? identityFactsOf(r.facts) : undefined);
   } catch (e) {
     return quarantineInput(job, s, input, e, hash);
   }

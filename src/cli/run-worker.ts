@@ -1,7 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { compileProfile, type CompiledProfile } from '../profiles/compile.js';
-import type { SubmissionState } from '../report/submission.js';
-import type { FileJob, FileResult, RunSettings } from './process-file.js';
+import type { FileJob, RunSettings } from './process-file.js';
 import { ThreadRun } from './thread-run.js';
 
 /** What a worker starts from: the settings, and the profile the main thread compiled from them. */
@@ -10,37 +9,24 @@ export interface WorkerInit {
   readonly profile?: CompiledProfile;
 }
 
-/** Main → worker: its settings (a prewarmed worker), a batch of files, or 'finish' (answered with its share of the report). */
-export type WorkerRequest = FileJob[] | { init: WorkerInit } | 'finish';
-
-/** Worker → main, for each batch: 'processed' (ready for more), then its results once their map rows are written; at the end, its share of the report. */
-export type WorkerReply = 'processed' | FileResult[] | { finished: true; report?: SubmissionState };
+/** Main → worker: its settings (a prewarmed worker), or a batch of files (answered with their Processed outcomes). */
+export type WorkerRequest = FileJob[] | { init: WorkerInit };
 
 /**
- * Worker thread: de-identifies the files it is sent, writing outputs, quarantine entries and map rows
- * itself. Its settings come as workerData, or as a first `init` message when it was started ahead of time.
+ * Worker thread: de-identifies the files it is sent, writing outputs and quarantine entries itself,
+ * and hands the outcomes to the main thread, which records and counts them. Its settings come as
+ * workerData, or as a first `init` message when it was started ahead of time.
  */
 let run: ThreadRun | undefined;
-const reply = (m: WorkerReply) => parentPort!.postMessage(m);
 const init = ({ settings, profile }: WorkerInit) => {
   run = new ThreadRun(settings, profile ?? compileProfile(settings.chain, settings.options));
 };
 if (workerData) init(workerData as WorkerInit);
 
 parentPort!.on('message', (m: WorkerRequest) => {
-  if (m === 'finish') void run!.finish().then((report) => reply({ finished: true, report }));
-  else if (!Array.isArray(m)) init(m.init);
+  if (!Array.isArray(m)) init(m.init);
   // One file after another (they share this thread's buffers). Synchronous reads into one reused
   // buffer: reads run ahead of the work in libuv's pool cost more (a fresh buffer per file, four pool
   // round trips) than they overlapped, with every core busy anyway.
-  // The next batch is processed while this one's map rows are written.
-  else {
-    void run!
-      .process(m, { reuseBuffers: true })
-      .then((processed) => {
-        reply('processed');
-        return run!.settle(processed);
-      })
-      .then(reply);
-  }
+  else void run!.process(m, { reuseBuffers: true }).then((processed) => parentPort!.postMessage(processed));
 });

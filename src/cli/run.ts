@@ -5,11 +5,11 @@ import { Worker } from 'node:worker_threads';
 import type { ErrorCode } from '../errors.js';
 import { compileProfile, type CompiledProfile } from '../profiles/compile.js';
 import type { ObjectRecord } from '../report/object-record.js';
-import { SubmissionReport, type SubmissionState } from '../report/submission.js';
+import type { SubmissionReport } from '../report/submission.js';
 import { takeRunWorkers } from './prewarm.js';
-import type { FileJob, FileResult, RunSettings } from './process-file.js';
-import type { WorkerInit, WorkerReply, WorkerRequest } from './run-worker.js';
-import { ThreadRun } from './thread-run.js';
+import type { FileJob, FileOutcome, RunSettings } from './process-file.js';
+import type { WorkerInit, WorkerRequest } from './run-worker.js';
+import { ThreadRun, type Processed } from './thread-run.js';
 
 export interface RunSummary {
   files: number;
@@ -70,8 +70,8 @@ function progressBar(done: number, total: number, started: number): string {
 
 /**
  * Runs the pipeline over files on one thread per core: this one and worker threads. Each thread reads,
- * de-identifies, verifies and writes its own files in batches; this one also hands out the batches and
- * counts the results.
+ * de-identifies, verifies and writes its own files in batches; this one also hands out the batches,
+ * records every file (the map rows, the report) and counts the results.
  */
 export async function runFiles(
   jobs: FileJob[],
@@ -89,14 +89,14 @@ export async function runFiles(
   const tally = { files: 0, ok: 0, bytesIn: 0, pixelsCleaned: 0, pixelsSkipped: 0, reasons: {} as Partial<Record<ErrorCode, number>> };
   const threads = Math.max(1, Math.min(opts.threads ?? availableParallelism(), Math.floor(jobs.length / FILES_PER_THREAD)));
   let lastDraw = 0;
-  const onResult = (r: FileResult) => {
+  const onOutcome = ({ result: r, record }: FileOutcome) => {
     tally.files++;
     tally.bytesIn += r.bytesIn;
     if (r.ok) tally.ok++;
     else if (r.code) tally.reasons[r.code] = (tally.reasons[r.code] ?? 0) + 1;
     if (r.pixels === 'cleaned') tally.pixelsCleaned++;
     if (r.pixels === 'skipped') tally.pixelsSkipped++;
-    if (r.record) opts.onRecord?.(r.record);
+    if (record) opts.onRecord?.(record);
     if (opts.progress && (now() - lastDraw > 100 || tally.files === jobs.length)) {
       lastDraw = now();
       process.stderr.write(progressBar(tally.files, jobs.length, started));
@@ -105,9 +105,6 @@ export async function runFiles(
 
   const compiled = opts.compiled ?? compileProfile(settings.chain, settings.options);
   const thisThread = new ThreadRun(settings, compiled);
-  // The report's shares of the worker threads, merged with this thread's at the end.
-  const shares: SubmissionState[] = [];
-  let mine: SubmissionState | undefined;
   if (compiled.pixels) {
     takeRunWorkers(0);
     // clean-pixel-data: OCR runs in one pool of workers sized to the cores, so files are processed
@@ -118,19 +115,18 @@ export async function runFiles(
     try {
       await Promise.all(
         Array.from({ length: Math.min(concurrency, jobs.length) }, async () => {
-          while (next < jobs.length) (await thisThread.run([jobs[next++]], { reuseBuffers: false })).forEach(onResult);
+          while (next < jobs.length) (await thisThread.run([jobs[next++]], { reuseBuffers: false })).forEach(onOutcome);
         }),
       );
     } finally {
       await shutdownSharedOcrPool();
     }
-    mine = await thisThread.finish();
   } else {
     // This thread de-identifies too, next to threads - 1 workers: it is started and loaded already, and
     // each worker pays a cold start (module loading and a JIT warm-up that were a quarter of a short run).
     let next = 0;
-    const take = () => {
-      const batch = jobs.slice(next, next + BATCH);
+    const take = (n: number) => {
+      const batch = jobs.slice(next, next + n);
       next += batch.length;
       return batch;
     };
@@ -140,60 +136,45 @@ export async function runFiles(
     // Workers get the compiled profile too (a structured clone), rather than each compiling it again.
     const init: WorkerInit = { settings, profile: compiled };
     for (let i = workers.length; i < threads - 1; i++) workers.push(new Worker(workerUrl, { workerData: init }));
+    // The workers' batches are recorded as they come, and counted once recorded.
+    const recording: Array<Promise<void>> = [];
+    const record = (processed: readonly Processed[]) => recording.push(thisThread.settle(processed).then((outcomes) => outcomes.forEach(onOutcome)));
+    // Half batches here: this thread also records the workers' batches, and takes their next requests,
+    // only in between its own; with whole ones a worker could run out of work waiting.
     const onThisThread = async () => {
-      const settling: Promise<void>[] = [];
-      for (let batch = take(); batch.length; batch = take()) {
-        // The next batch is processed while this one's map rows are written.
-        const processed = await thisThread.process(batch, { reuseBuffers: true });
-        settling.push(thisThread.settle(processed).then((results) => results.forEach(onResult)));
+      for (let batch = take(BATCH / 2); batch.length; batch = take(BATCH / 2)) {
+        (await thisThread.run(batch, { reuseBuffers: true })).forEach(onOutcome);
         // Let the workers' results and requests in between batches.
         await new Promise((r) => setImmediate(r));
       }
-      await Promise.all(settling);
-      // This thread's map is closed (its rows fsynced) while the workers finish theirs.
-      mine = await thisThread.finish();
     };
     const post = (w: Worker, m: WorkerRequest) => w.postMessage(m);
     const onWorker = (w: Worker, startedEarly: boolean) =>
       new Promise<void>((resolveWorker, reject) => {
         // A prewarmed worker was started before the settings existed: it gets them first.
         if (startedEarly) post(w, { init });
-        // Two batches waiting or being processed per worker keep it busy without holding the whole job
-        // list in messages. A batch's results come once its map rows are written, after the worker
-        // has gone on to the next batches: it is fed as it processes, not as its rows are written.
-        let processing = 0;
-        let unanswered = 0;
+        // Two batches in flight per worker keep it busy without holding the whole job list in messages.
+        let inFlight = 0;
         const feed = () => {
-          while (processing < 2 && next < jobs.length) {
-            post(w, take());
-            processing++;
-            unanswered++;
+          while (inFlight < 2 && next < jobs.length) {
+            post(w, take(BATCH));
+            inFlight++;
           }
-          // Done: the worker closes its map writer and hands over its share of the report.
-          if (unanswered === 0) post(w, 'finish');
+          // Done: the worker holds nothing that is not written.
+          if (inFlight === 0) void w.terminate().then(() => resolveWorker());
         };
-        w.on('message', (m: WorkerReply) => {
-          if (m === 'processed') processing--;
-          else if (Array.isArray(m)) {
-            unanswered--;
-            m.forEach(onResult);
-          } else {
-            if (m.report) shares.push(m.report);
-            void w.terminate().then(() => resolveWorker());
-            return;
-          }
+        w.on('message', (m: Processed[]) => {
+          inFlight--;
+          record(m);
           feed();
         });
         w.on('error', reject);
         feed();
       });
     await Promise.all([onThisThread(), ...workers.map((w, i) => onWorker(w, i < prewarmed.length))]);
+    await Promise.all(recording);
   }
-  let report: SubmissionReport | undefined;
-  if (mine) {
-    report = new SubmissionReport();
-    for (const share of [mine, ...shares]) report.merge(share);
-  }
+  const report = await thisThread.finish();
   if (opts.progress) process.stderr.write('\n');
   const seconds = (now() - started) / 1000;
   return {

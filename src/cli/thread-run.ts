@@ -2,17 +2,24 @@ import { readFileSync } from 'node:fs';
 import { DeidError, toDeidError } from '../errors.js';
 import { IdMap } from '../idmap/index.js';
 import type { CompiledProfile } from '../profiles/compile.js';
-import { SubmissionReport, type SubmissionState } from '../report/submission.js';
-import { processFile, quarantineInput, type FileJob, type FileOutcome, type FileResult, type RunSettings } from './process-file.js';
+import { SubmissionReport } from '../report/submission.js';
+import { processFile, quarantineInput, type FileJob, type FileOutcome, type RunSettings } from './process-file.js';
+
+/** A file through the pipeline on some thread, on its way to be recorded and counted. */
+export interface Processed {
+  readonly job: FileJob;
+  readonly outcome: FileOutcome;
+}
 
 /**
- * One thread's share of a `deid run`: its files through the pipeline, its map writer (each thread
- * appends to a segment of its own, or shares Redis) and its share of the report, merged by the main
- * thread at the end. A file is counted only once its map row is durable.
+ * A `deid run` on one thread. Every thread processes files (`process`: outputs and quarantine
+ * entries written); the main thread also records them all (`settle`): their map rows, written a batch
+ * at a time, and their report. A file is counted only once its map row is durable. One writer and one
+ * report per run: the workers hand their outcomes over rather than keep shares to merge.
  */
 export class ThreadRun {
   private map?: Promise<IdMap | undefined>;
-  private readonly report?: SubmissionReport;
+  private report?: SubmissionReport;
   private readonly secret: Buffer;
 
   constructor(
@@ -20,12 +27,11 @@ export class ThreadRun {
     private readonly profile: CompiledProfile,
   ) {
     this.secret = Buffer.from(s.secretHex, 'hex');
-    if (s.report) this.report = new SubmissionReport();
   }
 
   private openMap(): Promise<IdMap | undefined> {
     const m = this.s.idMap;
-    // The key was read (and the map checked against it) by the main thread before any file was touched.
+    // The key was read (and the map checked against it) before any file was touched.
     // Rows are fsynced when the map closes, before the run reports, not per batch: the outputs are not
     // fsynced either (a crashed run is run again), and an fsync per batch would make ext4 write back
     // the outputs early, in the middle of the run.
@@ -40,15 +46,13 @@ export class ThreadRun {
 
   /**
    * Takes files through the pipeline: one after another with `reuseBuffers` (they share this thread's
-   * buffers, so batches wait their turn), or one of several at once without. Their rows are being
-   * written when it resolves; `settle` waits for them.
+   * buffers, so batches wait their turn), or one of several at once without.
    */
-  process(jobs: readonly FileJob[], opts: { reuseBuffers: boolean }): Promise<Array<[FileJob, FileOutcome]>> {
+  process(jobs: readonly FileJob[], opts: { reuseBuffers: boolean }): Promise<Processed[]> {
     const work = async () => {
-      const idMap = await this.openMap();
-      const outcomes: Array<[FileJob, FileOutcome]> = [];
-      for (const job of jobs) outcomes.push([job, await processFile(job, this.s, this.profile, this.secret, { reuseBuffers: opts.reuseBuffers, idMap })]);
-      return outcomes;
+      const out: Processed[] = [];
+      for (const job of jobs) out.push({ job, outcome: await processFile(job, this.s, this.profile, this.secret, { reuseBuffers: opts.reuseBuffers }) });
+      return out;
     };
     if (!opts.reuseBuffers) return work();
     const done = this.turn.then(work);
@@ -56,18 +60,22 @@ export class ThreadRun {
     return done;
   }
 
-  /** The results, once every row of them is durable (a file whose row failed is quarantined instead); the report counts them. */
-  async settle(outcomes: ReadonlyArray<[FileJob, FileOutcome]>): Promise<FileResult[]> {
-    const results: FileResult[] = [];
-    for (const [job, o] of outcomes) {
-      const done = o.row ? await o.row.then(() => o, (e: unknown) => this.rowFailed(job, e)) : o;
-      if (done.record) this.report?.add(done.record);
-      results.push(done.result);
-    }
-    return results;
+  /**
+   * Records processed files (of any thread): their map rows written together, and once they are
+   * durable (a file whose row failed is quarantined instead) the report counts them.
+   */
+  async settle(processed: readonly Processed[]): Promise<FileOutcome[]> {
+    const idMap = await this.openMap();
+    let rowsFailed: unknown;
+    if (idMap) await idMap.recordAll(processed.flatMap(({ outcome }) => (outcome.row ? [outcome.row] : []))).catch((e: unknown) => (rowsFailed = e ?? new Error('map write failed')));
+    return processed.map(({ job, outcome }) => {
+      const done = outcome.row && rowsFailed !== undefined ? this.rowFailed(job, rowsFailed) : outcome;
+      if (done.record && this.s.report) (this.report ??= new SubmissionReport()).add(done.record);
+      return done;
+    });
   }
 
-  async run(jobs: readonly FileJob[], opts: { reuseBuffers: boolean }): Promise<FileResult[]> {
+  async run(jobs: readonly FileJob[], opts: { reuseBuffers: boolean }): Promise<FileOutcome[]> {
     return this.settle(await this.process(jobs, opts));
   }
 
@@ -88,9 +96,9 @@ export class ThreadRun {
     return quarantineInput(job, this.s, input, cause);
   }
 
-  /** Writes what is pending and closes the map; the report's share, for the main thread to merge. */
-  async finish(): Promise<SubmissionState | undefined> {
+  /** Closes the map (its rows fsynced); the report, with a report in the settings. */
+  async finish(): Promise<SubmissionReport | undefined> {
     await (await this.map)?.close();
-    return this.report?.state();
+    return this.s.report ? (this.report ?? new SubmissionReport()) : undefined;
   }
 }

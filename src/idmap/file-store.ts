@@ -4,7 +4,7 @@ import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DeidError } from '../errors.js';
-import type { SealedRow } from './row.js';
+import { sha256Hex, type SealedRow } from './row.js';
 import { encodeIndex, searchIndex, writeIndex } from './segment-index.js';
 import type { AuditEntry, MapStore } from './store.js';
 
@@ -30,7 +30,7 @@ const REINDEX_BYTES = 1024 * 1024;
 const NL = 0x0a;
 
 function checksum(json: string): string {
-  return createHash('sha256').update(json).digest('hex').slice(0, 8);
+  return sha256Hex(json).slice(0, 8);
 }
 
 export function encodeRecord(r: SealedRow): string {
@@ -113,16 +113,8 @@ function fsyncDir(dir: string): void {
   }
 }
 
-/** The segment this writer appends to, and the offset and tokens of every record it wrote there (its index, when it closes). */
-interface OwnSegment {
-  readonly fh: FileHandle;
-  readonly path: string;
-  size: number;
-  readonly records: Array<{ offset: number; tokens: readonly string[] }>;
-}
-
 export class FileMapStore implements MapStore {
-  private segment?: OwnSegment;
+  private segment?: { fh: FileHandle; path: string; size: number };
   /** Appends of this process, one at a time (the caller batches; this keeps the order of its batches). */
   private tail: Promise<void> = Promise.resolve();
 
@@ -169,15 +161,14 @@ export class FileMapStore implements MapStore {
   }
 
   append(rows: readonly SealedRow[]): Promise<void> {
-    const next = this.tail.then(() => this.write(rows));
+    const text = rows.map(encodeRecord).join('');
+    const next = this.tail.then(() => this.write(Buffer.from(text, 'latin1')));
     this.tail = next.catch(() => undefined);
     return next;
   }
 
-  private async write(rows: readonly SealedRow[]): Promise<void> {
-    if (rows.length === 0) return;
-    const lines = rows.map(encodeRecord);
-    const buf = Buffer.from(lines.join(''), 'latin1');
+  private async write(buf: Buffer): Promise<void> {
+    if (buf.length === 0) return;
     try {
       if (!this.segment || this.segment.size >= SEGMENT_BYTES) await this.openSegment();
       const seg = this.segment!;
@@ -186,12 +177,6 @@ export class FileMapStore implements MapStore {
       let off = 0;
       while (off < buf.length) off += writeSync(seg.fh.fd, buf, off, buf.length - off);
       if (this.syncEachBatch) await seg.fh.datasync();
-      // O_APPEND to a file of this writer's own: the records lie one after another from the old end.
-      let at = seg.size;
-      rows.forEach((r, i) => {
-        seg.records.push({ offset: at, tokens: r.tokens });
-        at += lines[i].length;
-      });
       seg.size += buf.length;
     } catch (e) {
       // A failed write may have left part of a record behind: this segment takes no more, so the
@@ -213,7 +198,7 @@ export class FileMapStore implements MapStore {
     const path = join(dir, name);
     const fh = await open(path, 'ax', 0o600);
     fsyncDir(dir);
-    this.segment = { fh, path, size: 0, records: [] };
+    this.segment = { fh, path, size: 0 };
   }
 
   private async segmentNames(): Promise<string[]> {
@@ -319,9 +304,9 @@ export class FileMapStore implements MapStore {
   }
 
   /**
-   * Closes this writer's segment and indexes it whole, so that lookups need not scan it: from the
-   * records it wrote, which it knows, rather than by reading them back. A segment of less than
-   * REINDEX_BYTES is left as it is, as a lookup leaves it: reading it costs no more than its index would.
+   * Closes this writer's segment. It is not indexed here, at the end of a run or of a segment, but by
+   * the first lookup that finds more than REINDEX_BYTES of it unindexed (below that, reading it costs
+   * no more than its index would).
    */
   private async closeSegment(): Promise<void> {
     const seg = this.segment;
@@ -334,7 +319,6 @@ export class FileMapStore implements MapStore {
     } finally {
       await seg.fh.close();
     }
-    if (seg.size > REINDEX_BYTES) await writeIndex(seg.path, encodeIndex(seg.records, seg.size)).catch(() => undefined); // best effort, as indexSegment
   }
 
   async close(): Promise<void> {

@@ -55,8 +55,9 @@ function defaultActor(): string {
   }
 }
 
+/** Rows waiting to be written, and who waits for them. */
 interface Pending {
-  readonly row: SealedRow;
+  readonly rows: readonly SealedRow[];
   readonly resolve: () => void;
   readonly reject: (e: unknown) => void;
 }
@@ -67,7 +68,8 @@ interface Pending {
  *
  * Recording is a group commit: rows recorded while a write is in flight go into the next write, so
  * one fdatasync serves many objects and the pipeline never waits for a disk round trip per object,
- * yet `record` resolves only once its row is durable: acknowledge an object only after that.
+ * yet `record` resolves only once its row is durable: acknowledge an object only after that. A caller
+ * that has a batch of objects at once (`deid run`) records them with `recordAll`, written at once.
  *
  * ```ts
  * const map = await IdMap.open('/var/lib/deid/idmap', { key: loadReidKey({ create: true }), create: true });
@@ -111,19 +113,35 @@ export class IdMap {
 
   /** Records one object's row; resolves once the row is durable (throws DEID_ERR_IDMAP if it cannot be). */
   record(input: MapRowInput): Promise<void> {
-    const sealed = sealRow({ ...input, at: (input.at ?? new Date()).toISOString() }, this.keys, this.tokens);
-    return new Promise<void>((resolveRow, rejectRow) => {
-      this.pending.push({ row: sealed, resolve: resolveRow, reject: rejectRow });
-      // After this turn of the event loop, so that the rows of objects finishing together share a write.
-      this.writing ??= new Promise<void>((r) => setImmediate(r)).then(() => this.drain());
-    });
+    const written = this.enqueue([input]);
+    // After this turn of the event loop, so that the rows of objects finishing together share a write.
+    this.writing ??= new Promise<void>((r) => setImmediate(r)).then(() => this.drain());
+    return written;
+  }
+
+  /** Records the rows of several objects, written now and together; resolves once they are all durable. */
+  recordAll(inputs: readonly MapRowInput[]): Promise<void> {
+    if (inputs.length === 0) return Promise.resolve();
+    const written = this.enqueue(inputs);
+    this.writing ??= this.drain();
+    return written;
+  }
+
+  private enqueue(inputs: readonly MapRowInput[]): Promise<void> {
+    const at = new Date().toISOString();
+    const rows = inputs.map((input) => sealRow({ ...input, at: input.at?.toISOString() ?? at }, this.keys, this.tokens));
+    return new Promise<void>((resolve, reject) => this.pending.push({ rows, resolve, reject }));
   }
 
   private async drain(): Promise<void> {
     while (this.pending.length) {
-      const batch = this.pending.splice(0, MAX_BATCH);
+      // Whole entries, up to about MAX_BATCH rows.
+      let n = 0;
+      let rows = 0;
+      while (n < this.pending.length && (n === 0 || rows + this.pending[n].rows.length <= MAX_BATCH)) rows += this.pending[n++].rows.length;
+      const batch = this.pending.splice(0, n);
       try {
-        await this.store.append(batch.map((p) => p.row));
+        await this.store.append(batch.length === 1 ? batch[0].rows : batch.flatMap((p) => p.rows));
         for (const p of batch) p.resolve();
       } catch (e) {
         for (const p of batch) p.reject(e);

@@ -7,6 +7,7 @@ import type { MapKeys } from './key.js';
 export const MAP_FIELDS = ['PatientID', 'PatientName', 'StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID', 'AccessionNumber'] as const;
 export type MapField = (typeof MAP_FIELDS)[number];
 export const UID_FIELDS: readonly MapField[] = ['StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID'];
+const SOP_FIELD = MAP_FIELDS.indexOf('SOPInstanceUID');
 
 /** One object's row: its original and new identifiers, the date offset applied, and when it was recorded. */
 export interface MapRow {
@@ -40,6 +41,9 @@ const BLOCK = 64; // SHA-256's block size, in bytes
 // A namespace import: crypto.hash (one-shot hashing) is missing before Node 20.12, and a named import
 // of a missing export would fail to load.
 const oneShotHash = crypto.hash as typeof crypto.hash | undefined;
+
+/** The SHA-256 of a string (UTF-8), in hex: one-shot, without a Hash object, where Node can. */
+export const sha256Hex = (s: string): string => (oneShotHash ? oneShotHash('sha256', s, 'hex') : crypto.createHash('sha256').update(s).digest('hex'));
 
 /**
  * HMAC-SHA256 (RFC 2104) under one key, in hex, as two one-shot hashes over buffers padded with the
@@ -90,7 +94,9 @@ export class Tokenizer {
     return this.hmac.hex(data).slice(0, TOKEN_BYTES * 2);
   }
 
-  token(kind: TokenKind, value: string): string {
+  /** The token of a value; `memoise` false for a value that will not come again. */
+  token(kind: TokenKind, value: string, memoise = true): string {
+    if (!memoise) return this.mac(`${kind}\0${value}`);
     const memo = this.memo[kind];
     let t = memo.get(value);
     if (t === undefined) {
@@ -142,19 +148,22 @@ export function sealRow(row: RowToSeal, keys: MapKeys, tokens: Tokenizer): Seale
   const o = MAP_FIELDS.map((f) => row.original[f] ?? '');
   const n = MAP_FIELDS.map((f) => row.new[f] ?? '');
   const found: string[] = [];
-  const add = (t: string) => {
-    if (!found.includes(t)) found.push(t);
+  const add = (kind: TokenKind, v: string, field: number) => {
+    // An object's own UID does not come again (its patient's, study's and series' do): not memoised.
+    const t = v && tokens.token(kind, v, field !== SOP_FIELD);
+    if (t && !found.includes(t)) found.push(t);
   };
-  for (const v of o) if (v) add(tokens.token('orig', v));
-  for (const v of n) if (v) add(tokens.token('new', v));
+  o.forEach((v, i) => add('orig', v, i));
+  n.forEach((v, i) => add('new', v, i));
   const sorted = found.sort();
-  const id = tokens.mac(JSON.stringify(['row', o, n, row.dateOffsetDays ?? null]));
-  const plain: Plain = { o, n, t: row.at };
-  if (row.dateOffsetDays !== undefined) plain.d = row.dateOffsetDays;
+  // The id's JSON ['row', o, n, d] and the sealed Plain {o, n, t, d?}, each value array serialised once.
+  const [oJson, nJson, d] = [JSON.stringify(o), JSON.stringify(n), row.dateOffsetDays];
+  const id = tokens.mac(`["row",${oJson},${nJson},${JSON.stringify(d ?? null)}]`);
+  const plain = `{"o":${oJson},"n":${nJson},"t":${JSON.stringify(row.at)}${d !== undefined ? `,"d":${JSON.stringify(d)}` : ''}}`;
   const iv = nonce();
   const cipher = createCipheriv('aes-256-gcm', keys.seal, iv);
   cipher.setAAD(aad(id, sorted));
-  const body = cipher.update(JSON.stringify(plain), 'utf8');
+  const body = cipher.update(plain, 'utf8');
   cipher.final(); // GCM: no bytes held back
   const box = Buffer.allocUnsafe(NONCE + body.length + TAG);
   iv.copy(box, 0);

@@ -70,33 +70,10 @@ const norm = (v: string | null | undefined): string | null => {
   return t ? t : null;
 };
 
-/** The counts as plain data (structured-clone safe): what a thread sends to be merged. */
-export interface KAnonymityState {
-  readonly objects: number;
-  readonly tuples: ReadonlyMap<string, { readonly values: (string | null)[]; readonly subjects: ReadonlySet<string>; readonly objects: number }>;
-}
-
 export class KAnonymity {
   /** value tuple (all six) → subjects and object count */
   private readonly tuples = new Map<string, { values: (string | null)[]; subjects: Set<string>; objects: number }>();
   private objects = 0;
-
-  state(): KAnonymityState {
-    return { objects: this.objects, tuples: this.tuples };
-  }
-
-  /** Adds another batch's records (another thread's share of a run). */
-  merge(other: KAnonymityState): void {
-    this.objects += other.objects;
-    for (const [key, t] of other.tuples) {
-      const mine = this.tuples.get(key);
-      if (!mine) this.tuples.set(key, { values: [...t.values], subjects: new Set(t.subjects), objects: t.objects });
-      else {
-        for (const s of t.subjects) mine.subjects.add(s);
-        mine.objects += t.objects;
-      }
-    }
-  }
 
   add(record: KAnonymityRecord): void {
     const values = QUASI_IDENTIFIERS.map((q) => norm(record.values[q]));

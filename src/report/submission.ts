@@ -8,14 +8,12 @@
  * for (const record of records) r.add(record);
  * const json = r.report({ title: 'deid run', kThreshold: 5 });   // plain JSON; renderReportHtml(json) for people
  * ```
- *
- * Threads of one run each fill their own and `merge` their `state()` at the end.
  */
 import { ERRORS, type ErrorCode } from '../errors.js';
 import { DISPOSITIONS, type Disposition } from '../stages/element-dispositions.js';
-import { KAnonymity, type KAnonymityReport, type KAnonymityState } from './k-anonymity.js';
+import { KAnonymity, type KAnonymityReport } from './k-anonymity.js';
 import type { ObjectRecord, Outcome, PixelOutcome } from './object-record.js';
-import { TagInventory, type TagInventoryReport, type TagInventoryState } from './tag-inventory.js';
+import { TagInventory, type TagInventoryReport } from './tag-inventory.js';
 
 /** Rows listed per list (pixel outcomes per image, quarantined objects); beyond, they are counted. */
 const MAX_LISTED = 5000;
@@ -69,23 +67,13 @@ export interface SubmissionReportOptions {
   readonly generatedAt?: Date;
 }
 
-/** A report's counts as plain data (structured-clone safe). */
-export interface SubmissionState {
-  readonly outcomes: Record<Outcome, number>;
-  readonly modalities: Map<string, number>;
-  readonly inventory: TagInventoryState;
-  readonly k: KAnonymityState;
-  readonly pixels: { ran: boolean; examined: number; masked: number; unreadMasked: number; skipped: number; skippedBecause: Map<string, number>; images: PixelImageRow[]; imagesNotListed: number };
-  readonly quarantine: { reasons: Map<string, number>; objects: Array<{ id: string; code: ErrorCode; stage: string }>; objectsNotListed: number };
-  readonly warnings: Map<string, number>;
-}
+const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
 
-const bump = (m: Map<string, number>, k: string, n = 1) => m.set(k, (m.get(k) ?? 0) + n);
-
-function listUpTo<T>(list: T[], items: readonly T[]): number {
-  const room = Math.max(0, MAX_LISTED - list.length);
-  list.push(...items.slice(0, room));
-  return items.length - Math.min(room, items.length);
+/** Adds to a list up to MAX_LISTED; returns 1 for an item not listed, to be counted instead. */
+function listUpTo<T>(list: T[], item: T): number {
+  if (list.length >= MAX_LISTED) return 1;
+  list.push(item);
+  return 0;
 }
 
 export class SubmissionReport {
@@ -93,8 +81,8 @@ export class SubmissionReport {
   private readonly modalities = new Map<string, number>();
   private readonly inventory = new TagInventory();
   private readonly k = new KAnonymity();
-  private readonly pixels: SubmissionState['pixels'] = { ran: false, examined: 0, masked: 0, unreadMasked: 0, skipped: 0, skippedBecause: new Map(), images: [], imagesNotListed: 0 };
-  private readonly quarantine: SubmissionState['quarantine'] = { reasons: new Map(), objects: [], objectsNotListed: 0 };
+  private readonly pixels = { ran: false, examined: 0, masked: 0, unreadMasked: 0, skipped: 0, skippedBecause: new Map<string, number>(), images: [] as PixelImageRow[], imagesNotListed: 0 };
+  private readonly quarantine = { reasons: new Map<string, number>(), objects: [] as Array<{ id: string; code: ErrorCode; stage: string }>, objectsNotListed: 0 };
   private readonly warnings = new Map<string, number>();
 
   add(r: ObjectRecord): void {
@@ -103,7 +91,7 @@ export class SubmissionReport {
       const code = r.code ?? 'DEID_ERR_INTERNAL';
       const stage = r.stage ?? '';
       bump(this.quarantine.reasons, `${code}\0${stage}`);
-      this.quarantine.objectsNotListed += listUpTo(this.quarantine.objects, [{ id: r.sha256.slice(0, 32), code, stage }]);
+      this.quarantine.objectsNotListed += listUpTo(this.quarantine.objects, { id: r.sha256.slice(0, 32), code, stage });
       return;
     }
     const d = r.details;
@@ -122,38 +110,7 @@ export class SubmissionReport {
     }
     if (p.masked) this.pixels.masked++;
     if (p.unreadMasked > 0) this.pixels.unreadMasked++;
-    this.pixels.imagesNotListed += listUpTo(this.pixels.images, [{ sopInstanceUid: r.sopInstanceUid ?? '', ...p }]);
-  }
-
-  state(): SubmissionState {
-    return {
-      outcomes: this.outcomes,
-      modalities: this.modalities,
-      inventory: this.inventory.state(),
-      k: this.k.state(),
-      pixels: this.pixels,
-      quarantine: this.quarantine,
-      warnings: this.warnings,
-    };
-  }
-
-  /** Adds another share of the same submission (another thread's objects). */
-  merge(o: SubmissionState): void {
-    for (const k of Object.keys(this.outcomes) as Outcome[]) this.outcomes[k] += o.outcomes[k];
-    for (const [k, n] of o.modalities) bump(this.modalities, k, n);
-    this.inventory.merge(o.inventory);
-    this.k.merge(o.k);
-    const p = this.pixels;
-    p.ran ||= o.pixels.ran;
-    p.examined += o.pixels.examined;
-    p.masked += o.pixels.masked;
-    p.unreadMasked += o.pixels.unreadMasked;
-    p.skipped += o.pixels.skipped;
-    for (const [k, n] of o.pixels.skippedBecause) bump(p.skippedBecause, k, n);
-    p.imagesNotListed += o.pixels.imagesNotListed + listUpTo(p.images, o.pixels.images);
-    for (const [k, n] of o.quarantine.reasons) bump(this.quarantine.reasons, k, n);
-    this.quarantine.objectsNotListed += o.quarantine.objectsNotListed + listUpTo(this.quarantine.objects, o.quarantine.objects);
-    for (const [k, n] of o.warnings) bump(this.warnings, k, n);
+    this.pixels.imagesNotListed += listUpTo(this.pixels.images, { sopInstanceUid: r.sopInstanceUid ?? '', ...p });
   }
 
   report(opts: SubmissionReportOptions): SubmissionReportJson {

@@ -1,6 +1,6 @@
 import { keywordOf } from '../dicom/dictionary.js';
 import { formatTag, isPrivateTag, tagGroup, type Tag } from '../dicom/tag.js';
-import { DISPOSITIONS, dispositionIndex, keptByOf, type Disposition, type ElementDispositions } from '../stages/element-dispositions.js';
+import { DISPOSITIONS, dispositionIndex, dispositionsHash, keptByOf, sameDispositions, type Disposition, type ElementDispositions } from '../stages/element-dispositions.js';
 
 /**
  * The tag inventory of a submission, in the manner of TCIA's TagSniffer: every attribute seen, in how
@@ -108,17 +108,6 @@ function named<K extends string>(names: readonly K[], counts: readonly number[])
   return out;
 }
 
-/** An inventory's counts as plain data (structured-clone safe): what a thread sends to be merged. */
-export interface TagInventoryState {
-  readonly objects: number;
-  /** Standard elements by tag. */
-  readonly byTag: ReadonlyMap<number, AttributeTally>;
-  /** Private elements: creator → tag → tally. */
-  readonly byCreator: ReadonlyMap<string, ReadonlyMap<number, AttributeTally>>;
-  /** Private creators: creator → group → tally. */
-  readonly creators: ReadonlyMap<string, ReadonlyMap<number, Tally>>;
-}
-
 /** The tally under `key` in `m`, made on first use. */
 function tallyIn<K, T>(m: Map<K, T>, key: K, make: (key: K) => T): T {
   let t = m.get(key);
@@ -128,36 +117,8 @@ function tallyIn<K, T>(m: Map<K, T>, key: K, make: (key: K) => T): T {
 
 const newMap = <K, V>() => new Map<K, V>();
 
-function mergeInto<K, T extends Tally>(into: Map<K, T>, from: ReadonlyMap<K, T>): void {
-  for (const [key, t] of from) {
-    const mine = into.get(key);
-    // lastObject -1: a merged tally is never mistaken for one of this inventory's objects.
-    if (!mine) into.set(key, { ...t, counts: [...t.counts], lastObject: -1 });
-    else {
-      mine.objects += t.objects;
-      mine.occurrences += t.occurrences;
-      t.counts.forEach((n, i) => (mine.counts[i] += n));
-    }
-  }
-}
-
 /** Distinct lists of elements held before they are counted (see TagInventory.add). */
 const HELD_LISTS = 64;
-
-/** A hash of an object's dispositions, to find the same list again (sameElements decides). */
-function listHash(d: ElementDispositions): number {
-  const { tags, codes } = d;
-  let h = tags.length;
-  for (let i = 0; i < tags.length; i++) h = Math.imul(h ^ tags[i], 0x01000193) ^ codes[i];
-  return h;
-}
-
-function sameElements(a: ElementDispositions, b: ElementDispositions): boolean {
-  const n = a.tags.length;
-  if (b.tags.length !== n) return false;
-  for (let i = 0; i < n; i++) if (a.tags[i] !== b.tags[i] || a.codes[i] !== b.codes[i] || a.creators[i] !== b.creators[i]) return false;
-  return true;
-}
 
 export class TagInventory {
   private objects = 0;
@@ -175,25 +136,12 @@ export class TagInventory {
   private readonly byCreator = new Map<string, Map<number, AttributeTally>>();
   private readonly creators = new Map<string, Map<number, Tally>>();
 
-  state(): TagInventoryState {
-    this.countHeld();
-    return { objects: this.objects, byTag: this.byTag, byCreator: this.byCreator, creators: this.creators };
-  }
-
-  /** Adds the counts of another inventory over other objects (another thread's share of a run). */
-  merge(other: TagInventoryState): void {
-    this.objects += other.objects;
-    mergeInto(this.byTag, other.byTag);
-    for (const [creator, tags] of other.byCreator) mergeInto(tallyIn(this.byCreator, creator, newMap<number, AttributeTally>), tags);
-    for (const [creator, groups] of other.creators) mergeInto(tallyIn(this.creators, creator, newMap<number, Tally>), groups);
-  }
-
   /** Adds one object: the dispositions of its elements at every depth. */
   add(elements: ElementDispositions): void {
     this.objects++;
-    const hash = listHash(elements);
+    const hash = dispositionsHash(elements);
     const lists = this.held.get(hash);
-    const same = lists?.find((l) => sameElements(l.elements, elements));
+    const same = lists?.find((l) => sameDispositions(l.elements, elements));
     if (same) {
       same.objects++;
       return;

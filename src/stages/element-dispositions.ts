@@ -44,6 +44,29 @@ export const dispositionIndex = (c: number): number => c & 7;
 /** Why a kept private element was kept (undefined: not said), from its code. */
 export const keptByOf = (c: number): KeptBy | undefined => KEPT_BY[(c >> 3) - 1];
 
+/** A hash of an object's dispositions, to find the same list again (sameDispositions decides). */
+export function dispositionsHash({ tags, codes }: ElementDispositions): number {
+  let h = tags.length;
+  for (let i = 0; i < tags.length; i++) h = Math.imul(h ^ tags[i], 0x01000193) ^ codes[i];
+  return h;
+}
+
+export function sameDispositions(a: ElementDispositions, b: ElementDispositions): boolean {
+  if (a === b) return true;
+  const n = a.tags.length;
+  if (b.tags.length !== n) return false;
+  for (let i = 0; i < n; i++) if (a.tags[i] !== b.tags[i] || a.codes[i] !== b.codes[i] || a.creators[i] !== b.creators[i]) return false;
+  return true;
+}
+
+/**
+ * Lists recorded lately, by hash. The objects of a series mostly have one list: it is kept once, and
+ * the others' copies die at once rather than live on, in every record, until the report counts them
+ * (objects that live across collections made V8 double its young generation).
+ */
+const recent = new Map<number, ElementDispositions>();
+const RECENT = 64;
+
 /** The header stage's record, as it walks: each element with its depth, which only the walk needs. */
 export class DispositionLog implements ElementDispositions {
   readonly tags: number[] = [];
@@ -74,8 +97,15 @@ export class DispositionLog implements ElementDispositions {
     for (let i = from; i < this.tags.length; i++) if (this.depths[i] === depth && groups.has(tagGroup(this.tags[i]))) this.redispose(i, 'removed');
   }
 
+  /** The dispositions recorded: the same object as an equal list recorded lately, if any. */
   packed(): ElementDispositions {
-    return { tags: this.tags, codes: this.codes, creators: this.creators };
+    const d: ElementDispositions = { tags: this.tags, codes: this.codes, creators: this.creators };
+    const hash = dispositionsHash(d);
+    const seen = recent.get(hash);
+    if (seen && sameDispositions(seen, d)) return seen;
+    if (recent.size >= RECENT) recent.clear();
+    recent.set(hash, d);
+    return d;
   }
 }
 

@@ -315,9 +315,10 @@ class HeaderRun {
       }
       if (this.dispositions) {
         // Text set aside for cleaning counts as kept until finishCleaning knows whether it changed.
-        const pending = result && this.toClean?.get(result);
-        const [disposition, keptBy] = dispositionOf(el, action, pending ? el : result, creator, generalized);
-        const i = this.dispositions.add(el.tag, creator, ancestors.length, disposition, keptBy);
+        // (A placeholder is a copy of the element with its value: nothing else need be looked up.)
+        const pending = result && result !== el && result.value === el.value ? this.toClean?.get(result) : undefined;
+        const became = pending ? el : result;
+        const i = this.dispositions.add(el.tag, creator, ancestors.length, dispositionOf(el, action, became, generalized), creator === undefined ? undefined : whyKept(el, action, became, creator));
         if (pending) pending.disposition = i;
         // What a removed or emptied sequence held was seen, and went with it.
         if (el.items?.length && !result?.items?.length) this.recordRemoved(el.items, ancestors.length + 1, cs);
@@ -363,8 +364,8 @@ function replaceElements(dataset: Element[], by: ReadonlyMap<Element, Element>):
 
 const isDate = (vr: string) => vr === 'DA' || vr === 'DT';
 
-/** An element's disposition (and why a kept private one was kept), from the action taken and the element it became (undefined: removed). */
-function dispositionOf(el: Element, action: Action, result: Element | undefined, creator: string | undefined, generalized: boolean): [Disposition, KeptBy | undefined] {
+/** An element's disposition, from the action taken and the element it became (undefined: removed). */
+function dispositionOf(el: Element, action: Action, result: Element | undefined, generalized: boolean): Disposition {
   let disposition: Disposition;
   if (!result) disposition = 'removed';
   else if (generalized) disposition = 'replaced';
@@ -374,8 +375,13 @@ function dispositionOf(el: Element, action: Action, result: Element | undefined,
     if (result === el) disposition = action.kind === 'C' && isTextVR(el.vr) && el.vr !== 'UI' && !isDate(el.vr) ? 'cleaned' : 'kept';
     else disposition = el.vr === 'UI' ? 'remapped' : isDate(el.vr) ? 'replaced' : 'cleaned';
   } else disposition = el.vr === 'UI' && (action.kind === 'U' || action.kind === 'D' || action.kind === 'hash') ? 'remapped' : 'replaced';
-  const keptBy = creator === undefined || !result ? undefined : action.kind === 'safePrivate' ? safePrivateSource(tagGroup(el.tag), creator, el.tag & 0xff) : 'rule';
-  return [disposition, keptBy];
+  return disposition;
+}
+
+/** Why a private element was kept (undefined: it was not). */
+function whyKept(el: Element, action: Action, result: Element | undefined, creator: string): KeptBy | undefined {
+  if (!result) return undefined;
+  return action.kind === 'safePrivate' ? safePrivateSource(tagGroup(el.tag), creator, el.tag & 0xff) : 'rule';
 }
 
 /**
