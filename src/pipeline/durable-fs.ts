@@ -325,7 +325,7 @@ async function placeIn(target: string, data: Uint8Array, opts: AtomicWriteOption
   try {
     if (opts.durable) await writeFileSynced(tmp, data);
     else await writeWhole(tmp, data);
-    for (const candidate of [target, contentNameFor(target, data)]) {
+    for (const candidate of candidatesFor(target, data)) {
       try {
         await link(tmp, candidate);
       } catch (e) {
@@ -341,13 +341,19 @@ async function placeIn(target: string, data: Uint8Array, opts: AtomicWriteOption
   }
 }
 
+/** The name asked for, then the content-named one: hashed only when the first is taken by other bytes. */
+function* candidatesFor(target: string, data: Uint8Array): Generator<string> {
+  yield target;
+  yield contentNameFor(target, data);
+}
+
 /** The same, synchronously and without fsync (the CLI, which writes each output before it reads the next input). */
 export function placeFileSync(target: string, data: Uint8Array): string {
   ensureDirSync(dirname(target));
   const tmp = tempNameFor(target);
   try {
     writeFileSync(tmp, data);
-    for (const candidate of [target, contentNameFor(target, data)]) {
+    for (const candidate of candidatesFor(target, data)) {
       try {
         linkSync(tmp, candidate);
       } catch (e) {
