@@ -2,11 +2,17 @@ import { appendFileSync, readFileSync, readdirSync, writeFileSync } from 'node:f
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import { idMapLocation } from '../src/pipeline/outcomes.js';
+import { Part10 } from '../src/dicom/part10.js';
+import { readDicom } from '../src/dicom/reader.js';
+import type { ObjectJob } from '../src/pipeline/jobs.js';
+import { idMapLocation, ObjectOutcomes } from '../src/pipeline/outcomes.js';
+import type { CompiledProfile } from '../src/profiles/compile.js';
+import { loadProfile } from '../src/profiles/profile.js';
+import type { StageObject } from '../src/stages/stage.js';
 import { RecordLog } from '../src/pipeline/record-log.js';
 import type { ObjectRecord } from '../src/report/object-record.js';
-import { packDispositions } from '../src/stages/element-dispositions.js';
-import { tempDir } from './helpers/corpus.js';
+import { packDispositions, unpackDispositions } from '../src/stages/element-dispositions.js';
+import { corpusFile, tempDir } from './helpers/corpus.js';
 
 const elements = (n: number) =>
   packDispositions([
@@ -81,5 +87,28 @@ describe('the map and report settings of the service', () => {
       writeFileSync(file, bad);
       expect(() => loadConfig({ config: file }, {})).toThrow(/DEID_ERR_CONFIG/);
     }
+  });
+});
+
+describe('the records of exported objects', () => {
+  const tmp = tempDir('deid-outcomes-');
+  afterAll(tmp.cleanup);
+
+  it('should derive a record\'s dispositions under the profile the object was processed with, not the one of start-up', async () => {
+    // A job that crossed processes arrives without its dispositions: they are derived again from the source.
+    const source = readDicom(readFileSync(corpusFile('pydicom/CT_small.dcm')));
+    const log = new RecordLog(tmp.path);
+    const outcomes = new ObjectOutcomes({ secret: Buffer.from('outcomes-secret'), records: log });
+    const job = { hash: 'h1', study: 's1', origin: { kind: 'dimse' } } as unknown as ObjectJob;
+    const object: StageObject = { source, current: Part10.ofFile(source), facts: {}, origin: {} };
+    const sexOf = async (profile: CompiledProfile, hash: string) => {
+      await outcomes.exported({ ...job, hash }, object, profile);
+      await log.close();
+      const [r] = await new RecordLog(tmp.path).read(await log.days(), (x) => x.sha256 === hash);
+      return unpackDispositions(r.details!.elements!).find((e) => e.tag === 0x00100040)?.disposition;
+    };
+    // Basic removes PatientSex; a profile that retains patient characteristics (reloaded, or a requeue's) keeps it.
+    expect(await sexOf(loadProfile('basic'), 'h1')).not.toBe('kept');
+    expect(await sexOf(loadProfile('basic', ['retain-patient-characteristics']), 'h2')).toBe('kept');
   });
 });

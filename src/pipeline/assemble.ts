@@ -112,7 +112,7 @@ export function buildPipeline(cfg: ServiceConfig, deps: PipelineDeps): BuiltPipe
   let opts = pipelineOptions(cfg, deps, deps.profile);
   // The records and the map are opened once; a reload keeps them (the records name the profile each object had).
   const records = cfg.reports.enabled ? new RecordLog(join(cfg.dataDir, 'records')) : undefined;
-  const outcomes = records || deps.idMap ? new ObjectOutcomes({ profile: opts.profile, secret: secret.key, idMap: deps.idMap, records }) : undefined;
+  const outcomes = records || deps.idMap ? new ObjectOutcomes({ secret: secret.key, idMap: deps.idMap, records }) : undefined;
   opts = { ...opts, outcomes };
   const folder = new LocalFolderStore(join(cfg.dataDir, 'spool'));
   const store = deps.cacheReads ? new CachedStore(folder) : folder;

@@ -48,7 +48,6 @@ function sourceOf(origin: IngestSource): string {
 }
 
 export interface OutcomeSettings {
-  readonly profile: CompiledProfile;
   readonly secret: Uint8Array;
   readonly idMap?: IdMap;
   /** Records for manifests and reports (`reports.enabled`). */
@@ -68,13 +67,16 @@ export class ObjectOutcomes {
     if (this.s.idMap) await this.s.idMap.record(identityFactsOf(object.facts));
   }
 
-  /** The object was exported to every destination: its record, durable when this resolves. */
-  async exported(job: ObjectJob, object: StageObject): Promise<void> {
+  /**
+   * The object was exported to every destination: its record, durable when this resolves. `profile`
+   * is the one the object was processed under (after a reload, or a requeue's own, not the start-up one).
+   */
+  async exported(job: ObjectJob, object: StageObject, profile: CompiledProfile): Promise<void> {
     const records = this.s.records;
     if (!records) return;
     let facts = object.facts;
     // Known when the header stage ran in this process; derived again (deterministically) when the job crossed a process.
-    if (!facts.dispositions) facts = { ...facts, dispositions: deidentifyHeader(object.source, { profile: this.s.profile, secret: this.s.secret, dispositions: true }).dispositions };
+    if (!facts.dispositions) facts = { ...facts, dispositions: deidentifyHeader(object.source, { profile, secret: this.s.secret, dispositions: true }).dispositions };
     const id = facts.identity;
     await records.append({
       source: sourceOf(job.origin),

@@ -100,7 +100,7 @@ export class StageRunner {
     const next = nextStage(this.p.listFor(chosen.profile), stage);
     if (!next) {
       // Exported: the object leaves the pipeline, its record durable before its original is deleted.
-      await this.p.opts.outcomes?.exported(job, after);
+      await this.p.opts.outcomes?.exported(job, after, chosen.profile);
       objects.forget(job.hash);
       await this.cleanup(job, true);
       await this.p.record(job.study, 'exported', job.hash);
