@@ -24,7 +24,8 @@ export interface ServiceConfig {
   http: { enabled: boolean; port: number; host: string; maxBodyBytes: number };
   folder?: { path: string; settleMs: number };
   pipeline: StageConfig[];
-  studies: { quietSeconds: number; webhook?: string };
+  /** keepDays: how long a completed study stays tracked and in the catalog (0: for ever). */
+  studies: { quietSeconds: number; webhook?: string; keepDays: number };
   /**
    * adminToken guards the admin API, stowToken our STOW-RS ingest ('none': open; unset: generated),
    * metricsToken /metrics (unset: open); exportToken is sent to STOW-RS destinations.
@@ -128,7 +129,7 @@ const SCHEMA = {
     studies: {
       type: 'object',
       additionalProperties: false,
-      properties: { quietSeconds: { type: 'number', minimum: 0 }, webhook: { type: 'string' } },
+      properties: { quietSeconds: { type: 'number', minimum: 0 }, webhook: { type: 'string' }, keepDays: { type: 'number', minimum: 0 } },
     },
     auth: {
       type: 'object',
@@ -172,7 +173,7 @@ export function defaultConfig(): ServiceConfig {
     dimse: { enabled: true, port: 11112, host: '0.0.0.0', aeTitle: 'DEID', allowedCallingAEs: [], maxPduLength: 262144, checkCalledAE: true },
     http: { enabled: true, port: 8080, host: '127.0.0.1', maxBodyBytes: 512 * 1024 * 1024 },
     pipeline: [{ stage: 'filter' }, { stage: 'header', profile: 'basic' }, { stage: 'verify' }, { stage: 'export' }],
-    studies: { quietSeconds: 60 },
+    studies: { quietSeconds: 60, keepDays: 30 },
     auth: {},
     maxObjectBytes: 1024 * 1024 * 1024,
     minFreeSpace: '2%',

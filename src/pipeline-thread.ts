@@ -40,6 +40,9 @@ class ForwardingTracker implements StudyTracker {
   async completeQuiet(): Promise<StudyRecord[]> {
     return [];
   }
+  async forgetCompletedBefore(): Promise<string[]> {
+    return [];
+  }
   async close(): Promise<void> {
     flush();
   }

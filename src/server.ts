@@ -207,7 +207,7 @@ export async function startService(cfg: ServiceConfig, opts: ServiceOptions = {}
       closers.push(() => w.close());
       log.info({ path: cfg.folder.path }, 'watching folder');
     }
-    const watcher = watchStudyCompletion(tracker, completion, log);
+    const watcher = watchStudyCompletion(tracker, completion, log, (study) => pipeline.catalog.forget(study));
     closers.push(() => watcher.close());
   }
 

@@ -93,6 +93,18 @@ export class ObjectCatalog {
     return out;
   }
 
+  /** Removes a study's entries and its index entries (the study is no longer tracked). */
+  async forget(study: string): Promise<void> {
+    if (!/^[0-9a-z]{8,64}$/i.test(study)) return;
+    const id = await this.identity(study);
+    if (id) {
+      await this.store.delete(`${byStudyUid(id.studyInstanceUid)}/${study}`);
+      await this.store.delete(`${byPatient(id.patientId)}/${study}`);
+    }
+    for (const k of await this.store.list(studyDir(study))) await this.store.delete(k);
+    this.indexed.delete(study);
+  }
+
   /** The new identity of a study: from the first of its objects that has one. */
   async identity(study: string): Promise<CatalogEntry['identity'] | undefined> {
     if (!/^[0-9a-z]{8,64}$/i.test(study)) return undefined;

@@ -35,6 +35,8 @@ export interface StudyTracker {
   get(id: string): Promise<StudyRecord | undefined>;
   /** Marks and returns the studies that became complete (quiet and fully accounted for). */
   completeQuiet(quietMs: number, now?: number): Promise<StudyRecord[]>;
+  /** Forgets the studies completed before `cutoff` (ms since the epoch); returns their ids. */
+  forgetCompletedBefore(cutoff: number): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -170,6 +172,14 @@ export class FileStudyTracker implements StudyTracker {
     return done;
   }
 
+  async forgetCompletedBefore(cutoff: number): Promise<string[]> {
+    const gone: string[] = [];
+    for (const s of this.studies.values()) if (s.completedAt && Date.parse(s.completedAt) < cutoff) gone.push(s.id);
+    for (const id of gone) this.studies.delete(id);
+    if (gone.length) this.persistSoon();
+    return gone;
+  }
+
   async close(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
@@ -256,6 +266,21 @@ export class RedisStudyTracker implements StudyTracker {
       }
     }
     return done;
+  }
+
+  async forgetCompletedBefore(cutoff: number): Promise<string[]> {
+    // A study completes after its last event, so one completed before the cutoff was last active before it too.
+    const gone: string[] = [];
+    for (const id of await this.redis.zrangebyscore(`${this.prefix}:studies`, 0, cutoff)) {
+      const completedAt = await this.redis.hget(this.key(id), 'completedAt');
+      if (!completedAt || Date.parse(completedAt) >= cutoff) continue;
+      // Gone only if still complete and unchanged: a late object reopens a study (and moves its score).
+      const score = await this.redis.zscore(`${this.prefix}:studies`, id);
+      if (score === null || Number(score) > cutoff) continue;
+      await this.redis.multi().del(this.key(id), `${this.key(id)}:objects`).zrem(`${this.prefix}:studies`, id).exec();
+      gone.push(id);
+    }
+    return gone;
   }
 
   async close(): Promise<void> {
