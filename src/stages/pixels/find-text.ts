@@ -3,7 +3,7 @@ import type { ReadLine } from './ocr/ctc.js';
 import type { DetectedBox, EdgeFill } from './ocr/db-postprocess.js';
 import type { Gray8 } from './render.js';
 import { crop } from './render.js';
-import { analyseText, boxArea, clampBox, grow, intersects, mergeBoxes, TEXT_PEAK, type Box } from './text-regions.js';
+import { analyseText, boxArea, boxHistogram, clampBox, grow, histogramMedian, INK_STEP, intersects, mergeBoxes, TEXT_PEAK, type Box } from './text-regions.js';
 
 /**
  * Finding the text lines of one image (a frame, or a multi-frame object's composite), in three steps:
@@ -220,8 +220,6 @@ function besideOnLine(a: Box, b: Box): boolean {
   return sharedY >= 0.5 * Math.min(a.y1 - a.y0, b.y1 - b.y0) && gapX <= 2 * h;
 }
 
-/** Grey-level distance from a box's background at which a pixel counts as ink. */
-const INK_STEP = 40;
 /** At most this share of a box's height is trimmed from each side: the detector's own padding. */
 const MAX_TRIM = 0.3;
 
@@ -240,10 +238,7 @@ function tightenToInk(b: Box, renders: readonly NamedRender[]): Box {
   const colInk = new Uint8Array(w);
   for (const r of renders) {
     const g = r.gray;
-    const hist = new Uint32Array(256);
-    for (let y = b.y0; y < b.y1; y++) for (let x = b.x0; x < b.x1; x++) hist[g.data[y * g.width + x]]++;
-    let bg = 0;
-    for (let acc = 0, half = (w * h) / 2; bg < 255 && (acc += hist[bg]) < half; bg++);
+    const bg = histogramMedian(boxHistogram(g, b), w * h);
     for (let y = b.y0; y < b.y1; y++) {
       for (let x = b.x0; x < b.x1; x++) {
         if (Math.abs(g.data[y * g.width + x] - bg) >= INK_STEP) {

@@ -14,24 +14,37 @@ export const union = (a: Box, b: Box): Box => ({ x0: Math.min(a.x0, b.x0), y0: M
 export const clampBox = (b: Box, w: number, h: number): Box => ({ x0: Math.max(0, b.x0), y0: Math.max(0, b.y0), x1: Math.min(w, b.x1), y1: Math.min(h, b.y1) });
 export const grow = (b: Box, m: number): Box => ({ x0: b.x0 - m, y0: b.y0 - m, x1: b.x1 + m, y1: b.y1 + m });
 
-/** Grey levels (of 255) by which a drawn pixel differs from its background: above JPEG noise and film grain. */
-const DRAWN_CONTRAST = 40;
+/** Grey-level distance (of 255) from a region's background at which a pixel counts as ink: above JPEG noise and film grain. */
+export const INK_STEP = 40;
+
+/** The grey levels of a box of a render (clamped to it), counted. */
+export function boxHistogram(g: Gray8, b: Box): Uint32Array {
+  const { x0, y0, x1, y1 } = clampBox(b, g.width, g.height);
+  const hist = new Uint32Array(256);
+  for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) hist[g.data[y * g.width + x]]++;
+  return hist;
+}
+
+/** The median grey level of a histogram of `n` pixels: a region's background, which text covers less of. */
+export function histogramMedian(hist: Uint32Array, n: number): number {
+  let v = 0;
+  for (let seen = 0; v < 255 && (seen += hist[v]) < n / 2; v++);
+  return v;
+}
 
 /**
- * Whether anything is drawn in a region of a render: some of its pixels stand out from the region's
- * median by more than noise (glyph tops, an edge). A flat strip of background holds nothing.
+ * Whether anything is drawn in a region of a render: some of its pixels are ink against the region's
+ * background (glyph tops, an edge). A flat strip of background holds nothing.
  */
 export function drawnIn(g: Gray8, b: Box): boolean {
   const { x0, y0, x1, y1 } = clampBox(b, g.width, g.height);
   if (x1 <= x0 || y1 <= y0) return false;
-  const hist = new Uint32Array(256);
-  for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) hist[g.data[y * g.width + x]]++;
+  const hist = boxHistogram(g, b);
   const n = (x1 - x0) * (y1 - y0);
-  let median = 0;
-  for (let seen = 0; median < 255 && (seen += hist[median]) < n / 2; median++);
-  let standOut = 0;
-  for (let v = 0; v < 256; v++) if (Math.abs(v - median) > DRAWN_CONTRAST) standOut += hist[v];
-  return standOut >= Math.max(3, 0.005 * n);
+  const background = histogramMedian(hist, n);
+  let ink = 0;
+  for (let v = 0; v < 256; v++) if (Math.abs(v - background) >= INK_STEP) ink += hist[v];
+  return ink >= Math.max(3, 0.005 * n);
 }
 
 /** Merges overlapping (or, with `gap`, nearly touching) boxes until none overlap. */

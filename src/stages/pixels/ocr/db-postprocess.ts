@@ -1,5 +1,5 @@
 import type { Gray8 } from '../render.js';
-import type { Box } from '../text-regions.js';
+import { histogramMedian, type Box } from '../text-regions.js';
 
 /**
  * The pure halves of DB text detection (no ONNX here): the detector's input tensor from an 8-bit
@@ -101,10 +101,7 @@ function borderMedian(g: Gray8): number {
     hist[data[y * w]]++;
     hist[data[y * w + w - 1]]++;
   }
-  const half = (2 * w + 2 * Math.max(0, h - 2)) / 2;
-  let seen = 0;
-  for (let v = 0; v < 256; v++) if ((seen += hist[v]) >= half) return v;
-  return 0;
+  return histogramMedian(hist, 2 * w + 2 * Math.max(0, h - 2));
 }
 
 export interface DetectedBox extends Box {
