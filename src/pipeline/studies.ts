@@ -208,13 +208,29 @@ redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
 return redis.call('HGETALL', KEYS[1])
 `;
 
+/**
+ * Forgets a study if it is still complete since before the cutoff, atomically: an object arriving at the
+ * same time reopens it (its completedAt goes) or moves its last activity past the cutoff, and it stays.
+ * KEYS: the study hash, its objects hash, the studies sorted set. ARGV: study id, cutoff (ms), cutoff (ISO).
+ */
+const FORGET_SCRIPT = `
+local completed = redis.call('HGET', KEYS[1], 'completedAt')
+if not completed or completed >= ARGV[3] then return 0 end
+local score = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if not score or tonumber(score) > tonumber(ARGV[2]) then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+`;
+
 /** Redis tracker: one hash per study, one hash of its objects' states, and a sorted set by last activity, shared by every process. */
 export class RedisStudyTracker implements StudyTracker {
-  private readonly redis: Redis & { deidRecord?: (...args: string[]) => Promise<string[]> };
+  private readonly redis: Redis & { deidRecord?: (...args: string[]) => Promise<string[]>; deidForget?: (...args: string[]) => Promise<number> };
 
   constructor(url: string, private readonly prefix = 'deid') {
     this.redis = new Redis(url, { maxRetriesPerRequest: 3, lazyConnect: false });
     this.redis.defineCommand('deidRecord', { numberOfKeys: 3, lua: RECORD_SCRIPT });
+    this.redis.defineCommand('deidForget', { numberOfKeys: 3, lua: FORGET_SCRIPT });
   }
 
   private key(id: string): string {
@@ -271,14 +287,9 @@ export class RedisStudyTracker implements StudyTracker {
   async forgetCompletedBefore(cutoff: number): Promise<string[]> {
     // A study completes after its last event, so one completed before the cutoff was last active before it too.
     const gone: string[] = [];
+    const iso = new Date(cutoff).toISOString();
     for (const id of await this.redis.zrangebyscore(`${this.prefix}:studies`, 0, cutoff)) {
-      const completedAt = await this.redis.hget(this.key(id), 'completedAt');
-      if (!completedAt || Date.parse(completedAt) >= cutoff) continue;
-      // Gone only if still complete and unchanged: a late object reopens a study (and moves its score).
-      const score = await this.redis.zscore(`${this.prefix}:studies`, id);
-      if (score === null || Number(score) > cutoff) continue;
-      await this.redis.multi().del(this.key(id), `${this.key(id)}:objects`).zrem(`${this.prefix}:studies`, id).exec();
-      gone.push(id);
+      if ((await this.redis.deidForget!(this.key(id), `${this.key(id)}:objects`, `${this.prefix}:studies`, id, String(cutoff), iso)) === 1) gone.push(id);
     }
     return gone;
   }
