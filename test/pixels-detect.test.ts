@@ -119,6 +119,28 @@ describe('text regions (the stroke analysis)', () => {
     expect(read.lines).toEqual([]);
   });
 
+  it('should not read a thumbnail whose anatomy the detector takes for one big word, nor ask the other renders', async () => {
+    // The 64² MR passes the stroke gate (its texture is as dense as letters) and the detector boxes
+    // its whole head, more than half the frame's height, and a 3-pixel speck: neither can be a line.
+    const file = readDicom(readFileSync(corpusFile('pydicom/MR_small.dcm')));
+    const img = decodePixelData(file.dataset, file.transferSyntaxUID);
+    const frames = frameSource(img, undefined, voiWindowOf(file.dataset));
+    const calls: string[] = [];
+    const counting = {
+      size: pool.size,
+      detect: (g: Gray8, s: number, o: unknown) => (calls.push('detect'), pool.detect(g, s, o as never)),
+      recognize: (g: Gray8, b: Box[]) => (calls.push('recognize'), pool.recognize(g, b)),
+    } as unknown as OcrPool;
+    const read = await readText(frames, counting, { minConfidence: 0.6, firstPass: 'strict' });
+    expect(read.candidates).toBe(true);
+    expect(read.detections).toBeGreaterThan(0);
+    expect(read.dropped).toBe(read.detections);
+    expect(read.lines).toEqual([]);
+    // One detection per band of the local-contrast render, no reading.
+    expect(calls.every((c) => c === 'detect')).toBe(true);
+    expect(calls.length).toBeLessThanOrEqual(pool.size);
+  });
+
   it('should skip OCR on an image without any stroke (a smooth gradient)', async () => {
     const W = 256;
     const data = new Uint8Array(W * W);

@@ -110,11 +110,18 @@ const bands = (n: number) => (r: Box): Box[] => {
   return Array.from({ length: n }, (_, i) => ({ x0: r.x0, x1: r.x1, y0: r.y0 + Math.max(0, i * step - BAND_OVERLAP / 2), y1: Math.min(r.y1, r.y0 + (i + 1) * step + BAND_OVERLAP / 2) }));
 };
 
-/** Lines of text: taller than wide only for a character or two, and not a large part of the frame. */
+/** Below this height (frame pixels, the detector's padding included) no glyph is legible. */
+const MIN_LINE_HEIGHT = 4;
+
+/**
+ * Lines of text: taller than wide only for a character or two, tall enough to be legible, and not a
+ * large part of the frame (in a thumbnail, not half its height: the detector takes a small frame's
+ * whole anatomy for one big word).
+ */
 function lineShaped(b: Box, frameHeight: number): boolean {
   const h = b.y1 - b.y0;
   const w = b.x1 - b.x0;
-  return h <= Math.max(48, 0.12 * frameHeight) && w >= 0.6 * h;
+  return h >= MIN_LINE_HEIGHT && h <= Math.min(Math.max(48, 0.12 * frameHeight), 0.5 * frameHeight) && w >= 0.6 * h;
 }
 
 const alnumCount = (s: string) => (s.match(/[\p{L}\p{N}]/gu) ?? []).length;
@@ -139,8 +146,8 @@ export async function findText(global: readonly NamedRender[], local: () => Name
   // 2. Detection on every render of every region, in parallel over the pool: a large region is cut
   //    into overlapping bands, one per thread, so that one image at a time still uses every core.
   //    The local-contrast render goes first: it shows text of either polarity at any grey level, so
-  //    where it holds nothing text-like the other renders are not asked (most images that pass the
-  //    stroke gate with texture alone stop here, at a third of the cost).
+  //    where it holds nothing shaped like a line of text the other renders are not asked (most images
+  //    that pass the stroke gate with texture alone stop here, at a third of the cost).
   const pieces = regions.flatMap(bands(pool.size));
   const detectIn = async (which: readonly number[]) =>
     (
@@ -159,14 +166,16 @@ export async function findText(global: readonly NamedRender[], local: () => Name
   const t0 = performance.now();
   const localIndex = renders.length - 1;
   let found = await detectIn([localIndex]);
-  if (found.length && localIndex > 0) found = found.concat(await detectIn(renders.slice(0, localIndex).map((_, i) => i)));
+  if (found.some((b) => lineShaped(b, H)) && localIndex > 0) found = found.concat(await detectIn(renders.slice(0, localIndex).map((_, i) => i)));
   const tDetect = performance.now() - t0;
-  const candidates: Candidate[] = [];
+  const grouped: Candidate[] = [];
   for (const b of found.sort((a, c) => c.score - a.score)) {
-    const same = candidates.find((c) => c.members.some((m) => overlapShare(m, b) > 0.6 && Math.abs((m.y1 - m.y0) - (b.y1 - b.y0)) <= 0.5 * Math.max(m.y1 - m.y0, b.y1 - b.y0)));
+    const same = grouped.find((c) => c.members.some((m) => overlapShare(m, b) > 0.6 && Math.abs((m.y1 - m.y0) - (b.y1 - b.y0)) <= 0.5 * Math.max(m.y1 - m.y0, b.y1 - b.y0)));
     if (same) same.members.push(b);
-    else candidates.push({ members: [b], best: b });
+    else grouped.push({ members: [b], best: b });
   }
+  // A candidate whose best box is not shaped like a line is not text whatever it reads: not read.
+  const candidates = grouped.filter((c) => lineShaped(c.best, H));
 
   // 3. One reading per candidate, grouped by render so that each render travels once. Each is read
   //    with some room on both sides: a line the detector cut short reads on past its box.
@@ -174,7 +183,7 @@ export async function findText(global: readonly NamedRender[], local: () => Name
   let recognitions = readings.length;
   recognitions += await readOn(candidates.map((c) => c.best), readings, renders, pool, W);
   const lines: TextLine[] = [];
-  let dropped = 0;
+  let dropped = grouped.length - candidates.length;
   const unreadFloor = opts.unreadFloor ?? 0.3;
   for (const [i, c] of candidates.entries()) {
     let r = readings[i];
@@ -195,9 +204,9 @@ export async function findText(global: readonly NamedRender[], local: () => Name
     const letters = alnumCount(r.text);
     // One or two characters are weak evidence (a checkerboard reads as "00"): they need a sure reading.
     const sure = letters >= 3 ? opts.minConfidence : Math.max(opts.minConfidence, SHORT_READING);
-    if (letters >= 1 && r.confidence >= sure && lineShaped(c.best, H)) {
+    if (letters >= 1 && r.confidence >= sure) {
       lines.push({ box, text: r.text, confidence: r.confidence, read: true });
-    } else if (letters >= 2 && letters >= 0.6 * r.text.replace(/\s/g, '').length && r.confidence >= unreadFloor && lineShaped(c.best, H) && strokeSupported(c.best, strokeBlocks)) {
+    } else if (letters >= 2 && letters >= 0.6 * r.text.replace(/\s/g, '').length && r.confidence >= unreadFloor && strokeSupported(c.best, strokeBlocks)) {
       lines.push({ box, text: r.text, confidence: r.confidence, read: false });
     } else dropped++;
   }
