@@ -51,8 +51,11 @@ export interface ServiceConfig {
   cleanPixelData: boolean;
   /** The re-identification map (opt-in): `path` a folder or Redis URL (default: Redis in Redis mode, else <dataDir>/idmap). */
   idMap?: { enabled: boolean; path?: string; keyFile?: string; redisPrefix?: string };
-  /** Per-object records for the per-study manifests and the study and day reports; groups below `kThreshold` subjects are listed. */
-  reports: { enabled: boolean; kThreshold: number };
+  /**
+   * Per-object records for the per-study manifests and the study and day reports; groups below
+   * `kThreshold` subjects are listed. keepDays: days of records kept (0: for ever, the default).
+   */
+  reports: { enabled: boolean; kThreshold: number; keepDays: number };
   /** Hold objects before export for a reviewer (the console): those whose pixels were masked, or all. */
   review: 'off' | 'pixels' | 'all';
 }
@@ -155,7 +158,7 @@ const SCHEMA = {
     reports: {
       type: 'object',
       additionalProperties: false,
-      properties: { enabled: { type: 'boolean' }, kThreshold: { type: 'integer', minimum: 1 } },
+      properties: { enabled: { type: 'boolean' }, kThreshold: { type: 'integer', minimum: 1 }, keepDays: { type: 'integer', minimum: 0 } },
     },
     review: { enum: ['off', 'pixels', 'all'] },
   },
@@ -181,7 +184,7 @@ export function defaultConfig(): ServiceConfig {
     workers: true,
     strict: false,
     cleanPixelData: true,
-    reports: { enabled: true, kThreshold: 5 },
+    reports: { enabled: true, kThreshold: 5, keepDays: 0 },
     review: 'off',
   };
 }

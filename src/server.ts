@@ -22,7 +22,7 @@ import { observeAll } from './pipeline/parts.js';
 import { sweepStaleTemps } from './pipeline/durable-fs.js';
 import { DiskGuard, spoolReady } from './pipeline/readiness.js';
 import { openServiceIdMap, Submissions } from './pipeline/outcomes.js';
-import { RecordLog } from './pipeline/record-log.js';
+import { RecordLog, watchRecordRetention } from './pipeline/record-log.js';
 import type { Pipeline } from './pipeline/runtime.js';
 import { createStatus, workerIdentity } from './pipeline/status/index.js';
 import { FileStudyTracker, RedisStudyTracker, type StudyTracker } from './pipeline/studies.js';
@@ -209,6 +209,10 @@ export async function startService(cfg: ServiceConfig, opts: ServiceOptions = {}
     }
     const watcher = watchStudyCompletion(tracker, completion, log, (study) => pipeline.catalog.forget(study));
     closers.push(() => watcher.close());
+    if (cfg.reports.enabled) {
+      const retention = watchRecordRetention(new RecordLog(join(cfg.dataDir, 'records')), () => live.reports.keepDays, log);
+      closers.push(async () => retention.close());
+    }
   }
 
   let closing: Promise<void> | undefined;

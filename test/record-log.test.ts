@@ -1,6 +1,7 @@
 import { appendFileSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { Part10 } from '../src/dicom/part10.js';
 import { readDicom } from '../src/dicom/reader.js';
@@ -9,7 +10,7 @@ import { idMapLocation, ObjectOutcomes } from '../src/pipeline/outcomes.js';
 import type { CompiledProfile } from '../src/profiles/compile.js';
 import { loadProfile } from '../src/profiles/profile.js';
 import type { StageObject } from '../src/stages/stage.js';
-import { RecordLog } from '../src/pipeline/record-log.js';
+import { RecordLog, watchRecordRetention } from '../src/pipeline/record-log.js';
 import type { ObjectRecord } from '../src/report/object-record.js';
 import { packDispositions, unpackDispositions } from '../src/stages/element-dispositions.js';
 import { corpusFile, tempDir } from './helpers/corpus.js';
@@ -63,6 +64,27 @@ describe('the service\'s record log', () => {
     expect(read.map((r) => [r.sha256, r.outcome])).toEqual([['c0', 'written']]);
     expect(await reader.read(['../etc', '2026-03-06'])).toEqual([]);
   });
+
+  it('should remove the days of records older than reports.keepDays, and keep the others and the day being written', async () => {
+    const dir = join(tmp.path, 'retention');
+    const log = new RecordLog(dir);
+    for (const day of ['2026-01-01', '2026-01-30', '2026-02-20', '2026-03-01']) await log.append(record(`r${day}`, `${day}T12:00:00.000Z`));
+    // Another process's file in a day about to go (workers share the folder).
+    writeFileSync(join(dir, '2026-01-01', 'other-writer.jsonl'), '');
+    const logger = pino({ level: 'silent' });
+    const now = () => Date.parse('2026-03-01T08:00:00Z');
+    // 0: kept for ever.
+    watchRecordRetention(log, () => 0, logger, now).close();
+    expect(await log.days()).toEqual(['2026-01-01', '2026-01-30', '2026-02-20', '2026-03-01']);
+    // 30 days before 2026-03-01T08:00 is 2026-01-30: the days before it go.
+    watchRecordRetention(log, () => 30, logger, now).close();
+    await vi.waitFor(async () => expect(await log.days()).toEqual(['2026-01-30', '2026-02-20', '2026-03-01']));
+    expect((await log.read(await log.days())).map((r) => r.sha256)).toEqual(['r2026-01-30', 'r2026-02-20', 'r2026-03-01']);
+    // The day this log is writing stays whatever the period.
+    expect(await log.forgetDaysBefore('2027-01-01')).toEqual(['2026-01-30', '2026-02-20']);
+    expect(await log.days()).toEqual(['2026-03-01']);
+    await log.close();
+  });
 });
 
 describe('the map and report settings of the service', () => {
@@ -71,19 +93,19 @@ describe('the map and report settings of the service', () => {
 
   it('should keep reports on and the map off by default, place the map by the queue engine, and refuse unknown keys', () => {
     const cfg = loadConfig({}, {});
-    expect(cfg.reports).toEqual({ enabled: true, kThreshold: 5 });
+    expect(cfg.reports).toEqual({ enabled: true, kThreshold: 5, keepDays: 0 });
     expect(cfg.idMap).toBeUndefined();
     const file = join(tmp.path, 'deid.yaml');
     writeFileSync(file, 'idMap: { enabled: true, keyFile: keys/reid-key }\nreports: { kThreshold: 11 }\n');
     const on = loadConfig({ config: file, dataDir: '/srv/deid' }, {});
     expect(on.idMap).toEqual({ enabled: true, keyFile: join(tmp.path, 'keys', 'reid-key') });
-    expect(on.reports).toEqual({ enabled: true, kThreshold: 11 });
+    expect(on.reports).toEqual({ enabled: true, kThreshold: 11, keepDays: 0 });
     expect(idMapLocation(on)).toBe('/srv/deid/idmap');
     // Redis mode: the map goes where the queue is, a socket path as `unix:`.
     expect(idMapLocation({ ...on, redis: '/run/redis/redis.sock' })).toBe('unix:/run/redis/redis.sock');
     expect(idMapLocation({ ...on, redis: 'redis://queue:6379' })).toBe('redis://queue:6379');
     expect(idMapLocation({ ...on, redis: 'redis://queue:6379', idMap: { enabled: true, path: '/shared/idmap' } })).toBe('/shared/idmap');
-    for (const bad of ['idMap: { path: /x }\n', 'idMap: { enabled: true, colour: red }\n', 'reports: { kThreshold: 0 }\n']) {
+    for (const bad of ['idMap: { path: /x }\n', 'idMap: { enabled: true, colour: red }\n', 'reports: { kThreshold: 0 }\n', 'reports: { keepDays: -1 }\n']) {
       writeFileSync(file, bad);
       expect(() => loadConfig({ config: file }, {})).toThrow(/DEID_ERR_CONFIG/);
     }

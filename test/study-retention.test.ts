@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -94,6 +94,31 @@ describe('study retention of the embedded tracker and the catalog', () => {
     expect(await catalog.find('PSEUDO1')).toEqual([]);
     expect(await catalog.find('2.25.2')).toEqual(['bbbb0002']);
     expect(await catalog.objects('bbbb0002')).toHaveLength(1);
+    // No empty folder is left behind for the forgotten study (a service forgets thousands a year).
+    const spool = join(tmp.path, 'spool');
+    expect(existsSync(join(spool, 'catalog', 'bbbb0001'))).toBe(false);
+    expect(readdirSync(join(spool, 'catalog-index', 'study'))).toHaveLength(1);
+    expect(readdirSync(join(spool, 'catalog-index', 'patient'))).toHaveLength(1);
+    // The same study, back later: its folder is made again.
+    await catalog.note('bbbb0001', 'c'.repeat(64), { state: 'exported', identity: identity(1) });
+    expect(await catalog.objects('bbbb0001')).toHaveLength(1);
+  });
+
+  it('should index a forgotten study again when it comes back to a process that had indexed it', async () => {
+    // The pipeline thread notes objects, the main thread forgets studies: two catalogs on one store.
+    const store = new LocalFolderStore(join(tmp.path, 'spool-two'));
+    let clock = Date.parse('2026-01-01T00:00:00Z');
+    const noting = new ObjectCatalog(store, () => clock);
+    const forgetting = new ObjectCatalog(store);
+    const identity = { patientId: 'PSEUDO9', studyInstanceUid: '2.25.9', seriesInstanceUid: '2.25.9.1', sopInstanceUid: '2.25.9.1.1', sopClassUid: '1.2.840.10008.5.1.4.1.1.2' };
+    await noting.note('cccc0001', 'f'.repeat(64), { state: 'exported', identity });
+    await forgetting.forget('cccc0001');
+    expect(await forgetting.find('2.25.9')).toEqual([]);
+    // Forgotten only after its retention period: the object that reopens it comes days later.
+    clock += 31 * DAY;
+    await noting.note('cccc0001', 'e'.repeat(64), { state: 'exported', identity });
+    expect(await forgetting.find('2.25.9')).toEqual(['cccc0001']);
+    expect(await forgetting.find('PSEUDO9')).toEqual(['cccc0001']);
   });
 
   it('should keep completed studies 30 days by default', () => {

@@ -103,6 +103,12 @@ export class CachedStore implements ObjectStore {
     return held.length ? [...new Set([...(await this.inner.list(prefix)), ...held])].sort() : this.inner.list(prefix);
   }
 
+  async prune(prefix: string): Promise<void> {
+    // A deferred output under it is still to be written there.
+    if ([...this.deferred.keys()].some((k) => k.startsWith(`${prefix}/`))) return;
+    await this.inner.prune?.(prefix);
+  }
+
   async delete(key: string): Promise<void> {
     this.forget(key);
     const wasDeferred = this.drop(key);

@@ -34,11 +34,20 @@ const segment = (s: string) => Buffer.from(s, 'utf8').toString('base64url').slic
 const byStudyUid = (uid: string) => `catalog-index/study/${segment(uid)}`;
 const byPatient = (patientId: string) => `catalog-index/patient/${segment(patientId)}`;
 
-export class ObjectCatalog {
-  /** Studies this process has indexed already (bounded): an index entry is written once per study, not per object. */
-  private readonly indexed = new Set<string>();
+/**
+ * How long this process trusts that it indexed a study. Another thread or worker may forget the study
+ * (retention) and it may then come back: its index entries are written again at least this often.
+ */
+const INDEXED_FOR_MS = 10 * 60_000;
 
-  constructor(private readonly store: ObjectStore) {}
+export class ObjectCatalog {
+  /** When this process last indexed each study (bounded): an index entry is written once in a while per study, not per object. */
+  private readonly indexed = new Map<string, number>();
+
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** Records where an object is now; a failure is the caller's to log, never to pass on. */
   async note(study: string, hash: string, entry: Omit<CatalogEntry, 'object' | 'at'>): Promise<void> {
@@ -62,12 +71,13 @@ export class ObjectCatalog {
     };
     await this.store.put(`${studyDir(study)}/${object}.json`, Buffer.from(JSON.stringify(full)));
     const id = full.identity;
-    if (id && !this.indexed.has(study)) {
+    const now = this.now();
+    if (id && !(now - (this.indexed.get(study) ?? -Infinity) < INDEXED_FOR_MS)) {
       // Find a study by what arrived in the PACS: its new StudyInstanceUID, or its pseudonymous patient.
       await this.store.put(`${byStudyUid(id.studyInstanceUid)}/${study}`, Buffer.alloc(0));
       await this.store.put(`${byPatient(id.patientId)}/${study}`, Buffer.alloc(0));
       if (this.indexed.size >= 10_000) this.indexed.clear();
-      this.indexed.add(study);
+      this.indexed.set(study, now);
     }
   }
 
@@ -93,22 +103,30 @@ export class ObjectCatalog {
     return out;
   }
 
-  /** Removes a study's entries and its index entries (the study is no longer tracked). */
+  /** Removes a study's entries and its index entries, and their folders (the study is no longer tracked). */
   async forget(study: string): Promise<void> {
     if (!/^[0-9a-z]{8,64}$/i.test(study)) return;
-    const id = await this.identity(study);
+    const keys = await this.store.list(studyDir(study));
+    const id = await this.identityIn(keys);
     if (id) {
-      await this.store.delete(`${byStudyUid(id.studyInstanceUid)}/${study}`);
-      await this.store.delete(`${byPatient(id.patientId)}/${study}`);
+      for (const index of [byStudyUid(id.studyInstanceUid), byPatient(id.patientId)]) {
+        await this.store.delete(`${index}/${study}`);
+        await this.store.prune?.(index);
+      }
     }
-    for (const k of await this.store.list(studyDir(study))) await this.store.delete(k);
+    for (const k of keys) await this.store.delete(k);
+    await this.store.prune?.(studyDir(study));
     this.indexed.delete(study);
   }
 
   /** The new identity of a study: from the first of its objects that has one. */
   async identity(study: string): Promise<CatalogEntry['identity'] | undefined> {
     if (!/^[0-9a-z]{8,64}$/i.test(study)) return undefined;
-    for (const k of (await this.store.list(studyDir(study))).filter((x) => x.endsWith('.json'))) {
+    return this.identityIn(await this.store.list(studyDir(study)));
+  }
+
+  private async identityIn(keys: readonly string[]): Promise<CatalogEntry['identity'] | undefined> {
+    for (const k of keys.filter((x) => x.endsWith('.json'))) {
       try {
         const e = JSON.parse((await this.store.get(k)).toString('utf8')) as CatalogEntry;
         if (e.identity) return e.identity;

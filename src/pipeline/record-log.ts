@@ -10,9 +10,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
+import { open, readdir, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import type { Logger } from 'pino';
 import type { ObjectRecord } from '../report/object-record.js';
 import { packDispositions, unpackDispositions, type Disposition, type ElementDispositions, type KeptBy } from '../stages/element-dispositions.js';
 import { fsyncDir } from './durable-fs.js';
@@ -43,6 +44,30 @@ interface Pending {
   readonly record: ObjectRecord;
   readonly resolve: () => void;
   readonly reject: (e: unknown) => void;
+}
+
+/** How often old days are looked for. */
+const FORGET_EVERY_MS = 3_600_000;
+
+/**
+ * Removes, now and then every hour, the days of records older than `keepDays()` days (0: keeps them
+ * all), so that a service that runs for years keeps a bounded history.
+ */
+export function watchRecordRetention(records: RecordLog, keepDays: () => number, log: Logger, now: () => number = Date.now): { close(): void } {
+  const sweep = async () => {
+    const days = keepDays();
+    if (!days) return;
+    try {
+      const gone = await records.forgetDaysBefore(dayOf(new Date(now() - days * 86_400_000).toISOString()));
+      if (gone.length) log.info({ days: gone.length, keepDays: days }, 'removed records older than the retention period');
+    } catch (e) {
+      log.warn({ err: (e as NodeJS.ErrnoException).code ?? (e as Error).name }, 'record retention failed');
+    }
+  };
+  void sweep();
+  const timer = setInterval(sweep, FORGET_EVERY_MS);
+  timer.unref();
+  return { close: () => clearInterval(timer) };
 }
 
 export class RecordLog {
@@ -126,6 +151,13 @@ export class RecordLog {
     while (this.writing) await this.writing;
     await this.file?.fh.close().catch(() => undefined);
     this.file = undefined;
+  }
+
+  /** Removes the records of the days before `day` (YYYY-MM-DD, UTC), never the day this log writes; returns the days removed. */
+  async forgetDaysBefore(day: string): Promise<string[]> {
+    const old = (await this.days()).filter((d) => d < day && d !== this.file?.day);
+    for (const d of old) await rm(join(this.dir, d), { recursive: true, force: true });
+    return old;
   }
 
   /** The days that have records, oldest first. */

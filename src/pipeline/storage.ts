@@ -1,5 +1,5 @@
 import { readFile as readFileCb } from 'node:fs';
-import { readdir, rename, rm, unlink } from 'node:fs/promises';
+import { readdir, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { DirSyncers, ensureDir, forgetDirs, isTempName, writeFileAtomic } from './durable-fs.js';
@@ -21,6 +21,8 @@ export interface ObjectStore {
   delete(key: string): Promise<void>;
   /** Writes what `defer` kept in memory (the given keys, or all); stores that never defer need not have it. */
   flush?(keys?: readonly string[]): Promise<void>;
+  /** Removes the folder of a prefix if it holds nothing (stores without folders need not have it). */
+  prune?(prefix: string): Promise<void>;
 }
 
 export interface PutOptions {
@@ -90,6 +92,20 @@ export class LocalFolderStore implements ObjectStore {
     } catch (e) {
       if (!isNotFound(e)) throw e;
     }
+  }
+
+  async prune(prefix: string): Promise<void> {
+    const dir = this.path(prefix);
+    if (dir === this.root) return;
+    try {
+      await rmdir(dir);
+    } catch (e) {
+      // Not empty (an object arrived meanwhile, or a write is in progress): it stays.
+      if (!isNotFound(e) && (e as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      return;
+    }
+    // A write into it later makes it again.
+    forgetDirs(dir);
   }
 
   /** Removes the whole store (tests only). */
