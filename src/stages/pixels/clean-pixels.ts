@@ -15,7 +15,7 @@ import { maskFrame } from './mask.js';
 import { sharedOcrPool, type OcrPool } from './ocr-pool.js';
 import { PhiMatcher, decideMasks } from './phi-boxes.js';
 import { previewPng } from './preview.js';
-import { monochromeValues, renderGray, renderLocalContrast, renderRgb, renderWindow, type Gray8, type VoiWindow } from './render.js';
+import { frameWords, monochromeValues, renderGray, renderLocalContrast, renderRgb, renderWindow, type FrameWords, type Gray8, type VoiWindow } from './render.js';
 import type { NamedRender } from './find-text.js';
 import { selectImage } from './select.js';
 import { matchSignatures } from './signatures.js';
@@ -136,10 +136,10 @@ export function voiWindowOf(ds: readonly Element[]): VoiWindow | undefined {
 export function frameSource(image: PixelImage, palette?: Palette, voi?: VoiWindow): FrameSource & { cache: Map<number, Gray8> } {
   const cache = new Map<number, Gray8>();
   const d = image.desc;
-  const gray = (i: number) => {
+  const gray = (i: number, words?: FrameWords) => {
     let g = cache.get(i);
     if (!g) {
-      g = renderGray(d, image.frames[i], palette);
+      g = renderGray(d, image.frames[i], palette, words);
       // Keep renders of small images; large multi-frame objects are rendered again when needed.
       if (image.frames.length * g.data.length <= 64 * 1024 * 1024) cache.set(i, g);
     }
@@ -152,9 +152,10 @@ export function frameSource(image: PixelImage, palette?: Palette, voi?: VoiWindo
     cache,
     gray,
     renders(i: number): NamedRender[] {
-      const stored = gray(i);
-      const out: NamedRender[] = [{ name: 'stored', gray: stored }];
-      const windowed = voi && renderWindow(d, image.frames[i], voi);
+      // Both renders map the same distinct words: found once.
+      const words = voi || !cache.has(i) ? frameWords(d, image.frames[i]) : undefined;
+      const out: NamedRender[] = [{ name: 'stored', gray: gray(i, words) }];
+      const windowed = voi && renderWindow(d, image.frames[i], voi, words);
       if (windowed) out.push({ name: 'window', gray: windowed });
       return out;
     },

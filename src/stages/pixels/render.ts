@@ -50,7 +50,7 @@ function extract(word: number, lowBit: number, bits: number, signed: boolean): n
  * without an isolated black value (see grayWindow), MONOCHROME1 inverted to look as displayed.
  * Colour: luma. YBR_FULL: its Y sample.
  */
-export function renderGray(d: PixelDescriptor, frame: Uint8Array, lut?: Palette): Gray8 {
+export function renderGray(d: PixelDescriptor, frame: Uint8Array, lut?: Palette, words: FrameWords = frameWords(d, frame)): Gray8 {
   const n = d.rows * d.columns;
   const get = sampleReader(d, frame);
   if (d.photometric === 'PALETTE COLOR' && lut) {
@@ -76,7 +76,6 @@ export function renderGray(d: PixelDescriptor, frame: Uint8Array, lut?: Palette)
   // 8- and 16-bit: the window over the distinct stored values, then applied as a lookup table by word
   // (every frame is rendered twice, for cleaning and for verification; the per-pixel reader is
   // several times slower). Other layouts (32-bit, big-endian hosts): value by value.
-  const words = distinctWords(d, frame);
   const w = grayWindow(
     (visit) => {
       if (words) for (const v of words.values) visit(v);
@@ -167,6 +166,13 @@ function distinctWords(d: PixelDescriptor, frame: Uint8Array): DistinctWords | u
   };
 }
 
+/** A frame's distinct stored words, for its renders to share (undefined for layouts rendered value by value). */
+export type FrameWords = DistinctWords | undefined;
+
+export function frameWords(d: PixelDescriptor, frame: Uint8Array): FrameWords {
+  return d.samplesPerPixel === 1 && d.photometric !== 'PALETTE COLOR' ? distinctWords(d, frame) : undefined;
+}
+
 /** A one-sample frame in 8-bit grey by `grey`: through a table over its distinct words when it has them, else value by value. */
 function toGrey(d: PixelDescriptor, frame: Uint8Array, words: DistinctWords | undefined, grey: (value: number) => number): Uint8Array {
   if (words) return words.render(grey);
@@ -239,7 +245,7 @@ export interface VoiWindow {
  * 8-bit grey through the data set's own window: what a viewer shows first. Text drawn in the range a
  * viewer displays stands out here even when the stored range is far wider (a 16-bit CT with -2000 padding).
  */
-export function renderWindow(d: PixelDescriptor, frame: Uint8Array, w: VoiWindow): Gray8 | undefined {
+export function renderWindow(d: PixelDescriptor, frame: Uint8Array, w: VoiWindow, words: FrameWords = frameWords(d, frame)): Gray8 | undefined {
   if (d.samplesPerPixel !== 1 || d.photometric === 'PALETTE COLOR' || !(w.width >= 1) || !Number.isFinite(w.center)) return undefined;
   const n = d.rows * d.columns;
   const invert = d.photometric === 'MONOCHROME1';
@@ -250,7 +256,7 @@ export function renderWindow(d: PixelDescriptor, frame: Uint8Array, w: VoiWindow
     const c = g <= 0 ? 0 : g >= 255 ? 255 : g;
     return invert ? 255 - c : c;
   };
-  const out = toGrey(d, frame, distinctWords(d, frame), grey);
+  const out = toGrey(d, frame, words, grey);
   let clipped = 0;
   for (let p = 0; p < n; p++) if (out[p] === 0 || out[p] === 255) clipped++;
   // A window that clips almost everything shows nothing (8-bit data with a CT window in HU); one that
