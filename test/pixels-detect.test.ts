@@ -141,6 +141,18 @@ describe('text regions (the stroke analysis)', () => {
     expect(calls.length).toBeLessThanOrEqual(pool.size);
   });
 
+  it('should still read a line that fills most of a short frame\'s height (a banner)', async () => {
+    const W = 520;
+    const H = 60;
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}"><rect width="${W}" height="${H}" fill="#202020"/><text x="10" y="46" font-family="DejaVu Sans" font-size="40" fill="#fff">DAVIDSON 1932</text></svg>`;
+    const { data, info } = await sharp(Buffer.from(svg)).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+    const gray = { width: info.width, height: info.height, data: new Uint8Array(data) };
+    const frames = { count: 1, width: W, height: H, gray: () => gray, renders: () => [{ name: 'stored' as const, gray }], local: () => ({ name: 'local' as const, gray }) };
+    const read = await readText(frames, pool, { minConfidence: 0.6, firstPass: 'none' });
+    expect(read.lines.map((l) => l.text.replace(/\s/g, '')).join(' ')).toMatch(/DAVIDSON/);
+    expect(read.lines.some((l) => l.box.y1 - l.box.y0 > H / 2)).toBe(true);
+  });
+
   it('should skip OCR on an image without any stroke (a smooth gradient)', async () => {
     const W = 256;
     const data = new Uint8Array(W * W);

@@ -115,13 +115,14 @@ const MIN_LINE_HEIGHT = 4;
 
 /**
  * Lines of text: taller than wide only for a character or two, tall enough to be legible, and not a
- * large part of the frame (in a thumbnail, not half its height: the detector takes a small frame's
- * whole anatomy for one big word).
+ * large part of the frame. In a small frame (a thumbnail, a banner), a line over half its height must
+ * be long enough for a few characters: the detector takes a thumbnail's whole anatomy for one big word.
  */
 function lineShaped(b: Box, frameHeight: number): boolean {
   const h = b.y1 - b.y0;
   const w = b.x1 - b.x0;
-  return h >= MIN_LINE_HEIGHT && h <= Math.min(Math.max(48, 0.12 * frameHeight), 0.5 * frameHeight) && w >= 0.6 * h;
+  if (h < MIN_LINE_HEIGHT || h > Math.max(48, 0.12 * frameHeight) || w < 0.6 * h) return false;
+  return h <= 0.5 * frameHeight || w >= 2 * h;
 }
 
 const alnumCount = (s: string) => (s.match(/[\p{L}\p{N}]/gu) ?? []).length;
