@@ -114,15 +114,19 @@ const bands = (n: number) => (r: Box): Box[] => {
 const MIN_LINE_HEIGHT = 4;
 
 /**
- * Lines of text: taller than wide only for a character or two, tall enough to be legible, and not a
- * large part of the frame. In a small frame (a thumbnail, a banner), a line over half its height must
- * be long enough for a few characters: the detector takes a thumbnail's whole anatomy for one big word.
+ * Whether a detector box may hold text at all: tall enough to be legible, and, in a small frame (a
+ * thumbnail, a banner), when over half its height, long enough for a few characters (the detector
+ * takes a thumbnail's whole anatomy for one big word). A block of lines boxed as one may.
  */
+function mayHoldText(b: Box, frameHeight: number): boolean {
+  const h = b.y1 - b.y0;
+  return h >= MIN_LINE_HEIGHT && (h <= 0.5 * frameHeight || b.x1 - b.x0 >= 2 * h);
+}
+
+/** Lines of text: boxes that may hold text, taller than wide only for a character or two, and not a large part of the frame. */
 function lineShaped(b: Box, frameHeight: number): boolean {
   const h = b.y1 - b.y0;
-  const w = b.x1 - b.x0;
-  if (h < MIN_LINE_HEIGHT || h > Math.max(48, 0.12 * frameHeight) || w < 0.6 * h) return false;
-  return h <= 0.5 * frameHeight || w >= 2 * h;
+  return mayHoldText(b, frameHeight) && h <= Math.max(48, 0.12 * frameHeight) && b.x1 - b.x0 >= 0.6 * h;
 }
 
 const alnumCount = (s: string) => (s.match(/[\p{L}\p{N}]/gu) ?? []).length;
@@ -147,8 +151,8 @@ export async function findText(global: readonly NamedRender[], local: () => Name
   // 2. Detection on every render of every region, in parallel over the pool: a large region is cut
   //    into overlapping bands, one per thread, so that one image at a time still uses every core.
   //    The local-contrast render goes first: it shows text of either polarity at any grey level, so
-  //    where it holds nothing shaped like a line of text the other renders are not asked (most images
-  //    that pass the stroke gate with texture alone stop here, at a third of the cost).
+  //    where it holds nothing that may be text the other renders are not asked (most images that pass
+  //    the stroke gate with texture alone stop here, at a third of the cost).
   const pieces = regions.flatMap(bands(pool.size));
   const detectIn = async (which: readonly number[]) =>
     (
@@ -167,7 +171,7 @@ export async function findText(global: readonly NamedRender[], local: () => Name
   const t0 = performance.now();
   const localIndex = renders.length - 1;
   let found = await detectIn([localIndex]);
-  if (found.some((b) => lineShaped(b, H)) && localIndex > 0) found = found.concat(await detectIn(renders.slice(0, localIndex).map((_, i) => i)));
+  if (found.some((b) => mayHoldText(b, H)) && localIndex > 0) found = found.concat(await detectIn(renders.slice(0, localIndex).map((_, i) => i)));
   const tDetect = performance.now() - t0;
   const grouped: Candidate[] = [];
   for (const b of found.sort((a, c) => c.score - a.score)) {
