@@ -29,7 +29,7 @@ function buildQueueModule(outDir: string): string {
   writeFileSync(join(outDir, 'package.json'), '{"type":"module"}');
   symlinkSync(join(REPO_ROOT, 'node_modules'), join(outDir, 'node_modules'), 'dir');
   mkdirSync(join(outDir, 'queue'));
-  const files = [...readdirSync(join(pipeline, 'queue')).filter((n) => n.endsWith('.ts')).map((n) => `queue/${n}`), 'durable-fs.ts'];
+  const files = [...readdirSync(join(pipeline, 'queue')).filter((n) => n.endsWith('.ts')).map((n) => `queue/${n}`), 'durable-fs.ts', 'redis-libs.ts'];
   for (const f of files) {
     const { outputText } = ts.transpileModule(readFileSync(join(pipeline, f), 'utf8'), {
       compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 },

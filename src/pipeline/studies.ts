@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { writeFileAtomicSync } from './durable-fs.js';
+import { ioredis } from './redis-libs.js';
 
 /**
  * Study tracking. Objects are grouped by study under a keyed hash of the original StudyInstanceUID:
@@ -228,7 +229,7 @@ export class RedisStudyTracker implements StudyTracker {
   private readonly redis: Redis & { deidRecord?: (...args: string[]) => Promise<string[]>; deidForget?: (...args: string[]) => Promise<number> };
 
   constructor(url: string, private readonly prefix = 'deid') {
-    this.redis = new Redis(url, { maxRetriesPerRequest: 3, lazyConnect: false });
+    this.redis = new (ioredis().Redis)(url, { maxRetriesPerRequest: 3, lazyConnect: false });
     this.redis.defineCommand('deidRecord', { numberOfKeys: 3, lua: RECORD_SCRIPT });
     this.redis.defineCommand('deidForget', { numberOfKeys: 3, lua: FORGET_SCRIPT });
   }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { Queue, Worker, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Job, Queue, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { bullmq, ioredis } from '../redis-libs.js';
 import { addParams, checkConcurrency, checkJob, checkStage, queueClosed } from './common.js';
 import type { AddOptions, JobData, JobHandler, JobQueue, StageCounts, StageName } from './types.js';
 
@@ -104,7 +105,7 @@ export class BullMqQueue implements JobQueue {
     checkConcurrency(concurrency);
     if (this.workers.has(stage)) throw new Error(`stage ${stage} is already being processed`);
     const connection = this.connect({ maxRetriesPerRequest: null });
-    const worker = new Worker<Payload>(
+    const worker = new (bullmq().Worker)<Payload>(
       stage,
       async (job: Job<Payload>) => {
         const { job: data, attempt } = job.data;
@@ -159,7 +160,7 @@ export class BullMqQueue implements JobQueue {
   private queue(stage: StageName): Queue<Payload> {
     let q = this.queues.get(stage);
     if (!q) {
-      q = new Queue<Payload>(stage, { connection: this.connection, prefix: this.prefix });
+      q = new (bullmq().Queue)<Payload>(stage, { connection: this.connection, prefix: this.prefix });
       q.on('error', (e) => this.report(e));
       this.queues.set(stage, q);
     }
@@ -168,7 +169,7 @@ export class BullMqQueue implements JobQueue {
 
   private connect(extra: { maxRetriesPerRequest: number | null }): Redis {
     // BullMQ's ESM build cannot load ioredis by itself, so it gets ready-made clients.
-    const c = new Redis(this.url, { ...extra, lazyConnect: false });
+    const c = new (ioredis().Redis)(this.url, { ...extra, lazyConnect: false });
     c.on('error', (e) => this.report(e));
     return c;
   }

@@ -5,7 +5,8 @@
  * expire), `workers` (hash of identities), `seen` (sorted set of last reports), `errors` (list), and
  * the channel `events`.
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { ioredis } from '../redis-libs.js';
 import { FORGET_WORKER_MS, GatheringReporter, HISTORY_MINUTES, MINUTE_MS, RATE_BUCKETS, RATE_BUCKET_MS, RECENT_ERRORS, clusterStatus, minuteOf, rateBucket, type Batch } from './ledger.js';
 import type { ClusterStatus, RecentError, StatusEvent, StatusListener, StatusOptions, StatusPort, WorkerIdentity } from './types.js';
 
@@ -37,7 +38,7 @@ export class RedisStatus extends GatheringReporter implements StatusPort {
     private readonly opts: StatusOptions & { onError?: (e: Error) => void } = {},
   ) {
     super(worker);
-    this.redis = new Redis(url, { maxRetriesPerRequest: 3, lazyConnect: false });
+    this.redis = new (ioredis().Redis)(url, { maxRetriesPerRequest: 3, lazyConnect: false });
     this.redis.on('error', (e) => this.opts.onError?.(e));
     this.gathered.event({ type: 'worker', worker, state: 'up' });
     this.timer = setInterval(() => void this.flush().catch((e) => this.opts.onError?.(e as Error)), opts.flushMs ?? 1000);
