@@ -163,6 +163,8 @@ export async function startService(cfg: ServiceConfig, opts: ServiceOptions = {}
   }
 
   if (!opts.workersOnly) {
+    // The object records, read here for manifests and reports, and kept within `reports.keepDays`.
+    const records = cfg.reports.enabled ? new RecordLog(join(cfg.dataDir, 'records')) : undefined;
     if (cfg.dimse.enabled) {
       scp = await startDimseScp({
         host: cfg.dimse.host,
@@ -190,7 +192,7 @@ export async function startService(cfg: ServiceConfig, opts: ServiceOptions = {}
         engine: cfg.redis ? 'bullmq' : 'embedded',
         bodyLimit: cfg.http.maxBodyBytes,
         ready,
-        submissions: cfg.reports.enabled ? new Submissions(new RecordLog(join(cfg.dataDir, 'records')), tracker, { kThreshold: cfg.reports.kThreshold, profile: built.profile }) : undefined,
+        submissions: records ? new Submissions(records, tracker, { kThreshold: cfg.reports.kThreshold, profile: built.profile }) : undefined,
         console: {
           sessions,
           disk,
@@ -209,8 +211,8 @@ export async function startService(cfg: ServiceConfig, opts: ServiceOptions = {}
     }
     const watcher = watchStudyCompletion(tracker, completion, log, (study) => pipeline.catalog.forget(study));
     closers.push(() => watcher.close());
-    if (cfg.reports.enabled) {
-      const retention = watchRecordRetention(new RecordLog(join(cfg.dataDir, 'records')), () => live.reports.keepDays, log);
+    if (records) {
+      const retention = watchRecordRetention(records, () => live.reports.keepDays, log);
       closers.push(async () => retention.close());
     }
   }

@@ -50,7 +50,7 @@ function extract(word: number, lowBit: number, bits: number, signed: boolean): n
  * without an isolated black value (see grayWindow), MONOCHROME1 inverted to look as displayed.
  * Colour: luma. YBR_FULL: its Y sample.
  */
-export function renderGray(d: PixelDescriptor, frame: Uint8Array, lut?: Palette, words: FrameWords = frameWords(d, frame)): Gray8 {
+export function renderGray(d: PixelDescriptor, frame: Uint8Array, lut?: Palette, shared?: FrameWords): Gray8 {
   const n = d.rows * d.columns;
   const get = sampleReader(d, frame);
   if (d.photometric === 'PALETTE COLOR' && lut) {
@@ -76,6 +76,7 @@ export function renderGray(d: PixelDescriptor, frame: Uint8Array, lut?: Palette,
   // 8- and 16-bit: the window over the distinct stored values, then applied as a lookup table by word
   // (every frame is rendered twice, for cleaning and for verification; the per-pixel reader is
   // several times slower). Other layouts (32-bit, big-endian hosts): value by value.
+  const words = shared ?? frameWords(d, frame);
   const w = grayWindow(
     (visit) => {
       if (words) for (const v of words.values) visit(v);
@@ -245,7 +246,7 @@ export interface VoiWindow {
  * 8-bit grey through the data set's own window: what a viewer shows first. Text drawn in the range a
  * viewer displays stands out here even when the stored range is far wider (a 16-bit CT with -2000 padding).
  */
-export function renderWindow(d: PixelDescriptor, frame: Uint8Array, w: VoiWindow, words: FrameWords = frameWords(d, frame)): Gray8 | undefined {
+export function renderWindow(d: PixelDescriptor, frame: Uint8Array, w: VoiWindow, shared?: FrameWords): Gray8 | undefined {
   if (d.samplesPerPixel !== 1 || d.photometric === 'PALETTE COLOR' || !(w.width >= 1) || !Number.isFinite(w.center)) return undefined;
   const n = d.rows * d.columns;
   const invert = d.photometric === 'MONOCHROME1';
@@ -256,7 +257,7 @@ export function renderWindow(d: PixelDescriptor, frame: Uint8Array, w: VoiWindow
     const c = g <= 0 ? 0 : g >= 255 ? 255 : g;
     return invert ? 255 - c : c;
   };
-  const out = toGrey(d, frame, words, grey);
+  const out = toGrey(d, frame, shared ?? frameWords(d, frame), grey);
   let clipped = 0;
   for (let p = 0; p < n; p++) if (out[p] === 0 || out[p] === 255) clipped++;
   // A window that clips almost everything shows nothing (8-bit data with a CT window in HU); one that
