@@ -66,7 +66,7 @@ describe('console sessions', () => {
 
 describe('the review hold', () => {
   it('should hold what the mode asks for, and say why', () => {
-    const text = (firstPass: 'text-free' | 'candidates' | 'whole-frame', linesMasked: number, linesKept: number, candidatesDropped = 0) => ({ firstPass, linesMasked, linesUnread: 0, linesKept, candidatesDropped, detections: linesMasked + linesKept + candidatesDropped, recognitions: linesMasked + linesKept + candidatesDropped });
+    const text = (firstPass: 'text-free' | 'candidates' | 'whole-frame', linesMasked: number, linesKept: number, candidatesDropped = 0) => ({ firstPass, linesMasked, linesUnread: 0, linesKept, candidatesDropped, detections: linesMasked + linesKept + candidatesDropped, possibleLines: linesMasked + linesKept, recognitions: linesMasked + linesKept + candidatesDropped });
     const masked = cleaned({ pixelsMasked: 1200, boxes: [{ x0: 0, y0: 0, x1: 10, y1: 10, source: 'ocr' }], text: text('candidates', 2, 0) });
     // An ultrasound (read whole) with text-like regions, none of which could be read; and one without any.
     const blank = cleaned({ pixelsMasked: 0, text: text('whole-frame', 0, 0, 2) });

@@ -3,17 +3,21 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findElement } from '../src/dicom/element.js';
 import { initCodecs } from '../src/dicom/pixels/codecs.js';
 import type { PixelDescriptor } from '../src/dicom/pixels/descriptor.js';
 import { decodePixelData, encodePixelData } from '../src/dicom/pixels/pixel-data.js';
 import { readDicom } from '../src/dicom/reader.js';
 import { TS } from '../src/dicom/transfer-syntax.js';
 import { writeDicom } from '../src/dicom/writer.js';
+import { loadProfile } from '../src/profiles/profile.js';
+import { deidentifyHeader } from '../src/stages/header.js';
 import { collectIdentifiers } from '../src/stages/identifiers.js';
 import { frameSource, voiWindowOf } from '../src/stages/pixels/clean-pixels.js';
 import { readText } from '../src/stages/pixels/detect.js';
 import { maskFrame } from '../src/stages/pixels/mask.js';
 import { OcrPool } from '../src/stages/pixels/ocr-pool.js';
+import { runPixelStage } from '../src/stages/pixels/pixel-stage.js';
 import { renderGray, sampleReader, type Gray8 } from '../src/stages/pixels/render.js';
 import { detectorInput, EDGE_PAD } from '../src/stages/pixels/ocr/db-postprocess.js';
 import { analyseText, boxArea, drawnIn, type Box } from '../src/stages/pixels/text-regions.js';
@@ -134,11 +138,26 @@ describe('text regions (the stroke analysis)', () => {
     const read = await readText(frames, counting, { minConfidence: 0.6, firstPass: 'strict' });
     expect(read.candidates).toBe(true);
     expect(read.detections).toBeGreaterThan(0);
+    expect(read.possibleLines).toBe(0);
     expect(read.dropped).toBe(read.detections);
     expect(read.lines).toEqual([]);
     // One detection per band of the local-contrast render, no reading.
     expect(calls.every((c) => c === 'detect')).toBe(true);
     expect(calls.length).toBeLessThanOrEqual(pool.size);
+
+    // Through the pixel stage: nothing found could be read, so the pixels leave unchanged and the
+    // verifier does not detect the same unchanged frame again (as with no detection at all).
+    calls.length = 0;
+    const profile = loadProfile('basic', ['clean-pixel-data']);
+    const input = readFileSync(corpusFile('pydicom/MR_small.dcm'));
+    const header = writeDicom(deidentifyHeader(readDicom(input), { profile, secret: Buffer.from('mr-thumbnail') }).file);
+    const r = await runPixelStage(input, header, profile, { pool: counting });
+    expect(r.report.action).toBe('cleaned');
+    expect(r.report.text?.possibleLines).toBe(0);
+    expect(r.verify).toBeUndefined();
+    expect(calls.length).toBeLessThanOrEqual(pool.size);
+    const pixelData = (b: Uint8Array) => findElement(readDicom(b).dataset, 0x7fe00010)!.value!;
+    expect(Buffer.compare(pixelData(r.output), pixelData(header))).toBe(0);
   });
 
   it('should still read a line that fills most of a short frame\'s height (a banner)', async () => {

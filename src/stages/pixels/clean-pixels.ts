@@ -72,6 +72,8 @@ export interface PixelReport {
     /** Detector boxes that were not text (texture). */
     readonly candidatesDropped: number;
     readonly detections: number;
+    /** Detections that may hold text (legible in size and shape): 0 when the detector found nothing that could be read. */
+    readonly possibleLines: number;
     readonly recognitions: number;
   };
   readonly encoding?: string;
@@ -220,7 +222,7 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
     const read = await readText(frames, ctx.pool ?? sharedOcrPool(), { minConfidence: s.minConfidence / 100, firstPass: wholeFrame ? 'none' : 'strict' });
     const decision = decideMasks(read.lines, s.mode, new PhiMatcher(identifiers), { margin: s.margin, frame: { width: d.columns, height: d.rows }, inkIn: (b) => drawnInAnyFrame(frames, b) });
     ocrBoxes = decision.boxes.map((b) => clampBox(b, d.columns, d.rows));
-    text = { firstPass: wholeFrame ? 'whole-frame' : read.candidates ? 'candidates' : 'text-free', linesMasked: decision.masked, linesUnread: decision.unread, linesKept: decision.kept, candidatesDropped: read.dropped, detections: read.detections, recognitions: read.recognitions };
+    text = { firstPass: wholeFrame ? 'whole-frame' : read.candidates ? 'candidates' : 'text-free', linesMasked: decision.masked, linesUnread: decision.unread, linesKept: decision.kept, candidatesDropped: read.dropped, detections: read.detections, possibleLines: read.possibleLines, recognitions: read.recognitions };
     if (ocrBoxes.length) pixelsMasked += mask({ boxes: ocrBoxes });
   }
 

@@ -38,6 +38,8 @@ export interface ReadResult {
   readonly regions: readonly Box[];
   readonly dropped: number;
   readonly detections: number;
+  /** Detections that may hold text; 0: nothing the detector found could be read. */
+  readonly possibleLines: number;
   readonly recognitions: number;
 }
 
@@ -187,6 +189,7 @@ export async function readText(frames: FrameSource, pool: OcrPool, opts: FindOpt
   const regions: Box[] = [];
   let dropped = 0;
   let detections = 0;
+  let possibleLines = 0;
   let recognitions = 0;
   let candidates = false;
   const take = (frame: number, r: Awaited<ReturnType<typeof findText>>, offset?: Box) => {
@@ -198,6 +201,7 @@ export async function readText(frames: FrameSource, pool: OcrPool, opts: FindOpt
     regions.push(...r.regions.map((b) => (offset ? { x0: b.x0 + offset.x0, y0: b.y0 + offset.y0, x1: b.x1 + offset.x0, y1: b.y1 + offset.y0 } : b)));
     dropped += r.dropped;
     detections += r.detections;
+    possibleLines += r.possibleLines;
     recognitions += r.recognitions;
   };
   if (frames.count === 1) {
@@ -224,5 +228,5 @@ export async function readText(frames: FrameSource, pool: OcrPool, opts: FindOpt
     joinChangingAreas(perFrame, layers.small);
     extendOverChanges(perFrame, layers.changing, frames.width);
   }
-  return { lines: perFrame.map((p) => p.line), candidates, perFrame, regions: mergeBoxes(regions), dropped, detections, recognitions };
+  return { lines: perFrame.map((p) => p.line), candidates, perFrame, regions: mergeBoxes(regions), dropped, detections, possibleLines, recognitions };
 }

@@ -64,6 +64,8 @@ export interface FindResult {
   /** Regions the stroke gate proposed (frame pixels). */
   readonly regions: readonly Box[];
   readonly detections: number;
+  /** Detections that may hold text (mayHoldText); 0: the detector found nothing that could be read. */
+  readonly possibleLines: number;
   readonly recognitions: number;
 }
 
@@ -142,7 +144,7 @@ export async function findText(global: readonly NamedRender[], local: () => Name
   const firstPass = opts.firstPass ?? 'regions';
   let regions = firstPass === 'none' ? [{ x0: 0, y0: 0, x1: W, y1: H }] : mergeBoxes(analyses.flatMap((a) => a.regions).map((b) => clampBox(grow(b, REGION_PAD), W, H)));
   const dense = analyses.some((a) => a.peak >= TEXT_PEAK);
-  if (regions.length === 0 || (firstPass === 'strict' && !dense)) return { lines: [], candidates: false, dropped: 0, regions: [], detections: 0, recognitions: 0 };
+  if (regions.length === 0 || (firstPass === 'strict' && !dense)) return { lines: [], candidates: false, dropped: 0, regions: [], detections: 0, possibleLines: 0, recognitions: 0 };
   if (regions.reduce((s, b) => s + boxArea(b), 0) > WHOLE_FRAME_SHARE * W * H) regions = [{ x0: 0, y0: 0, x1: W, y1: H }];
   const localRender = local();
   const renders = opts.renders === 'local' ? [localRender] : [...global, localRender];
@@ -172,6 +174,7 @@ export async function findText(global: readonly NamedRender[], local: () => Name
   const localIndex = renders.length - 1;
   let found = await detectIn([localIndex]);
   if (found.some((b) => mayHoldText(b, H)) && localIndex > 0) found = found.concat(await detectIn(renders.slice(0, localIndex).map((_, i) => i)));
+  const possibleLines = found.filter((b) => mayHoldText(b, H)).length;
   const tDetect = performance.now() - t0;
   const grouped: Candidate[] = [];
   for (const b of found.sort((a, c) => c.score - a.score)) {
@@ -223,7 +226,7 @@ export async function findText(global: readonly NamedRender[], local: () => Name
   if (process.env.DEID_DEBUG_OCR_TIME) {
     process.stderr.write(`text: ${W}x${H} ${renders.map((r) => r.name).join('+')} scale ${scale.toFixed(2)} regions ${regions.length} detect ${tDetect.toFixed(0)} ms (${found.length} boxes), read ${(performance.now() - t0 - tDetect).toFixed(0)} ms (${recognitions}), lines ${kept.length}, dropped ${dropped}\n`);
   }
-  return { lines: kept, candidates: true, dropped, regions, detections: found.length, recognitions };
+  return { lines: kept, candidates: true, dropped, regions, detections: found.length, possibleLines, recognitions };
 }
 
 /** Whether `b` is on the line of `a` (their heights mostly shared) and within two line heights of it. */

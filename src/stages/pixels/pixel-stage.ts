@@ -31,10 +31,11 @@ export const pixelStage: Stage<PixelContext> = async (object, ctx) => {
   const r = await cleanPixels(object.source, object.current.file, identifiers, { settings: ctx.profile.pixels, pool: ctx.ocrPool, previews: ctx.previews, manual: ctx.manualRegions });
   const { previews, ...report } = r.report;
   if (report.action === 'skipped') return { facts: { pixels: { report } } };
-  // Nothing masked, and either the first pass found no text-like strokes or the detector found no text
-  // in any render: the pixels leave unchanged, already examined, and there is nothing masked to re-read.
-  // Only the header changed (BurnedInAnnotation, the method code): written once, by whichever stage needs the bytes.
-  if (!report.pixelsMasked && (report.text?.firstPass === 'text-free' || report.text?.detections === 0)) {
+  // Nothing masked, and either the first pass found no text-like strokes or the detector found nothing
+  // that could be read in any render (no box at all, or only specks under a legible height and blobs
+  // too short for a line): the pixels leave unchanged, already examined, and there is nothing masked to
+  // re-read. Only the header changed (BurnedInAnnotation, the method code): written once, by whichever stage needs the bytes.
+  if (!report.pixelsMasked && report.text?.possibleLines === 0) {
     return { output: Part10.ofFile(r.file), facts: { pixels: { report } } };
   }
   const bytes = writeDicom(r.file);
