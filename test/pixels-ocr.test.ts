@@ -18,6 +18,7 @@ import { deidentifyHeader } from '../src/stages/header.js';
 import { writeDicom } from '../src/dicom/writer.js';
 import { renderRgb } from '../src/stages/pixels/render.js';
 import { CLI, REPO_ROOT, corpusFile, tempDir } from './helpers/corpus.js';
+import { imageFile } from './helpers/pixels.js';
 import { readZipEntry } from './pixel-eval/zip.mjs';
 
 /**
@@ -186,6 +187,38 @@ describe('clean-pixel-data end to end on the real ultrasound images', () => {
     // Findings are named by frame and coordinates, never by the text read.
     expect(err.message).toMatch(/frame 0 box \(\d+,\d+\)-\(\d+,\d+\)/);
     expect(err.message).not.toMatch(/ZZZ|PATIENT|00079241539|1951|CLEVELAND/i);
+  });
+
+  // Two-level images: a scanned document stored one bit per pixel (Secondary Capture: always read
+  // whole), and two-level frames of a class the first pass screens (CT), 8 bits and 1 bit. Rendered
+  // with the darker of two values taken for padding, such a frame was one grey: text-free, and passed on.
+  it.each([
+    { name: 'a one-bit scanned document', bits: 1, sopClassUid: '1.2.840.10008.5.1.4.1.1.7' },
+    { name: 'a two-level 8-bit CT-class image', bits: 8, sopClassUid: '1.2.840.10008.5.1.4.1.1.2' },
+    { name: 'a one-bit CT-class image', bits: 1, sopClassUid: '1.2.840.10008.5.1.4.1.1.2' },
+  ])('should mask the text of $name and keep its pixel layout', async ({ bits, sopClassUid }) => {
+    const W = 480;
+    const H = 120;
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}"><rect width="${W}" height="${H}" fill="#fff"/><text x="16" y="44" font-family="DejaVu Sans" font-size="22" fill="#000">Patient: DOE, JOHN</text><text x="16" y="90" font-family="DejaVu Sans" font-size="22" fill="#000">MRN 123456  DOB 03/14/1951</text></svg>`;
+    const { data } = await sharp(Buffer.from(svg)).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+    // Black ink on white paper, nothing in between.
+    const paper = (i: number) => data[i] >= 128;
+    let pixelData: Uint8Array;
+    if (bits === 1) {
+      pixelData = new Uint8Array(Math.ceil((W * H) / 8));
+      for (let i = 0; i < W * H; i++) if (paper(i)) pixelData[i >> 3] |= 1 << (i & 7);
+    } else pixelData = Uint8Array.from({ length: W * H }, (_, i) => (paper(i) ? 255 : 0));
+    const input = writeDicom(imageFile({ rows: H, columns: W, bitsAllocated: bits, bitsStored: bits, highBit: bits - 1, photometric: 'MONOCHROME2', pixelData, sopClassUid, modality: 'OT' }));
+    const ids = collectIdentifiers(readDicom(input).dataset);
+    expect(identifying(tesseractCli(await framePng(input), 'two-level-in'), ids).length).toBeGreaterThanOrEqual(2);
+    const r = await processObjectAsync(input, { profile, secret: SECRET, ocrPool: pool });
+    expect(r.pixels?.action).toBe('cleaned');
+    expect(r.pixels?.boxes?.length).toBeGreaterThanOrEqual(2);
+    expect(r.pixelVerify?.ok).toBe(true);
+    expect(identifying(tesseractCli(await framePng(r.output), 'two-level-out'), ids)).toEqual([]);
+    const out = readDicom(r.output);
+    expect(findElement(out.dataset, 0x00280100)?.value).toEqual(Uint8Array.of(bits, 0));
+    expect(findElement(out.dataset, 0x7fe00010)?.value?.length).toBe(pixelData.length);
   });
 
   it('should mask every frame of the multi-frame cine (GREYSCALE_CINE.zip, unzipped here)', async () => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findElement } from '../src/dicom/element.js';
 import { TS_HTJ2K_LOSSLESS, initCodecs, isLossySyntax } from '../src/dicom/pixels/codecs.js';
-import { decodePixelData, hasPixelData, type PixelImage } from '../src/dicom/pixels/pixel-data.js';
+import { decodePixelData, encodePixelData, hasPixelData, type PixelImage } from '../src/dicom/pixels/pixel-data.js';
 import { readDicom } from '../src/dicom/reader.js';
 import { TS, isNativeSyntax } from '../src/dicom/transfer-syntax.js';
 import { rawString } from '../src/dicom/values.js';
@@ -14,7 +14,7 @@ import { compileSignature } from '../src/profiles/pixel-settings.js';
 import { cleanPixels } from '../src/stages/pixels/clean-pixels.js';
 import { renderRgb, sampleReader } from '../src/stages/pixels/render.js';
 import { corpusFiles, corpusFile, tempDir } from './helpers/corpus.js';
-import { pixelSettings } from './helpers/pixels.js';
+import { imageFile, pixelSettings } from './helpers/pixels.js';
 
 /**
  * Every transfer syntax in the corpus either round-trips through masking (decode every frame, mask,
@@ -27,8 +27,6 @@ const LOSSLESS_OUT = new Set<string>([TS.ExplicitLE, TS.ImplicitLE, TS.RLELossle
 const EXPECTED_REFUSALS: Record<string, string> = {
   'pydicom/JPEG2000-embedded-sequence-delimiter.dcm': 'DEID_ERR_PIXEL_DECODE', // the codestream is cut by an embedded delimiter
   'pydicom/badVR.dcm': 'DEID_ERR_PIXEL_UNSUPPORTED', // NumberOfFrames "1A"
-  'pydicom/liver_1frame.dcm': 'DEID_ERR_PIXEL_UNSUPPORTED', // BitsAllocated 1 (segmentation)
-  'pydicom/liver_expb_1frame.dcm': 'DEID_ERR_PIXEL_UNSUPPORTED',
   'pydicom/nested_priv_SQ.dcm': 'DEID_ERR_PIXEL_UNSUPPORTED', // Pixel Data without an Image Pixel module
 };
 
@@ -157,5 +155,49 @@ describe('every transfer syntax of the corpus through masking', () => {
         expect(Buffer.compare(Buffer.from(x), Buffer.from(y)), `${tool[0]} on ${ts}`).toBe(0);
       }
     }
+  });
+});
+
+describe('bit-packed pixel data (BitsAllocated 1: segmentations, scanned documents)', () => {
+  // 5 × 7 = 35 pixels: every frame but the first starts inside a byte, as the standard packs them.
+  const rows = 5;
+  const columns = 7;
+  const frames = 3;
+  const bits = Array.from({ length: rows * columns * frames }, (_, i) => ((i * 37 + 11) % 5 < 2 ? 1 : 0));
+  const packed = new Uint8Array(Math.ceil(bits.length / 8) + (Math.ceil(bits.length / 8) % 2));
+  bits.forEach((b, i) => (packed[i >> 3] |= b << (i & 7)));
+  const bitmap = imageFile({ rows, columns, bitsAllocated: 1, bitsStored: 1, highBit: 0, photometric: 'MONOCHROME2', frames, pixelData: packed });
+
+  it('should unpack every frame bit by bit, as DCMTK reads it, and pack it back to the same bytes', () => {
+    const img = decodePixelData(bitmap.dataset, bitmap.transferSyntaxUID);
+    expect(img.bitPacked).toBe(true);
+    expect(img.frames.map((f) => [...f])).toEqual([0, 1, 2].map((f) => bits.slice(f * rows * columns, (f + 1) * rows * columns)));
+    const path = join(tmp.path, 'bitmap.dcm');
+    writeFileSync(path, writeDicom(bitmap));
+    for (let f = 0; f < frames; f++) {
+      // dcm2pnm renders a 1-bit frame as 0 and 255 (PGM, binary: the last rows × columns bytes).
+      const pgm = execFileSync('dcm2pnm', ['--frame', String(f + 1), '--write-raw-pnm', path]);
+      const theirs = [...pgm.subarray(pgm.length - rows * columns)].map((v) => (v ? 1 : 0));
+      expect(theirs, `frame ${f}`).toEqual([...img.frames[f]]);
+    }
+    const again = encodePixelData(bitmap.dataset, img, bitmap.transferSyntaxUID);
+    expect(Buffer.from(findElement(again.dataset, 0x7fe00010)!.value!)).toEqual(Buffer.from(packed));
+    expect(again.transferSyntaxUID).toBe(TS.ExplicitLE);
+  });
+
+  it('should refuse what is not a one-sample bitmap, and a bitmap in an encapsulated syntax', () => {
+    const refused = (over: Partial<Parameters<typeof imageFile>[0]>, ts: string = TS.ExplicitLE) => {
+      try {
+        const f = imageFile({ rows, columns, bitsAllocated: 1, bitsStored: 1, highBit: 0, photometric: 'MONOCHROME2', pixelData: packed, ...over }, ts);
+        decodePixelData(f.dataset, f.transferSyntaxUID);
+        return 'decoded';
+      } catch (e) {
+        return isDeidError(e) ? e.code : String(e);
+      }
+    };
+    expect(refused({ bitsStored: 8, highBit: 7 })).toBe('DEID_ERR_PIXEL_UNSUPPORTED');
+    expect(refused({ photometric: 'PALETTE COLOR' })).toBe('DEID_ERR_PIXEL_UNSUPPORTED');
+    expect(refused({ pixelData: packed.subarray(0, 2) })).toBe('DEID_ERR_PIXEL_DECODE');
+    expect(refused({}, TS.RLELossless)).toBe('DEID_ERR_PIXEL_UNSUPPORTED');
   });
 });

@@ -17,6 +17,8 @@ export interface ImageSpec {
   photometric: string;
   frames?: number;
   modality?: string;
+  /** Secondary Capture by default. */
+  sopClassUid?: string;
   /** Raw Pixel Data bytes (little endian); defaults to a ramp. */
   pixelData?: Uint8Array;
   extra?: Element[];
@@ -37,7 +39,7 @@ export function imageFile(spec: ImageSpec, transferSyntaxUID: string = TS.Explic
       return p;
     })();
   const ds: Element[] = [
-    txt(0x00080016, 'UI', '1.2.840.10008.5.1.4.1.1.7'),
+    txt(0x00080016, 'UI', spec.sopClassUid ?? '1.2.840.10008.5.1.4.1.1.7'),
     txt(0x00080018, 'UI', '1.2.3.4.5.6.7.8'),
     txt(0x00080060, 'CS', spec.modality ?? 'OT'),
     txt(0x00100010, 'PN', 'DOE^JOHN'),

@@ -51,12 +51,14 @@ export function readPixelDescriptor(ds: Dataset): PixelDescriptor {
   if (rows === 0 || columns === 0) unsupported('Rows or Columns is zero');
   if (!Number.isInteger(frames) || frames < 1) unsupported('NumberOfFrames is not a positive integer');
   if (samplesPerPixel !== 1 && samplesPerPixel !== 3) unsupported(`SamplesPerPixel ${samplesPerPixel}`);
-  if (bitsAllocated === 1) unsupported('BitsAllocated 1 (bit-packed pixel data)');
-  if (bitsAllocated !== 8 && bitsAllocated !== 16 && bitsAllocated !== 32) unsupported(`BitsAllocated ${bitsAllocated}`);
+  // One bit per pixel (segmentations, scanned documents): a monochrome bitmap, as the standard allows it.
+  if (bitsAllocated === 1 && (samplesPerPixel !== 1 || bitsStored !== 1 || highBit !== 0 || pixelRepresentation !== 0)) unsupported('BitsAllocated 1 other than a one-sample bitmap (BitsStored 1, HighBit 0, unsigned)');
+  if (bitsAllocated !== 1 && bitsAllocated !== 8 && bitsAllocated !== 16 && bitsAllocated !== 32) unsupported(`BitsAllocated ${bitsAllocated}`);
   if (bitsStored < 1 || bitsStored > bitsAllocated) unsupported(`BitsStored ${bitsStored} with BitsAllocated ${bitsAllocated}`);
   if (highBit >= bitsAllocated || highBit < bitsStored - 1) unsupported(`HighBit ${highBit} with BitsStored ${bitsStored}`);
   if (pixelRepresentation !== 0 && pixelRepresentation !== 1) unsupported(`PixelRepresentation ${pixelRepresentation}`);
   if (planarConfiguration !== 0 && planarConfiguration !== 1) unsupported(`PlanarConfiguration ${planarConfiguration}`);
+  if (bitsAllocated === 1 && !photometric.startsWith('MONOCHROME')) unsupported(`PhotometricInterpretation ${photometric.replace(/[^A-Z0-9_ ]/g, '').slice(0, 20)} with BitsAllocated 1`);
   if (!SUPPORTED_PHOTOMETRIC.has(photometric)) unsupported(`PhotometricInterpretation "${photometric.replace(/[^A-Z0-9_ ]/g, '').slice(0, 20)}"`);
   const mono = photometric.startsWith('MONOCHROME') || photometric === 'PALETTE COLOR';
   if (mono !== (samplesPerPixel === 1)) unsupported(`PhotometricInterpretation ${photometric} with ${samplesPerPixel} sample(s) per pixel`);

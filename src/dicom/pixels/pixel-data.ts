@@ -18,6 +18,37 @@ export interface PixelImage {
   readonly sourceSyntax: string;
   /** The source went through lossy compression: a lossy syntax, or LossyImageCompression "01". */
   readonly sourceLossy: boolean;
+  /**
+   * The source stored one bit per pixel (BitsAllocated 1): `frames` hold a byte per pixel (0 or 1,
+   * described as 8 bits allocated, 1 stored), and are packed into bits again when written.
+   */
+  readonly bitPacked?: boolean;
+}
+
+/**
+ * Bit-packed frames (BitsAllocated 1) to a byte per pixel. The frames follow one another bit by bit,
+ * not byte by byte: a frame whose pixel count is not a multiple of 8 ends inside a byte, and the next
+ * one starts there. The first pixel is the least significant bit of its byte.
+ */
+function unpackBits(value: Uint8Array, d: PixelDescriptor): Uint8Array[] {
+  const n = d.rows * d.columns;
+  if (value.length * 8 < n * d.frames) throw new DeidError('DEID_ERR_PIXEL_DECODE', `pixel data has ${value.length} bytes, expected ${Math.ceil((n * d.frames) / 8)}`);
+  return Array.from({ length: d.frames }, (_, f) => {
+    const out = new Uint8Array(n);
+    for (let p = 0, bit = f * n; p < n; p++, bit++) out[p] = (value[bit >> 3] >> (bit & 7)) & 1;
+    return out;
+  });
+}
+
+/** The inverse of unpackBits: any non-zero byte is a set bit; padded with zero bits to an even length. */
+function packBits(frames: readonly Uint8Array[], d: PixelDescriptor): Uint8Array {
+  const n = d.rows * d.columns;
+  const bytes = Math.ceil((n * frames.length) / 8);
+  const out = new Uint8Array(bytes + (bytes % 2));
+  frames.forEach((frame, f) => {
+    for (let p = 0, bit = f * n; p < n; p++, bit++) if (frame[p]) out[bit >> 3] |= 1 << (bit & 7);
+  });
+  return out;
 }
 
 /** Has pixel data we could clean: Pixel Data, Float or Double Float Pixel Data. */
@@ -67,6 +98,7 @@ export function decodePixelData(ds: Dataset, transferSyntaxUID: string): PixelIm
   if (isNativeSyntax(transferSyntaxUID)) {
     if (px.fragments || px.items) throw new DeidError('DEID_ERR_PIXEL_DECODE', 'encapsulated pixel data in a native transfer syntax');
     const value = px.value ?? new Uint8Array(0);
+    if (d.bitsAllocated === 1) return { desc: { ...d, bitsAllocated: 8 }, frames: unpackBits(value, d), sourceSyntax: transferSyntaxUID, sourceLossy: lossyFlag, bitPacked: true };
     const n = frameBytes(d);
     if (value.length < n * d.frames) throw new DeidError('DEID_ERR_PIXEL_DECODE', `pixel data has ${value.length} bytes, expected ${n * d.frames}`);
     const frames: Uint8Array[] = [];
@@ -78,6 +110,7 @@ export function decodePixelData(ds: Dataset, transferSyntaxUID: string): PixelIm
     return { desc, frames, sourceSyntax: transferSyntaxUID, sourceLossy: lossyFlag };
   }
 
+  if (d.bitsAllocated === 1) throw new DeidError('DEID_ERR_PIXEL_UNSUPPORTED', 'BitsAllocated 1 in an encapsulated transfer syntax');
   if (!canDecode(transferSyntaxUID)) throw new DeidError('DEID_ERR_PIXEL_UNSUPPORTED', `transfer syntax ${transferSyntaxUID} has no decoder here`);
   if (!px.fragments) throw new DeidError('DEID_ERR_PIXEL_DECODE', 'native pixel data in an encapsulated transfer syntax');
   const codestreams = splitFrames(px.fragments, d.frames, { markerSplit: endsWithEoi(transferSyntaxUID), extendedOffsets: readExtendedOffsets(ds) });
@@ -162,7 +195,8 @@ function dsRatio(r: number): string {
  */
 export function encodePixelData(ds: Dataset, image: PixelImage, nativeSyntax: string): EncodedPixelData {
   const d = image.desc;
-  let target = targetFor(image.sourceSyntax, d);
+  // Bit-packed sources are native (decodePixelData refuses them encapsulated), and are written so again.
+  let target = image.bitPacked ? 'native' : targetFor(image.sourceSyntax, d);
   let encoded: Uint8Array[] | undefined;
   let photometric = d.photometric;
   if (target !== 'native') {
@@ -198,8 +232,8 @@ export function encodePixelData(ds: Dataset, image: PixelImage, nativeSyntax: st
     transferSyntaxUID = isNativeSyntax(image.sourceSyntax) ? nativeSyntax : TS.ExplicitLE;
     const n = fullFrameBytes(d);
     const total = n * image.frames.length;
-    const value = new Uint8Array(total + (total % 2));
-    image.frames.forEach((f, i) => value.set(f, i * n));
+    const value = image.bitPacked ? packBits(image.frames, d) : new Uint8Array(total + (total % 2));
+    if (!image.bitPacked) image.frames.forEach((f, i) => value.set(f, i * n));
     const vr = d.bitsAllocated > 8 ? 'OW' : source.vr === 'OW' || source.vr === 'OB' ? source.vr : 'OB';
     out = withElement(out, { tag: TAG.PixelData, vr, value });
     out = withElement(out, cs(TAG.PhotometricInterpretation, 'CS', d.photometric));

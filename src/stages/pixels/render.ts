@@ -116,7 +116,8 @@ export function grayWindow(each: (visit: (v: number) => void) => void, invert: b
   });
   const gap = Math.abs(next - black);
   const rest = invert ? next - min : max - next;
-  if (gap <= rest) return { min, max };
+  // Two values only (a bitmap, a two-level document): neither is padding, or the frame renders as one grey.
+  if (gap <= rest || rest === 0) return { min, max };
   return invert ? { min, max: next } : { min: next, max };
 }
 
