@@ -221,6 +221,29 @@ describe('clean-pixel-data end to end on the real ultrasound images', () => {
     expect(findElement(out.dataset, 0x7fe00010)?.value?.length).toBe(pixelData.length);
   });
 
+  // Text in a saturated dark colour has little luma: dark blue over black was taken for no text on a
+  // colour image of a class the first pass screens (PET), and passed on. Each channel is read apart.
+  it.each(['#0000c0', '#a00000'])('should mask text drawn in %s on a colour PET image, as read in any one channel', async (colour) => {
+    const W = 512;
+    const H = 512;
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}"><rect width="${W}" height="${H}" fill="#000"/><circle cx="256" cy="300" r="150" fill="#553322"/><text x="20" y="40" font-family="DejaVu Sans" font-size="16" fill="${colour}">DOE JOHN 12/03/1951 MRN 123456</text></svg>`;
+    const { data } = await sharp(Buffer.from(svg)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const input = writeDicom(imageFile({ rows: H, columns: W, samplesPerPixel: 3, bitsAllocated: 8, photometric: 'RGB', pixelData: new Uint8Array(data), sopClassUid: '1.2.840.10008.5.1.4.1.1.128', modality: 'PT' }));
+    const ids = collectIdentifiers(readDicom(input).dataset);
+    const channels = async (bytes: Uint8Array, name: string) => {
+      const png = await framePng(bytes);
+      const words: string[] = [];
+      for (const c of [0, 1, 2] as const) words.push(...tesseractCli(await sharp(png).extractChannel(c).png().toBuffer(), `${name}-${c}`));
+      return identifying(words, ids);
+    };
+    expect((await channels(input, 'colour-in')).length).toBeGreaterThanOrEqual(2);
+    const r = await processObjectAsync(input, { profile, secret: SECRET, ocrPool: pool });
+    expect(r.pixels?.text?.firstPass).toBe('candidates');
+    expect(r.pixels?.pixelsMasked).toBeGreaterThan(0);
+    expect(r.pixelVerify?.ok).toBe(true);
+    expect(await channels(r.output, 'colour-out')).toEqual([]);
+  });
+
   it('should mask every frame of the multi-frame cine (GREYSCALE_CINE.zip, unzipped here)', async () => {
     const input = readZipEntry(corpusFile('deid-data/ultrasounds/GREYSCALE_CINE.zip'), '.dcm');
     const ids = collectIdentifiers(readDicom(input).dataset);

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -110,6 +111,40 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
     const missing: string[] = [];
     for (let y = line.y0; y <= line.y1; y++) for (let x = line.x0; x <= line.x1; x++) if (!covered(x, y)) missing.push(`${x},${y}`);
     expect(missing).toEqual([]);
+  });
+
+  it.each([48, 80])('should mask a name burned in %i-pixel letters over a real CT (too large for the stroke cells at full size)', async (size) => {
+    const source = readDicom(readFileSync(corpusFile('dicomparser/CT1_UNC.explicit_little_endian.dcm')));
+    const img = decodePixelData(source.dataset, source.transferSyntaxUID);
+    const { rows: H, columns: W } = img.desc;
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}"><text x="12" y="${20 + size}" font-family="DejaVu Sans" font-weight="bold" font-size="${size}" fill="#fff">DOE JOHN</text></svg>`;
+    const { data } = await sharp(Buffer.from(svg)).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+    // Drawn in the frame's brightest stored value, over the scan's own pixels.
+    const f0 = img.frames[0];
+    const buffer = f0.buffer as ArrayBuffer;
+    const words: Int16Array | Uint16Array = img.desc.pixelRepresentation ? new Int16Array(buffer, f0.byteOffset, W * H) : new Uint16Array(buffer, f0.byteOffset, W * H);
+    let brightest = -Infinity;
+    for (const v of words) brightest = Math.max(brightest, v);
+    for (let i = 0; i < W * H; i++) if (data[i] >= 128) words[i] = brightest;
+    const enc = encodePixelData(source.dataset, img, TS.ExplicitLE);
+    const bytes = writeDicom({ ...source, dataset: withElement(enc.dataset, { tag: 0x00100010, vr: 'PN', value: Buffer.from('DOE^JOHN') }), transferSyntaxUID: enc.transferSyntaxUID });
+    // The CLI reads large letters in the band that holds them, as one block of text (its sparse-text
+    // mode, and its page layout over the whole slice, find none).
+    const band = async (b: Uint8Array, name: string) => {
+      const f = readDicom(b);
+      const im = decodePixelData(f.dataset, f.transferSyntaxUID);
+      const rgb = renderRgb(im.desc, im.frames[0]);
+      const p = join(tmp.path, `${name}.png`);
+      await sharp(Buffer.from(rgb.data), { raw: { width: W, height: H, channels: 3 } }).extract({ left: 0, top: 0, width: W, height: Math.round(40 + 1.6 * size) }).png().toFile(p);
+      const text = execFileSync('tesseract', [p, '-', '--psm', '6'], { encoding: 'utf8', env: { ...process.env, OMP_THREAD_LIMIT: '1' }, stdio: ['ignore', 'pipe', 'ignore'] });
+      return text.toUpperCase().match(/DOE|JOHN/g) ?? [];
+    };
+    expect((await band(bytes, `large-${size}-in`)).length).toBeGreaterThanOrEqual(1);
+    const r = await processObjectAsync(bytes, { profile, secret: SECRET, ocrPool: pool });
+    expect(r.pixels?.text?.firstPass).toBe('candidates');
+    expect(r.pixels?.pixelsMasked).toBeGreaterThan(0);
+    expect(r.pixelVerify?.ok).toBe(true);
+    expect(await band(r.output, `large-${size}-out`)).toEqual([]);
   });
 
   it('should let verification read the text of the original MR, and find it again where masking left half of each line', async () => {

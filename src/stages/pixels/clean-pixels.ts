@@ -15,7 +15,7 @@ import { maskFrame } from './mask.js';
 import { sharedOcrPool, type OcrPool } from './ocr-pool.js';
 import { PhiMatcher, decideMasks } from './phi-boxes.js';
 import { previewPng } from './preview.js';
-import { frameWords, monochromeValues, renderGray, renderLocalContrast, renderRgb, renderWindow, type FrameWords, type Gray8, type VoiWindow } from './render.js';
+import { frameWords, monochromeValues, renderBrightest, renderGray, renderLocalContrast, renderRgb, renderWindow, type FrameWords, type Gray8, type VoiWindow } from './render.js';
 import type { NamedRender } from './find-text.js';
 import { selectImage } from './select.js';
 import { matchSignatures } from './signatures.js';
@@ -159,6 +159,8 @@ export function frameSource(image: PixelImage, palette?: Palette, voi?: VoiWindo
       const out: NamedRender[] = [{ name: 'stored', gray: gray(i, words) }];
       const windowed = voi && renderWindow(d, image.frames[i], voi, words);
       if (windowed) out.push({ name: 'window', gray: windowed });
+      const brightest = renderBrightest(d, image.frames[i], palette);
+      if (brightest) out.push({ name: 'brightest', gray: brightest });
       return out;
     },
     local(i: number): NamedRender {

@@ -18,7 +18,7 @@ export interface FrameSource {
   readonly height: number;
   /** The stored-range 8-bit render of a frame (may be computed on demand). */
   gray(index: number): Gray8;
-  /** The global renders of a frame: the stored range (gray(index)), and the data set's window where it shows something else. */
+  /** The global renders of a frame: the stored range (gray(index)), the data set's window where it shows something else, and a colour frame's brightest channel. */
   renders(index: number): NamedRender[];
   /** The local-contrast render of a frame (computed only when the frame may hold text). */
   local(index: number): NamedRender;

@@ -3,7 +3,7 @@ import type { ReadLine } from './ocr/ctc.js';
 import type { DetectedBox, EdgeFill } from './ocr/db-postprocess.js';
 import type { Gray8 } from './render.js';
 import { crop } from './render.js';
-import { analyseText, boxArea, boxHistogram, clampBox, grow, histogramMedian, INK_STEP, intersects, mergeBoxes, TEXT_PEAK, type Box } from './text-regions.js';
+import { analyseTextAtScales, boxArea, boxHistogram, clampBox, grow, histogramMedian, INK_STEP, intersects, mergeBoxes, TEXT_PEAK, type Box } from './text-regions.js';
 
 /**
  * Finding the text lines of one image (a frame, or a multi-frame object's composite), in three steps:
@@ -21,7 +21,7 @@ import { analyseText, boxArea, boxHistogram, clampBox, grow, histogramMedian, IN
  *    Anything else (texture the detector took for text) is dropped.
  */
 
-export type RenderName = 'stored' | 'window' | 'local';
+export type RenderName = 'stored' | 'window' | 'brightest' | 'local';
 
 export interface NamedRender {
   readonly name: RenderName;
@@ -125,10 +125,17 @@ function mayHoldText(b: Box, frameHeight: number): boolean {
   return h >= MIN_LINE_HEIGHT && (h <= 0.5 * frameHeight || b.x1 - b.x0 >= 2 * h);
 }
 
-/** Lines of text: boxes that may hold text, taller than wide only for a character or two, and not a large part of the frame. */
+/** A box over 0.12 of the frame's height is a line when it is at least this many times as long as it is high (a banner's few large words). */
+const BANNER_LENGTH = 3;
+
+/**
+ * Lines of text: boxes that may hold text, taller than wide only for a character or two, and not a
+ * large part of the frame unless long like a line of large letters.
+ */
 function lineShaped(b: Box, frameHeight: number): boolean {
   const h = b.y1 - b.y0;
-  return mayHoldText(b, frameHeight) && h <= Math.max(48, 0.12 * frameHeight) && b.x1 - b.x0 >= 0.6 * h;
+  const w = b.x1 - b.x0;
+  return mayHoldText(b, frameHeight) && (h <= Math.max(48, 0.12 * frameHeight) || w >= BANNER_LENGTH * h) && w >= 0.6 * h;
 }
 
 const alnumCount = (s: string) => (s.match(/[\p{L}\p{N}]/gu) ?? []).length;
@@ -139,7 +146,7 @@ const alnumCount = (s: string) => (s.match(/[\p{L}\p{N}]/gu) ?? []).length;
  */
 export async function findText(global: readonly NamedRender[], local: () => NamedRender, pool: OcrPool, opts: FindOptions): Promise<FindResult> {
   const { width: W, height: H } = global[0].gray;
-  const analyses = global.map((r) => analyseText(r.gray));
+  const analyses = global.map((r) => analyseTextAtScales(r.gray));
   const strokeBlocks = analyses.flatMap((a) => a.blocks);
   const firstPass = opts.firstPass ?? 'regions';
   let regions = firstPass === 'none' ? [{ x0: 0, y0: 0, x1: W, y1: H }] : mergeBoxes(analyses.flatMap((a) => a.regions).map((b) => clampBox(grow(b, REGION_PAD), W, H)));

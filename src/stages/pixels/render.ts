@@ -235,6 +235,53 @@ export function crop(g: Gray8, x0: number, y0: number, x1: number, y1: number): 
   return { width: w, height: h, data: out };
 }
 
+/**
+ * The brightest of a colour frame's channels, per pixel: text in a saturated dark colour (blue on
+ * black) has too little luma for the stroke analysis to see it, and is bright in its own channel.
+ * Undefined for a monochrome frame.
+ */
+export function renderBrightest(d: PixelDescriptor, frame: Uint8Array, lut?: Palette): Gray8 | undefined {
+  const n = d.rows * d.columns;
+  const get = sampleReader(d, frame);
+  const out = new Uint8Array(n);
+  if (d.photometric === 'PALETTE COLOR' && lut) {
+    for (let p = 0; p < n; p++) {
+      const i = lut.index(get(p, 0));
+      out[p] = Math.max(lut.r[i], lut.g[i], lut.b[i]);
+    }
+  } else if (d.samplesPerPixel === 3) {
+    const scale = 255 / (2 ** d.bitsStored - 1);
+    if (d.photometric === 'YBR_FULL') {
+      for (let p = 0; p < n; p++) {
+        const y = get(p, 0) * scale;
+        const cb = get(p, 1) * scale - 128;
+        const cr = get(p, 2) * scale - 128;
+        const v = Math.max(y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb);
+        out[p] = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
+      }
+    } else for (let p = 0; p < n; p++) out[p] = Math.round(Math.max(get(p, 0), get(p, 1), get(p, 2)) * scale);
+  } else return undefined;
+  return { width: d.columns, height: d.rows, data: out };
+}
+
+/** A render shrunk by an integer factor, each output pixel the mean of its f × f block (edges dropped). */
+export function shrink(g: Gray8, f: number): Gray8 {
+  const w = Math.floor(g.width / f);
+  const h = Math.floor(g.height / f);
+  const out = new Uint8Array(w * h);
+  const sums = new Uint32Array(w);
+  const area = f * f;
+  for (let y = 0; y < h; y++) {
+    sums.fill(0);
+    for (let dy = 0; dy < f; dy++) {
+      const row = (y * f + dy) * g.width;
+      for (let x = 0, i = row; x < w; x++) for (let dx = 0; dx < f; dx++, i++) sums[x] += g.data[i];
+    }
+    for (let x = 0; x < w; x++) out[y * w + x] = Math.round(sums[x] / area);
+  }
+  return { width: w, height: h, data: out };
+}
+
 /** A linear VOI window in modality units (PS3.3 C.11.2.1.2), with the rescale that maps stored values to them. */
 export interface VoiWindow {
   readonly center: number;

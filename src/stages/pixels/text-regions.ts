@@ -1,4 +1,4 @@
-import type { Gray8 } from './render.js';
+import { shrink, type Gray8 } from './render.js';
 
 /** A rectangle in frame pixels, end-exclusive. */
 export interface Box {
@@ -242,6 +242,35 @@ export function analyseText(g: Gray8, opts: TextRegionOptions = {}): TextAnalysi
         if (active[i] && hCells[i] + vCells[i] > peak) peak = hCells[i] + vCells[i];
       }
     }
+  }
+  return { regions, blocks, peak };
+}
+
+/**
+ * The frame's shortest side, in multiples of this, for each smaller scale the analysis also runs at:
+ * a halved or quartered render still holds a few lines of text.
+ */
+const MIN_SCALED_SIDE = 64;
+
+/**
+ * analyseText at the frame's own scale, and halved and quartered where the frame is large enough.
+ * Strokes are counted up to 8 pixels wide in 8-pixel cells: letters taller than about 40 pixels (a
+ * name burned in as a banner, a digitised film's label) have strokes too wide and too sparse to count
+ * at full size, and were taken for no text at all. Shrunk, they are letters of the usual size. The
+ * smaller scales' regions and blocks are given in frame pixels.
+ */
+export function analyseTextAtScales(g: Gray8, opts: TextRegionOptions = {}): TextAnalysis {
+  const own = analyseText(g, opts);
+  const regions = [...own.regions];
+  const blocks = [...own.blocks];
+  let peak = own.peak;
+  for (const f of [2, 4]) {
+    if (Math.min(g.width, g.height) < MIN_SCALED_SIDE * f) break;
+    const a = analyseText(shrink(g, f), opts);
+    const up = (b: Box) => clampBox({ x0: b.x0 * f, y0: b.y0 * f, x1: b.x1 * f, y1: b.y1 * f }, g.width, g.height);
+    regions.push(...a.regions.map(up));
+    blocks.push(...a.blocks.map(up));
+    peak = Math.max(peak, a.peak);
   }
   return { regions, blocks, peak };
 }
