@@ -264,20 +264,16 @@ export function renderBrightest(d: PixelDescriptor, frame: Uint8Array, lut?: Pal
   return { width: d.columns, height: d.rows, data: out };
 }
 
-/** A render shrunk by an integer factor, each output pixel the mean of its f × f block (edges dropped). */
-export function shrink(g: Gray8, f: number): Gray8 {
-  const w = Math.floor(g.width / f);
-  const h = Math.floor(g.height / f);
+/** A render halved, each output pixel the mean of its 2 × 2 block (an odd last row or column dropped). */
+export function halve(g: Gray8): Gray8 {
+  const w = g.width >> 1;
+  const h = g.height >> 1;
   const out = new Uint8Array(w * h);
-  const sums = new Uint32Array(w);
-  const area = f * f;
+  const src = g.data;
   for (let y = 0; y < h; y++) {
-    sums.fill(0);
-    for (let dy = 0; dy < f; dy++) {
-      const row = (y * f + dy) * g.width;
-      for (let x = 0, i = row; x < w; x++) for (let dx = 0; dx < f; dx++, i++) sums[x] += g.data[i];
-    }
-    for (let x = 0; x < w; x++) out[y * w + x] = Math.round(sums[x] / area);
+    let a = 2 * y * g.width;
+    let b = a + g.width;
+    for (let x = 0, o = y * w; x < w; x++, o++, a += 2, b += 2) out[o] = (src[a] + src[a + 1] + src[b] + src[b + 1] + 2) >> 2;
   }
   return { width: w, height: h, data: out };
 }

@@ -1,4 +1,4 @@
-import { shrink, type Gray8 } from './render.js';
+import { halve, type Gray8 } from './render.js';
 
 /** A rectangle in frame pixels, end-exclusive. */
 export interface Box {
@@ -264,9 +264,11 @@ export function analyseTextAtScales(g: Gray8, opts: TextRegionOptions = {}): Tex
   const regions = [...own.regions];
   const blocks = [...own.blocks];
   let peak = own.peak;
+  let shrunk = g;
   for (const f of [2, 4]) {
     if (Math.min(g.width, g.height) < MIN_SCALED_SIDE * f) break;
-    const a = analyseText(shrink(g, f), opts);
+    shrunk = halve(shrunk);
+    const a = analyseText(shrunk, opts);
     const up = (b: Box) => clampBox({ x0: b.x0 * f, y0: b.y0 * f, x1: b.x1 * f, y1: b.y1 * f }, g.width, g.height);
     regions.push(...a.regions.map(up));
     blocks.push(...a.blocks.map(up));
