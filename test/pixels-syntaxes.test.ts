@@ -199,5 +199,7 @@ describe('bit-packed pixel data (BitsAllocated 1: segmentations, scanned documen
     expect(refused({ photometric: 'PALETTE COLOR' })).toBe('DEID_ERR_PIXEL_UNSUPPORTED');
     expect(refused({ pixelData: packed.subarray(0, 2) })).toBe('DEID_ERR_PIXEL_DECODE');
     expect(refused({}, TS.RLELossless)).toBe('DEID_ERR_PIXEL_UNSUPPORTED');
+    // 65535 × 65535 × 2 frames would unpack to 8 GiB: refused before anything is allocated.
+    expect(refused({ rows: 65535, columns: 65535, frames: 2 })).toBe('DEID_ERR_PIXEL_UNSUPPORTED');
   });
 });

@@ -25,6 +25,9 @@ export interface PixelImage {
   readonly bitPacked?: boolean;
 }
 
+/** The most one-bit pixels unpacked (a byte each): the default object size limit, 1 GiB. */
+const MAX_UNPACKED_BYTES = 2 ** 30;
+
 /**
  * Bit-packed frames (BitsAllocated 1) to a byte per pixel. The frames follow one another bit by bit,
  * not byte by byte: a frame whose pixel count is not a multiple of 8 ends inside a byte, and the next
@@ -32,6 +35,8 @@ export interface PixelImage {
  */
 function unpackBits(value: Uint8Array, d: PixelDescriptor): Uint8Array[] {
   const n = d.rows * d.columns;
+  // Eight bytes per stored byte: bounded like the largest object admitted by default, whatever the frames declare.
+  if (n * d.frames > MAX_UNPACKED_BYTES) throw new DeidError('DEID_ERR_PIXEL_UNSUPPORTED', `one-bit pixel data of ${n * d.frames} pixels (at most ${MAX_UNPACKED_BYTES} are unpacked)`);
   if (value.length * 8 < n * d.frames) throw new DeidError('DEID_ERR_PIXEL_DECODE', `pixel data has ${value.length} bytes, expected ${Math.ceil((n * d.frames) / 8)}`);
   return Array.from({ length: d.frames }, (_, f) => {
     const out = new Uint8Array(n);
