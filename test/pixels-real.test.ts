@@ -61,6 +61,33 @@ async function framePng(bytes: Uint8Array, name: string): Promise<string> {
   return p;
 }
 
+/** The real CT `CT1_UNC` with white SVG text burned in (in the frame's brightest stored value), and the name in its header. */
+async function burnedIntoCt(text: string): Promise<Uint8Array> {
+  const source = readDicom(readFileSync(corpusFile('dicomparser/CT1_UNC.explicit_little_endian.dcm')));
+  const img = decodePixelData(source.dataset, source.transferSyntaxUID);
+  const { rows: H, columns: W } = img.desc;
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}">${text}</svg>`;
+  const { data } = await sharp(Buffer.from(svg)).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+  const f0 = img.frames[0];
+  const buffer = f0.buffer as ArrayBuffer;
+  const words: Int16Array | Uint16Array = img.desc.pixelRepresentation ? new Int16Array(buffer, f0.byteOffset, W * H) : new Uint16Array(buffer, f0.byteOffset, W * H);
+  let brightest = -Infinity;
+  for (const v of words) brightest = Math.max(brightest, v);
+  for (let i = 0; i < W * H; i++) if (data[i] >= 128) words[i] = brightest;
+  const enc = encodePixelData(source.dataset, img, TS.ExplicitLE);
+  return writeDicom({ ...source, dataset: withElement(enc.dataset, { tag: 0x00100010, vr: 'PN', value: Buffer.from('DOE^JOHN') }), transferSyntaxUID: enc.transferSyntaxUID });
+}
+
+/** A region of frame 0 as a viewer shows it, turned by `angle` degrees (clockwise), as a PNG for the CLI. */
+async function partPng(bytes: Uint8Array, name: string, region: { left: number; top: number; width: number; height: number }, angle = 0): Promise<string> {
+  const f = readDicom(bytes);
+  const img = decodePixelData(f.dataset, f.transferSyntaxUID);
+  const rgb = renderRgb(img.desc, img.frames[0]);
+  const p = join(tmp.path, `${name}.png`);
+  await sharp(Buffer.from(rgb.data), { raw: { width: rgb.width, height: rgb.height, channels: 3 } }).extract(region).rotate(angle).png().toFile(p);
+  return p;
+}
+
 describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
   it.each([
     ['a CT with dark text over dark, textured anatomy', CT_DARK_ON_TEXTURE],
@@ -114,28 +141,11 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
   });
 
   it.each([48, 80])('should mask a name burned in %i-pixel letters over a real CT (too large for the stroke cells at full size)', async (size) => {
-    const source = readDicom(readFileSync(corpusFile('dicomparser/CT1_UNC.explicit_little_endian.dcm')));
-    const img = decodePixelData(source.dataset, source.transferSyntaxUID);
-    const { rows: H, columns: W } = img.desc;
-    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}"><text x="12" y="${20 + size}" font-family="DejaVu Sans" font-weight="bold" font-size="${size}" fill="#fff">DOE JOHN</text></svg>`;
-    const { data } = await sharp(Buffer.from(svg)).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
-    // Drawn in the frame's brightest stored value, over the scan's own pixels.
-    const f0 = img.frames[0];
-    const buffer = f0.buffer as ArrayBuffer;
-    const words: Int16Array | Uint16Array = img.desc.pixelRepresentation ? new Int16Array(buffer, f0.byteOffset, W * H) : new Uint16Array(buffer, f0.byteOffset, W * H);
-    let brightest = -Infinity;
-    for (const v of words) brightest = Math.max(brightest, v);
-    for (let i = 0; i < W * H; i++) if (data[i] >= 128) words[i] = brightest;
-    const enc = encodePixelData(source.dataset, img, TS.ExplicitLE);
-    const bytes = writeDicom({ ...source, dataset: withElement(enc.dataset, { tag: 0x00100010, vr: 'PN', value: Buffer.from('DOE^JOHN') }), transferSyntaxUID: enc.transferSyntaxUID });
+    const bytes = await burnedIntoCt(`<text x="12" y="${20 + size}" font-family="DejaVu Sans" font-weight="bold" font-size="${size}" fill="#fff">DOE JOHN</text>`);
     // The CLI reads large letters in the band that holds them, as one block of text (its sparse-text
     // mode, and its page layout over the whole slice, find none).
     const band = async (b: Uint8Array, name: string) => {
-      const f = readDicom(b);
-      const im = decodePixelData(f.dataset, f.transferSyntaxUID);
-      const rgb = renderRgb(im.desc, im.frames[0]);
-      const p = join(tmp.path, `${name}.png`);
-      await sharp(Buffer.from(rgb.data), { raw: { width: W, height: H, channels: 3 } }).extract({ left: 0, top: 0, width: W, height: Math.round(40 + 1.6 * size) }).png().toFile(p);
+      const p = await partPng(b, name, { left: 0, top: 0, width: 512, height: Math.round(40 + 1.6 * size) });
       const text = execFileSync('tesseract', [p, '-', '--psm', '6'], { encoding: 'utf8', env: { ...process.env, OMP_THREAD_LIMIT: '1' }, stdio: ['ignore', 'pipe', 'ignore'] });
       return text.toUpperCase().match(/DOE|JOHN/g) ?? [];
     };
@@ -145,6 +155,25 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
     expect(r.pixels?.pixelsMasked).toBeGreaterThan(0);
     expect(r.pixelVerify?.ok).toBe(true);
     expect(await band(r.output, `large-${size}-out`)).toEqual([]);
+  });
+
+  it.each([-90, 90])('should mask a name written along the side of a real CT, turned %i degrees', async (angle) => {
+    // A column of text along the left edge, as radiographs and screen captures carry labels: in the
+    // corner outside the field of view (y 0-160), where the CLI can read it.
+    const [x, y] = angle < 0 ? [30, 150] : [14, 10];
+    const bytes = await burnedIntoCt(`<text transform="translate(${x} ${y}) rotate(${angle})" font-family="DejaVu Sans" font-size="14" fill="#fff">DOE JOHN 1951</text>`);
+    // The CLI reads the left band turned upright.
+    const column = async (b: Uint8Array, name: string) =>
+      tesseractWords(await partPng(b, name, { left: 0, top: 0, width: 48, height: 170 }, -angle))
+        .map((w) => w.text.toUpperCase())
+        .filter((t) => /DOE|JOHN|1951/.test(t));
+    expect((await column(bytes, `side-${angle}-in`)).length).toBeGreaterThanOrEqual(2);
+    const r = await processObjectAsync(bytes, { profile, secret: SECRET, ocrPool: pool });
+    expect(r.pixels?.pixelsMasked).toBeGreaterThan(0);
+    expect(r.pixelVerify?.ok).toBe(true);
+    expect(await column(r.output, `side-${angle}-out`)).toEqual([]);
+    // Masked as a column: nothing beyond the text's band and its margin.
+    expect(Math.max(...(r.pixels?.boxes ?? []).map((b) => b.x1))).toBeLessThan(60);
   });
 
   it('should let verification read the text of the original MR, and find it again where masking left half of each line', async () => {

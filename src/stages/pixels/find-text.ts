@@ -35,6 +35,8 @@ export interface TextLine {
   readonly confidence: number;
   /** false: read with low confidence, taken as text from its shape and strokes (masked-unread). */
   readonly read: boolean;
+  /** Written top to bottom or bottom to top (a label along a radiograph's side): its box is a column. */
+  readonly vertical?: boolean;
 }
 
 export interface FindOptions {
@@ -138,6 +140,29 @@ function lineShaped(b: Box, frameHeight: number): boolean {
   return mayHoldText(b, frameHeight) && (h <= Math.max(48, 0.12 * frameHeight) || w >= BANNER_LENGTH * h) && w >= 0.6 * h;
 }
 
+/** A column of text (a line turned a quarter): as thick as a line is high, and long enough for a few characters. */
+function columnShaped(b: Box, frameWidth: number): boolean {
+  const w = b.x1 - b.x0;
+  const h = b.y1 - b.y0;
+  return w >= MIN_LINE_HEIGHT && w <= Math.max(48, 0.12 * frameWidth) && h >= 2.5 * w;
+}
+
+/** A box of a render turned a quarter, clockwise or counter-clockwise, so that a column reads as a line. */
+function turned(g: Gray8, b: Box, clockwise: boolean): Gray8 {
+  const w = b.x1 - b.x0;
+  const h = b.y1 - b.y0;
+  const out = new Uint8Array(w * h);
+  // The turned image is h wide and w high.
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const v = g.data[(b.y0 + y) * g.width + b.x0 + x];
+      if (clockwise) out[x * h + (h - 1 - y)] = v;
+      else out[(w - 1 - x) * h + y] = v;
+    }
+  }
+  return { width: h, height: w, data: out };
+}
+
 const alnumCount = (s: string) => (s.match(/[\p{L}\p{N}]/gu) ?? []).length;
 
 /**
@@ -189,8 +214,9 @@ export async function findText(global: readonly NamedRender[], local: () => Name
     if (same) same.members.push(b);
     else grouped.push({ members: [b], best: b });
   }
-  // A candidate whose best box is not shaped like a line is not text whatever it reads: not read.
+  // A candidate whose best box is not shaped like a line (or a column) is not text whatever it reads: not read.
   const candidates = grouped.filter((c) => lineShaped(c.best, H));
+  const columns = grouped.filter((c) => !lineShaped(c.best, H) && columnShaped(c.best, W));
 
   // 3. One reading per candidate, grouped by render so that each render travels once. Each is read
   //    with some room on both sides: a line the detector cut short reads on past its box.
@@ -198,8 +224,21 @@ export async function findText(global: readonly NamedRender[], local: () => Name
   let recognitions = readings.length;
   recognitions += await readOn(candidates.map((c) => c.best), readings, renders, pool, W);
   const lines: TextLine[] = [];
-  let dropped = grouped.length - candidates.length;
+  let dropped = grouped.length - candidates.length - columns.length;
   const unreadFloor = opts.unreadFloor ?? 0.3;
+  // Columns are read turned both ways, with a little room around them; the surer reading counts.
+  for (const c of columns) {
+    const b = clampBox(grow(c.best, 2), W, H);
+    const g = renders[c.best.render].gray;
+    const [cw, ccw] = await Promise.all([true, false].map((clockwise) => { const t = turned(g, b, clockwise); return pool.recognize(t, [{ x0: 0, y0: 0, x1: t.width, y1: t.height }]); }));
+    recognitions += 2;
+    const r = cw[0].confidence >= ccw[0].confidence ? cw[0] : ccw[0];
+    const letters = alnumCount(r.text);
+    const sure = letters >= 3 ? opts.minConfidence : Math.max(opts.minConfidence, SHORT_READING);
+    const box = c.members.reduce((u, m) => ({ x0: Math.min(u.x0, m.x0), y0: Math.min(u.y0, m.y0), x1: Math.max(u.x1, m.x1), y1: Math.max(u.y1, m.y1) }), { x0: W, y0: H, x1: 0, y1: 0 } as Box);
+    if (letters >= 2 && r.confidence >= sure) lines.push({ box, text: r.text, confidence: r.confidence, read: true, vertical: true });
+    else dropped++;
+  }
   for (const [i, c] of candidates.entries()) {
     let r = readings[i];
     // Read with doubt in its best render: another render may read it (dark text over bright anatomy

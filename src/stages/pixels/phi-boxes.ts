@@ -2,7 +2,7 @@ import { NEUTRAL } from '../identifier-matcher.js';
 import type { PixelMode } from '../../profiles/pixel-settings.js';
 import type { Identifier } from '../identifiers.js';
 import type { TextLine } from './find-text.js';
-import type { Box } from './text-regions.js';
+import { clampBox, type Box } from './text-regions.js';
 
 /**
  * Which OCR words are PHI, and the boxes to mask: a pure step, apart from OCR (which only proposes).
@@ -179,6 +179,8 @@ export function decideMasks(lines: readonly TextLine[], mode: PixelMode, matcher
   let unread = 0;
   let kept = 0;
   const boxes: Box[] = [];
+  // Columns keep to themselves: joining them with the lines beside them would mask the rows between.
+  const columns: Box[] = [];
   for (const line of lines) {
     const take = mode === 'all-text' || !line.read || !!sensitiveLine(line.text, 100 * line.confidence, matcher);
     if (!take) {
@@ -187,15 +189,21 @@ export function decideMasks(lines: readonly TextLine[], mode: PixelMode, matcher
     }
     masked++;
     if (!line.read) unread++;
-    const h = line.box.y1 - line.box.y0;
+    // The line's height: a column's is its width.
+    const h = line.vertical ? line.box.x1 - line.box.x0 : line.box.y1 - line.box.y0;
     // A fifth of the height above and below; more at each end (about a character): a line's first and
     // last glyphs are what detection most often cuts, while its height is found well.
     const m = Math.max(opts.margin, Math.ceil(0.2 * h));
     const end = Math.max(opts.margin, Math.ceil(0.6 * h));
+    if (line.vertical) {
+      const box = { x0: line.box.x0 - m, y0: line.box.y0 - end, x1: line.box.x1 + m, y1: line.box.y1 + end };
+      columns.push(opts.frame ? clampBox(box, opts.frame.width, opts.frame.height) : box);
+      continue;
+    }
     const box = { x0: line.box.x0 - end, y0: line.box.y0 - m, x1: line.box.x1 + end, y1: line.box.y1 + m };
     boxes.push(opts.frame ? toFrameEdges(box, opts.frame, { margin: m, end, lineHeight: h, inkIn: opts.inkIn ?? (() => true) }) : box);
   }
-  return { boxes: mergeLineBoxes(boxes), masked, unread, kept };
+  return { boxes: [...mergeLineBoxes(boxes), ...columns], masked, unread, kept };
 }
 
 /**
