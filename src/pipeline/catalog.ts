@@ -72,7 +72,8 @@ export class ObjectCatalog {
     await this.store.put(`${studyDir(study)}/${object}.json`, Buffer.from(JSON.stringify(full)));
     const id = full.identity;
     const now = this.now();
-    if (id && !(now - (this.indexed.get(study) ?? -Infinity) < INDEXED_FOR_MS)) {
+    const last = this.indexed.get(study);
+    if (id && (last === undefined || now - last >= INDEXED_FOR_MS)) {
       // Find a study by what arrived in the PACS: its new StudyInstanceUID, or its pseudonymous patient.
       await this.store.put(`${byStudyUid(id.studyInstanceUid)}/${study}`, Buffer.alloc(0));
       await this.store.put(`${byPatient(id.patientId)}/${study}`, Buffer.alloc(0));

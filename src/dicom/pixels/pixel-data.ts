@@ -56,6 +56,14 @@ function packBits(frames: readonly Uint8Array[], d: PixelDescriptor): Uint8Array
   return out;
 }
 
+/** Native frames one after another, padded to an even length. */
+function concatFrames(frames: readonly Uint8Array[], n: number): Uint8Array {
+  const total = n * frames.length;
+  const value = new Uint8Array(total + (total % 2));
+  frames.forEach((f, i) => value.set(f, i * n));
+  return value;
+}
+
 /** Has pixel data we could clean: Pixel Data, Float or Double Float Pixel Data. */
 export function hasPixelData(ds: Dataset): boolean {
   return !!(findElement(ds, TAG.PixelData) || findElement(ds, TAG.FloatPixelData) || findElement(ds, TAG.DoubleFloatPixelData));
@@ -235,10 +243,7 @@ export function encodePixelData(ds: Dataset, image: PixelImage, nativeSyntax: st
   const source = findElement(ds, TAG.PixelData)!;
   if (target === 'native' || !encoded) {
     transferSyntaxUID = isNativeSyntax(image.sourceSyntax) ? nativeSyntax : TS.ExplicitLE;
-    const n = fullFrameBytes(d);
-    const total = n * image.frames.length;
-    const value = image.bitPacked ? packBits(image.frames, d) : new Uint8Array(total + (total % 2));
-    if (!image.bitPacked) image.frames.forEach((f, i) => value.set(f, i * n));
+    const value = image.bitPacked ? packBits(image.frames, d) : concatFrames(image.frames, fullFrameBytes(d));
     const vr = d.bitsAllocated > 8 ? 'OW' : source.vr === 'OW' || source.vr === 'OB' ? source.vr : 'OB';
     out = withElement(out, { tag: TAG.PixelData, vr, value });
     out = withElement(out, cs(TAG.PhotometricInterpretation, 'CS', d.photometric));

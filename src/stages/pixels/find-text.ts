@@ -163,6 +163,10 @@ function turned(g: Gray8, b: Box, clockwise: boolean): Gray8 {
   return { width: h, height: w, data: out };
 }
 
+/** Where any render found a candidate: the union of its members' boxes. */
+const membersBox = (c: Candidate): Box =>
+  c.members.reduce((u, m) => ({ x0: Math.min(u.x0, m.x0), y0: Math.min(u.y0, m.y0), x1: Math.max(u.x1, m.x1), y1: Math.max(u.y1, m.y1) }), { x0: Infinity, y0: Infinity, x1: -Infinity, y1: -Infinity });
+
 const alnumCount = (s: string) => (s.match(/[\p{L}\p{N}]/gu) ?? []).length;
 
 /**
@@ -235,7 +239,7 @@ export async function findText(global: readonly NamedRender[], local: () => Name
     const r = cw[0].confidence >= ccw[0].confidence ? cw[0] : ccw[0];
     const letters = alnumCount(r.text);
     const sure = letters >= 3 ? opts.minConfidence : Math.max(opts.minConfidence, SHORT_READING);
-    const box = c.members.reduce((u, m) => ({ x0: Math.min(u.x0, m.x0), y0: Math.min(u.y0, m.y0), x1: Math.max(u.x1, m.x1), y1: Math.max(u.y1, m.y1) }), { x0: W, y0: H, x1: 0, y1: 0 } as Box);
+    const box = membersBox(c);
     if (letters >= 2 && r.confidence >= sure) lines.push({ box, text: r.text, confidence: r.confidence, read: true, vertical: true });
     else dropped++;
   }
@@ -253,7 +257,7 @@ export async function findText(global: readonly NamedRender[], local: () => Name
         for (const m of more) if (alnumCount(m.text) >= 1 && m.confidence > r.confidence) r = m;
       }
     }
-    const detected = c.members.reduce((u, m) => ({ x0: Math.min(u.x0, m.x0), y0: Math.min(u.y0, m.y0), x1: Math.max(u.x1, m.x1), y1: Math.max(u.y1, m.y1) }), { x0: W, y0: H, x1: 0, y1: 0 } as Box);
+    const detected = membersBox(c);
     const box = { ...detected, x0: Math.min(detected.x0, r.span.x0), x1: Math.max(detected.x1, r.span.x1) };
     const letters = alnumCount(r.text);
     // One or two characters are weak evidence (a checkerboard reads as "00"): they need a sure reading.

@@ -241,26 +241,10 @@ export function crop(g: Gray8, x0: number, y0: number, x1: number, y1: number): 
  * Undefined for a monochrome frame.
  */
 export function renderBrightest(d: PixelDescriptor, frame: Uint8Array, lut?: Palette): Gray8 | undefined {
-  const n = d.rows * d.columns;
-  const get = sampleReader(d, frame);
-  const out = new Uint8Array(n);
-  if (d.photometric === 'PALETTE COLOR' && lut) {
-    for (let p = 0; p < n; p++) {
-      const i = lut.index(get(p, 0));
-      out[p] = Math.max(lut.r[i], lut.g[i], lut.b[i]);
-    }
-  } else if (d.samplesPerPixel === 3) {
-    const scale = 255 / (2 ** d.bitsStored - 1);
-    if (d.photometric === 'YBR_FULL') {
-      for (let p = 0; p < n; p++) {
-        const y = get(p, 0) * scale;
-        const cb = get(p, 1) * scale - 128;
-        const cr = get(p, 2) * scale - 128;
-        const v = Math.max(y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb);
-        out[p] = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
-      }
-    } else for (let p = 0; p < n; p++) out[p] = Math.round(Math.max(get(p, 0), get(p, 1), get(p, 2)) * scale);
-  } else return undefined;
+  if (d.samplesPerPixel !== 3 && !(d.photometric === 'PALETTE COLOR' && lut)) return undefined;
+  const rgb = renderRgb(d, frame, lut).data;
+  const out = new Uint8Array(d.rows * d.columns);
+  for (let p = 0, i = 0; p < out.length; p++, i += 3) out[p] = Math.max(rgb[i], rgb[i + 1], rgb[i + 2]);
   return { width: d.columns, height: d.rows, data: out };
 }
 
