@@ -48,6 +48,7 @@ const CT_DARK_ON_TEXTURE = '3209648408_09-23-1999-CT_UROGRAM-31798_3_000000-PARE
 const MR_SMALL_TEXT = '8732322741_01-05-2008-MRI_PROSTATE_W_WO_CONTRAST-39318_4_000000-t2spcrstaxial_oblProstate-50358_1-04';
 const CT_CUT_AT_BOTTOM = '3209648408_09-23-1999-CT_UROGRAM-31798_3_000000-PARENCHYMAL_PHASE_Sep1999-95798_1-110';
 const MR_GLYPH_TOPS_AT_BOTTOM = '8732322741_01-05-2008-MRI_PROSTATE_W_WO_CONTRAST-39318_4_000000-t2spcrstaxial_oblProstate-50358_1-28';
+const MR_SMALL_JPEG = '8732322741_01-05-2008-MRI_PROSTATE_W_WO_CONTRAST-39318_4_000000-t2spcrstaxial_oblProstate-50358_1-38';
 const MG = '571403367_07-11-2019-DBT_Reconstructed_Volume-37558_DBT_slices-78838_11-01';
 const DX = '339833062_07-05-2001-19638_3001578_000000-60758_1-2';
 
@@ -174,6 +175,39 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
     expect(await column(r.output, `side-${angle}-out`)).toEqual([]);
     // Masked as a column: nothing beyond the text's band and its margin.
     expect(Math.max(...(r.pixels?.boxes ?? []).map((b) => b.x1))).toBeLessThan(60);
+  });
+
+  it('should mask the value beside its label on a small-text MR exported as 8-bit JPEG baseline by DCMTK, where the detector boxes the blurred value a few rows high', async () => {
+    // What a viewer shows, saved as 8-bit MONOCHROME2 and compressed by dcmcjpeg at quality 75, as a
+    // teaching file or a screen export carries it.
+    const { bytes, truth } = tcia(MR_SMALL_JPEG);
+    const source = readDicom(bytes);
+    const img = decodePixelData(source.dataset, source.transferSyntaxUID);
+    const { rows: H, columns: W } = img.desc;
+    const rgb = renderRgb(img.desc, img.frames[0]);
+    const gray = Uint8Array.from({ length: W * H }, (_, i) => rgb.data[i * 3]);
+    const us = (n: number) => Buffer.from(Uint16Array.of(n).buffer);
+    const dataset = [
+      { tag: 0x00280004, vr: 'CS', value: Buffer.from('MONOCHROME2 ') },
+      { tag: 0x00280100, vr: 'US', value: us(8) },
+      { tag: 0x00280101, vr: 'US', value: us(8) },
+      { tag: 0x00280102, vr: 'US', value: us(7) },
+      { tag: 0x00280103, vr: 'US', value: us(0) },
+    ].reduce((ds, el) => withElement(ds, el), source.dataset.filter((e) => e.tag < 0x00281050 || e.tag > 0x00281054));
+    const desc = { ...img.desc, bitsAllocated: 8, bitsStored: 8, highBit: 7, pixelRepresentation: 0, photometric: 'MONOCHROME2' };
+    const enc = encodePixelData(dataset, { ...img, desc, frames: [gray] }, TS.ExplicitLE);
+    const native = join(tmp.path, 'mr-8bit.dcm');
+    const jpeg = join(tmp.path, 'mr-jpeg.dcm');
+    writeFileSync(native, writeDicom({ ...source, dataset: enc.dataset, transferSyntaxUID: enc.transferSyntaxUID }));
+    execFileSync('dcmcjpeg', ['+eb', '+q', '75', native, jpeg]);
+    const input = readFileSync(jpeg);
+    expect(readDicom(input).transferSyntaxUID).toBe('1.2.840.10008.1.2.4.50');
+    const r = await processObjectAsync(input, { profile, secret: SECRET, ocrPool: pool });
+    expect(r.pixels?.action).toBe('cleaned');
+    expect(r.pixelVerify?.ok).toBe(true);
+    const score = scoreImage({ truth, width: W, height: H, values: gray, boxes: r.pixels?.boxes ?? [], cliIn: [], cliOut: [] });
+    expect(score.total).toBeGreaterThanOrEqual(4);
+    expect(score.missed).toEqual([]);
   });
 
   it('should let verification read the text of the original MR, and find it again where masking left half of each line', async () => {

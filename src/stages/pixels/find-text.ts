@@ -268,7 +268,7 @@ export async function findText(global: readonly NamedRender[], local: () => Name
       lines.push({ box, text: r.text, confidence: r.confidence, read: false });
     } else dropped++;
   }
-  const tight = lines.map((line) => ({ ...line, box: tightenToInk(line.box, renders) }));
+  const tight = lines.map((line) => ({ ...line, box: line.vertical ? tightenToInk(line.box, renders) : extendAlongLine(tightenToInk(line.box, renders), found) }));
   // A single character with no other text beside it identifies nobody (a test pattern's checker reads
   // as "8"); next to other text it may be the end of a date, and stays.
   const kept = tight.filter((l) => alnumCount(l.text) >= 2 || tight.some((o) => o !== l && besideOnLine(l.box, o.box)));
@@ -326,6 +326,33 @@ function tightenToInk(b: Box, renders: readonly NamedRender[]): Box {
   // A box with no ink at all keeps its size (the reading said it was text).
   if (top + bottom >= h || left + right >= w) return b;
   return { x0: b.x0 + left, y0: b.y0 + top, x1: b.x1 - right, y1: b.y1 - bottom };
+}
+
+/** A detector box at most this share of a line's height, within its rows, is a piece of it (see extendAlongLine). */
+const PIECE_HEIGHT = 0.6;
+
+/**
+ * A line takes in the detector's thin boxes that continue it to the right within its rows, each within
+ * two line heights of the last: the pieces of a value that the detector boxed a few rows high (small
+ * text blurred by lossy compression), too thin to be read on their own. A label masked without the
+ * value after it is not a masked line. Boxes as high as the line were read as candidates of their
+ * own, and stay as their reading left them; to the left of a line, thin boxes were anatomy's edges
+ * more often than text on the real images.
+ */
+function extendAlongLine(line: Box, found: readonly Box[]): Box {
+  const h = line.y1 - line.y0;
+  // Within the line's rows (a pixel either way): a thin box across two lines is not a piece of either.
+  const onBand = found.filter((d) => d.y0 >= line.y0 - 1 && d.y1 <= line.y1 + 1 && d.y1 - d.y0 <= PIECE_HEIGHT * h);
+  let b = line;
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const d of onBand) {
+      if (d.x1 <= b.x1 || d.x0 < b.x0 || d.x0 - b.x1 > 2 * h) continue;
+      b = { ...b, x1: d.x1 };
+      grew = true;
+    }
+  }
+  return b;
 }
 
 /** Whether the stroke analysis found text-like strokes over a good part of the box. */
