@@ -149,7 +149,7 @@ async function cmdRun(argv: string[]): Promise<number> {
   }
   const out = resolve(values.out!);
   const quarantine = resolve(values.quarantine!);
-  const idMap = values['id-map'] ? await openRunMap(values['id-map'], values['reid-key'], values['redis-prefix']) : undefined;
+  const { settings: idMap, map } = values['id-map'] ? await openMapForRun(values['id-map'], values['reid-key'], values['redis-prefix']) : {};
   const { ManifestFile, writeReport } = await import('./cli/run-outputs.js');
   const manifest = values.manifest ? new ManifestFile(resolve(values.manifest)) : undefined;
   const settings: RunSettings = {
@@ -167,7 +167,7 @@ async function cmdRun(argv: string[]): Promise<number> {
   let run: Awaited<ReturnType<typeof runFiles>>;
   try {
     const threads = values.jobs ? Number(values.jobs) : undefined;
-    run = await runFiles(jobs, settings, { compiled, threads, progress: process.stderr.isTTY && !values.json, onRecord: manifest && ((r) => manifest.add(r)) });
+    run = await runFiles(jobs, settings, { compiled, threads, progress: process.stderr.isTTY && !values.json, onRecord: manifest && ((r) => manifest.add(r)), idMap: map });
   } catch (e) {
     manifest?.abort();
     throw e;
@@ -191,15 +191,15 @@ async function cmdRun(argv: string[]): Promise<number> {
 
 /**
  * The map `deid run --id-map` records into: its key read (or created, and the user told where), and
- * the map opened once here, so that a wrong key stops the run before any file is touched.
+ * the map opened here, so that a wrong key stops the run before any file is touched.
  */
-async function openRunMap(location: string, keyFile: string | undefined, redisPrefix: string | undefined): Promise<NonNullable<RunSettings['idMap']>> {
-  const { IdMap, isRedisLocation, loadReidKey } = await import('./idmap/index.js');
+async function openMapForRun(location: string, keyFile: string | undefined, redisPrefix: string | undefined) {
+  const [{ isRedisLocation, loadReidKey }, { openRunMap }] = await Promise.all([import('./idmap/index.js'), import('./cli/thread-run.js')]);
   const key = loadReidKey({ file: keyFile, create: true });
   if (key.created) process.stderr.write(`deid: generated a new re-identification key at ${key.source}; only its holders can read the map. Keep it safe, apart from the map.\n`);
   const where = isRedisLocation(location) ? location : resolve(location);
-  await (await IdMap.open(where, { key, create: true, redisPrefix })).close();
-  return { location: where, keyHex: key.key.toString('hex'), keySource: key.source, ...(redisPrefix ? { redisPrefix } : {}) };
+  const settings: NonNullable<RunSettings['idMap']> = { location: where, keyHex: key.key.toString('hex'), keySource: key.source, ...(redisPrefix ? { redisPrefix } : {}) };
+  return { settings, map: await openRunMap(settings, key) };
 }
 
 async function cmdVerify(argv: string[]): Promise<number> {

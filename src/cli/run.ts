@@ -3,6 +3,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ErrorCode } from '../errors.js';
+import type { IdMap } from '../idmap/index.js';
 import { compileProfile, type CompiledProfile } from '../profiles/compile.js';
 import type { ObjectRecord } from '../report/object-record.js';
 import type { SubmissionReport } from '../report/submission.js';
@@ -82,6 +83,8 @@ export async function runFiles(
     compiled?: CompiledProfile;
     /** Told each file's record as it is counted (with a manifest in the settings). */
     onRecord?: (record: ObjectRecord) => void;
+    /** The map of `settings.idMap`, opened already (else opened here); closed when the run ends. */
+    idMap?: IdMap;
   } = {},
 ): Promise<RunSummary & { report?: SubmissionReport }> {
   const started = now();
@@ -104,7 +107,7 @@ export async function runFiles(
   };
 
   const compiled = opts.compiled ?? compileProfile(settings.chain, settings.options);
-  const thisThread = new ThreadRun(settings, compiled);
+  const thisThread = new ThreadRun(settings, compiled, opts.idMap);
   if (compiled.pixels) {
     takeRunWorkers(0);
     // clean-pixel-data: OCR runs in one pool of workers sized to the cores, so files are processed

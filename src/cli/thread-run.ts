@@ -1,9 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { DeidError, toDeidError } from '../errors.js';
-import { IdMap } from '../idmap/index.js';
+import { IdMap, type ReidKey } from '../idmap/index.js';
 import type { CompiledProfile } from '../profiles/compile.js';
 import { SubmissionReport } from '../report/submission.js';
 import { processFile, quarantineInput, type FileJob, type FileOutcome, type RunSettings } from './process-file.js';
+
+/**
+ * Opens the map a run records into. Rows are fsynced when the map closes, before the run reports, not
+ * per batch: the outputs are not fsynced either (a crashed run is run again), and an fsync per batch
+ * would make ext4 write back the outputs early, in the middle of the run.
+ */
+export function openRunMap(m: NonNullable<RunSettings['idMap']>, key?: ReidKey): Promise<IdMap> {
+  return IdMap.open(m.location, { key: key ?? { key: Buffer.from(m.keyHex, 'hex'), source: m.keySource, created: false }, create: true, redisPrefix: m.redisPrefix, syncEachBatch: false });
+}
 
 /** A file through the pipeline on some thread, on its way to be recorded and counted. */
 export interface Processed {
@@ -22,22 +31,20 @@ export class ThreadRun {
   private report?: SubmissionReport;
   private readonly secret: Buffer;
 
+  /** `map`: the run's map, opened by the caller (`openRunMap`), for the thread that records. */
   constructor(
     private readonly s: RunSettings,
     private readonly profile: CompiledProfile,
+    map?: IdMap,
   ) {
     this.secret = Buffer.from(s.secretHex, 'hex');
+    if (map) this.map = Promise.resolve(map);
   }
 
   private openMap(): Promise<IdMap | undefined> {
     const m = this.s.idMap;
     // The key was read (and the map checked against it) before any file was touched.
-    // Rows are fsynced when the map closes, before the run reports, not per batch: the outputs are not
-    // fsynced either (a crashed run is run again), and an fsync per batch would make ext4 write back
-    // the outputs early, in the middle of the run.
-    this.map ??= m
-      ? IdMap.open(m.location, { key: { key: Buffer.from(m.keyHex, 'hex'), source: m.keySource, created: false }, create: true, redisPrefix: m.redisPrefix, syncEachBatch: false })
-      : Promise.resolve(undefined);
+    this.map ??= m ? openRunMap(m) : Promise.resolve(undefined);
     return this.map;
   }
 
