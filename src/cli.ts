@@ -151,25 +151,28 @@ async function cmdRun(argv: string[]): Promise<number> {
   const quarantine = resolve(values.quarantine!);
   const { settings: idMap, map } = values['id-map'] ? await openMapForRun(values['id-map'], values['reid-key'], values['redis-prefix']) : {};
   const { ManifestFile, writeReport } = await import('./cli/run-outputs.js');
-  const manifest = values.manifest ? new ManifestFile(resolve(values.manifest)) : undefined;
-  const settings: RunSettings = {
-    chain,
-    options: values.option!,
-    secretHex: secret.key.toString('hex'),
-    outDir: out,
-    quarantineDir: quarantine,
-    maxBytes,
-    previewsDir: values.previews ? resolve(values.previews) : undefined,
-    idMap,
-    manifest: !!manifest,
-    report: !!values.report,
-  };
+  let manifest: InstanceType<typeof ManifestFile> | undefined;
   let run: Awaited<ReturnType<typeof runFiles>>;
   try {
+    const m = (manifest = values.manifest ? new ManifestFile(resolve(values.manifest)) : undefined);
+    const settings: RunSettings = {
+      chain,
+      options: values.option!,
+      secretHex: secret.key.toString('hex'),
+      outDir: out,
+      quarantineDir: quarantine,
+      maxBytes,
+      previewsDir: values.previews ? resolve(values.previews) : undefined,
+      idMap,
+      manifest: !!m,
+      report: !!values.report,
+    };
     const threads = values.jobs ? Number(values.jobs) : undefined;
-    run = await runFiles(jobs, settings, { compiled, threads, progress: process.stderr.isTTY && !values.json, onRecord: manifest && ((r) => manifest.add(r)), idMap: map });
+    run = await runFiles(jobs, settings, { compiled, threads, progress: process.stderr.isTTY && !values.json, onRecord: m && ((r) => m.add(r)), idMap: map });
   } catch (e) {
     manifest?.abort();
+    // The run did not close the map: an open Redis connection would keep the process from exiting.
+    await map?.close().catch(() => undefined);
     throw e;
   }
   const { report, ...summary } = run;

@@ -13,7 +13,7 @@ import { remapUid } from '../src/keyed.js';
 import { processObject } from '../src/pipeline/process-object.js';
 import { loadProfile } from '../src/profiles/profile.js';
 import { SECRET } from './helpers/dicom-builder.js';
-import { CLI, REPO_ROOT, dcmdump, tempDir } from './helpers/corpus.js';
+import { CLI, REPO_ROOT, corpusFile, dcmdump, tempDir } from './helpers/corpus.js';
 import { startRedis, type RedisHandle } from './helpers/redis.js';
 import { writeStudy, type StudyFile } from './helpers/study.js';
 import { objectRow } from './fixtures/idmap-rows.mjs';
@@ -363,6 +363,26 @@ describe('the map on Redis', () => {
     expect(JSON.stringify(audit)).not.toContain(objectRow(250, 0).original.StudyInstanceUID);
     await map.close();
     await expect(IdMap.open(`unix:${redis.url}`, { key: envKey(OTHER_KEY_HEX), redisPrefix })).rejects.toMatchObject({ code: 'DEID_ERR_REID_KEY_MISMATCH' });
+  });
+
+  it('should let deid run exit with its coded error, its map connection closed, when its manifest cannot be created after the map was opened', () => {
+    const tmp = tempDir('deid-idmap-redis-run-');
+    try {
+      writeFileSync(join(tmp.path, 'a-file'), '');
+      writeFileSync(join(tmp.path, 'secret'), 'idmap-redis-run-secret-0123456789\n', { mode: 0o600 });
+      const r = spawnSync(
+        process.execPath,
+        [CLI, 'run', corpusFile('pydicom/CT_small.dcm'), '--out', join(tmp.path, 'out'), '--quarantine', join(tmp.path, 'q'), '--secret-file', join(tmp.path, 'secret'),
+          '--id-map', `unix:${redis.url}`, '--redis-prefix', 'test:run-fails', '--manifest', join(tmp.path, 'a-file', 'manifest.csv')],
+        { encoding: 'utf8', env: { ...process.env, DEID_REID_KEY: KEY_HEX }, timeout: 30_000 },
+      );
+      // Killed by the timeout (signal set, no status) is what an open connection did.
+      expect(r.signal).toBeNull();
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain('DEID_ERR_OUTPUT');
+    } finally {
+      tmp.cleanup();
+    }
   });
 });
 
