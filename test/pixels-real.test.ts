@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findElement, withElement } from '../src/dicom/element.js';
+import { findElement, withElement, withElements } from '../src/dicom/element.js';
 import { initCodecs } from '../src/dicom/pixels/codecs.js';
 import { decodePixelData, encodePixelData } from '../src/dicom/pixels/pixel-data.js';
 import { readDicom } from '../src/dicom/reader.js';
@@ -18,6 +18,7 @@ import { PhiMatcher } from '../src/stages/pixels/phi-boxes.js';
 import { monochromeValues, renderRgb } from '../src/stages/pixels/render.js';
 import { verifyPixels } from '../src/stages/pixels/verify-pixels.js';
 import { corpusFile, tempDir } from './helpers/corpus.js';
+import { txt, us } from './helpers/pixels.js';
 import { scoreImage, tesseractWords, type TruthItem } from './pixel-eval/tcia.mjs';
 
 /**
@@ -186,14 +187,10 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
     const { rows: H, columns: W } = img.desc;
     const rgb = renderRgb(img.desc, img.frames[0]);
     const gray = Uint8Array.from({ length: W * H }, (_, i) => rgb.data[i * 3]);
-    const us = (n: number) => Buffer.from(Uint16Array.of(n).buffer);
-    const dataset = [
-      { tag: 0x00280004, vr: 'CS', value: Buffer.from('MONOCHROME2 ') },
-      { tag: 0x00280100, vr: 'US', value: us(8) },
-      { tag: 0x00280101, vr: 'US', value: us(8) },
-      { tag: 0x00280102, vr: 'US', value: us(7) },
-      { tag: 0x00280103, vr: 'US', value: us(0) },
-    ].reduce((ds, el) => withElement(ds, el), source.dataset.filter((e) => e.tag < 0x00281050 || e.tag > 0x00281054));
+    const dataset = withElements(
+      source.dataset.filter((e) => e.tag < 0x00281050 || e.tag > 0x00281054),
+      [txt(0x00280004, 'CS', 'MONOCHROME2'), us(0x00280100, 8), us(0x00280101, 8), us(0x00280102, 7), us(0x00280103, 0)],
+    );
     const desc = { ...img.desc, bitsAllocated: 8, bitsStored: 8, highBit: 7, pixelRepresentation: 0, photometric: 'MONOCHROME2' };
     const enc = encodePixelData(dataset, { ...img, desc, frames: [gray] }, TS.ExplicitLE);
     const native = join(tmp.path, 'mr-8bit.dcm');

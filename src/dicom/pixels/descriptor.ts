@@ -58,8 +58,10 @@ export function readPixelDescriptor(ds: Dataset): PixelDescriptor {
   if (highBit >= bitsAllocated || highBit < bitsStored - 1) unsupported(`HighBit ${highBit} with BitsStored ${bitsStored}`);
   if (pixelRepresentation !== 0 && pixelRepresentation !== 1) unsupported(`PixelRepresentation ${pixelRepresentation}`);
   if (planarConfiguration !== 0 && planarConfiguration !== 1) unsupported(`PlanarConfiguration ${planarConfiguration}`);
-  if (bitsAllocated === 1 && !photometric.startsWith('MONOCHROME')) unsupported(`PhotometricInterpretation ${photometric.replace(/[^A-Z0-9_ ]/g, '').slice(0, 20)} with BitsAllocated 1`);
-  if (!SUPPORTED_PHOTOMETRIC.has(photometric)) unsupported(`PhotometricInterpretation "${photometric.replace(/[^A-Z0-9_ ]/g, '').slice(0, 20)}"`);
+  // As the value may be shown in a message: defined terms' characters only, and short.
+  const shown = photometric.replace(/[^A-Z0-9_ ]/g, '').slice(0, 20);
+  if (bitsAllocated === 1 && !photometric.startsWith('MONOCHROME')) unsupported(`PhotometricInterpretation ${shown} with BitsAllocated 1`);
+  if (!SUPPORTED_PHOTOMETRIC.has(photometric)) unsupported(`PhotometricInterpretation "${shown}"`);
   const mono = photometric.startsWith('MONOCHROME') || photometric === 'PALETTE COLOR';
   if (mono !== (samplesPerPixel === 1)) unsupported(`PhotometricInterpretation ${photometric} with ${samplesPerPixel} sample(s) per pixel`);
   return { rows, columns, samplesPerPixel, bitsAllocated, bitsStored, highBit, pixelRepresentation, planarConfiguration, photometric, frames };

@@ -342,16 +342,10 @@ const PIECE_HEIGHT = 0.6;
 function extendAlongLine(line: Box, found: readonly Box[]): Box {
   const h = line.y1 - line.y0;
   // Within the line's rows (a pixel either way): a thin box across two lines is not a piece of either.
-  const onBand = found.filter((d) => d.y0 >= line.y0 - 1 && d.y1 <= line.y1 + 1 && d.y1 - d.y0 <= PIECE_HEIGHT * h);
+  // From left to right, one pass: the line only grows to the right.
+  const pieces = found.filter((d) => d.x0 >= line.x0 && d.y0 >= line.y0 - 1 && d.y1 <= line.y1 + 1 && d.y1 - d.y0 <= PIECE_HEIGHT * h).sort((a, c) => a.x0 - c.x0);
   let b = line;
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const d of onBand) {
-      if (d.x1 <= b.x1 || d.x0 < b.x0 || d.x0 - b.x1 > 2 * h) continue;
-      b = { ...b, x1: d.x1 };
-      grew = true;
-    }
-  }
+  for (const d of pieces) if (d.x1 > b.x1 && besideOnLine(b, d)) b = { ...b, x1: d.x1 };
   return b;
 }
 
