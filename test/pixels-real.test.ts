@@ -50,6 +50,9 @@ const MR_SMALL_TEXT = '8732322741_01-05-2008-MRI_PROSTATE_W_WO_CONTRAST-39318_4_
 const CT_CUT_AT_BOTTOM = '3209648408_09-23-1999-CT_UROGRAM-31798_3_000000-PARENCHYMAL_PHASE_Sep1999-95798_1-110';
 const MR_GLYPH_TOPS_AT_BOTTOM = '8732322741_01-05-2008-MRI_PROSTATE_W_WO_CONTRAST-39318_4_000000-t2spcrstaxial_oblProstate-50358_1-28';
 const MR_SMALL_JPEG = '8732322741_01-05-2008-MRI_PROSTATE_W_WO_CONTRAST-39318_4_000000-t2spcrstaxial_oblProstate-50358_1-38';
+const CT_DOB_IN_BONE = '3209648408_09-23-1999-CT_UROGRAM-31798_3_000000-PARENCHYMAL_PHASE_Sep1999-95798_1-130';
+const CT_DATE_ON_RIB = '3209648408_09-23-1999-CT_UROGRAM-31798_3_000000-PARENCHYMAL_PHASE_Sep1999-95798_1-035';
+const CT_BLOCK_OVER_BONE = '3209648408_09-23-1999-CT_UROGRAM-31798_3_000000-PARENCHYMAL_PHASE_Sep1999-95798_1-123';
 const MG = '571403367_07-11-2019-DBT_Reconstructed_Volume-37558_DBT_slices-78838_11-01';
 const DX = '339833062_07-05-2001-19638_3001578_000000-60758_1-2';
 
@@ -98,6 +101,8 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
     ['a DX chest radiograph', DX],
     ['a CT whose last line, the birth date, is cut in half by the frame\'s bottom edge', CT_CUT_AT_BOTTOM],
     ['an MR whose last line shows only the tops of its glyphs, three rows at the bottom edge', MR_GLYPH_TOPS_AT_BOTTOM],
+    ['a CT whose birth date is drawn white over saturated bone, with only its last digit showing where the bone ends', CT_DOB_IN_BONE],
+    ['a CT whose study date starts over a saturated rib, the tops of its first digits showing above the rib', CT_DATE_ON_RIB],
   ])('should mask every PHI box of %s whole, so that Debian tesseract reads none of its values', async (_, name) => {
     const { bytes, truth } = tcia(name);
     const r = await processObjectAsync(bytes, { profile, secret: SECRET, ocrPool: pool });
@@ -140,6 +145,24 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
     const missing: string[] = [];
     for (let y = line.y0; y <= line.y1; y++) for (let x = line.x0; x <= line.x1; x++) if (!covered(x, y)) missing.push(`${x},${y}`);
     expect(missing).toEqual([]);
+  });
+
+  it('should leave the saturated bone under a block of lines unmasked where no letters come out of it', async () => {
+    // The block's last line, the birth date, ends at row ~160; below it the bone is saturated, as white
+    // as the letters, for 60 rows across the block's width. Rows hidden whole show nothing, and stay.
+    const { bytes, truth } = tcia(CT_BLOCK_OVER_BONE);
+    const file = readDicom(bytes);
+    const img = decodePixelData(file.dataset, file.transferSyntaxUID);
+    const values = monochromeValues(img.desc, img.frames[0])!;
+    const below = { x0: 270, y0: 172, x1: 420, y1: 232 };
+    let saturated = 0;
+    for (let y = below.y0; y < below.y1; y++) for (let x = below.x0; x < below.x1; x++) if (values[y * img.desc.columns + x] === 255) saturated++;
+    expect(saturated).toBeGreaterThan(0.6 * (below.x1 - below.x0) * (below.y1 - below.y0));
+    expect(Math.max(...truth.map((t) => t.value.bbox[3]))).toBeLessThan(below.y0);
+    const r = await processObjectAsync(bytes, { profile, secret: SECRET, ocrPool: pool });
+    expect(r.pixels?.pixelsMasked).toBeGreaterThan(0);
+    const intoBone = (r.pixels?.boxes ?? []).filter((b) => b.x0 < below.x1 && b.x1 > below.x0 && b.y0 < below.y1 && b.y1 > below.y0);
+    expect(intoBone).toEqual([]);
   });
 
   it.each([48, 80])('should mask a name burned in %i-pixel letters over a real CT (too large for the stroke cells at full size)', async (size) => {

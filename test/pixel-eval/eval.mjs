@@ -6,7 +6,8 @@
 //    (for the real images: share of the words Debian's tesseract reads in the original whose box is ≥ 90 % masked);
 //  - over-masking: masked pixels outside the (slightly grown) text boxes, as a share of the non-text area;
 //  - tokens: burned / identifying words that Debian's tesseract CLI (an independent OCR) still reads in the output.
-// Goals (issue 4): recall ≥ 0.99, over-masking ≤ 2 %, 0 tokens. Exit code 1 when a goal is missed.
+// Goals (issues 4 and 14): recall ≥ 0.99 on the TCIA and generated sets, over-masking ≤ 2 %, 0 tokens. Exit code 1
+// when a goal is missed.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -183,7 +184,7 @@ for (const [name, path] of real) {
     const phi = before.filter((w) => matcher.sensitive(w.text, 100));
     words += before.length;
     recalled += before.filter((w) => coverage(boxes, w.box) >= 0.9).length;
-    if (process.env.EVAL_VERBOSE) for (const w of before.filter((w) => coverage(boxes, w.box) < 0.9)) console.log(`  not masked in ${name} frame ${f}: a word tesseract reads (conf ${w.conf}) at (${w.box.x0},${w.box.y0})-(${w.box.x1},${w.box.y1}), ${(coverage(boxes, w.box) * 100).toFixed(0)}% masked`);
+    if (process.env.EVAL_VERBOSE) for (const w of before.filter((w) => coverage(boxes, w.box) < 0.9)) console.log(`  not masked in ${name} frame ${f}: a word tesseract reads, "${w.text}" (conf ${w.conf}) at (${w.box.x0},${w.box.y0})-(${w.box.x1},${w.box.y1}), ${(coverage(boxes, w.box) * 100).toFixed(0)}% masked`);
     tokensBefore += phi.length;
     const targets = new Set(phi.map((w) => norm(w.text)).filter((s) => s.length >= 3));
     tokens += cli(pout).filter((w) => matcher.sensitive(w.text, 100) || [...targets].some((t) => close(norm(w.text), t))).length;
@@ -245,6 +246,7 @@ for (const c of sets.has('tcia') ? tciaCases(TESTDATA) : []) {
   tcia.outside += s.outside;
   if (process.env.EVAL_VERBOSE) for (const miss of s.missed) console.log(`  not fully masked in ${c.name}: box (${miss.box.join(',')}), ${(miss.masked * 100).toFixed(0)}% masked`);
   if (process.env.EVAL_VERBOSE && s.tokens) console.log(`  ${s.tokens} value token(s) still read in ${c.name}`);
+  if (process.env.EVAL_VERBOSE) console.log(`  over-masking in ${c.name}: ${((100 * s.masked) / s.free).toFixed(2)}% (${s.masked} px)`);
 }
 total.words += tcia.total;
 total.recalled += tcia.recalled;
@@ -282,11 +284,16 @@ if (freeRows.length) {
   for (const r of freeRows) console.log(`  ${r.rel.padEnd(70)} ${r.same ? 'unchanged' : `CHANGED (${r.masked} pixels masked)`}   first pass: ${r.firstPass}   ${r.ms.toFixed(0)} ms`);
 }
 const unchanged = freeRows.filter((r) => r.same).length;
-const recall = total.recalled / total.words;
+// The recall goal (issue 14) is on the sets with ground truth: the TCIA boxes and the generated words. The
+// ultrasounds' truth is what tesseract reads in the originals, its misreadings of anatomy included ("ay,",
+// "om"): reported, not a goal.
+const goalWords = bySet.tcia.words + bySet.generated.words;
+const recall = (bySet.tcia.recalled + bySet.generated.recalled) / goalWords;
 const over = total.masked / total.free;
 console.log('\ntotal');
-console.log(`  recall of text boxes:          ${recall.toFixed(4)}  (${total.recalled}/${total.words})   goal ≥ 0.99  ${recall >= 0.99 ? 'PASS' : 'FAIL'}`);
+console.log(`  recall of text boxes:          ${recall.toFixed(4)}  (${bySet.tcia.recalled + bySet.generated.recalled}/${goalWords}, tcia + generated)   goal ≥ 0.99  ${recall >= 0.99 ? 'PASS' : 'FAIL'}`);
 console.log(`  by set:                        ${Object.entries(bySet).filter(([, v]) => v.words).map(([k, v]) => `${k} ${(v.recalled / v.words).toFixed(4)} (${v.recalled}/${v.words})`).join(', ')}`);
+console.log(`  all sets together:             ${(total.recalled / total.words).toFixed(4)}  (${total.recalled}/${total.words})`);
 console.log(`  over-masking (generated + real): ${(over * 100).toFixed(2)}% of the non-text area   goal ≤ 2%  ${over <= 0.02 ? 'PASS' : 'FAIL'}`);
 console.log(`  tokens read by tesseract CLI:  ${total.tokens} in the outputs (${total.tokensBefore} in the inputs)   goal 0  ${total.tokens === 0 ? 'PASS' : 'FAIL'}`);
 console.log(`  quarantined:                   ${total.quarantined}`);

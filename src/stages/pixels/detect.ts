@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { findText, type FindOptions, type NamedRender, type TextLine } from './find-text.js';
+import { withHiddenText } from './hidden-text.js';
 import type { OcrPool } from './ocr-pool.js';
 import { crop, renderLocalContrast, type Gray8 } from './render.js';
 import { clampBox, grow, intersects, mergeBoxes, type Box } from './text-regions.js';
@@ -205,10 +206,14 @@ export async function readText(frames: FrameSource, pool: OcrPool, opts: FindOpt
     recognitions += r.recognitions;
   };
   if (frames.count === 1) {
-    take(0, await findText(frames.renders(0), () => frames.local(0), pool, opts));
+    const found = await findText(frames.renders(0), () => frames.local(0), pool, opts);
+    take(0, { ...found, lines: withHiddenText(found.lines, frames.gray(0)) });
   } else {
     const layers = temporalLayers(frames);
-    for (const composite of layers.composites) take(0, await findText([{ name: 'stored', gray: composite }], () => compositeLocal(composite), pool, opts));
+    for (const composite of layers.composites) {
+      const found = await findText([{ name: 'stored', gray: composite }], () => compositeLocal(composite), pool, opts);
+      take(0, { ...found, lines: withHiddenText(found.lines, composite) });
+    }
     // Changing areas: once per distinct content, read with the text around them (a clock's last
     // digit alone is too little for the detector), keeping what touches the area.
     const seen = new Set<string>();
