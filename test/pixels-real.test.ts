@@ -12,6 +12,7 @@ import { writeDicom } from '../src/dicom/writer.js';
 import { processObject, processObjectAsync } from '../src/pipeline/process-object.js';
 import { loadProfile } from '../src/profiles/profile.js';
 import { collectIdentifiers } from '../src/stages/identifiers.js';
+import { cleanPixels } from '../src/stages/pixels/clean-pixels.js';
 import { maskFrame } from '../src/stages/pixels/mask.js';
 import { OcrPool } from '../src/stages/pixels/ocr-pool.js';
 import { PhiMatcher } from '../src/stages/pixels/phi-boxes.js';
@@ -55,6 +56,7 @@ const CT_DATE_ON_RIB = '3209648408_09-23-1999-CT_UROGRAM-31798_3_000000-PARENCHY
 const CT_BLOCK_OVER_BONE = '3209648408_09-23-1999-CT_UROGRAM-31798_3_000000-PARENCHYMAL_PHASE_Sep1999-95798_1-123';
 const MG = '571403367_07-11-2019-DBT_Reconstructed_Volume-37558_DBT_slices-78838_11-01';
 const DX = '339833062_07-05-2001-19638_3001578_000000-60758_1-2';
+const DX_NOISY = '339833062_07-05-2001-19638_3001578_000000-60758_1-5';
 
 /** Frame 0 as a PNG, as a viewer shows it, for the tesseract CLI. */
 async function framePng(bytes: Uint8Array, name: string): Promise<string> {
@@ -253,6 +255,29 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
 });
 
 describe('images without text, and the fail-closed default', () => {
+  it('should quarantine (DEID_ERR_PIXEL_TEXTURE) a small frame whose noise the detector takes for text over a large part, and clean it once a reviewer draws the text regions', async () => {
+    // 320 × 320 pixels of a real radiograph's noisy background, at its own pixel size: the detector
+    // enlarges a frame this small, and reads the enlarged noise as a page of unreadable lines (a
+    // quarter of it was blanked before).
+    const source = readDicom(tcia(DX_NOISY).bytes);
+    const img = decodePixelData(source.dataset, source.transferSyntaxUID);
+    const bpp = img.desc.bitsAllocated / 8;
+    const [left, top, size] = [100, 300, 320];
+    const crop = new Uint8Array(size * size * bpp);
+    for (let y = 0; y < size; y++) crop.set(img.frames[0].subarray(((top + y) * img.desc.columns + left) * bpp, ((top + y) * img.desc.columns + left + size) * bpp), y * size * bpp);
+    const enc = encodePixelData(withElements(source.dataset, [us(0x00280010, size), us(0x00280011, size)]), { ...img, desc: { ...img.desc, rows: size, columns: size }, frames: [crop] }, TS.ExplicitLE);
+    const bytes = writeDicom({ ...source, dataset: enc.dataset, transferSyntaxUID: enc.transferSyntaxUID });
+    await expect(processObjectAsync(bytes, { profile, secret: SECRET, ocrPool: pool })).rejects.toMatchObject({ code: 'DEID_ERR_PIXEL_TEXTURE' });
+    // Released with the region a reviewer drew: it is masked, and the detector's unsure guesses are not.
+    const file = readDicom(bytes);
+    const drawn = { x0: 10, y0: 10, x1: 110, y1: 30 };
+    const r = await cleanPixels(file, file, [], { settings: profile.pixels!, pool, manual: [drawn] });
+    expect(r.report.action).toBe('cleaned');
+    expect(r.report.boxes).toContainEqual({ ...drawn, source: 'manual' });
+    expect(r.report.pixelsMasked).toBeGreaterThanOrEqual(100 * 20);
+    expect(r.report.pixelsMasked).toBeLessThan(0.05 * size * size);
+  });
+
   it('should keep the pixel data of a text-free real CT byte for byte, rejected by the first pass', async () => {
     const bytes = readFileSync(corpusFile('dicomparser/CT1_UNC.explicit_little_endian.dcm'));
     const r = await processObjectAsync(bytes, { profile, secret: SECRET, ocrPool: pool });
