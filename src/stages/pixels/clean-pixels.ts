@@ -20,7 +20,7 @@ import { frameWords, monochromeValues, renderBrightest, renderGray, renderLocalC
 import type { NamedRender } from './find-text.js';
 import { selectImage } from './select.js';
 import { matchSignatures } from './signatures.js';
-import { clampBox, drawnIn, type Box } from './text-regions.js';
+import { boxArea, clampBox, drawnIn, type Box } from './text-regions.js';
 import { keepMap, ultrasoundRegions } from './us-regions.js';
 import { TAG } from '../../dicom/tag.js';
 
@@ -187,10 +187,13 @@ export function paletteOf(ds: readonly Element[], d: PixelDescriptor): Palette |
   return d.photometric === 'PALETTE COLOR' ? readPalette(ds) : undefined;
 }
 
-/** The share of the frame that boxes cover (their union). */
+/**
+ * The share of the frame that boxes cover, their overlaps counted once. Only the comparison with
+ * TEXTURE_SHARE needs it exact: boxes whose areas add up to less are not counted pixel by pixel.
+ */
 function coveredShare(boxes: readonly Box[], width: number, height: number): number {
-  const inFrame = boxes.map((b) => clampBox(b, width, height)).filter((b) => b.x1 > b.x0 && b.y1 > b.y0);
-  const sum = inFrame.reduce((s, b) => s + (b.x1 - b.x0) * (b.y1 - b.y0), 0);
+  const inFrame = boxes.map((b) => clampBox(b, width, height));
+  const sum = inFrame.reduce((s, b) => s + boxArea(b), 0);
   if (sum < TEXTURE_SHARE * width * height) return sum / (width * height);
   const covered = new Uint8Array(width * height);
   for (const b of inFrame) for (let y = b.y0; y < b.y1; y++) covered.fill(1, y * width + b.x0, y * width + b.x1);
