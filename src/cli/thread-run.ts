@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { DeidError, toDeidError } from '../errors.js';
-import { IdMap, type ReidKey } from '../idmap/index.js';
+import { IdMap, RowSealer, type ReidKey, type SealedRow } from '../idmap/index.js';
 import type { CompiledProfile } from '../profiles/compile.js';
 import { SubmissionReport } from '../report/submission.js';
 import { processFile, quarantineInput, type FileJob, type FileOutcome, type RunSettings } from './process-file.js';
@@ -17,19 +17,25 @@ export function openRunMap(m: NonNullable<RunSettings['idMap']>, key?: ReidKey):
 /** A file through the pipeline on some thread, on its way to be recorded and counted. */
 export interface Processed {
   readonly job: FileJob;
+  /** Its outcome, without the map row: that travels sealed. */
   readonly outcome: FileOutcome;
+  /** Its map row, sealed by the thread that processed it. */
+  readonly sealed?: SealedRow;
 }
 
 /**
  * A `deid run` on one thread. Every thread processes files (`process`: outputs and quarantine
- * entries written); the main thread also records them all (`settle`): their map rows, written a batch
- * at a time, and their report. A file is counted only once its map row is durable. One writer and one
- * report per run: the workers hand their outcomes over rather than keep shares to merge.
+ * entries written, map rows sealed); the main thread also records them all (`settle`): their sealed
+ * rows, written a batch at a time, and their report. A file is counted only once its map row is
+ * durable. One writer and one report per run: the workers hand their outcomes over rather than keep
+ * shares to merge, but seal their own rows, the costly part of recording them.
  */
 export class ThreadRun {
   private map?: Promise<IdMap | undefined>;
   private report?: SubmissionReport;
   private readonly secret: Buffer;
+  /** Every thread seals the rows of the files it processed: the recording thread then only writes them. */
+  private readonly sealer?: RowSealer;
 
   /** `map`: the run's map, opened by the caller (`openRunMap`), for the thread that records. */
   constructor(
@@ -38,6 +44,7 @@ export class ThreadRun {
     map?: IdMap,
   ) {
     this.secret = Buffer.from(s.secretHex, 'hex');
+    if (s.idMap) this.sealer = RowSealer.fromKey(Buffer.from(s.idMap.keyHex, 'hex'));
     if (map) this.map = Promise.resolve(map);
   }
 
@@ -58,7 +65,10 @@ export class ThreadRun {
   process(jobs: readonly FileJob[], opts: { reuseBuffers: boolean }): Promise<Processed[]> {
     const work = async () => {
       const out: Processed[] = [];
-      for (const job of jobs) out.push({ job, outcome: await processFile(job, this.s, this.profile, this.secret, { reuseBuffers: opts.reuseBuffers }) });
+      for (const job of jobs) {
+        const { row, ...outcome } = await processFile(job, this.s, this.profile, this.secret, { reuseBuffers: opts.reuseBuffers });
+        out.push({ job, outcome, sealed: row && this.sealer?.seal(row) });
+      }
       return out;
     };
     if (!opts.reuseBuffers) return work();
@@ -74,9 +84,9 @@ export class ThreadRun {
   async settle(processed: readonly Processed[]): Promise<FileOutcome[]> {
     const idMap = await this.openMap();
     let rowsFailed: unknown;
-    if (idMap) await idMap.recordAll(processed.flatMap(({ outcome }) => (outcome.row ? [outcome.row] : []))).catch((e: unknown) => (rowsFailed = e ?? new Error('map write failed')));
-    return processed.map(({ job, outcome }) => {
-      const done = outcome.row && rowsFailed !== undefined ? this.rowFailed(job, rowsFailed) : outcome;
+    if (idMap) await idMap.recordSealed(processed.flatMap(({ sealed }) => (sealed ? [sealed] : []))).catch((e: unknown) => (rowsFailed = e ?? new Error('map write failed')));
+    return processed.map(({ job, outcome, sealed }) => {
+      const done = sealed && rowsFailed !== undefined ? this.rowFailed(job, rowsFailed) : outcome;
       if (done.record && this.s.report) (this.report ??= new SubmissionReport()).add(done.record);
       return done;
     });

@@ -55,6 +55,27 @@ function defaultActor(): string {
   }
 }
 
+/**
+ * Seals map rows under a re-identification key. Any thread that holds the key can seal its own
+ * objects' rows, so that the one thread that writes the map only writes (`IdMap.recordSealed`).
+ */
+export class RowSealer {
+  /** The lookup tokens, memoised (a lookup uses them too). */
+  readonly tokens: Tokenizer;
+
+  constructor(readonly keys: MapKeys) {
+    this.tokens = new Tokenizer(keys.index);
+  }
+
+  static fromKey(key: Buffer): RowSealer {
+    return new RowSealer(deriveMapKeys(key));
+  }
+
+  seal(input: MapRowInput, at = new Date().toISOString()): SealedRow {
+    return sealRow({ ...input, at: input.at?.toISOString() ?? at }, this.keys, this.tokens);
+  }
+}
+
 /** Rows waiting to be written, and who waits for them. */
 interface Pending {
   readonly rows: readonly SealedRow[];
@@ -69,7 +90,8 @@ interface Pending {
  * Recording is a group commit: rows recorded while a write is in flight go into the next write, so
  * one fdatasync serves many objects and the pipeline never waits for a disk round trip per object,
  * yet `record` resolves only once its row is durable: acknowledge an object only after that. A caller
- * that has a batch of objects at once (`deid run`) records them with `recordAll`, written at once.
+ * that has a batch of objects at once (`deid run`) has them sealed where they were processed
+ * (`RowSealer`) and records them with `recordSealed`, written at once.
  *
  * ```ts
  * const map = await IdMap.open('/var/lib/deid/idmap', { key: loadReidKey({ create: true }), create: true });
@@ -78,7 +100,7 @@ interface Pending {
  * ```
  */
 export class IdMap {
-  private readonly tokens: Tokenizer;
+  private readonly sealer: RowSealer;
   private pending: Pending[] = [];
   private writing?: Promise<void>;
 
@@ -87,7 +109,7 @@ export class IdMap {
     private readonly keys: MapKeys,
     private readonly actor: string,
   ) {
-    this.tokens = new Tokenizer(keys.index);
+    this.sealer = new RowSealer(keys);
   }
 
   /** Opens the map at a folder or a `redis://` URL, and refuses a key that is not the map's own. */
@@ -119,17 +141,24 @@ export class IdMap {
     return written;
   }
 
-  /** Records the rows of several objects, written now and together; resolves once they are all durable. */
-  recordAll(inputs: readonly MapRowInput[]): Promise<void> {
-    if (inputs.length === 0) return Promise.resolve();
-    const written = this.enqueue(inputs);
+  /**
+   * Records rows a RowSealer sealed under this map's key (in another thread, maybe: a box that came
+   * through postMessage is a Uint8Array again), written now and together; resolves once they are durable.
+   */
+  recordSealed(rows: readonly SealedRow[]): Promise<void> {
+    if (rows.length === 0) return Promise.resolve();
+    const asBuffers = rows.map((r) => {
+      const box = r.box as Uint8Array;
+      return Buffer.isBuffer(box) ? r : { ...r, box: Buffer.from(box.buffer, box.byteOffset, box.byteLength) };
+    });
+    const written = new Promise<void>((resolve, reject) => this.pending.push({ rows: asBuffers, resolve, reject }));
     this.writing ??= this.drain();
     return written;
   }
 
   private enqueue(inputs: readonly MapRowInput[]): Promise<void> {
     const at = new Date().toISOString();
-    const rows = inputs.map((input) => sealRow({ ...input, at: input.at?.toISOString() ?? at }, this.keys, this.tokens));
+    const rows = inputs.map((input) => this.sealer.seal(input, at));
     return new Promise<void>((resolve, reject) => this.pending.push({ rows, resolve, reject }));
   }
 
@@ -166,7 +195,7 @@ export class IdMap {
   }
 
   private async lookup(kind: TokenKind, value: string): Promise<ReidMatch[]> {
-    const query = this.tokens.token(kind, value);
+    const query = this.sealer.tokens.token(kind, value);
     // Audited before anything is read: a lookup that could not be logged does not happen.
     await this.audit(kind === 'new' ? 'reid-new' : 'reid-original', query);
     const rows = (await this.store.find(query)).map((s) => openRow(s, this.keys));
