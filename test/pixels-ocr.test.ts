@@ -221,6 +221,31 @@ describe('clean-pixel-data end to end on the real ultrasound images', () => {
     expect(findElement(out.dataset, 0x7fe00010)?.value?.length).toBe(pixelData.length);
   });
 
+  // A page of text with more candidates than are read whole (a worklist, a table): the first read as
+  // text, so the rest is read too, and every cell is masked; texture stops after the first (pixels-real).
+  it('should read and mask every cell of a table with more than 400 text candidates', async () => {
+    const [W, H, rows, cols] = [1024, 1024, 34, 12];
+    let cells = '';
+    for (let r = 0, k = 0; r < rows; r++) for (let c = 0; c < cols; c++, k++) cells += `<text x="${12 + 84 * c}" y="${30 + 29 * r}" font-family="DejaVu Sans" font-size="15" fill="#fff">${String.fromCharCode(65 + (k % 26))}${((k * 7919) % 9000) + 1000}</text>`;
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}"><rect width="${W}" height="${H}" fill="#000"/>${cells}</svg>`;
+    const { data } = await sharp(Buffer.from(svg)).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+    const input = writeDicom(imageFile({ rows: H, columns: W, bitsAllocated: 8, bitsStored: 8, highBit: 7, photometric: 'MONOCHROME2', pixelData: new Uint8Array(data.subarray(0, W * H)), sopClassUid: '1.2.840.10008.5.1.4.1.1.2', modality: 'CT' }));
+    const r = await processObjectAsync(input, { profile, secret: SECRET, ocrPool: pool });
+    expect(r.pixels?.text?.linesMasked).toBeGreaterThanOrEqual(0.95 * rows * cols);
+    expect(r.pixelVerify?.ok).toBe(true);
+    // No cell left: the output's frame is black wherever the input had ink.
+    const out = decodePixelData(readDicom(r.output).dataset, readDicom(r.output).transferSyntaxUID).frames[0];
+    let ink = 0;
+    let left = 0;
+    for (let i = 0; i < W * H; i++) {
+      if (data[i] < 128) continue;
+      ink++;
+      if (out[i] >= 128) left++;
+    }
+    expect(ink).toBeGreaterThan(20_000);
+    expect(left).toBe(0);
+  });
+
   // Text in a saturated dark colour has little luma: dark blue over black was taken for no text on a
   // colour image of a class the first pass screens (PET), and passed on. Each channel is read apart.
   it.each(['#0000c0', '#a00000'])('should mask text drawn in %s on a colour PET image, as read in any one channel', async (colour) => {

@@ -278,6 +278,35 @@ describe('images without text, and the fail-closed default', () => {
     expect(r.report.pixelsMasked).toBeLessThan(0.05 * size * size);
   });
 
+  it('should stop reading a large noisy frame once the first candidates it reads are texture, and quarantine it (DEID_ERR_PIXEL_TEXTURE)', async () => {
+    // The real radiograph's 800 × 800 frame enlarged twice (bilinear), as a noisier acquisition at a
+    // higher resolution: its noise becomes blobs that the detector takes for thousands of lines. All of
+    // them were read before (half a minute of CPU), to be quarantined as texture anyway.
+    const source = readDicom(tcia(DX_NOISY).bytes);
+    const img = decodePixelData(source.dataset, source.transferSyntaxUID);
+    const { rows, columns } = img.desc;
+    const values = monochromeValues(img.desc, img.frames[0])!;
+    const [W, H] = [2 * columns, 2 * rows];
+    const zoomed = new Uint16Array(W * H);
+    for (let y = 0; y < H; y++) {
+      const sy = Math.max(0, Math.min(rows - 1, (y + 0.5) / 2 - 0.5));
+      const [y0, wy] = [Math.floor(sy), sy - Math.floor(sy)];
+      const y1 = Math.min(rows - 1, y0 + 1);
+      for (let x = 0; x < W; x++) {
+        const sx = Math.max(0, Math.min(columns - 1, (x + 0.5) / 2 - 0.5));
+        const [x0, wx] = [Math.floor(sx), sx - Math.floor(sx)];
+        const x1 = Math.min(columns - 1, x0 + 1);
+        const at = (yy: number, xx: number) => values[yy * columns + xx];
+        zoomed[y * W + x] = Math.round((1 - wy) * ((1 - wx) * at(y0, x0) + wx * at(y0, x1)) + wy * ((1 - wx) * at(y1, x0) + wx * at(y1, x1)));
+      }
+    }
+    expect(img.desc.bitsAllocated).toBe(16);
+    const frame = new Uint8Array(zoomed.buffer);
+    const enc = encodePixelData(withElements(source.dataset, [us(0x00280010, H), us(0x00280011, W)]), { ...img, desc: { ...img.desc, rows: H, columns: W }, frames: [frame] }, TS.ExplicitLE);
+    const bytes = writeDicom({ ...source, dataset: enc.dataset, transferSyntaxUID: enc.transferSyntaxUID });
+    await expect(processObjectAsync(bytes, { profile, secret: SECRET, ocrPool: pool })).rejects.toMatchObject({ code: 'DEID_ERR_PIXEL_TEXTURE', message: expect.stringMatching(/candidates left unread/) });
+  });
+
   it('should keep the pixel data of a text-free real CT byte for byte, rejected by the first pass', async () => {
     const bytes = readFileSync(corpusFile('dicomparser/CT1_UNC.explicit_little_endian.dcm'));
     const r = await processObjectAsync(bytes, { profile, secret: SECRET, ocrPool: pool });

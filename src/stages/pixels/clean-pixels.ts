@@ -32,7 +32,8 @@ import { TAG } from '../../dicom/tag.js';
  * real radiograph's background, 200 to 320 pixels square, 5-25%, and on noisy radiographs zoomed twice,
  * up to half, with the lines read "surely" in that noise blanking more besides. Such an image
  * is quarantined for review (DEID_ERR_PIXEL_TEXTURE) rather than passed on blanked, or with whatever
- * text it holds.
+ * text it holds. So is one where the detector found so many candidates that it read only the first,
+ * and those were texture (find-text.ts).
  */
 const TEXTURE_SHARE = 0.06;
 
@@ -253,8 +254,13 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
     let lines = read.lines;
     // What masking the lines read with low confidence would blank, margins and all.
     const unsure = coveredShare(decideMasks(lines.filter((l) => !l.read), s.mode, matcher, maskOptions).boxes, d.columns, d.rows);
-    if (unsure > TEXTURE_SHARE) {
-      if (!manual.length) throw new DeidError('DEID_ERR_PIXEL_TEXTURE', `lines read with low confidence would blank ${Math.round(100 * unsure)}% of the frame`);
+    if (unsure > TEXTURE_SHARE || read.unreadCandidates > 0) {
+      if (!manual.length) {
+        throw new DeidError(
+          'DEID_ERR_PIXEL_TEXTURE',
+          read.unreadCandidates > 0 ? `${read.unreadCandidates} text candidates left unread: the first read as texture` : `lines read with low confidence would blank ${Math.round(100 * unsure)}% of the frame`,
+        );
+      }
       // A reviewer looked at it and drew the regions that hold text: they stand in for the detector's
       // reading of the texture (verification still re-reads what leaves).
       lines = [];

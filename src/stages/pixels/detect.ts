@@ -42,6 +42,8 @@ export interface ReadResult {
   /** Detections that may hold text; 0: nothing the detector found could be read. */
   readonly possibleLines: number;
   readonly recognitions: number;
+  /** Candidates left unread in any frame because those read first were texture (find-text.ts). */
+  readonly unreadCandidates: number;
 }
 
 function hashCrop(g: Gray8, b: Box): string {
@@ -192,6 +194,7 @@ export async function readText(frames: FrameSource, pool: OcrPool, opts: FindOpt
   let detections = 0;
   let possibleLines = 0;
   let recognitions = 0;
+  let unreadCandidates = 0;
   let candidates = false;
   const take = (frame: number, r: Awaited<ReturnType<typeof findText>>, offset?: Box) => {
     candidates ||= r.candidates;
@@ -204,6 +207,7 @@ export async function readText(frames: FrameSource, pool: OcrPool, opts: FindOpt
     detections += r.detections;
     possibleLines += r.possibleLines;
     recognitions += r.recognitions;
+    unreadCandidates += r.unreadCandidates ?? 0;
   };
   if (frames.count === 1) {
     const found = await findText(frames.renders(0), () => frames.local(0), pool, opts);
@@ -233,5 +237,5 @@ export async function readText(frames: FrameSource, pool: OcrPool, opts: FindOpt
     joinChangingAreas(perFrame, layers.small);
     extendOverChanges(perFrame, layers.changing, frames.width);
   }
-  return { lines: perFrame.map((p) => p.line), candidates, perFrame, regions: mergeBoxes(regions), dropped, detections, possibleLines, recognitions };
+  return { lines: perFrame.map((p) => p.line), candidates, perFrame, regions: mergeBoxes(regions), dropped, detections, possibleLines, recognitions, unreadCandidates };
 }

@@ -69,6 +69,8 @@ export interface FindResult {
   /** Detections that may hold text (mayHoldText); 0: the detector found nothing that could be read. */
   readonly possibleLines: number;
   readonly recognitions: number;
+  /** Candidates left unread because the first ones read as texture, or past MAX_CANDIDATES (0: all were read). */
+  readonly unreadCandidates?: number;
 }
 
 /** Above this share of the frame the candidate regions are detected as one whole frame. */
@@ -219,16 +221,20 @@ export async function findText(global: readonly NamedRender[], local: () => Name
     else grouped.push({ members: [b], best: b });
   }
   // A candidate whose best box is not shaped like a line (or a column) is not text whatever it reads: not read.
-  const candidates = grouped.filter((c) => lineShaped(c.best, H));
-  const columns = grouped.filter((c) => !lineShaped(c.best, H) && columnShaped(c.best, W));
+  const lineCandidates = grouped.filter((c) => lineShaped(c.best, H));
+  const columnCandidates = grouped.filter((c) => !lineShaped(c.best, H) && columnShaped(c.best, W));
 
   // 3. One reading per candidate, grouped by render so that each render travels once. Each is read
-  //    with some room on both sides: a line the detector cut short reads on past its box.
-  const readings = await readCandidates(candidates.map((c) => c.best), renders, pool, W);
+  //    with some room on both sides: a line the detector cut short reads on past its box. Past
+  //    READ_WHOLE candidates the best-scored are read first, and the rest only when those read as text.
+  const budget = await readWithinBudget(lineCandidates, columnCandidates.length, renders, pool, W, opts.minConfidence);
+  const { candidates, readings } = budget;
+  const columns = budget.texture ? [] : columnCandidates;
+  const unreadCandidates = lineCandidates.length + columnCandidates.length - candidates.length - columns.length;
   let recognitions = readings.length;
   recognitions += await readOn(candidates.map((c) => c.best), readings, renders, pool, W);
   const lines: TextLine[] = [];
-  let dropped = grouped.length - candidates.length - columns.length;
+  let dropped = grouped.length - lineCandidates.length - columnCandidates.length;
   const unreadFloor = opts.unreadFloor ?? 0.3;
   // Columns are read turned both ways, with a little room around them; the surer reading counts.
   for (const c of columns) {
@@ -276,7 +282,31 @@ export async function findText(global: readonly NamedRender[], local: () => Name
   if (process.env.DEID_DEBUG_OCR_TIME) {
     process.stderr.write(`text: ${W}x${H} ${renders.map((r) => r.name).join('+')} scale ${scale.toFixed(2)} regions ${regions.length} detect ${tDetect.toFixed(0)} ms (${found.length} boxes), read ${(performance.now() - t0 - tDetect).toFixed(0)} ms (${recognitions}), lines ${kept.length}, dropped ${dropped}\n`);
   }
-  return { lines: kept, candidates: true, dropped, regions, detections: found.length, possibleLines, recognitions };
+  return { lines: kept, candidates: true, dropped, regions, detections: found.length, possibleLines, recognitions, unreadCandidates };
+}
+
+/**
+ * Candidates read whole. Past this many, the READ_FIRST best-scored are read first: a frame of text
+ * (a document, a worklist) reads mostly with confidence, and the rest is read too; texture the
+ * detector took for text (noise enlarged into blobs, in a large frame) reads as garbage, and the rest
+ * is left unread (FindResult.unreadCandidates), as it would be blanked or quarantined anyway. Reading
+ * 4,000 such boxes took half a minute of CPU per frame.
+ */
+const READ_WHOLE = 400;
+const READ_FIRST = 200;
+/** Share of the first readings that must be sure text (three letters or more) for the rest to be read. */
+const TEXT_SHARE = 0.5;
+/** Candidates of one image read at most, text or not: a bound on the CPU any one image can take. */
+const MAX_CANDIDATES = 2000;
+
+async function readWithinBudget(candidates: Candidate[], columns: number, renders: readonly NamedRender[], pool: OcrPool, width: number, minConfidence: number) {
+  const read = (cs: readonly Candidate[]) => readCandidates(cs.map((c) => c.best), renders, pool, width);
+  if (candidates.length + columns <= READ_WHOLE) return { candidates, readings: await read(candidates), texture: false };
+  const first = candidates.slice(0, READ_FIRST);
+  const readings = await read(first);
+  const sure = readings.filter((r) => alnumCount(r.text) >= 3 && r.confidence >= minConfidence).length;
+  if (candidates.length + columns > MAX_CANDIDATES || sure < TEXT_SHARE * first.length) return { candidates: first, readings, texture: true };
+  return { candidates, readings: readings.concat(await read(candidates.slice(READ_FIRST))), texture: false };
 }
 
 /** Whether `b` is on the line of `a` (their heights mostly shared) and within two line heights of it. */

@@ -41,7 +41,7 @@ export const pixelStage: Stage<PixelContext> = async (object, ctx) => {
   const bytes = writeDicom(r.file);
   // Verified on what leaves: the written bytes, decoded again.
   const written = readDicom(bytes);
-  const verify = await verifyPixels(written, identifiers, { pool: ctx.ocrPool });
+  const verify = await verifyPixels(written, identifiers, { pool: ctx.ocrPool, reviewed: !!ctx.manualRegions?.length });
   assertNoPixelLeak(verify);
   const identity = object.facts.identity && { ...object.facts.identity, transferSyntaxUid: written.transferSyntaxUID };
   return { output: Part10.of(written, bytes), facts: { pixels: { report, verify }, ...(previews ? { previews } : {}), ...(identity ? { identity } : {}) } };

@@ -39,7 +39,12 @@ export function verifierScale(width: number, height: number): number {
   return s >= 1.5 ? 0.75 * s : 1.25 * s;
 }
 
-export async function verifyPixels(output: DicomFile, identifiers: readonly Identifier[], opts: { pool?: OcrPool } = {}): Promise<PixelVerifyReport> {
+/**
+ * `reviewed`: a reviewer drew the regions to mask. Texture that stops the re-reading (find-text.ts)
+ * then leaves the lines read so far to check; without a reviewer it fails the object (DEID_ERR_PIXEL_TEXTURE):
+ * what was not read was not verified.
+ */
+export async function verifyPixels(output: DicomFile, identifiers: readonly Identifier[], opts: { pool?: OcrPool; reviewed?: boolean } = {}): Promise<PixelVerifyReport> {
   if (!hasPixelData(output.dataset)) return { ok: true, linesRead: 0, recognitions: 0, leaks: [] };
   await initCodecs();
   const image = decodePixelData(output.dataset, output.transferSyntaxUID);
@@ -52,6 +57,7 @@ export async function verifyPixels(output: DicomFile, identifiers: readonly Iden
     scale: verifierScale(d.columns, d.rows),
     edgeFill: 'edge',
   });
+  if (read.unreadCandidates > 0 && !opts.reviewed) throw new DeidError('DEID_ERR_PIXEL_TEXTURE', `verification left ${read.unreadCandidates} text candidates unread: the first read as texture`);
   const matcher = new PhiMatcher(identifiers);
   const leaks: PixelLeak[] = [];
   for (const { frame, line } of read.perFrame) {
