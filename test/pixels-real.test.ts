@@ -16,7 +16,7 @@ import { cleanPixels } from '../src/stages/pixels/clean-pixels.js';
 import { maskFrame } from '../src/stages/pixels/mask.js';
 import { OcrPool } from '../src/stages/pixels/ocr-pool.js';
 import { PhiMatcher } from '../src/stages/pixels/phi-boxes.js';
-import { monochromeValues, renderRgb } from '../src/stages/pixels/render.js';
+import { monochromeValues, renderGray, renderRgb } from '../src/stages/pixels/render.js';
 import { verifyPixels } from '../src/stages/pixels/verify-pixels.js';
 import { corpusFile, tempDir } from './helpers/corpus.js';
 import { txt, us } from './helpers/pixels.js';
@@ -124,6 +124,38 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
     expect(score.total).toBeGreaterThanOrEqual(2);
     expect(score.missed).toEqual([]);
     expect(score.recalled).toBe(score.total);
+    expect(score.tokens).toBe(0);
+  });
+
+  it('should mask the whole of a line whose end the cleaner missed and verification read, in an 8-bit JPEG export of a real CT', async () => {
+    // The CT as a screen capture or teaching file keeps it: 8 bits, through JPEG. "…and Aguilar" is
+    // read and masked, and "Community Hos", dark on grey anatomy beside it, is found by no render the
+    // cleaner reads; verification's other scale reads it, and its second look masks it.
+    const { bytes, truth } = tcia(CT_DARK_ON_TEXTURE);
+    const source = readDicom(bytes);
+    const img = decodePixelData(source.dataset, source.transferSyntaxUID);
+    const { rows: H, columns: W } = img.desc;
+    const gray = renderGray(img.desc, img.frames[0]);
+    const jpeg = await sharp(Buffer.from(gray.data), { raw: { width: W, height: H, channels: 1 } }).jpeg({ quality: 80 }).toBuffer();
+    const frame = new Uint8Array((await sharp(jpeg).greyscale().raw().toBuffer()).subarray(0, W * H));
+    const ds = withElements(
+      source.dataset.filter((e) => ![0x00281050, 0x00281051, 0x00281052, 0x00281053].includes(e.tag)),
+      [us(0x00280100, 8), us(0x00280101, 8), us(0x00280102, 7), us(0x00280103, 0), txt(0x00280004, 'CS', 'MONOCHROME2')],
+    );
+    const enc = encodePixelData(ds, { ...img, desc: { ...img.desc, bitsAllocated: 8, bitsStored: 8, highBit: 7, pixelRepresentation: 0, photometric: 'MONOCHROME2' }, frames: [frame] }, TS.ExplicitLE);
+    const input = writeDicom({ ...source, dataset: enc.dataset, transferSyntaxUID: enc.transferSyntaxUID });
+    const r = await processObjectAsync(input, { profile, secret: SECRET, ocrPool: pool });
+    expect(r.pixelVerify?.ok).toBe(true);
+    const score = scoreImage({
+      truth,
+      width: W,
+      height: H,
+      values: frame,
+      boxes: r.pixels?.boxes ?? [],
+      cliIn: tesseractWords(await framePng(input, 'jpeg8-in')),
+      cliOut: tesseractWords(await framePng(r.output, 'jpeg8-out')),
+    });
+    expect(score.missed).toEqual([]);
     expect(score.tokens).toBe(0);
   });
 

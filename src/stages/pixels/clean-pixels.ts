@@ -20,7 +20,7 @@ import { frameWords, monochromeValues, renderBrightest, renderGray, renderLocalC
 import type { NamedRender } from './find-text.js';
 import { selectImage } from './select.js';
 import { matchSignatures } from './signatures.js';
-import { boxArea, clampBox, drawnIn, type Box } from './text-regions.js';
+import { boxArea, clampBox, drawnIn, grow, type Box } from './text-regions.js';
 import { keepMap, ultrasoundRegions } from './us-regions.js';
 import { TAG } from '../../dicom/tag.js';
 
@@ -53,6 +53,8 @@ export interface PixelStageContext {
   readonly previews?: boolean;
   /** Regions a reviewer drew: masked in every frame, and the image is cleaned even if not selected. */
   readonly manual?: readonly Box[];
+  /** Text lines that verification read beside masked ones (pixel-stage.ts): masked in every frame, with the margin. */
+  readonly verified?: readonly Box[];
 }
 
 export interface PixelBox extends Box {
@@ -224,7 +226,8 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
   const sigHits = matchSignatures(s.signatures, source.dataset, d.columns, d.rows, source.meta);
   const sigBoxes = sigHits.flatMap((h) => h.boxes);
   const manualBoxes = manual.map((b) => clampBox(b, d.columns, d.rows)).filter((b) => b.x1 > b.x0 && b.y1 > b.y0);
-  const fixed = [...sigBoxes, ...manualBoxes];
+  const verifiedBoxes = (ctx.verified ?? []).map((b) => clampBox(grow(b, s.margin), d.columns, d.rows));
+  const fixed = [...sigBoxes, ...manualBoxes, ...verifiedBoxes];
   const usRegions = s.ultrasoundRegions ? ultrasoundRegions(source.dataset, d.columns, d.rows) : [];
   const keep = usRegions.length ? keepMap(usRegions, d.columns, d.rows) : undefined;
 
@@ -271,7 +274,7 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
     if (ocrBoxes.length) pixelsMasked += mask({ boxes: ocrBoxes });
   }
 
-  const boxes: PixelBox[] = [...sigBoxes.map((b) => ({ ...b, source: 'signature' as const })), ...manualBoxes.map((b) => ({ ...b, source: 'manual' as const })), ...ocrBoxes.map((b) => ({ ...b, source: 'ocr' as const }))];
+  const boxes: PixelBox[] = [...sigBoxes.map((b) => ({ ...b, source: 'signature' as const })), ...manualBoxes.map((b) => ({ ...b, source: 'manual' as const })), ...[...verifiedBoxes, ...ocrBoxes].map((b) => ({ ...b, source: 'ocr' as const }))];
   let out = ds;
   let transferSyntaxUID = deidentified.transferSyntaxUID;
   let encoding = 'unchanged';

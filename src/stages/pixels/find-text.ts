@@ -310,7 +310,7 @@ async function readWithinBudget(candidates: Candidate[], columns: number, render
 }
 
 /** Whether `b` is on the line of `a` (their heights mostly shared) and within two line heights of it. */
-function besideOnLine(a: Box, b: Box): boolean {
+export function besideOnLine(a: Box, b: Box): boolean {
   const h = Math.max(a.y1 - a.y0, b.y1 - b.y0);
   const sharedY = Math.min(a.y1, b.y1) - Math.max(a.y0, b.y0);
   const gapX = Math.max(a.x0, b.x0) - Math.min(a.x1, b.x1);

@@ -7,7 +7,7 @@ import type { Stage } from '../stage.js';
 import { cleanPixels, type PixelReport } from './clean-pixels.js';
 import type { OcrPool } from './ocr-pool.js';
 import type { Box } from './text-regions.js';
-import { assertNoPixelLeak, verifyPixels, type PixelVerifyReport } from './verify-pixels.js';
+import { assertNoPixelLeak, unmaskedContinuations, verifyPixels, type PixelVerifyReport } from './verify-pixels.js';
 
 export interface PixelContext {
   readonly profile: CompiledProfile;
@@ -28,8 +28,10 @@ export interface PixelContext {
 export const pixelStage: Stage<PixelContext> = async (object, ctx) => {
   if (!ctx.profile.pixels) return { facts: { pixels: { report: { action: 'skipped', reason: 'the profile does not have clean-pixel-data' } } } };
   const identifiers = object.facts.identifiers ?? collectIdentifiers(object.source.dataset);
-  const r = await cleanPixels(object.source, object.current.file, identifiers, { settings: ctx.profile.pixels, pool: ctx.ocrPool, previews: ctx.previews, manual: ctx.manualRegions });
-  const { previews, ...report } = r.report;
+  const settings = ctx.profile.pixels;
+  const clean = (verified?: readonly Box[]) => cleanPixels(object.source, object.current.file, identifiers, { settings, pool: ctx.ocrPool, previews: ctx.previews, manual: ctx.manualRegions, verified });
+  let r = await clean();
+  const report = withoutPreviews(r.report);
   if (report.action === 'skipped') return { facts: { pixels: { report } } };
   // Nothing masked, and either the first pass found no text-like strokes or the detector found nothing
   // that could be read in any render (no box at all, or only specks under a legible height and blobs
@@ -38,14 +40,29 @@ export const pixelStage: Stage<PixelContext> = async (object, ctx) => {
   if (!report.pixelsMasked && report.text?.possibleLines === 0) {
     return { output: Part10.ofFile(r.file), facts: { pixels: { report } } };
   }
-  const bytes = writeDicom(r.file);
   // Verified on what leaves: the written bytes, decoded again.
-  const written = readDicom(bytes);
-  const verify = await verifyPixels(written, identifiers, { pool: ctx.ocrPool, reviewed: !!ctx.manualRegions?.length });
+  const writeAndVerify = async (file: typeof r.file) => {
+    const bytes = writeDicom(file);
+    const written = readDicom(bytes);
+    return { bytes, written, verify: await verifyPixels(written, identifiers, { pool: ctx.ocrPool, reviewed: !!ctx.manualRegions?.length }) };
+  };
+  let { bytes, written, verify } = await writeAndVerify(r.file);
+  // A second look, once: what verification read surely beside a masked line is the rest of that line.
+  const rest = unmaskedContinuations(verify, r.report.boxes ?? []);
+  if (rest.length) {
+    r = await clean(rest);
+    ({ bytes, written, verify } = await writeAndVerify(r.file));
+  }
   assertNoPixelLeak(verify);
+  const previews = r.report.previews;
   const identity = object.facts.identity && { ...object.facts.identity, transferSyntaxUid: written.transferSyntaxUID };
-  return { output: Part10.of(written, bytes), facts: { pixels: { report, verify }, ...(previews ? { previews } : {}), ...(identity ? { identity } : {}) } };
+  return { output: Part10.of(written, bytes), facts: { pixels: { report: withoutPreviews(r.report), verify }, ...(previews ? { previews } : {}), ...(identity ? { identity } : {}) } };
 };
+
+/** The report without its preview PNGs, which travel apart (facts.previews). */
+function withoutPreviews({ previews: _previews, ...report }: PixelReport): Omit<PixelReport, 'previews'> {
+  return report;
+}
 
 export interface PixelStageOutput {
   /** The header stage's output with its pixels cleaned, verified by re-OCR; or the input unchanged when skipped. */

@@ -5,7 +5,7 @@ import { DeidError } from '../../errors.js';
 import type { Identifier } from '../identifiers.js';
 import { frameSource, paletteOf, voiWindowOf } from './clean-pixels.js';
 import { readText } from './detect.js';
-import { detectorScale } from './find-text.js';
+import { besideOnLine, detectorScale } from './find-text.js';
 import { sharedOcrPool, type OcrPool } from './ocr-pool.js';
 import { PhiMatcher, sensitiveLine, type SensitiveKind } from './phi-boxes.js';
 import type { Box } from './text-regions.js';
@@ -29,6 +29,8 @@ export interface PixelLeak {
 export interface PixelVerifyReport {
   readonly ok: boolean;
   readonly linesRead: number;
+  /** Lines read surely (three letters or digits and more), by frame and box. */
+  readonly sureLines: readonly { readonly frame: number; readonly box: Box }[];
   readonly recognitions: number;
   readonly leaks: readonly PixelLeak[];
 }
@@ -45,7 +47,7 @@ export function verifierScale(width: number, height: number): number {
  * what was not read was not verified.
  */
 export async function verifyPixels(output: DicomFile, identifiers: readonly Identifier[], opts: { pool?: OcrPool; reviewed?: boolean } = {}): Promise<PixelVerifyReport> {
-  if (!hasPixelData(output.dataset)) return { ok: true, linesRead: 0, recognitions: 0, leaks: [] };
+  if (!hasPixelData(output.dataset)) return { ok: true, linesRead: 0, sureLines: [], recognitions: 0, leaks: [] };
   await initCodecs();
   const image = decodePixelData(output.dataset, output.transferSyntaxUID);
   const d = image.desc;
@@ -64,7 +66,33 @@ export async function verifyPixels(output: DicomFile, identifiers: readonly Iden
     const kind = sensitiveLine(line.text, 100 * line.confidence, matcher);
     if (kind) leaks.push({ frame, box: line.box, kind });
   }
-  return { ok: leaks.length === 0, linesRead: read.lines.length, recognitions: read.recognitions, leaks };
+  const sureLines = read.perFrame.filter(({ line }) => line.read && (line.text.match(/[\p{L}\p{N}]/gu) ?? []).length >= 3).map(({ frame, line }) => ({ frame, box: line.box }));
+  return { ok: leaks.length === 0, linesRead: read.lines.length, sureLines, recognitions: read.recognitions, leaks };
+}
+
+/** Share of a box that the masks cover. */
+function coveredBy(b: Box, masks: readonly Box[]): number {
+  const w = b.x1 - b.x0;
+  const h = b.y1 - b.y0;
+  if (w <= 0 || h <= 0) return 1;
+  let n = 0;
+  for (let y = b.y0; y < b.y1; y++) for (let x = b.x0; x < b.x1; x++) if (masks.some((m) => x >= m.x0 && x < m.x1 && y >= m.y0 && y < m.y1)) n++;
+  return n / (w * h);
+}
+
+/**
+ * Lines verification read surely that continue a masked text line (on its rows, within two line
+ * heights of it) and are not masked themselves: the rest of a line that the cleaner's detector cut
+ * short, which its different scale and render found. Half a masked line is not a masked line. Each
+ * is given half a line height more at both ends, a character that its own box may have cut off.
+ */
+export function unmaskedContinuations(r: PixelVerifyReport, masks: readonly Box[]): Box[] {
+  return r.sureLines
+    .filter(({ box }) => coveredBy(box, masks) < 0.9 && masks.some((m) => besideOnLine(m, box)))
+    .map(({ box }) => {
+      const half = Math.ceil((box.y1 - box.y0) / 2);
+      return { ...box, x0: box.x0 - half, x1: box.x1 + half };
+    });
 }
 
 /** Throws DEID_ERR_PIXEL_LEAK naming the first findings by frame and coordinates. */
