@@ -53,7 +53,7 @@ export interface PixelStageContext {
   readonly previews?: boolean;
   /** Regions a reviewer drew: masked in every frame, and the image is cleaned even if not selected. */
   readonly manual?: readonly Box[];
-  /** Text lines that verification read beside masked ones (pixel-stage.ts): masked in every frame, with the margin. */
+  /** Text that verification found unmasked (pixel-stage.ts, verify-pixels.ts): masked in every frame, with the margin. */
   readonly verified?: readonly Box[];
 }
 

@@ -7,7 +7,7 @@ import type { Stage } from '../stage.js';
 import { cleanPixels, type PixelReport } from './clean-pixels.js';
 import type { OcrPool } from './ocr-pool.js';
 import type { Box } from './text-regions.js';
-import { assertNoPixelLeak, unmaskedContinuations, verifyPixels, type PixelVerifyReport } from './verify-pixels.js';
+import { assertNoPixelLeak, textLeftUnmasked, verifyPixels, type PixelVerifyReport } from './verify-pixels.js';
 
 export interface PixelContext {
   readonly profile: CompiledProfile;
@@ -47,8 +47,8 @@ export const pixelStage: Stage<PixelContext> = async (object, ctx) => {
     return { bytes, written, verify: await verifyPixels(written, identifiers, { pool: ctx.ocrPool, reviewed: !!ctx.manualRegions?.length }) };
   };
   let { bytes, written, verify } = await writeAndVerify(r.file);
-  // A second look, once: what verification read surely beside a masked line is the rest of that line.
-  const rest = unmaskedContinuations(verify, r.report.boxes ?? []);
+  // A second look, once: text that verification found and no mask covers is masked too, and verified again.
+  const rest = textLeftUnmasked(verify, r.report.boxes ?? [], settings.mode === 'all-text');
   if (rest.length) {
     r = await clean(rest);
     ({ bytes, written, verify } = await writeAndVerify(r.file));

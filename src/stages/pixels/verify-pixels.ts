@@ -31,6 +31,8 @@ export interface PixelVerifyReport {
   readonly linesRead: number;
   /** Lines read surely (three letters or digits and more), by frame and box. */
   readonly sureLines: readonly { readonly frame: number; readonly box: Box }[];
+  /** Lines taken as text from their shape and strokes, read with low confidence. */
+  readonly unreadLines: readonly { readonly frame: number; readonly box: Box }[];
   readonly recognitions: number;
   readonly leaks: readonly PixelLeak[];
 }
@@ -47,7 +49,7 @@ export function verifierScale(width: number, height: number): number {
  * what was not read was not verified.
  */
 export async function verifyPixels(output: DicomFile, identifiers: readonly Identifier[], opts: { pool?: OcrPool; reviewed?: boolean } = {}): Promise<PixelVerifyReport> {
-  if (!hasPixelData(output.dataset)) return { ok: true, linesRead: 0, sureLines: [], recognitions: 0, leaks: [] };
+  if (!hasPixelData(output.dataset)) return { ok: true, linesRead: 0, sureLines: [], unreadLines: [], recognitions: 0, leaks: [] };
   await initCodecs();
   const image = decodePixelData(output.dataset, output.transferSyntaxUID);
   const d = image.desc;
@@ -67,7 +69,8 @@ export async function verifyPixels(output: DicomFile, identifiers: readonly Iden
     if (kind) leaks.push({ frame, box: line.box, kind });
   }
   const sureLines = read.perFrame.filter(({ line }) => line.read && (line.text.match(/[\p{L}\p{N}]/gu) ?? []).length >= 3).map(({ frame, line }) => ({ frame, box: line.box }));
-  return { ok: leaks.length === 0, linesRead: read.lines.length, sureLines, recognitions: read.recognitions, leaks };
+  const unreadLines = read.perFrame.filter(({ line }) => !line.read).map(({ frame, line }) => ({ frame, box: line.box }));
+  return { ok: leaks.length === 0, linesRead: read.lines.length, sureLines, unreadLines, recognitions: read.recognitions, leaks };
 }
 
 /** Share of a box that the masks cover. */
@@ -81,14 +84,18 @@ function coveredBy(b: Box, masks: readonly Box[]): number {
 }
 
 /**
- * Lines verification read surely that continue a masked text line (on its rows, within two line
- * heights of it) and are not masked themselves: the rest of a line that the cleaner's detector cut
- * short, which its different scale and render found. Half a masked line is not a masked line. Each
- * is given half a line height more at both ends, a character that its own box may have cut off.
+ * What verification found as text that no mask covers, to be masked by a second look:
+ * - in all-text mode, every line it takes as text (read surely, or from its shape and strokes): the
+ *   cleaner's detector missed it, and verification's other scale and render found it (a 6 px line at
+ *   a frame's bottom edge);
+ * - in sensitive-text mode, lines read surely on the rows of a masked line and within two line
+ *   heights of it: the rest of that line. Half a masked line is not a masked line.
+ * Each is given half a line height more at both ends, a character that its own box may have cut off.
  */
-export function unmaskedContinuations(r: PixelVerifyReport, masks: readonly Box[]): Box[] {
-  return r.sureLines
-    .filter(({ box }) => coveredBy(box, masks) < 0.9 && masks.some((m) => besideOnLine(m, box)))
+export function textLeftUnmasked(r: PixelVerifyReport, masks: readonly Box[], allText: boolean): Box[] {
+  const lines = allText ? [...r.sureLines, ...r.unreadLines] : r.sureLines.filter(({ box }) => masks.some((m) => besideOnLine(m, box)));
+  return lines
+    .filter(({ box }) => coveredBy(box, masks) < 0.9)
     .map(({ box }) => {
       const half = Math.ceil((box.y1 - box.y0) / 2);
       return { ...box, x0: box.x0 - half, x1: box.x1 + half };
