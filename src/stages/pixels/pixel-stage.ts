@@ -47,8 +47,9 @@ export const pixelStage: Stage<PixelContext> = async (object, ctx) => {
     return { bytes, written, verify: await verifyPixels(written, identifiers, { pool: ctx.ocrPool, reviewed: !!ctx.manualRegions?.length }) };
   };
   let { bytes, written, verify } = await writeAndVerify(r.file);
-  // A second look, once: text that verification found and no mask covers is masked too, and verified again.
-  const rest = textLeftUnmasked(verify, r.report.boxes ?? [], settings.mode === 'all-text');
+  // A second look, once: text that verification found and no mask covers is masked too, and verified
+  // again. It is text finding: a profile without OCR (signatures only) gets none.
+  const rest = settings.ocr ? textLeftUnmasked(verify, r.report.boxes ?? [], settings.mode === 'all-text') : [];
   if (rest.length) {
     r = await clean(rest);
     ({ bytes, written, verify } = await writeAndVerify(r.file));
