@@ -169,7 +169,8 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
 
   it('should mask, on a second look, a small grey line at the bottom edge that only verification finds', async () => {
     // 6 px grey text: the cleaner's detector finds the block at the top and not the institution at the
-    // bottom edge; verification, at another scale, reads part of it, and the second look masks that.
+    // bottom edge; verification, at another scale, reads part of it, and the second look masks that and
+    // the ink that continues it along the line.
     const hospital = { x: 300, y: 504 };
     const svg = (fill: string) =>
       `<text x="12" y="12" font-family="DejaVu Sans" font-size="6" fill="${fill}">DOE, JOHN</text>` +
@@ -191,7 +192,7 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
       }
     }
     expect(ink).toBeGreaterThan(100);
-    expect(masked).toBeGreaterThanOrEqual(0.6 * ink);
+    expect(masked).toBeGreaterThanOrEqual(0.75 * ink);
   });
 
   it('should mask a label and value line whole, from the label to the end of a value that runs on over dark anatomy', async () => {

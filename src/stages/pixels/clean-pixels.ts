@@ -226,8 +226,7 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
   const sigHits = matchSignatures(s.signatures, source.dataset, d.columns, d.rows, source.meta);
   const sigBoxes = sigHits.flatMap((h) => h.boxes);
   const manualBoxes = manual.map((b) => clampBox(b, d.columns, d.rows)).filter((b) => b.x1 > b.x0 && b.y1 > b.y0);
-  const verifiedBoxes = (ctx.verified ?? []).map((b) => clampBox(grow(b, s.margin), d.columns, d.rows));
-  const fixed = [...sigBoxes, ...manualBoxes, ...verifiedBoxes];
+  const fixed = [...sigBoxes, ...manualBoxes];
   const usRegions = s.ultrasoundRegions ? ultrasoundRegions(source.dataset, d.columns, d.rows) : [];
   const keep = usRegions.length ? keepMap(usRegions, d.columns, d.rows) : undefined;
 
@@ -273,6 +272,10 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
     text = { firstPass: wholeFrame ? 'whole-frame' : read.candidates ? 'candidates' : 'text-free', linesMasked: decision.masked, linesUnread: decision.unread, linesKept: decision.kept, candidatesDropped: read.dropped, detections: read.detections, possibleLines: read.possibleLines, recognitions: read.recognitions };
     if (ocrBoxes.length) pixelsMasked += mask({ boxes: ocrBoxes });
   }
+  // After OCR, which then reads the image as it did before verification's second look (masked first,
+  // they changed how the rest of a block read, and what it masked).
+  const verifiedBoxes = (ctx.verified ?? []).map((b) => clampBox(grow(b, s.margin), d.columns, d.rows));
+  if (verifiedBoxes.length) pixelsMasked += mask({ boxes: verifiedBoxes });
 
   const boxes: PixelBox[] = [...sigBoxes.map((b) => ({ ...b, source: 'signature' as const })), ...manualBoxes.map((b) => ({ ...b, source: 'manual' as const })), ...[...verifiedBoxes, ...ocrBoxes].map((b) => ({ ...b, source: 'ocr' as const }))];
   let out = ds;
