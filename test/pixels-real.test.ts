@@ -3,9 +3,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findElement, withElement, withElements } from '../src/dicom/element.js';
+import { findElement, withElement, withElements, type DicomFile } from '../src/dicom/element.js';
 import { initCodecs } from '../src/dicom/pixels/codecs.js';
-import { decodePixelData, encodePixelData } from '../src/dicom/pixels/pixel-data.js';
+import { decodePixelData, encodePixelData, type PixelImage } from '../src/dicom/pixels/pixel-data.js';
 import { readDicom } from '../src/dicom/reader.js';
 import { TS } from '../src/dicom/transfer-syntax.js';
 import { writeDicom } from '../src/dicom/writer.js';
@@ -93,6 +93,17 @@ async function burnedIntoCt(text: string, ink = 1): Promise<Uint8Array> {
   return writeDicom({ ...source, dataset: withElement(enc.dataset, { tag: 0x00100010, vr: 'PN', value: Buffer.from('DOE^JOHN') }), transferSyntaxUID: enc.transferSyntaxUID });
 }
 
+/** The image with its frame replaced by an 8-bit MONOCHROME2 one (as a viewer's export keeps it, without its window), written native. */
+function as8BitMonochrome(source: DicomFile, img: PixelImage, frame: Uint8Array): Uint8Array {
+  const dataset = withElements(
+    source.dataset.filter((e) => e.tag < 0x00281050 || e.tag > 0x00281054),
+    [txt(0x00280004, 'CS', 'MONOCHROME2'), us(0x00280100, 8), us(0x00280101, 8), us(0x00280102, 7), us(0x00280103, 0)],
+  );
+  const desc = { ...img.desc, bitsAllocated: 8, bitsStored: 8, highBit: 7, pixelRepresentation: 0, photometric: 'MONOCHROME2' };
+  const enc = encodePixelData(dataset, { ...img, desc, frames: [frame] }, TS.ExplicitLE);
+  return writeDicom({ ...source, dataset: enc.dataset, transferSyntaxUID: enc.transferSyntaxUID });
+}
+
 /** A region of frame 0 as a viewer shows it, turned by `angle` degrees (clockwise), as a PNG for the CLI. */
 async function partPng(bytes: Uint8Array, name: string, region: { left: number; top: number; width: number; height: number }, angle = 0): Promise<string> {
   const f = readDicom(bytes);
@@ -146,12 +157,7 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
     const gray = renderGray(img.desc, img.frames[0]);
     const jpeg = await sharp(Buffer.from(gray.data), { raw: { width: W, height: H, channels: 1 } }).jpeg({ quality: 80 }).toBuffer();
     const frame = new Uint8Array((await sharp(jpeg).greyscale().raw().toBuffer()).subarray(0, W * H));
-    const ds = withElements(
-      source.dataset.filter((e) => ![0x00281050, 0x00281051, 0x00281052, 0x00281053].includes(e.tag)),
-      [us(0x00280100, 8), us(0x00280101, 8), us(0x00280102, 7), us(0x00280103, 0), txt(0x00280004, 'CS', 'MONOCHROME2')],
-    );
-    const enc = encodePixelData(ds, { ...img, desc: { ...img.desc, bitsAllocated: 8, bitsStored: 8, highBit: 7, pixelRepresentation: 0, photometric: 'MONOCHROME2' }, frames: [frame] }, TS.ExplicitLE);
-    const input = writeDicom({ ...source, dataset: enc.dataset, transferSyntaxUID: enc.transferSyntaxUID });
+    const input = as8BitMonochrome(source, img, frame);
     const r = await processObjectAsync(input, { profile, secret: SECRET, ocrPool: pool });
     expect(r.pixelVerify?.ok).toBe(true);
     const score = scoreImage({
@@ -280,15 +286,9 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
     const { rows: H, columns: W } = img.desc;
     const rgb = renderRgb(img.desc, img.frames[0]);
     const gray = Uint8Array.from({ length: W * H }, (_, i) => rgb.data[i * 3]);
-    const dataset = withElements(
-      source.dataset.filter((e) => e.tag < 0x00281050 || e.tag > 0x00281054),
-      [txt(0x00280004, 'CS', 'MONOCHROME2'), us(0x00280100, 8), us(0x00280101, 8), us(0x00280102, 7), us(0x00280103, 0)],
-    );
-    const desc = { ...img.desc, bitsAllocated: 8, bitsStored: 8, highBit: 7, pixelRepresentation: 0, photometric: 'MONOCHROME2' };
-    const enc = encodePixelData(dataset, { ...img, desc, frames: [gray] }, TS.ExplicitLE);
     const native = join(tmp.path, 'mr-8bit.dcm');
     const jpeg = join(tmp.path, 'mr-jpeg.dcm');
-    writeFileSync(native, writeDicom({ ...source, dataset: enc.dataset, transferSyntaxUID: enc.transferSyntaxUID }));
+    writeFileSync(native, as8BitMonochrome(source, img, gray));
     execFileSync('dcmcjpeg', ['+eb', '+q', '75', native, jpeg]);
     const input = readFileSync(jpeg);
     expect(readDicom(input).transferSyntaxUID).toBe('1.2.840.10008.1.2.4.50');

@@ -20,7 +20,7 @@ import { frameWords, monochromeValues, renderBrightest, renderGray, renderLocalC
 import type { NamedRender } from './find-text.js';
 import { selectImage } from './select.js';
 import { matchSignatures } from './signatures.js';
-import { boxArea, clampBox, drawnIn, grow, type Box } from './text-regions.js';
+import { boxArea, clampBox, coveredShare, drawnIn, grow, type Box } from './text-regions.js';
 import { keepMap, ultrasoundRegions } from './us-regions.js';
 import { TAG } from '../../dicom/tag.js';
 
@@ -194,13 +194,9 @@ export function paletteOf(ds: readonly Element[], d: PixelDescriptor): Palette |
  * The share of the frame that boxes cover, their overlaps counted once. Only the comparison with
  * TEXTURE_SHARE needs it exact: boxes whose areas add up to less are not counted pixel by pixel.
  */
-function coveredShare(boxes: readonly Box[], width: number, height: number): number {
-  const inFrame = boxes.map((b) => clampBox(b, width, height));
-  const sum = inFrame.reduce((s, b) => s + boxArea(b), 0);
-  if (sum < TEXTURE_SHARE * width * height) return sum / (width * height);
-  const covered = new Uint8Array(width * height);
-  for (const b of inFrame) for (let y = b.y0; y < b.y1; y++) covered.fill(1, y * width + b.x0, y * width + b.x1);
-  return covered.reduce((s, v) => s + v, 0) / (width * height);
+function frameShare(boxes: readonly Box[], width: number, height: number): number {
+  const sum = boxes.reduce((s, b) => s + boxArea(clampBox(b, width, height)), 0);
+  return sum < TEXTURE_SHARE * width * height ? sum / (width * height) : coveredShare(boxes, { x0: 0, y0: 0, x1: width, y1: height });
 }
 
 /**
@@ -255,7 +251,7 @@ export async function cleanPixels(source: DicomFile, deidentified: DicomFile, id
     const maskOptions = { margin: s.margin, frame: { width: d.columns, height: d.rows }, inkIn: (b: Box) => drawnInAnyFrame(frames, b) };
     let lines = read.lines;
     // What masking the lines read with low confidence would blank, margins and all.
-    const unsure = coveredShare(decideMasks(lines.filter((l) => !l.read), s.mode, matcher, maskOptions).boxes, d.columns, d.rows);
+    const unsure = frameShare(decideMasks(lines.filter((l) => !l.read), s.mode, matcher, maskOptions).boxes, d.columns, d.rows);
     if (unsure > TEXTURE_SHARE || read.unreadCandidates > 0) {
       if (!manual.length) {
         throw new DeidError(

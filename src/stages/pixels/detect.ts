@@ -207,7 +207,7 @@ export async function readText(frames: FrameSource, pool: OcrPool, opts: FindOpt
     detections += r.detections;
     possibleLines += r.possibleLines;
     recognitions += r.recognitions;
-    unreadCandidates += r.unreadCandidates ?? 0;
+    unreadCandidates += r.unreadCandidates;
   };
   if (frames.count === 1) {
     const found = await findText(frames.renders(0), () => frames.local(0), pool, opts);

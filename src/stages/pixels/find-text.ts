@@ -70,7 +70,7 @@ export interface FindResult {
   readonly possibleLines: number;
   readonly recognitions: number;
   /** Candidates left unread because the first ones read as texture, or past MAX_CANDIDATES (0: all were read). */
-  readonly unreadCandidates?: number;
+  readonly unreadCandidates: number;
 }
 
 /** Above this share of the frame the candidate regions are detected as one whole frame. */
@@ -182,7 +182,7 @@ export async function findText(global: readonly NamedRender[], local: () => Name
   const firstPass = opts.firstPass ?? 'regions';
   let regions = firstPass === 'none' ? [{ x0: 0, y0: 0, x1: W, y1: H }] : mergeBoxes(analyses.flatMap((a) => a.regions).map((b) => clampBox(grow(b, REGION_PAD), W, H)));
   const dense = analyses.some((a) => a.peak >= TEXT_PEAK);
-  if (regions.length === 0 || (firstPass === 'strict' && !dense)) return { lines: [], candidates: false, dropped: 0, regions: [], detections: 0, possibleLines: 0, recognitions: 0 };
+  if (regions.length === 0 || (firstPass === 'strict' && !dense)) return { lines: [], candidates: false, dropped: 0, regions: [], detections: 0, possibleLines: 0, recognitions: 0, unreadCandidates: 0 };
   if (regions.reduce((s, b) => s + boxArea(b), 0) > WHOLE_FRAME_SHARE * W * H) regions = [{ x0: 0, y0: 0, x1: W, y1: H }];
   const localRender = local();
   const renders = opts.renders === 'local' ? [localRender] : [...global, localRender];

@@ -14,6 +14,21 @@ export const union = (a: Box, b: Box): Box => ({ x0: Math.min(a.x0, b.x0), y0: M
 export const clampBox = (b: Box, w: number, h: number): Box => ({ x0: Math.max(0, b.x0), y0: Math.max(0, b.y0), x1: Math.min(w, b.x1), y1: Math.min(h, b.y1) });
 export const grow = (b: Box, m: number): Box => ({ x0: b.x0 - m, y0: b.y0 - m, x1: b.x1 + m, y1: b.y1 + m });
 
+/** The share of `area` that the boxes cover, their overlaps counted once. */
+export function coveredShare(boxes: readonly Box[], area: Box): number {
+  const w = area.x1 - area.x0;
+  const h = area.y1 - area.y0;
+  if (w <= 0 || h <= 0) return 1;
+  const covered = new Uint8Array(w * h);
+  for (const b of boxes) {
+    const x0 = Math.max(b.x0, area.x0) - area.x0;
+    const x1 = Math.min(b.x1, area.x1) - area.x0;
+    if (x1 <= x0) continue;
+    for (let y = Math.max(b.y0, area.y0); y < Math.min(b.y1, area.y1); y++) covered.fill(1, (y - area.y0) * w + x0, (y - area.y0) * w + x1);
+  }
+  return covered.reduce((n, v) => n + v, 0) / (w * h);
+}
+
 /** Grey-level distance (of 255) from a region's background at which a pixel counts as ink: above JPEG noise and film grain. */
 export const INK_STEP = 40;
 

@@ -9,7 +9,7 @@ import { besideOnLine, detectorScale } from './find-text.js';
 import { sharedOcrPool, type OcrPool } from './ocr-pool.js';
 import { PhiMatcher, sensitiveLine, type SensitiveKind } from './phi-boxes.js';
 import type { Gray8 } from './render.js';
-import { boxHistogram, clampBox, histogramMedian, INK_STEP, type Box } from './text-regions.js';
+import { boxHistogram, clampBox, coveredShare, histogramMedian, INK_STEP, type Box } from './text-regions.js';
 
 /**
  * Verification of cleaned pixels, fail closed. The written output is decoded again (so the check sees
@@ -101,16 +101,6 @@ function alongInk(b: Box, g: Gray8): Box {
   return { ...b, x0: Math.min(b.x0, left), x1: Math.max(b.x1, right) };
 }
 
-/** Share of a box that the masks cover. */
-function coveredBy(b: Box, masks: readonly Box[]): number {
-  const w = b.x1 - b.x0;
-  const h = b.y1 - b.y0;
-  if (w <= 0 || h <= 0) return 1;
-  let n = 0;
-  for (let y = b.y0; y < b.y1; y++) for (let x = b.x0; x < b.x1; x++) if (masks.some((m) => x >= m.x0 && x < m.x1 && y >= m.y0 && y < m.y1)) n++;
-  return n / (w * h);
-}
-
 /**
  * What verification found as text that no mask covers, to be masked by a second look:
  * - in all-text mode, every line it takes as text (read surely, or from its shape and strokes): the
@@ -123,7 +113,7 @@ function coveredBy(b: Box, masks: readonly Box[]): number {
 export function textLeftUnmasked(r: PixelVerifyReport, masks: readonly Box[], allText: boolean): Box[] {
   const lines = allText ? [...r.sureLines, ...r.unreadLines] : r.sureLines.filter(({ box }) => masks.some((m) => besideOnLine(m, box)));
   return lines
-    .filter(({ box }) => coveredBy(box, masks) < 0.9)
+    .filter(({ box }) => coveredShare(masks, box) < 0.9)
     .map(({ box }) => {
       const half = Math.ceil((box.y1 - box.y0) / 2);
       return { ...box, x0: box.x0 - half, x1: box.x1 + half };
