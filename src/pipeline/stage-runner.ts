@@ -99,12 +99,14 @@ export class StageRunner {
     if (stage === 'verify') await this.p.record(job.study, 'processed', job.hash);
     const next = nextStage(this.p.listFor(chosen.profile), stage);
     if (!next) {
-      // Exported: the object leaves the pipeline, its record durable before its original is deleted.
+      // Exported: the object leaves the pipeline, its records durable before its original is deleted.
       await this.p.opts.outcomes?.exported(job, after, chosen.profile);
-      objects.forget(job.hash);
-      await this.cleanup(job, true);
       await this.p.record(job.study, 'exported', job.hash);
       await this.note(job, { state: 'exported', identity: after.facts.identity, pixelsMasked: after.facts.pixels?.report.pixelsMasked });
+      // The original goes last, so that this job ends as it deletes it: the same object sent again and
+      // spooled after this deletion is never taken for this job, still running, and dropped as its duplicate.
+      objects.forget(job.hash);
+      await this.cleanup(job, true);
       log.info({ obj: job.hash.slice(0, 16), destinations: this.p.opts.destinations.length }, 'object exported');
       return;
     }
