@@ -370,3 +370,31 @@ describe.each(engines)('$name job queue', (engine) => {
     expect(await Promise.all(workers.map((w) => w.exited))).toEqual([0, 0]);
   });
 });
+
+describe('embedded job queue, memory lane', () => {
+  it('should deliver a non-durable job added again while it runs once more after it, and a queued one once', async () => {
+    const q = createQueue({ dir: join(tmp.path, 'memory-again', 'queue') });
+    try {
+      const seen: string[] = [];
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      q.process(STAGE, 1, async (j) => {
+        seen.push(`${j.id}:${String(j.copy)}`);
+        if (j.copy === 1) await gate;
+      });
+      await q.add(STAGE, { id: 'same', copy: 1 }, { durable: false });
+      await waitFor(() => seen.length === 1, 5000, 'the first delivery');
+      // While it runs: the same job twice more (the later add wins), and another job queued twice.
+      await q.add(STAGE, { id: 'same', copy: 2 }, { durable: false });
+      await q.add(STAGE, { id: 'same', copy: 3 }, { durable: false });
+      await q.add(STAGE, { id: 'other', copy: 1 }, { durable: false });
+      await q.add(STAGE, { id: 'other', copy: 2 }, { durable: false });
+      release();
+      await waitFor(async () => (await q.counts(STAGE)).done === 3, 5000, 'three deliveries');
+      await sleep(200);
+      expect(seen.sort()).toEqual(['other:1', 'same:1', 'same:3']);
+    } finally {
+      await q.close();
+    }
+  });
+});

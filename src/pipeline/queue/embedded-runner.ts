@@ -52,6 +52,12 @@ export class StageRunner {
   private readonly memory: Array<{ key: string; rec: JobRecord }> = [];
   private readonly memoryKeys = new Set<string>();
   private readonly memoryRunning = new Map<string, JobRecord>();
+  /**
+   * The same job added again while it runs here: delivered once more after it. Such an add may follow
+   * a change that the running delivery has passed (the same object received again, and spooled again
+   * after that delivery moved or deleted its copy), so it cannot be dropped as a duplicate.
+   */
+  private readonly memoryAgain = new Map<string, JobRecord>();
   /** Non-durable jobs not due yet (a retry's backoff), each on its timer. */
   private readonly memoryDelayed = new Map<string, { rec: JobRecord; timer: NodeJS.Timeout }>();
   private readonly onBus = (e: Omit<Entry, 'epoch'>): void => {
@@ -81,6 +87,10 @@ export class StageRunner {
 
   addMemory(key: string, rec: JobRecord): void {
     // The same (id, attempt) already waiting, running, or queued as a file is a no-op.
+    if (this.memoryRunning.has(key)) {
+      this.memoryAgain.set(key, rec);
+      return;
+    }
     if (this.memoryKeys.has(key) || this.index.has(`${key}.json`)) return;
     this.memoryKeys.add(key);
     const wait = rec.notBefore - Date.now();
@@ -110,6 +120,10 @@ export class StageRunner {
       this.memoryKeys.delete(m.key);
       if (ok) this.done++;
       else this.failed++;
+      const again = this.memoryAgain.get(m.key);
+      this.memoryAgain.delete(m.key);
+      // Queued like any other (while stopping too: stop() writes what is left in memory as files).
+      if (again) this.addMemory(m.key, { ...again, notBefore: Math.max(again.notBefore, Date.now()) });
     })();
     this.inflight.add(run);
     void run.finally(() => {
