@@ -329,7 +329,7 @@ export function renderLocalContrast(values: ArrayLike<number>, width: number, he
   const n = W * H;
   const globalSd = Math.sqrt(Math.max(0, totalSq / n - (total / n) ** 2));
   // A floor under the spread: flat areas (air, padding) would otherwise turn their noise into texture.
-  const floor = 0.05 * globalSd + 1e-6;
+  const floor = Math.max(0.05 * globalSd, NOISE_FLOOR * noiseSd(values, W, H)) + 1e-6;
   const out = new Uint8Array(n);
   for (let y = 0; y < H; y++) {
     const ya = Math.max(0, y - r);
@@ -349,6 +349,38 @@ export function renderLocalContrast(values: ArrayLike<number>, width: number, he
     }
   }
   return { width: W, height: H, data: out };
+}
+
+/**
+ * The spread floor in units of the frame's noise: a neighbourhood whose values differ by about its
+ * noise alone stays dim, where letters, drawn well above the noise, still stand out.
+ */
+const NOISE_FLOOR = 1;
+
+/**
+ * The frame's noise, robustly: the median absolute difference of horizontal neighbours (most of
+ * a frame is smooth, so edges and letters do not move it), as a standard deviation. 0 where most
+ * neighbours are equal (padding, a synthetic background): the floor then stays as it was.
+ */
+function noiseSd(values: ArrayLike<number>, W: number, H: number): number {
+  const BINS = 4096;
+  const hist = new Uint32Array(BINS);
+  let count = 0;
+  for (let y = 0; y < H; y += 2) {
+    const row = y * W;
+    for (let x = 0; x + 1 < W; x++) {
+      const d = Math.abs(values[row + x + 1] - values[row + x]);
+      hist[d >= BINS - 1 ? BINS - 1 : Math.floor(d)]++;
+      count++;
+    }
+  }
+  let seen = 0;
+  for (let b = 0; b < BINS; b++) {
+    seen += hist[b];
+    // For normal noise, the median of |difference| is 0.954 of one pixel's standard deviation.
+    if (seen * 2 >= count) return b / 0.954;
+  }
+  return 0;
 }
 
 /** One sample per pixel as numbers (monochrome stored values; luma of colour via the grey render). */
