@@ -17,6 +17,7 @@ import { maskFrame } from '../src/stages/pixels/mask.js';
 import { OcrPool } from '../src/stages/pixels/ocr-pool.js';
 import { PhiMatcher } from '../src/stages/pixels/phi-boxes.js';
 import { monochromeValues, renderGray, renderRgb } from '../src/stages/pixels/render.js';
+import type { Box } from '../src/stages/pixels/text-regions.js';
 import { verifyPixels } from '../src/stages/pixels/verify-pixels.js';
 import { corpusFile, tempDir } from './helpers/corpus.js';
 import { txt, us } from './helpers/pixels.js';
@@ -66,6 +67,20 @@ async function framePng(bytes: Uint8Array, name: string): Promise<string> {
   const p = join(tmp.path, `${name}.png`);
   writeFileSync(p, await sharp(Buffer.from(rgb.data), { raw: { width: rgb.width, height: rgb.height, channels: 3 } }).png().toBuffer());
   return p;
+}
+
+/**
+ * An output scored against the ground truth of its input's frame (`values`, `width` × `height`): the
+ * boxes masked, and what Debian's tesseract reads in input and output.
+ */
+async function scoreOutput(truth: TruthItem[], frame: { width: number; height: number; values: ArrayLike<number> }, input: Uint8Array, r: { output: Uint8Array; pixels?: { boxes?: readonly Box[] } }, name: string) {
+  return scoreImage({
+    truth,
+    ...frame,
+    boxes: r.pixels?.boxes ?? [],
+    cliIn: tesseractWords(await framePng(input, `${name}-in`)),
+    cliOut: tesseractWords(await framePng(r.output, `${name}-out`)),
+  });
 }
 
 /**
@@ -131,15 +146,7 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
     expect(r.pixelVerify?.ok).toBe(true);
     const file = readDicom(bytes);
     const img = decodePixelData(file.dataset, file.transferSyntaxUID);
-    const score = scoreImage({
-      truth,
-      width: img.desc.columns,
-      height: img.desc.rows,
-      values: monochromeValues(img.desc, img.frames[0])!,
-      boxes: r.pixels?.boxes ?? [],
-      cliIn: tesseractWords(await framePng(bytes, `${name}-in`)),
-      cliOut: tesseractWords(await framePng(r.output, `${name}-out`)),
-    });
+    const score = await scoreOutput(truth, { width: img.desc.columns, height: img.desc.rows, values: monochromeValues(img.desc, img.frames[0])! }, bytes, r, name);
     expect(score.total).toBeGreaterThanOrEqual(2);
     expect(score.missed).toEqual([]);
     expect(score.recalled).toBe(score.total);
@@ -165,15 +172,7 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
     const input = writeDicom({ ...source, dataset: enc.dataset, transferSyntaxUID: enc.transferSyntaxUID });
     const r = await processObjectAsync(input, { profile, secret: SECRET, ocrPool: pool });
     expect(r.pixelVerify?.ok).toBe(true);
-    const score = scoreImage({
-      truth,
-      width: W,
-      height: H,
-      values: quarter,
-      boxes: r.pixels?.boxes ?? [],
-      cliIn: tesseractWords(await framePng(input, 'dx-quarter-in')),
-      cliOut: tesseractWords(await framePng(r.output, 'dx-quarter-out')),
-    });
+    const score = await scoreOutput(truth, { width: W, height: H, values: quarter }, input, r, 'dx-quarter');
     expect(score.total).toBeGreaterThanOrEqual(2);
     expect(score.missed).toEqual([]);
     expect(score.tokens).toBe(0);
@@ -195,15 +194,7 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
     const input = as8BitMonochrome(source, img, frame);
     const r = await processObjectAsync(input, { profile, secret: SECRET, ocrPool: pool });
     expect(r.pixelVerify?.ok).toBe(true);
-    const score = scoreImage({
-      truth,
-      width: W,
-      height: H,
-      values: frame,
-      boxes: r.pixels?.boxes ?? [],
-      cliIn: tesseractWords(await framePng(input, 'jpeg8-in')),
-      cliOut: tesseractWords(await framePng(r.output, 'jpeg8-out')),
-    });
+    const score = await scoreOutput(truth, { width: W, height: H, values: frame }, input, r, 'jpeg8');
     expect(score.missed).toEqual([]);
     expect(score.tokens).toBe(0);
   });
