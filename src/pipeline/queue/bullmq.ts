@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { bullmq, ioredis } from '../redis-libs.js';
-import { addParams, checkConcurrency, checkJob, checkStage, queueClosed } from './common.js';
+import { AGAIN, addParams, checkConcurrency, checkJob, checkStage, queueClosed } from './common.js';
 import type { AddOptions, JobData, JobHandler, JobQueue, StageCounts, StageName } from './types.js';
 
 export interface BullMqQueueOptions {
@@ -43,6 +43,7 @@ interface StageWorker {
  *   `<id>@<attempt>` when the id is plain (`[A-Za-z0-9._-]`, up to 100 characters) and
  *   `#<sha256(id)>@<attempt>` otherwise; '#' and '@' never occur in a plain id, so the mapping is
  *   injective. BullMQ ignores an add whose id exists, which gives the port's no-op per (id, attempt).
+ *   A non-durable add of an active job goes in under the id with AGAIN appended (one state read first).
  * - Finished jobs are removed at once (removeOnComplete/removeOnFail): a retained record would make
  *   a later add of the same (id, attempt), such as a quarantine requeue, a silent no-op here while
  *   the embedded engine would deliver it.
@@ -86,11 +87,16 @@ export class BullMqQueue implements JobQueue {
     checkStage(stage);
     checkJob(job);
     const { attempt, delayMs } = addParams(opts);
-    await this.queue(stage).add(
+    const queue = this.queue(stage);
+    let jobId = bullJobId(job.id, attempt);
+    // A non-durable job that is active now is queued once more (JobQueue.add): BullMQ would ignore the add.
+    // Waiting or delayed, it starts after this add, and the add is the no-op.
+    if (opts?.durable === false && (await queue.getJobState(jobId)) === 'active') jobId = bullJobId(`${job.id}${AGAIN}`, attempt);
+    await queue.add(
       stage,
       { job, attempt },
       {
-        jobId: bullJobId(job.id, attempt),
+        jobId,
         ...(delayMs > 0 ? { delay: delayMs } : {}),
         attempts: 1,
         removeOnComplete: true,

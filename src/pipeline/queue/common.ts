@@ -24,6 +24,12 @@ export function checkConcurrency(concurrency: number): void {
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new TypeError('concurrency must be an integer >= 1');
 }
 
+/**
+ * The id suffix under which a non-durable job added while the same job is active is queued once more
+ * (the embedded file lane and BullMQ; the memory lane keeps it aside instead). See JobQueue.add.
+ */
+export const AGAIN = '.again';
+
 export const queueClosed = (): Error => new Error('the job queue is closed');
 
 export const errorCode = (e: unknown): string | undefined => (e as NodeJS.ErrnoException)?.code;

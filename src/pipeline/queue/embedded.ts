@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { link, mkdir, readFile, readdir, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DirSyncer, fsyncDir, writeFileSynced } from '../durable-fs.js';
-import { addParams, checkConcurrency, checkJob, checkStage, errorCode, queueClosed } from './common.js';
+import { AGAIN, addParams, checkConcurrency, checkJob, checkStage, errorCode, queueClosed } from './common.js';
 import { BUS, countJson, jobKey, type JobRecord, type StageDirs } from './embedded-files.js';
 import { StageRunner, type RunnerHost } from './embedded-runner.js';
 import { Liveness } from './liveness.js';
@@ -168,13 +168,21 @@ export class EmbeddedQueue implements JobQueue, RunnerHost {
     return dirs;
   }
 
-  /** @internal Writes a ready file durably unless that (id, attempt) is already ready or active. */
-  async enqueue(stage: StageName, job: JobData, attempt: number, enqueuedAt: number, notBefore: number, durable = true): Promise<void> {
+  /**
+   * @internal Writes a ready file durably unless that (id, attempt) is already ready or active. A
+   * non-durable job that is active is queued once more under a name of its own (`again`), as the memory
+   * lane does (embedded-runner.ts): it may be the same object received again, after the active delivery
+   * moved or deleted its copy.
+   */
+  async enqueue(stage: StageName, job: JobData, attempt: number, enqueuedAt: number, notBefore: number, durable = true, again = false): Promise<void> {
     const d = await this.stageDirs(stage);
-    const key = jobKey(job.id, attempt);
+    const key = jobKey(again ? `${job.id}${AGAIN}` : job.id, attempt);
     const name = `${key}.json`;
     // A claim renames the file out of ready/, so a duplicate may be sitting in active/ instead.
-    if ((await readdir(d.active)).some((n) => n.startsWith(`${key}~`))) return;
+    if ((await readdir(d.active)).some((n) => n.startsWith(`${key}~`))) {
+      if (!durable && !again) await this.enqueue(stage, job, attempt, enqueuedAt, notBefore, durable, true);
+      return;
+    }
     const record: JobRecord = { v: 1, job, attempt, enqueuedAt, notBefore, seq: ++this.addSeq };
     const tmp = join(d.tmp, `${key}~${process.pid}~${randomBytes(4).toString('hex')}.tmp`);
     const bytes = Buffer.from(JSON.stringify(record));

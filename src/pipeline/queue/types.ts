@@ -45,9 +45,10 @@ export interface JobQueue {
    * Adds a job durably (it survives a crash once the promise resolves). Adding a job whose id is
    * already queued or active in that stage with the same attempt is a no-op; a retry re-added from
    * inside its handler (attempt + 1) is therefore queued. A finished job can be added again. One
-   * exception: a non-durable job added while the same job runs in the embedded engine's memory lane
-   * is delivered once more after it (see embedded-runner.ts), since the pipeline adds such jobs for
-   * an object received again while its first copy is still on its way.
+   * exception: a non-durable job added while the same job is active is delivered once more, after it
+   * (or, in another process, at worst beside it), since the pipeline adds such jobs for an object
+   * received again while its first copy is still on its way, whose delivery may already have moved or
+   * deleted the copy the new one spooled again.
    */
   add(stage: StageName, job: JobData, opts?: AddOptions): Promise<void>;
   /**
