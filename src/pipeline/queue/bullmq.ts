@@ -43,7 +43,8 @@ interface StageWorker {
  *   `<id>@<attempt>` when the id is plain (`[A-Za-z0-9._-]`, up to 100 characters) and
  *   `#<sha256(id)>@<attempt>` otherwise; '#' and '@' never occur in a plain id, so the mapping is
  *   injective. BullMQ ignores an add whose id exists, which gives the port's no-op per (id, attempt).
- *   A non-durable add of an active job goes in under the id with AGAIN appended (one state read first).
+ *   A non-durable add of an active job goes in under the id with AGAIN appended (one LPOS on the
+ *   stage's active list first: a single command, where getJobState runs a script over every state).
  * - Finished jobs are removed at once (removeOnComplete/removeOnFail): a retained record would make
  *   a later add of the same (id, attempt), such as a quarantine requeue, a silent no-op here while
  *   the embedded engine would deliver it.
@@ -91,7 +92,7 @@ export class BullMqQueue implements JobQueue {
     let jobId = bullJobId(job.id, attempt);
     // A non-durable job that is active now is queued once more (JobQueue.add): BullMQ would ignore the add.
     // Waiting or delayed, it starts after this add, and the add is the no-op.
-    if (opts?.durable === false && (await queue.getJobState(jobId)) === 'active') jobId = bullJobId(`${job.id}${AGAIN}`, attempt);
+    if (opts?.durable === false && (await this.connection.lpos(queue.toKey('active'), jobId)) !== null) jobId = bullJobId(`${job.id}${AGAIN}`, attempt);
     await queue.add(
       stage,
       { job, attempt },
