@@ -86,7 +86,7 @@ export class StageRunner {
   }
 
   addMemory(key: string, rec: JobRecord): void {
-    // The same (id, attempt) already waiting, running, or queued as a file is a no-op.
+    // The same (id, attempt) already waiting or queued as a file is a no-op; running, it is kept aside (memoryAgain).
     if (this.memoryRunning.has(key)) {
       this.memoryAgain.set(key, rec);
       return;
