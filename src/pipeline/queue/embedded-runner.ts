@@ -123,7 +123,7 @@ export class StageRunner {
       const again = this.memoryAgain.get(m.key);
       this.memoryAgain.delete(m.key);
       // Queued like any other (while stopping too: stop() writes what is left in memory as files).
-      if (again) this.addMemory(m.key, { ...again, notBefore: Math.max(again.notBefore, Date.now()) });
+      if (again) this.addMemory(m.key, again);
     })();
     this.inflight.add(run);
     void run.finally(() => {

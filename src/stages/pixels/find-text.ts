@@ -169,7 +169,10 @@ function turned(g: Gray8, b: Box, clockwise: boolean): Gray8 {
 const membersBox = (c: Candidate): Box =>
   c.members.reduce((u, m) => ({ x0: Math.min(u.x0, m.x0), y0: Math.min(u.y0, m.y0), x1: Math.max(u.x1, m.x1), y1: Math.max(u.y1, m.y1) }), { x0: Infinity, y0: Infinity, x1: -Infinity, y1: -Infinity });
 
-const alnumCount = (s: string) => (s.match(/[\p{L}\p{N}]/gu) ?? []).length;
+export const alnumCount = (s: string): number => (s.match(/[\p{L}\p{N}]/gu) ?? []).length;
+
+/** Letters or digits that make a confident reading sure text: not texture, not a speck. */
+export const SURE_LETTERS = 3;
 
 /**
  * `global` are the renders the stroke gate looks at (the stored range first); `local` gives the
@@ -304,7 +307,7 @@ async function readWithinBudget(candidates: Candidate[], columns: number, render
   if (candidates.length + columns <= READ_WHOLE) return { candidates, readings: await read(candidates), texture: false };
   const first = candidates.slice(0, READ_FIRST);
   const readings = await read(first);
-  const sure = readings.filter((r) => alnumCount(r.text) >= 3 && r.confidence >= minConfidence).length;
+  const sure = readings.filter((r) => alnumCount(r.text) >= SURE_LETTERS && r.confidence >= minConfidence).length;
   if (candidates.length + columns > MAX_CANDIDATES || sure < TEXT_SHARE * first.length) return { candidates: first, readings, texture: true };
   return { candidates, readings: readings.concat(await read(candidates.slice(READ_FIRST))), texture: false };
 }

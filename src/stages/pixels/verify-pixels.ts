@@ -5,7 +5,7 @@ import { DeidError } from '../../errors.js';
 import type { Identifier } from '../identifiers.js';
 import { frameSource, paletteOf, voiWindowOf } from './clean-pixels.js';
 import { readText } from './detect.js';
-import { besideOnLine, detectorScale } from './find-text.js';
+import { alnumCount, besideOnLine, detectorScale, SURE_LETTERS } from './find-text.js';
 import { sharedOcrPool, type OcrPool } from './ocr-pool.js';
 import { PhiMatcher, sensitiveLine, type SensitiveKind } from './phi-boxes.js';
 import type { Gray8 } from './render.js';
@@ -70,7 +70,7 @@ export async function verifyPixels(output: DicomFile, identifiers: readonly Iden
     if (kind) leaks.push({ frame, box: line.box, kind });
   }
   const taken = ({ frame, line }: { frame: number; line: { box: Box } }) => ({ frame, box: alongInk(line.box, frames.gray(frame)) });
-  const sureLines = read.perFrame.filter(({ line }) => line.read && (line.text.match(/[\p{L}\p{N}]/gu) ?? []).length >= 3).map(taken);
+  const sureLines = read.perFrame.filter(({ line }) => line.read && alnumCount(line.text) >= SURE_LETTERS).map(taken);
   const unreadLines = read.perFrame.filter(({ line }) => !line.read).map(taken);
   return { ok: leaks.length === 0, linesRead: read.lines.length, sureLines, unreadLines, recognitions: read.recognitions, leaks };
 }
