@@ -43,9 +43,13 @@ afterAll(async () => {
 });
 
 const TCIA = 'tcia-burned-in';
+/** A TCIA image: its bytes, ground truth, data set and decoded pixels. */
 const tcia = (name: string) => {
   const path = corpusFile(`${TCIA}/${name}.dcm`);
-  return { path, bytes: readFileSync(path), truth: JSON.parse(readFileSync(path.replace(/\.dcm$/, '.json'), 'utf8')).annotation as TruthItem[] };
+  const bytes = readFileSync(path);
+  const source = readDicom(bytes);
+  const img = decodePixelData(source.dataset, source.transferSyntaxUID);
+  return { path, bytes, source, img, truth: JSON.parse(readFileSync(path.replace(/\.dcm$/, '.json'), 'utf8')).annotation as TruthItem[] };
 };
 const CT_DARK_ON_TEXTURE = '3209648408_09-23-1999-CT_UROGRAM-31798_3_000000-PARENCHYMAL_PHASE_Sep1999-95798_1-042';
 const MR_SMALL_TEXT = '8732322741_01-05-2008-MRI_PROSTATE_W_WO_CONTRAST-39318_4_000000-t2spcrstaxial_oblProstate-50358_1-04';
@@ -140,12 +144,10 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
     ['a CT whose birth date is drawn white over saturated bone, with only its last digit showing where the bone ends', CT_DOB_IN_BONE],
     ['a CT whose study date starts over a saturated rib, the tops of its first digits showing above the rib', CT_DATE_ON_RIB],
   ])('should mask every PHI box of %s whole, so that Debian tesseract reads none of its values', async (_, name) => {
-    const { bytes, truth } = tcia(name);
+    const { bytes, truth, img } = tcia(name);
     const r = await processObjectAsync(bytes, { profile, secret: SECRET, ocrPool: pool });
     expect(r.pixels?.action).toBe('cleaned');
     expect(r.pixelVerify?.ok).toBe(true);
-    const file = readDicom(bytes);
-    const img = decodePixelData(file.dataset, file.transferSyntaxUID);
     const score = await scoreOutput(truth, { width: img.desc.columns, height: img.desc.rows, values: monochromeValues(img.desc, img.frames[0])! }, bytes, r, name);
     expect(score.total).toBeGreaterThanOrEqual(2);
     expect(score.missed).toEqual([]);
@@ -158,9 +160,7 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
     // where the noise is all there is, made the local-contrast render a field of strokes, and its
     // low-confidence readings covered more than 6% of a frame this small (DEID_ERR_PIXEL_TEXTURE).
     const name = '339833062_07-05-2001-19638_3001578_000000-60758_1-6';
-    const { bytes, truth } = tcia(name);
-    const source = readDicom(bytes);
-    const img = decodePixelData(source.dataset, source.transferSyntaxUID);
+    const { truth, source, img } = tcia(name);
     const { rows, columns } = img.desc;
     const [W, H] = [columns >> 1, rows >> 1];
     expect(img.desc.bitsAllocated).toBe(16);
@@ -184,9 +184,7 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
     // The CT as a screen capture or teaching file keeps it: 8 bits, through JPEG. "…and Aguilar" is
     // read and masked, and "Community Hos", dark on grey anatomy beside it, is found by no render the
     // cleaner reads; verification's other scale reads it, and its second look masks it.
-    const { bytes, truth } = tcia(CT_DARK_ON_TEXTURE);
-    const source = readDicom(bytes);
-    const img = decodePixelData(source.dataset, source.transferSyntaxUID);
+    const { truth, source, img } = tcia(CT_DARK_ON_TEXTURE);
     const { rows: H, columns: W } = img.desc;
     const gray = renderGray(img.desc, img.frames[0]);
     const jpeg = await sharp(Buffer.from(gray.data), { raw: { width: W, height: H, channels: 1 } }).jpeg({ quality: 80 }).toBuffer();
@@ -306,9 +304,7 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
   it('should mask the value beside its label on a small-text MR exported as 8-bit JPEG baseline by DCMTK, where the detector boxes the blurred value a few rows high', async () => {
     // What a viewer shows, saved as 8-bit MONOCHROME2 and compressed by dcmcjpeg at quality 75, as a
     // teaching file or a screen export carries it.
-    const { bytes, truth } = tcia(MR_SMALL_JPEG);
-    const source = readDicom(bytes);
-    const img = decodePixelData(source.dataset, source.transferSyntaxUID);
+    const { truth, source, img } = tcia(MR_SMALL_JPEG);
     const { rows: H, columns: W } = img.desc;
     const rgb = renderRgb(img.desc, img.frames[0]);
     const gray = Uint8Array.from({ length: W * H }, (_, i) => rgb.data[i * 3]);
@@ -327,8 +323,7 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
   });
 
   it('should let verification read the text of the original MR, and find it again where masking left half of each line', async () => {
-    const { bytes } = tcia(MR_SMALL_TEXT);
-    const source = readDicom(bytes);
+    const { bytes, source, img } = tcia(MR_SMALL_TEXT);
     const ids = collectIdentifiers(source.dataset);
     // The original, as if nothing had been masked: the reader that checks outputs finds the name, ID and dates.
     const original = await verifyPixels(source, ids, { pool });
@@ -338,7 +333,6 @@ describe('burned-in PHI on real clinical images (tcia-burned-in)', () => {
     const r = await processObjectAsync(bytes, { profile, secret: SECRET, ocrPool: pool });
     expect(r.pixelVerify?.ok).toBe(true);
     // Half of every masked line put back (the values on the right): verification finds them.
-    const img = decodePixelData(source.dataset, source.transferSyntaxUID);
     const left = (r.pixels?.boxes ?? []).map((b) => ({ ...b, x1: b.x0 + Math.floor((b.x1 - b.x0) / 2) }));
     for (const f of img.frames) maskFrame(f, img.desc, { boxes: left });
     const enc = encodePixelData(source.dataset, img, TS.ExplicitLE);
@@ -353,8 +347,7 @@ describe('images without text, and the fail-closed default', () => {
     // 320 × 320 pixels of a real radiograph's noisy background, at its own pixel size: the detector
     // enlarges a frame this small, and reads the enlarged noise as a page of unreadable lines (a
     // quarter of it was blanked before).
-    const source = readDicom(tcia(DX_NOISY).bytes);
-    const img = decodePixelData(source.dataset, source.transferSyntaxUID);
+    const { source, img } = tcia(DX_NOISY);
     const bpp = img.desc.bitsAllocated / 8;
     const [left, top, size] = [100, 300, 320];
     const crop = new Uint8Array(size * size * bpp);
@@ -376,8 +369,7 @@ describe('images without text, and the fail-closed default', () => {
     // The real radiograph's 800 × 800 frame enlarged twice (bilinear), as a noisier acquisition at a
     // higher resolution: its noise becomes blobs that the detector takes for thousands of lines. All of
     // them were read before (half a minute of CPU), to be quarantined as texture anyway.
-    const source = readDicom(tcia(DX_NOISY).bytes);
-    const img = decodePixelData(source.dataset, source.transferSyntaxUID);
+    const { source, img } = tcia(DX_NOISY);
     const { rows, columns } = img.desc;
     const values = monochromeValues(img.desc, img.frames[0])!;
     const [W, H] = [2 * columns, 2 * rows];
